@@ -1,0 +1,45 @@
+namespace Pictor.Engine.Kernels;
+
+/// <summary>
+/// Scaled dot-product attention for one (batch, head) problem: S = scale Q K^T, masked, P = softmax(S), O = P V.
+/// Q [Tq, D], K [Tk, D], V [Tk, Dv], P [Tq, Tk], O [Tq, Dv]. Backward (docs/derivations/attention.md):
+/// dV = P^T dO;  dP = dO V^T;  dS = P * (dP - rowsum(dP * P));  dQ = scale dS K;  dK = scale dS^T Q.
+/// </summary>
+internal static class Attention
+{
+    /// <summary>Causal masking is aligned to the end: query i sees keys j &lt;= i + (Tk - Tq), which equals j &lt;= i
+    /// when Tq = Tk and lets a KV-cached query (Tq = 1) see the whole prefix.</summary>
+    public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int tq, int tk, int d, int dv,
+                               float scale, bool causal, ReadOnlySpan<bool> keyPad, Span<float> p, Span<float> o)
+    {
+        Gemm.SgemmSerial(false, true, tq, tk, d, scale, q, d, k, d, 0f, p, tk);     // S = scale Q K^T
+        int shift = tk - tq;
+        for (int i = 0; i < tq; i++)
+        {
+            var row = p.Slice(i * tk, tk);
+            if (causal) for (int j = Math.Max(0, i + shift + 1); j < tk; j++) row[j] = float.NegativeInfinity;
+            if (!keyPad.IsEmpty) for (int j = 0; j < tk; j++) if (keyPad[j]) row[j] = float.NegativeInfinity;
+            Ops.SoftmaxRow(row, row, log: false);                                     // fully masked row -> zeros
+        }
+        Gemm.SgemmSerial(false, false, tq, dv, tk, 1f, p, tk, v, dv, 0f, o, dv);    // O = P V
+    }
+
+    /// <summary>Accumulates dQ, dK, dV (+=). <paramref name="scratch"/> holds Tq*Tk floats.</summary>
+    public static void Backward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> p,
+                                ReadOnlySpan<float> dO, int tq, int tk, int d, int dv, float scale,
+                                Span<float> scratch, Span<float> dQ, Span<float> dK, Span<float> dV)
+    {
+        if (!dV.IsEmpty) Gemm.SgemmSerial(true, false, tk, dv, tq, 1f, p, tk, dO, dv, 1f, dV, dv);     // dV += P^T dO
+        if (dQ.IsEmpty && dK.IsEmpty) return;
+        var ds = scratch.Slice(0, tq * tk);
+        Gemm.SgemmSerial(false, true, tq, tk, dv, 1f, dO, dv, v, dv, 0f, ds, tk);                   // dP = dO V^T
+        for (int i = 0; i < tq; i++)
+        {
+            var pr = p.Slice(i * tk, tk); var dr = ds.Slice(i * tk, tk);
+            float dot = System.Numerics.Tensors.TensorPrimitives.Dot(pr, dr);
+            for (int j = 0; j < tk; j++) dr[j] = pr[j] * (dr[j] - dot);                             // dS
+        }
+        if (!dQ.IsEmpty) Gemm.SgemmSerial(false, false, tq, d, tk, scale, ds, tk, k, d, 1f, dQ, d);  // dQ += scale dS K
+        if (!dK.IsEmpty) Gemm.SgemmSerial(true, false, tk, d, tq, scale, ds, tk, q, d, 1f, dK, d);   // dK += scale dS^T Q
+    }
+}

@@ -1,0 +1,127 @@
+namespace Pictor.Engine.Kernels;
+
+public enum GemmBackend
+{
+    /// <summary>Triple loop, the oracle for the others (llm.c keeps its naive matmul the same way).</summary>
+    Reference,
+    /// <summary>Managed, cache-blocked, packed, Vector512/Vector256 micro-kernel.</summary>
+    Simd,
+    /// <summary>cblas_sgemm from libopenblas through P/Invoke.</summary>
+    OpenBlas,
+}
+
+/// <summary>
+/// The single GEMM entry point, row-major: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, where op(X) is X or
+/// X^T. Chooses OpenBLAS when it loads, otherwise the managed SIMD kernel; PICTOR_GEMM=reference|simd|openblas
+/// overrides. Every backend splits work by fixed blocks of C, each summed in one fixed K order, so results are
+/// bit-identical run to run for a given backend and thread count.
+/// </summary>
+public static class Gemm
+{
+    private static GemmBackend? backend;
+
+    /// <summary>The backend in use (settable, e.g. by tests and benchmarks).</summary>
+    public static GemmBackend Backend
+    {
+        get => backend ??= DefaultBackend();
+        set
+        {
+            if (value == GemmBackend.OpenBlas && !OpenBlas.IsAvailable)
+                Throw.InvalidOperation($"OpenBLAS is not available ({OpenBlas.LoadError}); install it with 'apt-get install libopenblas0-pthread' or use GemmBackend.Simd");
+            backend = value;
+        }
+    }
+
+    private static GemmBackend DefaultBackend()
+    {
+        var env = Environment.GetEnvironmentVariable("PICTOR_GEMM")?.Trim().ToLowerInvariant();
+        switch (env)
+        {
+            case null or "": return OpenBlas.IsAvailable ? GemmBackend.OpenBlas : GemmBackend.Simd;
+            case "reference": return GemmBackend.Reference;
+            case "simd" or "managed": return GemmBackend.Simd;
+            case "openblas":
+                if (!OpenBlas.IsAvailable) Throw.InvalidOperation($"PICTOR_GEMM=openblas but OpenBLAS did not load ({OpenBlas.LoadError}); install libopenblas0-pthread or unset PICTOR_GEMM");
+                return GemmBackend.OpenBlas;
+            default:
+                return Throw.Argument<GemmBackend>($"PICTOR_GEMM='{env}' is not a GEMM backend; use reference, simd or openblas");
+        }
+    }
+
+    /// <summary>C = alpha op(A) op(B) + beta C. lda/ldb/ldc are the row strides of A, B, C as stored.</summary>
+    public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
+                             ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+                             float beta, Span<float> c, int ldc)
+        => Sgemm(Backend, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+
+    public static void Sgemm(GemmBackend which, bool transA, bool transB, int m, int n, int k, float alpha,
+                             ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+                             float beta, Span<float> c, int ldc)
+    {
+        Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
+        if (m == 0 || n == 0) return;
+        switch (which)
+        {
+            case GemmBackend.Reference: ReferenceGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+            case GemmBackend.Simd: SimdGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+            default: OpenBlas.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+        }
+    }
+
+    /// <summary>GEMM on the calling thread only (for kernels that parallelise over independent problems, such as
+    /// attention heads). Uses the managed kernel unless the reference backend is selected.</summary>
+    public static void SgemmSerial(bool transA, bool transB, int m, int n, int k, float alpha,
+                                   ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+                                   float beta, Span<float> c, int ldc)
+    {
+        Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
+        if (m == 0 || n == 0) return;
+        if (Backend == GemmBackend.Reference) ReferenceGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else SimdGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, serial: true);
+    }
+
+    private static void Validate(bool transA, bool transB, int m, int n, int k, int aLen, int lda, int bLen, int ldb, int cLen, int ldc)
+    {
+        if (m < 0 || n < 0 || k < 0) Throw.Argument($"GEMM sizes must be >= 0 (M={m}, N={n}, K={k})");
+        int aRows = transA ? k : m, aCols = transA ? m : k;
+        int bRows = transB ? n : k, bCols = transB ? k : n;
+        if (lda < Math.Max(1, aCols) || ldb < Math.Max(1, bCols) || ldc < Math.Max(1, n))
+            Throw.Argument($"GEMM leading dimensions too small: lda={lda} (need >= {aCols}), ldb={ldb} (need >= {bCols}), ldc={ldc} (need >= {n})");
+        if (aRows > 0 && aCols > 0 && (long)(aRows - 1) * lda + aCols > aLen) Throw.Argument($"GEMM: A has {aLen} elements, op needs {aRows}x{aCols} with lda {lda}");
+        if (bRows > 0 && bCols > 0 && (long)(bRows - 1) * ldb + bCols > bLen) Throw.Argument($"GEMM: B has {bLen} elements, op needs {bRows}x{bCols} with ldb {ldb}");
+        if (m > 0 && n > 0 && (long)(m - 1) * ldc + n > cLen) Throw.Argument($"GEMM: C has {cLen} elements, needs {m}x{n} with ldc {ldc}");
+    }
+}
+
+/// <summary>The number of threads kernels use (PICTOR_THREADS, default: all cores).</summary>
+public static class Parallelism
+{
+    private static int threads = Initial();
+
+    private static int Initial()
+    {
+        var env = Environment.GetEnvironmentVariable("PICTOR_THREADS");
+        if (int.TryParse(env, out int t) && t > 0) return t;
+        return Environment.ProcessorCount;
+    }
+
+    public static int Threads
+    {
+        get => threads;
+        set
+        {
+            if (value < 1) Throw.Argument($"thread count must be >= 1, got {value}");
+            threads = value;
+            OpenBlas.SetThreads(value);
+        }
+    }
+
+    /// <summary>Runs body(i) for i in [0, count) on up to <see cref="Threads"/> threads. Each index is one fixed
+    /// unit of work, so which thread runs it never changes the result.</summary>
+    public static void For(int count, Action<int> body)
+    {
+        if (count <= 0) return;
+        if (threads == 1 || count == 1) { for (int i = 0; i < count; i++) body(i); return; }
+        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
+    }
+}

@@ -1,0 +1,63 @@
+using System.Runtime.InteropServices;
+
+namespace Pictor.Engine.Kernels;
+
+/// <summary>cblas_sgemm from OpenBLAS, loaded at run time so Pictor still runs (on the managed kernel) without it.</summary>
+internal static unsafe class OpenBlas
+{
+    private const int RowMajor = 101, NoTrans = 111, Trans = 112;
+
+    private static readonly delegate* unmanaged[Cdecl]<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void> sgemm;
+    private static readonly delegate* unmanaged[Cdecl]<int, void> setThreads;
+
+    public static bool IsAvailable { get; }
+    public static string LoadError { get; } = "";
+    public static string? LibraryPath { get; }
+
+    static OpenBlas()
+    {
+        string[] candidates =
+        [
+            Environment.GetEnvironmentVariable("PICTOR_OPENBLAS") ?? "",
+            "libopenblas.so.0",
+            "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
+            "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+            "libopenblas.so",
+            "libopenblas.dylib",
+            "libopenblas.dll",
+        ];
+        foreach (var name in candidates)
+        {
+            if (name.Length == 0) continue;
+            if (!NativeLibrary.TryLoad(name, out var handle)) continue;
+            if (!NativeLibrary.TryGetExport(handle, "cblas_sgemm", out var f)) continue;
+            sgemm = (delegate* unmanaged[Cdecl]<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void>)f;
+            if (NativeLibrary.TryGetExport(handle, "openblas_set_num_threads", out var st))
+                setThreads = (delegate* unmanaged[Cdecl]<int, void>)st;
+            IsAvailable = true;
+            LibraryPath = name;
+            SetThreads(Parallelism.Threads);
+            return;
+        }
+        LoadError = "libopenblas.so.0 not found";
+    }
+
+    public static void SetThreads(int n)
+    {
+        if (setThreads != null) setThreads(n);
+    }
+
+    public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
+                             ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+                             float beta, Span<float> c, int ldc)
+    {
+        if (!IsAvailable) Throw.InvalidOperation($"OpenBLAS is not available ({LoadError})");
+        if (k == 0)
+        {   // BLAS leaves C untouched for K = 0 only when beta = 1; be explicit.
+            for (int i = 0; i < m; i++) { var row = c.Slice(i * ldc, n); if (beta == 0f) row.Clear(); else System.Numerics.Tensors.TensorPrimitives.Multiply(row, beta, row); }
+            return;
+        }
+        fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
+            sgemm(RowMajor, transA ? Trans : NoTrans, transB ? Trans : NoTrans, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+    }
+}

@@ -1,0 +1,154 @@
+using System.Numerics.Tensors;
+using Pictor.Engine.Kernels;
+
+namespace Pictor.Engine;
+
+// Dimension legend: B batch, C input channels, O output channels, G groups, H/W input size, OH/OW output size,
+// KH/KW kernel size, Cg = C/G, Og = O/G.
+public static partial class Ops
+{
+    /// <summary>
+    /// 2-D convolution (cross-correlation, as PyTorch): x [B, C, H, W], weight [O, C/G, KH, KW], bias [O] -> [B, O, OH, OW]
+    /// with OH = (H + 2 pad - KH) / stride + 1. Each image and group is one GEMM over im2col columns; a 1x1 stride-1
+    /// convolution reads the input directly.
+    /// </summary>
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, int padding = 0, int groups = 1)
+    {
+        if (x.Rank != 4) Throw.Argument($"conv2d input must be [B, C, H, W], got {Shape.Format(x.Shape)}");
+        if (weight.Rank != 4) Throw.Argument($"conv2d weight must be [O, C/groups, KH, KW], got {Shape.Format(weight.Shape)}");
+        if (stride < 1 || padding < 0 || groups < 1) Throw.Argument($"conv2d needs stride >= 1, padding >= 0, groups >= 1 (got {stride}, {padding}, {groups})");
+        int b = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
+        int o = weight.Shape[0], kh = weight.Shape[2], kw = weight.Shape[3];
+        if (c % groups != 0 || o % groups != 0) Throw.Argument($"conv2d: channels in ({c}) and out ({o}) must both divide by groups ({groups})");
+        int cg = c / groups, og = o / groups;
+        if (weight.Shape[1] != cg) Throw.Argument($"conv2d: weight {Shape.Format(weight.Shape)} expects {weight.Shape[1] * groups} input channels, input has {c}");
+        if (bias != null && (bias.Rank != 1 || bias.Shape[0] != o)) Throw.Argument($"conv2d bias must be [{o}], got {Shape.Format(bias.Shape)}");
+        int oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1;
+        if (h + 2 * padding < kh || w + 2 * padding < kw) Throw.Argument($"conv2d: kernel {kh}x{kw} is larger than the padded input {h + 2 * padding}x{w + 2 * padding}");
+
+        var X = Contiguous(x); var Wt = Contiguous(weight);
+        var y = Tensor.Empty(b, o, oh, ow);
+        int ohw = oh * ow, ckk = cg * kh * kw;
+        bool direct = kh == 1 && kw == 1 && stride == 1 && padding == 0;
+        var col = direct ? null : Tensor.Empty(ckk, ohw);
+        var xs = X.Span; var ws = Wt.Span; var ys = y.Span;
+        for (int bi = 0; bi < b; bi++)
+            for (int g = 0; g < groups; g++)
+            {
+                var xg = xs.Slice((bi * c + g * cg) * h * w, cg * h * w);
+                ReadOnlySpan<float> colSpan = xg;
+                if (!direct) { Im2Col.Forward(xg, cg, h, w, kh, kw, stride, padding, oh, ow, col!.Span); colSpan = col.Span; }
+                // y[b, g] (Og x OHW) = W_g (Og x Cg*KH*KW) . col (Cg*KH*KW x OHW)
+                Gemm.Sgemm(false, false, og, ohw, ckk, 1f, ws.Slice(g * og * ckk), ckk, colSpan, ohw, 0f, ys.Slice((bi * o + g * og) * ohw, og * ohw), ohw);
+            }
+        if (bias != null)
+        {
+            var bs = bias.IsContiguous ? bias.Span : bias.ToArray();
+            for (int bi = 0; bi < b; bi++)
+                for (int oc = 0; oc < o; oc++) { var row = ys.Slice((bi * o + oc) * ohw, ohw); TensorPrimitives.Add(row, bs[oc], row); }
+        }
+        if (!Autograd.Needs([x, weight, bias])) return y;
+        Tensor[] inputs = bias == null ? [X, Wt] : [X, Wt, bias];
+        return Autograd.Record(y, "Conv2d", inputs, dY =>
+        {
+            var D = dY.Span;
+            var xs2 = X.Span; var ws2 = Wt.Span;
+            var dcol = X.RequiresGrad && !direct ? Tensor.Empty(ckk, ohw) : null;
+            var colB = Wt.RequiresGrad && !direct ? Tensor.Empty(ckk, ohw) : null;
+            for (int bi = 0; bi < b; bi++)
+                for (int g = 0; g < groups; g++)
+                {
+                    var dYg = D.Slice((bi * o + g * og) * ohw, og * ohw);
+                    var xg = xs2.Slice((bi * c + g * cg) * h * w, cg * h * w);
+                    if (Wt.RequiresGrad)
+                    {
+                        // dW_g += dY_g (Og x OHW) . col^T (OHW x CKK)
+                        ReadOnlySpan<float> cs = xg;
+                        if (!direct) { Im2Col.Forward(xg, cg, h, w, kh, kw, stride, padding, oh, ow, colB!.Span); cs = colB.Span; }
+                        Gemm.Sgemm(false, true, og, ckk, ohw, 1f, dYg, ohw, cs, ohw, 1f, Autograd.GradBuffer(Wt).Span.Slice(g * og * ckk, og * ckk), ckk);
+                    }
+                    if (X.RequiresGrad)
+                    {
+                        // dcol = W_g^T (CKK x Og) . dY_g (Og x OHW); dX += col2im(dcol)
+                        var dXg = Autograd.GradBuffer(X).Span.Slice((bi * c + g * cg) * h * w, cg * h * w);
+                        if (direct) Gemm.Sgemm(true, false, ckk, ohw, og, 1f, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 1f, dXg, ohw);
+                        else
+                        {
+                            Gemm.Sgemm(true, false, ckk, ohw, og, 1f, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 0f, dcol!.Span, ohw);
+                            Im2Col.Backward(dcol.Span, cg, h, w, kh, kw, stride, padding, oh, ow, dXg);
+                        }
+                    }
+                }
+            if (bias != null && bias.RequiresGrad)
+            {
+                var db = Autograd.GradBuffer(bias).Span;   // db[o] += sum over b, oh, ow of dY
+                for (int bi = 0; bi < b; bi++)
+                    for (int oc = 0; oc < o; oc++) db[oc] += TensorPrimitives.Sum(D.Slice((bi * o + oc) * ohw, ohw));
+            }
+        });
+    }
+
+    /// <summary>Nearest-neighbour upsampling by an integer factor: [B, C, H, W] -> [B, C, sH, sW].</summary>
+    public static Tensor UpsampleNearest(Tensor x, int scale = 2)
+    {
+        if (x.Rank != 4) Throw.Argument($"upsample input must be [B, C, H, W], got {Shape.Format(x.Shape)}");
+        if (scale < 1) Throw.Argument($"upsample scale must be >= 1, got {scale}");
+        var X = Contiguous(x);
+        int bc = x.Shape[0] * x.Shape[1], h = x.Shape[2], w = x.Shape[3], H = h * scale, W = w * scale;
+        var y = Tensor.Empty(x.Shape[0], x.Shape[1], H, W);
+        var xs = X.Span; var ys = y.Span;
+        for (int p = 0; p < bc; p++)
+            for (int i = 0; i < H; i++)
+            {
+                var src = xs.Slice((p * h + i / scale) * w, w);
+                var dst = ys.Slice((p * H + i) * W, W);
+                for (int j = 0; j < W; j++) dst[j] = src[j / scale];
+            }
+        if (!Autograd.Needs(x)) return y;
+        return Autograd.Record(y, "UpsampleNearest", [X], dY =>
+        {
+            var dX = Autograd.GradBuffer(X).Span; var D = dY.Span;   // dX[i, j] += sum of dY over its s x s block
+            for (int p = 0; p < bc; p++)
+                for (int i = 0; i < H; i++)
+                {
+                    var dst = dX.Slice((p * h + i / scale) * w, w);
+                    var src = D.Slice((p * H + i) * W, W);
+                    for (int j = 0; j < W; j++) dst[j / scale] += src[j];
+                }
+        });
+    }
+
+    /// <summary>Average pooling with a k x k window and stride k (no padding): [B, C, H, W] -> [B, C, H/k, W/k].</summary>
+    public static Tensor AvgPool2d(Tensor x, int kernel)
+    {
+        if (x.Rank != 4) Throw.Argument($"avgpool input must be [B, C, H, W], got {Shape.Format(x.Shape)}");
+        if (kernel < 1 || x.Shape[2] < kernel || x.Shape[3] < kernel) Throw.Argument($"avgpool kernel {kernel} does not fit input {Shape.Format(x.Shape)}");
+        var X = Contiguous(x);
+        int bc = x.Shape[0] * x.Shape[1], h = x.Shape[2], w = x.Shape[3], oh = h / kernel, ow = w / kernel;
+        var y = Tensor.Empty(x.Shape[0], x.Shape[1], oh, ow);
+        var xs = X.Span; var ys = y.Span;
+        float inv = 1f / (kernel * kernel);
+        for (int p = 0; p < bc; p++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                {
+                    float s = 0;
+                    for (int u = 0; u < kernel; u++)
+                        for (int v = 0; v < kernel; v++) s += xs[(p * h + i * kernel + u) * w + j * kernel + v];
+                    ys[(p * oh + i) * ow + j] = s * inv;
+                }
+        if (!Autograd.Needs(x)) return y;
+        return Autograd.Record(y, "AvgPool2d", [X], dY =>
+        {
+            var dX = Autograd.GradBuffer(X).Span; var D = dY.Span;   // each input in a window gets dY / k^2
+            for (int p = 0; p < bc; p++)
+                for (int i = 0; i < oh; i++)
+                    for (int j = 0; j < ow; j++)
+                    {
+                        float g = D[(p * oh + i) * ow + j] * inv;
+                        for (int u = 0; u < kernel; u++)
+                            for (int v = 0; v < kernel; v++) dX[(p * h + i * kernel + u) * w + j * kernel + v] += g;
+                    }
+        });
+    }
+}

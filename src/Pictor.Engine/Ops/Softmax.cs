@@ -1,0 +1,129 @@
+using System.Numerics.Tensors;
+
+namespace Pictor.Engine;
+
+// Dimension legend: R rows (all leading dims), C classes / the softmax dimension.
+public static partial class Ops
+{
+    /// <summary>Softmax along <paramref name="axis"/> (default last). PyTorch: F.softmax.</summary>
+    public static Tensor Softmax(Tensor x, int axis = -1) => SoftmaxImpl(x, axis, log: false);
+
+    /// <summary>log(softmax(x)) computed stably (x - max - log sum exp). PyTorch: F.log_softmax.</summary>
+    public static Tensor LogSoftmax(Tensor x, int axis = -1) => SoftmaxImpl(x, axis, log: true);
+
+    private static Tensor SoftmaxImpl(Tensor x, int axis, bool log)
+    {
+        int ax = Shape.Axis(axis, x.Rank);
+        if (ax != x.Rank - 1)
+        {
+            var moved = Transpose(x, ax, -1);
+            return Transpose(SoftmaxImpl(moved, -1, log), ax, -1);
+        }
+        var X = Contiguous(x);
+        int c = x.Shape[^1], rows = x.Numel / Math.Max(1, c);
+        var y = Tensor.Empty(x.Shape);
+        var xs = X.Span; var ys = y.Span;
+        for (int r = 0; r < rows; r++) SoftmaxRow(xs.Slice(r * c, c), ys.Slice(r * c, c), log);
+        if (!Autograd.Needs(x)) return y;
+        return Autograd.Record(y, log ? "LogSoftmax" : "Softmax", [X], dY =>
+        {
+            var dX = Autograd.GradBuffer(X).Span; var D = dY.Span; var Y = y.Span;
+            for (int r = 0; r < rows; r++)
+            {
+                var yr = Y.Slice(r * c, c); var dr = D.Slice(r * c, c); var xr = dX.Slice(r * c, c);
+                if (log)
+                {
+                    // y = log p:  dX = dY - p * sum(dY)
+                    float s = TensorPrimitives.Sum(dr);
+                    for (int i = 0; i < c; i++) xr[i] += dr[i] - MathF.Exp(yr[i]) * s;
+                }
+                else
+                {
+                    // y = p:  dX = p * (dY - sum(dY * p))
+                    float s = TensorPrimitives.Dot(dr, yr);
+                    for (int i = 0; i < c; i++) xr[i] += yr[i] * (dr[i] - s);
+                }
+            }
+        });
+    }
+
+    /// <summary>One row: y = softmax(x) or log softmax(x), max-subtracted. A row of all -inf gives 0s (softmax).</summary>
+    internal static void SoftmaxRow(ReadOnlySpan<float> x, Span<float> y, bool log)
+    {
+        if (x.Length == 0) return;
+        float max = TensorPrimitives.Max(x);
+        if (float.IsNegativeInfinity(max))
+        {
+            y.Fill(log ? float.NegativeInfinity : 0f);
+            return;
+        }
+        TensorPrimitives.Subtract(x, max, y);
+        if (log)
+        {
+            double s = 0;
+            for (int i = 0; i < y.Length; i++) s += Math.Exp(y[i]);
+            TensorPrimitives.Subtract(y, (float)Math.Log(s), y);
+        }
+        else
+        {
+            TensorPrimitives.Exp(y, y);
+            float s = TensorPrimitives.Sum(y);
+            TensorPrimitives.Multiply(y, 1f / s, y);
+        }
+    }
+
+    /// <summary>
+    /// Mean cross-entropy of logits [.., C] against integer targets [..]: rows whose target equals
+    /// <paramref name="ignoreIndex"/> are skipped (and not counted); with label smoothing eps the target distribution
+    /// is (1 - eps) one-hot + eps / C, as in PyTorch's F.cross_entropy. All rows ignored gives NaN, like PyTorch.
+    /// Optional per-row weights (e.g. DALL-E's text/image split) scale each row's loss; the mean divides by their sum.
+    /// </summary>
+    public static Tensor CrossEntropy(Tensor logits, IntTensor targets, int ignoreIndex = -100, float labelSmoothing = 0f, float[]? rowWeights = null)
+    {
+        int c = logits.Shape[^1], rows = logits.Numel / Math.Max(1, c);
+        if (targets.Numel != rows) Throw.Argument($"cross entropy: {rows} rows of logits {Shape.Format(logits.Shape)} but {targets.Numel} targets");
+        if (labelSmoothing < 0f || labelSmoothing > 1f) Throw.Argument($"label smoothing must be in [0, 1], got {labelSmoothing}");
+        if (rowWeights != null && rowWeights.Length != rows) Throw.Argument($"cross entropy: {rowWeights.Length} row weights for {rows} rows");
+        targets.CheckRange(c, "cross entropy target", ignoreIndex);
+        var X = Contiguous(logits);
+        var logp = new float[X.Numel];
+        var xs = X.Span;
+        double total = 0, count = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            var lp = logp.AsSpan(r * c, c);
+            SoftmaxRow(xs.Slice(r * c, c), lp, log: true);
+            int t = targets.Data[r];
+            if (t == ignoreIndex) continue;
+            float w = rowWeights?[r] ?? 1f;
+            double loss = -(1.0 - labelSmoothing) * lp[t];
+            if (labelSmoothing > 0) loss -= labelSmoothing / c * TensorPrimitives.Sum(lp);
+            total += w * loss; count += w;
+        }
+        var y = Tensor.Scalar((float)(total / count));
+        if (!Autograd.Needs(logits)) return y;
+        return Autograd.Record(y, "CrossEntropy", [X], dY =>
+        {
+            // dX = dY * w_r * (softmax - q) / sum(w), q = (1 - eps) onehot(t) + eps / C
+            float g = dY.Item() / (float)count;
+            var dX = Autograd.GradBuffer(X).Span;
+            for (int r = 0; r < rows; r++)
+            {
+                int t = targets.Data[r];
+                if (t == ignoreIndex) continue;
+                float gw = g * (rowWeights?[r] ?? 1f);
+                var lp = logp.AsSpan(r * c, c); var d = dX.Slice(r * c, c);
+                float smooth = labelSmoothing / c;
+                for (int i = 0; i < c; i++) d[i] += gw * (MathF.Exp(lp[i]) - smooth);
+                d[t] -= gw * (1f - labelSmoothing);
+            }
+        });
+    }
+
+    /// <summary>Mean squared error, mean((a - b)^2). PyTorch: F.mse_loss.</summary>
+    public static Tensor MseLoss(Tensor a, Tensor b)
+    {
+        Throw.IfShapeMismatch(b.Shape, a.Shape, "mse loss target");
+        return Mean(Square(Sub(a, b)));
+    }
+}

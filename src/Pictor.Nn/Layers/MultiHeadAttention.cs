@@ -1,0 +1,49 @@
+using Pictor.Engine;
+
+namespace Pictor.Nn;
+
+// Dimension legend: B batch, T query tokens, S key/value tokens, D model width, H heads, Dh = D / H.
+/// <summary>
+/// Multi-head attention with separate q, k, v and output projections. Self-attention when the context is the input;
+/// cross-attention when keys and values come from another sequence (e.g. text tokens of width
+/// <paramref name="contextDim"/>). PyTorch equivalent: nn.MultiheadAttention(batch_first=True) with kdim/vdim.
+/// </summary>
+public sealed class MultiHeadAttention : Module
+{
+    public int Heads { get; }
+    public int HeadDim { get; }
+    public Linear Q { get; }
+    public Linear K { get; }
+    public Linear V { get; }
+    public Linear Out { get; }
+
+    public MultiHeadAttention(Rng rng, int dim, int heads, int? headDim = null, int? contextDim = null, bool qkvBias = true)
+    {
+        Heads = heads;
+        HeadDim = headDim ?? (dim % heads == 0 ? dim / heads : Throw.Argument<int>($"attention width {dim} does not divide into {heads} heads"));
+        int inner = Heads * HeadDim, ctx = contextDim ?? dim;
+        Q = Child("q", new Linear(rng, dim, inner, qkvBias));
+        K = Child("k", new Linear(rng, ctx, inner, qkvBias));
+        V = Child("v", new Linear(rng, ctx, inner, qkvBias));
+        Out = Child("out", new Linear(rng, inner, dim));
+    }
+
+    /// <summary>x [B, T, D], context [B, S, Dc] (null for self-attention) -> [B, T, D].</summary>
+    public Tensor Forward(Tensor x, Tensor? context = null, bool causal = false, bool[]? keyPaddingMask = null)
+    {
+        var ctx = context ?? x;
+        var q = SplitHeads(Q.Forward(x));       // (B, H, T, Dh)
+        var k = SplitHeads(K.Forward(ctx));     // (B, H, S, Dh)
+        var v = SplitHeads(V.Forward(ctx));     // (B, H, S, Dh)
+        var o = Ops.ScaledDotProductAttention(q, k, v, causal, keyPaddingMask);   // (B, H, T, Dh)
+        return Out.Forward(MergeHeads(o));     // (B, T, D)
+    }
+
+    /// <summary>(B, T, H*Dh) -> (B, H, T, Dh).</summary>
+    public Tensor SplitHeads(Tensor x) =>
+        Ops.Permute(Ops.Reshape(x, x.Shape[0], x.Shape[1], Heads, HeadDim), 0, 2, 1, 3);
+
+    /// <summary>(B, H, T, Dh) -> (B, T, H*Dh).</summary>
+    public Tensor MergeHeads(Tensor x) =>
+        Ops.Reshape(Ops.Permute(x, 0, 2, 1, 3), x.Shape[0], x.Shape[2], Heads * HeadDim);
+}
