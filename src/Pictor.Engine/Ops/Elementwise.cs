@@ -133,7 +133,7 @@ public static partial class Ops
     {
         var x = Contiguous(a);
         var y = Tensor.Empty(x.Shape);
-        forward(x.Span, y.Span);
+        if (x.Numel > 0) forward(x.Span, y.Span);
         if (!Autograd.Needs(a)) return y;
         return Autograd.Record(y, name, [x], dY => backward(x.Span, y.Span, dY.Span, Autograd.GradBuffer(x).Span));
     }

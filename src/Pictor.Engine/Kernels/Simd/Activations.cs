@@ -12,6 +12,7 @@ internal static class Activations
     // silu(x) = x s(x), s = sigmoid; silu'(x) = s(x) (1 + x (1 - s(x)))
     public static void SiluForward(ReadOnlySpan<float> x, Span<float> y)
     {
+        if (x.IsEmpty) return;   // TensorPrimitives.Sigmoid rejects empty spans
         TensorPrimitives.Sigmoid(x, y);
         TensorPrimitives.Multiply(x, y, y);
     }

@@ -1,0 +1,101 @@
+using Pictor.Engine;
+using Pictor.Engine.Kernels;
+using Pictor.TestSupport;
+
+namespace Pictor.Engine.Tests;
+
+public class GemmTests
+{
+    public static IEnumerable<object[]> Shapes()
+    {
+        int[][] sizes = [[1, 1, 1], [7, 5, 3], [6, 32, 256], [13, 33, 257], [97, 65, 300], [128, 128, 128], [5, 1, 9], [1, 70, 40], [200, 3, 17]];
+        foreach (var s in sizes)
+            foreach (bool ta in new[] { false, true })
+                foreach (bool tb in new[] { false, true })
+                    yield return [s[0], s[1], s[2], ta, tb];
+    }
+
+    private static float[] Rand(int n, ulong seed) { var a = new float[n]; new Rng(seed).FillNormal(a); return a; }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Simd_and_OpenBlas_agree_with_reference(int m, int n, int k, bool ta, bool tb)
+    {
+        var a = Rand(m * k, 1); var b = Rand(k * n, 2); var c0 = Rand(m * n, 3);
+        int lda = ta ? m : k, ldb = tb ? k : n;
+        var want = (float[])c0.Clone();
+        Gemm.Sgemm(GemmBackend.Reference, ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 0.25f, want, n);
+        var backends = new List<GemmBackend> { GemmBackend.Simd };
+        if (OpenBlasAvailable) backends.Add(GemmBackend.OpenBlas);
+        foreach (var be in backends)
+        {
+            var got = (float[])c0.Clone();
+            Gemm.Sgemm(be, ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 0.25f, got, n);
+            OpCheck.AssertClose($"{be} {m}x{n}x{k} ta={ta} tb={tb}", got, want, 1e-5 * Math.Sqrt(k));
+        }
+    }
+
+    [Fact]
+    public void Beta_zero_ignores_nan_in_c_and_k_zero_scales_c()
+    {
+        var a = Rand(6, 1); var b = Rand(6, 2);
+        foreach (var be in AllBackends())
+        {
+            var c = new float[4]; Array.Fill(c, float.NaN);
+            Gemm.Sgemm(be, false, false, 2, 2, 3, 1f, a, 3, b, 2, 0f, c, 2);
+            Assert.All(c, v => Assert.False(float.IsNaN(v)));
+            var c2 = new float[] { 1, 2, 3, 4 };
+            Gemm.Sgemm(be, false, false, 2, 2, 0, 1f, a, 1, b, 2, 2f, c2, 2);
+            Assert.Equal(new float[] { 2, 4, 6, 8 }, c2);
+        }
+    }
+
+    [Fact]
+    public void Managed_gemm_is_bit_identical_across_runs_and_thread_counts()
+    {
+        int m = 300, n = 200, k = 700;
+        var a = Rand(m * k, 4); var b = Rand(k * n, 5);
+        int saved = Parallelism.Threads;
+        try
+        {
+            float[]? first = null;
+            foreach (int threads in new[] { 1, 2, 2, 3 })
+            {
+                Parallelism.Threads = threads;
+                var c = new float[m * n];
+                Gemm.Sgemm(GemmBackend.Simd, false, true, m, n, k, 1f, a, k, b, k, 0f, c, n);
+                if (first == null) first = c;
+                else Assert.True(first.AsSpan().SequenceEqual(c), $"result changed with {threads} threads");
+            }
+        }
+        finally { Parallelism.Threads = saved; }
+    }
+
+    [Fact]
+    public void OpenBlas_is_bit_identical_run_to_run()
+    {
+        if (!OpenBlasAvailable) return;   // covered on machines with libopenblas (the test command installs it)
+        int m = 257, n = 129, k = 513;
+        var a = Rand(m * k, 6); var b = Rand(k * n, 7);
+        var c1 = new float[m * n]; var c2 = new float[m * n];
+        Gemm.Sgemm(GemmBackend.OpenBlas, false, false, m, n, k, 1f, a, k, b, n, 0f, c1, n);
+        Gemm.Sgemm(GemmBackend.OpenBlas, false, false, m, n, k, 1f, a, k, b, n, 0f, c2, n);
+        Assert.True(c1.AsSpan().SequenceEqual(c2));
+    }
+
+    [Fact]
+    public void Bad_arguments_get_clear_errors()
+    {
+        var a = new float[6]; var b = new float[6]; var c = new float[4];
+        var e = Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, 2, 2, 3, 1f, a, 3, b, 2, 0f, new float[3], 2));
+        Assert.Contains("C has 3 elements", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Gemm.Sgemm(false, false, 2, 2, 3, 1f, a, 2, b, 2, 0f, c, 2));
+        Assert.Contains("lda=2", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Ops.MatMul(Tensor.Zeros(2, 3), Tensor.Zeros(4, 5)));
+        Assert.Contains("inner sizes 3 and 4 differ", e.Message);
+    }
+
+    internal static bool OpenBlasAvailable => OpenBlas.IsAvailable;
+    private static IEnumerable<GemmBackend> AllBackends() =>
+        OpenBlasAvailable ? [GemmBackend.Reference, GemmBackend.Simd, GemmBackend.OpenBlas] : [GemmBackend.Reference, GemmBackend.Simd];
+}

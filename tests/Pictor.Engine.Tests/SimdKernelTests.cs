@@ -1,0 +1,84 @@
+using Pictor.Engine;
+using Pictor.Engine.Kernels;
+using Pictor.TestSupport;
+
+namespace Pictor.Engine.Tests;
+
+/// <summary>SIMD kernels at every length 0..256 (all vector remainders), in place, and with NaN/Inf inputs.</summary>
+public class SimdKernelTests
+{
+    private static float[] Values(int n, ulong seed)
+    {
+        var a = new float[n]; new Rng(seed).FillNormal(a);
+        return a;
+    }
+
+    [Fact]
+    public void Binary_kernels_every_length_and_in_place()
+    {
+        foreach (BinaryOp op in Enum.GetValues<BinaryOp>())
+            for (int n = 0; n <= 256; n++)
+            {
+                var a = Values(n, 1); var b = Values(n, 2).Select(v => op == BinaryOp.Div ? v + MathF.CopySign(1f, v) : v).ToArray();
+                var want = a.Zip(b, (x, y) => Broadcast.Apply(op, x, y)).ToArray();
+                var ta = Tensor.FromArray((float[])a.Clone(), n); var tb = Tensor.FromArray(b, n);
+                var y = Tensor.Empty(n);
+                Broadcast.Binary(op, ta, tb, y);
+                Assert.Equal(want, y.ToArray());
+                Broadcast.Binary(op, ta, tb, ta);   // in place: out aliases a
+                Assert.Equal(want, ta.ToArray());
+                // scalar broadcast on either side
+                var s = Tensor.FromArray([1.5f], 1);
+                Broadcast.Binary(op, Tensor.FromArray(a, n), s, y);
+                Assert.Equal(a.Select(x => Broadcast.Apply(op, x, 1.5f)).ToArray(), y.ToArray());
+                Broadcast.Binary(op, s, Tensor.FromArray(b, n), y);
+                Assert.Equal(b.Select(x => Broadcast.Apply(op, 1.5f, x)).ToArray(), y.ToArray());
+            }
+    }
+
+    [Fact]
+    public void Activations_every_length_match_scalar_definitions()
+    {
+        for (int n = 0; n <= 256; n++)
+        {
+            var x = Values(n, 3);
+            var y = new float[n];
+            Activations.SiluForward(x, y);
+            OpCheck.AssertClose($"silu n={n}", y.Select(v => (double)v).ToArray(), x.Select(v => RefOps.Silu(v)).ToArray(), 1e-6);
+            Activations.GeluForward(x, y);
+            OpCheck.AssertClose($"gelu n={n}", y.Select(v => (double)v).ToArray(), x.Select(v => RefOps.Gelu(v)).ToArray(), 1e-6);
+            var inPlace = (float[])x.Clone();
+            Activations.SiluForward(inPlace, inPlace);
+            var ref2 = new float[n]; Activations.SiluForward(x, ref2);
+            Assert.Equal(ref2, inPlace);
+        }
+    }
+
+    [Fact]
+    public void Nan_and_inf_propagate_through_elementwise_and_softmax()
+    {
+        var x = Tensor.FromArray([1f, float.NaN, float.PositiveInfinity, float.NegativeInfinity, 0f], 5);
+        var y = Ops.Add(x, Tensor.FromArray([1f], 1)).ToArray();
+        Assert.True(float.IsNaN(y[1])); Assert.Equal(float.PositiveInfinity, y[2]); Assert.Equal(float.NegativeInfinity, y[3]);
+        var e = Ops.Exp(x).ToArray();
+        Assert.True(float.IsNaN(e[1])); Assert.Equal(float.PositiveInfinity, e[2]); Assert.Equal(0f, e[3]);
+        // softmax: a -inf logit gets probability 0; a +inf logit makes the row NaN (inf - inf), as in PyTorch.
+        var p = Ops.Softmax(Tensor.FromArray([0f, float.NegativeInfinity, 1f], 1, 3)).ToArray();
+        Assert.Equal(0f, p[1]); Assert.Equal(1f, p[0] + p[2], 5);
+        var q = Ops.Softmax(Tensor.FromArray([0f, float.PositiveInfinity], 1, 2)).ToArray();
+        Assert.True(float.IsNaN(q[1]));
+        var m = Ops.Max(x, 0).Item();
+        Assert.True(float.IsNaN(m));   // max propagates NaN like torch.max
+    }
+
+    [Fact]
+    public void Sum_of_every_length_is_exact_to_double_accumulation()
+    {
+        for (int n = 0; n <= 256; n++)
+        {
+            var x = Values(n, 9);
+            float got = Ops.Sum(Tensor.FromArray(x, n)).Item();
+            Assert.Equal((float)x.Sum(v => (double)v), got);
+        }
+    }
+}
