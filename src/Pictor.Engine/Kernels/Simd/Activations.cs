@@ -13,8 +13,12 @@ internal static class Activations
     public static void SiluForward(ReadOnlySpan<float> x, Span<float> y)
     {
         if (x.IsEmpty) return;   // TensorPrimitives.Sigmoid rejects empty spans
-        TensorPrimitives.Sigmoid(x, y);
-        TensorPrimitives.Multiply(x, y, y);
+        // sigmoid goes to scratch first: y may alias x (in-place use).
+        var scratch = System.Buffers.ArrayPool<float>.Shared.Rent(x.Length);
+        var s = scratch.AsSpan(0, x.Length);
+        TensorPrimitives.Sigmoid(x, s);
+        TensorPrimitives.Multiply(x, s, y);
+        System.Buffers.ArrayPool<float>.Shared.Return(scratch);
     }
 
     public static void SiluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> dY, Span<float> dX)
