@@ -1,0 +1,89 @@
+using Pictor.Engine;
+using Pictor.Nn;
+
+namespace Pictor.Models.Unet;
+
+// Dimension legend: B batch, C channels, H/W spatial, T = H*W pixel tokens, S text tokens, Dc text width, E time width.
+
+/// <summary>ResBlock: GN+SiLU+conv3x3, + Linear(SiLU(time embedding)), GN+SiLU+conv3x3, 1x1 skip when channels differ.</summary>
+public sealed class ResBlock : Module
+{
+    private readonly GroupNorm norm1, norm2;
+    private readonly Conv2d conv1, conv2;
+    private readonly Linear temb;
+    private readonly Conv2d? skip;
+
+    public ResBlock(Rng rng, int cin, int cout, int timeDim, int groups)
+    {
+        norm1 = Child("norm1", new GroupNorm(groups, cin));
+        conv1 = Child("conv1", new Conv2d(rng, cin, cout, 3, padding: 1));
+        temb = Child("temb", new Linear(rng, timeDim, cout));
+        norm2 = Child("norm2", new GroupNorm(groups, cout));
+        conv2 = Child("conv2", new Conv2d(rng, cout, cout, 3, padding: 1));
+        if (cin != cout) skip = Child("skip", new Conv2d(rng, cin, cout, 1));
+    }
+
+    /// <summary>x [B, Cin, H, W], t [B, E] -> [B, Cout, H, W].</summary>
+    public Tensor Forward(Tensor x, Tensor t)
+    {
+        var h = conv1.Forward(Ops.Silu(norm1.Forward(x)));                       // (B, Cout, H, W)
+        var tb = temb.Forward(Ops.Silu(t));                                       // (B, Cout)
+        h = Ops.Add(h, Ops.Reshape(tb, tb.Shape[0], tb.Shape[1], 1, 1));
+        h = conv2.Forward(Ops.Silu(norm2.Forward(h)));
+        return Ops.Add(h, skip == null ? x : skip.Forward(x));
+    }
+}
+
+/// <summary>AttnBlock ("guided attention"): GN, 1x1 proj_in, [LN + self-attention] + residual, [LN + cross-attention
+/// to the text] + residual, 1x1 proj_out, + residual.</summary>
+public sealed class AttnBlock : Module
+{
+    private readonly GroupNorm norm;
+    private readonly Conv2d projIn, projOut;
+    private readonly LayerNorm ln1, ln2;
+    private readonly MultiHeadAttention attn1, attn2;
+
+    public AttnBlock(Rng rng, int channels, int heads, int headDim, int contextDim, int groups)
+    {
+        norm = Child("norm", new GroupNorm(groups, channels));
+        projIn = Child("proj_in", new Conv2d(rng, channels, channels, 1));
+        ln1 = Child("ln1", new LayerNorm(channels));
+        attn1 = Child("attn1", new MultiHeadAttention(rng, channels, heads, headDim, qkvBias: false));
+        ln2 = Child("ln2", new LayerNorm(channels));
+        attn2 = Child("attn2", new MultiHeadAttention(rng, channels, heads, headDim, contextDim, qkvBias: false));
+        projOut = Child("proj_out", new Conv2d(rng, channels, channels, 1));
+    }
+
+    /// <summary>x [B, C, H, W], context [B, S, Dc] -> [B, C, H, W].</summary>
+    public Tensor Forward(Tensor x, Tensor context)
+    {
+        int b = x.Shape[0], c = x.Shape[1], hh = x.Shape[2], ww = x.Shape[3];
+        var h = projIn.Forward(norm.Forward(x));
+        h = Ops.Transpose(Ops.Reshape(h, b, c, hh * ww), 1, 2);                  // (B, T, C)
+        h = Ops.Add(h, attn1.Forward(ln1.Forward(h)));
+        h = Ops.Add(h, attn2.Forward(ln2.Forward(h), context));
+        h = Ops.Reshape(Ops.Transpose(h, 1, 2), b, c, hh, ww);                    // (B, C, H, W)
+        return Ops.Add(x, projOut.Forward(h));
+    }
+}
+
+/// <summary>Sinusoidal timestep embedding [sin(t f_i), cos(t f_i)], f_i = 10000^(-i/half) (Ho et al. 2020, after
+/// Vaswani et al. 2017). t [B] -> [B, dim]. Computed in double, rounded once.</summary>
+public static class TimestepEmbedding
+{
+    public static Tensor Compute(ReadOnlySpan<float> t, int dim)
+    {
+        if (dim % 2 != 0) Throw.Argument($"timestep embedding width must be even, got {dim}");
+        int half = dim / 2;
+        var e = Tensor.Empty(t.Length, dim);
+        var s = e.Span;
+        for (int b = 0; b < t.Length; b++)
+            for (int i = 0; i < half; i++)
+            {
+                double a = t[b] * Math.Exp(-Math.Log(10000.0) * i / half);
+                s[b * dim + i] = (float)Math.Sin(a);
+                s[b * dim + half + i] = (float)Math.Cos(a);
+            }
+        return e;
+    }
+}

@@ -1,0 +1,127 @@
+using Pictor.Engine;
+using Pictor.Nn;
+
+namespace Pictor.Models.Unet;
+
+// Dimension legend: B batch, C channels, H/W spatial, S text tokens, Dc text width, E time-embedding width.
+
+/// <summary>UNet denoiser configuration. Defaults are UNet-S (the engine issue's reference model).</summary>
+public sealed record UnetConfig(
+    int[] Channels,          // per level; level i works at resolution / 2^i
+    bool[] Attention,        // per level: AttnBlock after each ResBlock
+    int BlocksPerLevel = 2,  // encoder ResBlocks per level; the decoder has one more (it also takes the skip of the downsample)
+    int ContextDim = 256,    // text token width for cross-attention
+    int Heads = 4,
+    int HeadDim = 32,
+    int TimeDim = 256,       // E
+    int TimeSinusoidDim = 64,
+    int Groups = 32,         // GroupNorm groups
+    int ImageChannels = 3)
+{
+    /// <summary>UNet-S: 32x32 RGB, channels (64, 128, 128), attention at 16x16 and 8x8; 8,251,139 parameters,
+    /// about 3.5 GFLOP per image forward.</summary>
+    public static UnetConfig S => new([64, 128, 128], [false, true, true]);
+}
+
+/// <summary>
+/// Text-conditioned UNet predicting noise (or v): conv_in; encoder levels of ResBlocks (+ AttnBlocks) and stride-2
+/// downsampling; middle ResBlock + AttnBlock + ResBlock; decoder levels taking concatenated skips, nearest x2 upsample
+/// + 3x3 conv; GN + SiLU + conv_out. Parameter names match tools/reference/models.py.
+/// </summary>
+public sealed class UnetModel : Module
+{
+    public UnetConfig Config { get; }
+    private readonly Linear timeFc1, timeFc2;
+    private readonly Conv2d convIn, convOut;
+    private readonly List<ResBlock> encRes = new(), decRes = new();
+    private readonly List<AttnBlock> encAttn = new(), decAttn = new();
+    private readonly List<Conv2d> down = new(), up = new();
+    private readonly ResBlock midRes1, midRes2;
+    private readonly AttnBlock midAttn;
+    private readonly GroupNorm normOut;
+
+    public UnetModel(UnetConfig cfg, Rng rng)
+    {
+        Config = cfg;
+        if (cfg.Channels.Length != cfg.Attention.Length) Throw.Argument($"UNet config: {cfg.Channels.Length} channel levels but {cfg.Attention.Length} attention flags");
+        timeFc1 = Child("time.fc1", new Linear(rng, cfg.TimeSinusoidDim, cfg.TimeDim));
+        timeFc2 = Child("time.fc2", new Linear(rng, cfg.TimeDim, cfg.TimeDim));
+        convIn = Child("conv_in", new Conv2d(rng, cfg.ImageChannels, cfg.Channels[0], 3, padding: 1));
+        var skips = new Stack<int>(); skips.Push(cfg.Channels[0]);
+        int c = cfg.Channels[0], levels = cfg.Channels.Length;
+        var encResList = new List<ResBlock>(); var encAttnList = new List<AttnBlock>(); var downList = new List<Conv2d>();
+        for (int lvl = 0; lvl < levels; lvl++)
+        {
+            int co = cfg.Channels[lvl];
+            for (int i = 0; i < cfg.BlocksPerLevel; i++)
+            {
+                encResList.Add(new ResBlock(rng, c, co, cfg.TimeDim, cfg.Groups)); c = co;
+                if (cfg.Attention[lvl]) encAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups));
+                skips.Push(c);
+            }
+            if (lvl != levels - 1) { downList.Add(new Conv2d(rng, c, c, 3, stride: 2, padding: 1)); skips.Push(c); }
+        }
+        // Register in the PyTorch order: enc_res, enc_attn, down, mid_*, dec_res, dec_attn, up, norm_out, conv_out.
+        for (int i = 0; i < encResList.Count; i++) encRes.Add(Child($"enc_res.{i}", encResList[i]));
+        for (int i = 0; i < encAttnList.Count; i++) encAttn.Add(Child($"enc_attn.{i}", encAttnList[i]));
+        for (int i = 0; i < downList.Count; i++) down.Add(Child($"down.{i}", downList[i]));
+        midRes1 = Child("mid_res1", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups));
+        midAttn = Child("mid_attn", new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups));
+        midRes2 = Child("mid_res2", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups));
+        var decResList = new List<ResBlock>(); var decAttnList = new List<AttnBlock>(); var upList = new List<Conv2d>();
+        for (int lvl = levels - 1; lvl >= 0; lvl--)
+        {
+            int co = cfg.Channels[lvl];
+            for (int i = 0; i < cfg.BlocksPerLevel + 1; i++)
+            {
+                decResList.Add(new ResBlock(rng, c + skips.Pop(), co, cfg.TimeDim, cfg.Groups)); c = co;
+                if (cfg.Attention[lvl]) decAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups));
+            }
+            if (lvl != 0) upList.Add(new Conv2d(rng, c, c, 3, padding: 1));
+        }
+        for (int i = 0; i < decResList.Count; i++) decRes.Add(Child($"dec_res.{i}", decResList[i]));
+        for (int i = 0; i < decAttnList.Count; i++) decAttn.Add(Child($"dec_attn.{i}", decAttnList[i]));
+        for (int i = 0; i < upList.Count; i++) up.Add(Child($"up.{i}", upList[i]));
+        normOut = Child("norm_out", new GroupNorm(cfg.Groups, c));
+        convOut = Child("conv_out", new Conv2d(rng, c, cfg.ImageChannels, 3, padding: 1));
+    }
+
+    /// <summary>x [B, 3, H, W] noisy images, t [B] timesteps, context [B, S, Dc] text tokens -> [B, 3, H, W].</summary>
+    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, Tensor context)
+    {
+        var cfg = Config;
+        if (x.Rank != 4 || x.Shape[1] != cfg.ImageChannels) Throw.Argument($"UNet input must be [B, {cfg.ImageChannels}, H, W], got {Shape.Format(x.Shape)}");
+        int factor = 1 << (cfg.Channels.Length - 1);
+        if (x.Shape[2] % factor != 0 || x.Shape[3] % factor != 0) Throw.Argument($"UNet input {x.Shape[2]}x{x.Shape[3]} must be divisible by {factor} ({cfg.Channels.Length} levels)");
+        if (t.Length != x.Shape[0]) Throw.Argument($"UNet: {t.Length} timesteps for a batch of {x.Shape[0]}");
+        if (context.Rank != 3 || context.Shape[0] != x.Shape[0] || context.Shape[2] != cfg.ContextDim)
+            Throw.Argument($"UNet context must be [{x.Shape[0]}, S, {cfg.ContextDim}], got {Shape.Format(context.Shape)}");
+
+        var temb = timeFc2.Forward(Ops.Silu(timeFc1.Forward(TimestepEmbedding.Compute(t, cfg.TimeSinusoidDim))));   // (B, E)
+        var h = convIn.Forward(x);
+        var hs = new Stack<Tensor>(); hs.Push(h);
+        int ri = 0, ai = 0, levels = cfg.Channels.Length;
+        for (int lvl = 0; lvl < levels; lvl++)
+        {
+            for (int i = 0; i < cfg.BlocksPerLevel; i++)
+            {
+                h = encRes[ri++].Forward(h, temb);
+                if (cfg.Attention[lvl]) h = encAttn[ai++].Forward(h, context);
+                hs.Push(h);
+            }
+            if (lvl != levels - 1) { h = down[lvl].Forward(h); hs.Push(h); }
+        }
+        h = midRes2.Forward(midAttn.Forward(midRes1.Forward(h, temb), context), temb);
+        ri = 0; ai = 0; int ui = 0;
+        for (int lvl = levels - 1; lvl >= 0; lvl--)
+        {
+            for (int i = 0; i < cfg.BlocksPerLevel + 1; i++)
+            {
+                h = decRes[ri++].Forward(Ops.Concat([h, hs.Pop()], 1), temb);
+                if (cfg.Attention[lvl]) h = decAttn[ai++].Forward(h, context);
+            }
+            if (lvl != 0) h = up[ui++].Forward(Ops.UpsampleNearest(h, 2));
+        }
+        return convOut.Forward(Ops.Silu(normOut.Forward(h)));
+    }
+}
