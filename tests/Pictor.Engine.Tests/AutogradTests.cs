@@ -2,6 +2,10 @@ using Pictor.Engine;
 
 namespace Pictor.Engine.Tests;
 
+/// <summary>Tests that read the global BufferPool counters run alone, so no parallel test can rent from the pool.</summary>
+[CollectionDefinition("BufferPool", DisableParallelization = true)]
+public sealed class BufferPoolCollection;
+
 public class AutogradTests
 {
     private static Tensor Leaf(float[] v, params int[] shape) { var t = Tensor.FromArray(v, shape); t.RequiresGrad = true; return t; }
@@ -57,6 +61,25 @@ public class AutogradTests
     }
 
     [Fact]
+    public void Views_share_storage_and_route_gradients()
+    {
+        var x = Leaf([1f, 2f, 3f, 4f, 5f, 6f], 2, 3);
+        var t = Ops.Transpose(x, 0, 1);            // [3, 2] view
+        Assert.Same(x.Storage, t.Storage);
+        Assert.False(t.IsContiguous);
+        Assert.Equal(new[] { 1f, 4f, 2f, 5f, 3f, 6f }, t.ToArray());
+        var w = Tensor.FromArray([1f, 10f, 100f, 1000f, 1e4f, 1e5f], 3, 2);
+        Ops.Sum(Ops.Mul(t, w)).Backward();
+        Assert.Equal(new[] { 1f, 100f, 1e4f, 10f, 1000f, 1e5f }, x.Grad!.ToArray());
+    }
+}
+
+[Collection("BufferPool")]
+public class TensorScopeTests
+{
+    private static Tensor Leaf(float[] v, params int[] shape) { var t = Tensor.FromArray(v, shape); t.RequiresGrad = true; return t; }
+
+    [Fact]
     public void Scoped_training_step_allocates_no_new_buffers_in_steady_state()
     {
         var w = Leaf(new float[64 * 32], 64, 32); new Rng(1).FillNormal(w.Span, 0, 0.1f);
@@ -87,18 +110,5 @@ public class AutogradTests
         }
         Assert.Throws<InvalidOperationException>(() => inner.ToArray());
         Assert.Equal(new[] { 1f, 1f, 1f, 1f }, kept.ToArray());
-    }
-
-    [Fact]
-    public void Views_share_storage_and_route_gradients()
-    {
-        var x = Leaf([1f, 2f, 3f, 4f, 5f, 6f], 2, 3);
-        var t = Ops.Transpose(x, 0, 1);            // [3, 2] view
-        Assert.Same(x.Storage, t.Storage);
-        Assert.False(t.IsContiguous);
-        Assert.Equal(new[] { 1f, 4f, 2f, 5f, 3f, 6f }, t.ToArray());
-        var w = Tensor.FromArray([1f, 10f, 100f, 1000f, 1e4f, 1e5f], 3, 2);
-        Ops.Sum(Ops.Mul(t, w)).Backward();
-        Assert.Equal(new[] { 1f, 100f, 1e4f, 10f, 1000f, 1e5f }, x.Grad!.ToArray());
     }
 }

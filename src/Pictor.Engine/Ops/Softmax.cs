@@ -86,12 +86,13 @@ public static partial class Ops
         if (rowWeights != null && rowWeights.Length != rows) Throw.Argument($"cross entropy: {rowWeights.Length} row weights for {rows} rows");
         targets.CheckRange(c, "cross entropy target", ignoreIndex);
         var X = Contiguous(logits);
-        var logp = new float[X.Numel];
+        var logpT = Tensor.Empty(X.Shape);   // log-probabilities, kept for backward (pooled inside a scope)
+        var logp = logpT.Storage;
         var xs = X.Span;
         double total = 0, count = 0;
         for (int r = 0; r < rows; r++)
         {
-            var lp = logp.AsSpan(r * c, c);
+            var lp = logp.AsSpan(logpT.Offset + r * c, c);
             SoftmaxRow(xs.Slice(r * c, c), lp, log: true);
             int t = targets.Data[r];
             if (t == ignoreIndex) continue;
@@ -100,7 +101,7 @@ public static partial class Ops
             if (labelSmoothing > 0) loss -= labelSmoothing / c * TensorPrimitives.Sum(lp);
             total += w * loss; count += w;
         }
-        var y = Tensor.Scalar((float)(total / count));
+        var y = Tensor.Full((float)(total / count));
         if (!Autograd.Needs(logits)) return y;
         return Autograd.Record(y, "CrossEntropy", [X], dY =>
         {
@@ -112,7 +113,7 @@ public static partial class Ops
                 int t = targets.Data[r];
                 if (t == ignoreIndex) continue;
                 float gw = g * (rowWeights?[r] ?? 1f);
-                var lp = logp.AsSpan(r * c, c); var d = dX.Slice(r * c, c);
+                var lp = logpT.Span.Slice(r * c, c); var d = dX.Slice(r * c, c);
                 float smooth = labelSmoothing / c;
                 for (int i = 0; i < c; i++) d[i] += gw * (MathF.Exp(lp[i]) - smooth);
                 d[t] -= gw * (1f - labelSmoothing);
