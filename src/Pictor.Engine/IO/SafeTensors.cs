@@ -49,22 +49,13 @@ public sealed class SafeTensorsFile
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"safetensors file '{path}' does not exist", path);
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        long length = fs.Length;
         Span<byte> head = stackalloc byte[8];
-        if (length < 8) Fail(path, $"file is {length} bytes, shorter than the 8-byte header length; it is truncated or not a safetensors file");
-        fs.ReadExactly(head);
-        ulong n = BinaryPrimitives.ReadUInt64LittleEndian(head);
-        if (n > MaxHeaderBytes) Fail(path, $"header length {n} exceeds the 100 MB limit; the file is corrupt or not a safetensors file");
-        if ((long)n > length - 8) Fail(path, $"header length {n} runs past the end of the {length}-byte file; the file is truncated");
+        int got = fs.ReadAtLeast(head, 8, throwOnEndOfStream: false);
+        int n = CheckHeaderLength(head[..got], fs.Length, path);
         var header = new byte[n];
         fs.ReadExactly(header);
-        long dataLen = length - 8 - (long)n;
         var (tensors, meta, expected) = ParseHeader(header, path);
-        if (expected != dataLen)
-            Fail(path, expected > dataLen
-                ? $"tensors need {expected} data bytes but only {dataLen} follow the header; the file is truncated"
-                : $"{dataLen - expected} bytes follow the last tensor; trailing data is not allowed");
-        if (dataLen > int.MaxValue - 64) Fail(path, $"data section of {dataLen} bytes is larger than Pictor loads (2 GB)");
+        long dataLen = CheckDataLength(expected, fs.Length - 8 - n, path);
         var data = new byte[dataLen];
         fs.ReadExactly(data);
         return new SafeTensorsFile(data, tensors, meta, path);
@@ -73,17 +64,31 @@ public sealed class SafeTensorsFile
     /// <summary>Parses a whole file held in memory.</summary>
     public static SafeTensorsFile Parse(byte[] bytes, string source = "<memory>")
     {
-        if (bytes.Length < 8) Fail(source, $"file is {bytes.Length} bytes, shorter than the 8-byte header length; it is truncated or not a safetensors file");
-        ulong n = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
-        if (n > MaxHeaderBytes) Fail(source, $"header length {n} exceeds the 100 MB limit; the file is corrupt or not a safetensors file");
-        if ((long)n > bytes.Length - 8) Fail(source, $"header length {n} runs past the end of the {bytes.Length}-byte file; the file is truncated");
-        var (tensors, meta, expected) = ParseHeader(bytes.AsSpan(8, (int)n).ToArray(), source);
-        long dataLen = bytes.Length - 8 - (long)n;
+        int n = CheckHeaderLength(bytes.AsSpan(0, Math.Min(8, bytes.Length)), bytes.Length, source);
+        var (tensors, meta, expected) = ParseHeader(bytes.AsSpan(8, n).ToArray(), source);
+        long dataLen = CheckDataLength(expected, bytes.Length - 8L - n, source);
+        return new SafeTensorsFile(bytes.AsSpan(8 + n, (int)dataLen).ToArray(), tensors, meta, source);
+    }
+
+    /// <summary>The header length N from the first 8 bytes, checked against the 100 MB limit and the file size.</summary>
+    private static int CheckHeaderLength(ReadOnlySpan<byte> first8, long fileLength, string src)
+    {
+        if (first8.Length < 8) Fail(src, $"file is {fileLength} bytes, shorter than the 8-byte header length; it is truncated or not a safetensors file");
+        ulong n = BinaryPrimitives.ReadUInt64LittleEndian(first8);
+        if (n > MaxHeaderBytes) Fail(src, $"header length {n} exceeds the 100 MB limit; the file is corrupt or not a safetensors file");
+        if ((long)n > fileLength - 8) Fail(src, $"header length {n} runs past the end of the {fileLength}-byte file; the file is truncated");
+        return (int)n;
+    }
+
+    /// <summary>The data section must be exactly as long as the tensors need: no truncation, no trailing bytes.</summary>
+    private static long CheckDataLength(long expected, long dataLen, string src)
+    {
         if (expected != dataLen)
-            Fail(source, expected > dataLen
+            Fail(src, expected > dataLen
                 ? $"tensors need {expected} data bytes but only {dataLen} follow the header; the file is truncated"
                 : $"{dataLen - expected} bytes follow the last tensor; trailing data is not allowed");
-        return new SafeTensorsFile(bytes.AsSpan(8 + (int)n).ToArray(), tensors, meta, source);
+        if (dataLen > int.MaxValue - 64) Fail(src, $"data section of {dataLen} bytes is larger than Pictor loads (2 GB)");
+        return dataLen;
     }
 
     private static (List<SafeTensorInfo>, Dictionary<string, string>, long) ParseHeader(byte[] header, string src)
