@@ -1,0 +1,68 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Pictor.Imaging.Png;
+
+/// <summary>
+/// What produced an image, stored in its PNG so it can be read back and reproduced. Written twice: as the
+/// AUTOMATIC1111 "parameters" text ("&lt;prompt&gt;\nNegative prompt: ...\nSteps: 20, Sampler: ..., CFG scale: ...,
+/// Seed: ..., Size: 32x32, Model hash: ..."), which existing tools read, and as our own JSON under "pictor".
+/// </summary>
+public sealed record GenerationParameters(
+    string Prompt,
+    string? NegativePrompt,
+    int Steps,
+    string Sampler,
+    float CfgScale,
+    ulong Seed,
+    int Width,
+    int Height,
+    string ModelHash,
+    string? Model = null)
+{
+    public const string A1111Key = "parameters";
+    public const string JsonKey = "pictor";
+    public const int JsonVersion = 1;
+
+    public string ToA1111()
+    {
+        var sb = new StringBuilder(Prompt);
+        if (!string.IsNullOrEmpty(NegativePrompt)) sb.Append("\nNegative prompt: ").Append(NegativePrompt);
+        sb.Append(CultureInfo.InvariantCulture, $"\nSteps: {Steps}, Sampler: {Sampler}, CFG scale: {CfgScale:0.###}, Seed: {Seed}, Size: {Width}x{Height}, Model hash: {ModelHash}");
+        if (Model != null) sb.Append(", Model: ").Append(Model);
+        return sb.ToString();
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(new Dictionary<string, object?>
+    {
+        ["format"] = "pictor-generation", ["version"] = JsonVersion, ["prompt"] = Prompt, ["negative_prompt"] = NegativePrompt,
+        ["steps"] = Steps, ["sampler"] = Sampler, ["cfg_scale"] = CfgScale, ["seed"] = Seed, ["width"] = Width, ["height"] = Height,
+        ["model_hash"] = ModelHash, ["model"] = Model,
+    });
+
+    public IEnumerable<KeyValuePair<string, string>> ToPngText() => [new(A1111Key, ToA1111()), new(JsonKey, ToJson())];
+
+    /// <summary>Reads our JSON chunk back; null when the image has none. A wrong format or version is an error.</summary>
+    public static GenerationParameters? FromPng(PngImage img)
+    {
+        var json = img.GetText(JsonKey);
+        if (json == null) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            var r = doc.RootElement;
+            if (r.GetProperty("format").GetString() != "pictor-generation") throw new FormatException("the 'pictor' chunk is not pictor-generation JSON");
+            int v = r.GetProperty("version").GetInt32();
+            if (v != JsonVersion) throw new FormatException($"generation metadata version {v} is not supported (this Pictor reads version {JsonVersion}); update Pictor");
+            string? S(string k) => r.TryGetProperty(k, out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null;
+            return new GenerationParameters(S("prompt") ?? "", S("negative_prompt"), r.GetProperty("steps").GetInt32(), S("sampler") ?? "",
+                r.GetProperty("cfg_scale").GetSingle(), r.GetProperty("seed").GetUInt64(), r.GetProperty("width").GetInt32(),
+                r.GetProperty("height").GetInt32(), S("model_hash") ?? "", S("model"));
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            throw new FormatException($"the 'pictor' metadata chunk is malformed: {e.Message}");
+        }
+    }
+}
