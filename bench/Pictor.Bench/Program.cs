@@ -12,8 +12,14 @@ public static class Program
             case "gemm":
                 GemmBench.Run([256, 512, 1024, 2048], iters);
                 return 0;
+            case "fuzz-png":
+                // fuzz-png [cases] [seed] [suite dir]
+                int cases = args.Length > 1 && int.TryParse(args[1], out int c) ? c : 10_000;
+                ulong seed = args.Length > 2 && ulong.TryParse(args[2], out ulong s) ? s : 1;
+                string dir = args.Length > 3 ? args[3] : Path.Combine(AppContext.BaseDirectory, "../../../../../tests/fixtures/pngsuite");
+                return PngFuzz.Run(dir, cases, seed);
             default:
-                Console.Error.WriteLine($"unknown benchmark '{what}'; available: gemm");
+                Console.Error.WriteLine($"unknown benchmark '{what}'; available: gemm, fuzz-png");
                 return 2;
         }
     }

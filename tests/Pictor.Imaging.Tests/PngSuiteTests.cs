@@ -67,3 +67,35 @@ public class PngSuiteTests
         Assert.Equal(14, Corrupt().Count());
     }
 }
+
+/// <summary>Regression guard for the fuzzer's finding: corrupt deflate data inside valid chunks (CRCs recomputed)
+/// must be a PngFormatException, never a ZLibException or IOException.</summary>
+public class PngCorruptDataTests
+{
+    [Fact]
+    public void Corrupted_idat_with_valid_crc_is_a_format_error()
+    {
+        var src = PngEncoder.Encode(Enumerable.Range(0, 16 * 16 * 4).Select(i => (byte)(i * 7)).ToArray(), 16, 16);
+        var rng = new Pictor.Engine.Rng(5);
+        int idat = IndexOf(src, "IDAT"u8) - 4;
+        int len = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(src.AsSpan(idat));
+        for (int c = 0; c < 2000; c++)
+        {
+            var d = (byte[])src.Clone();
+            for (int k = 0; k < 1 + c % 4; k++) d[idat + 8 + rng.NextInt(len)] = (byte)rng.NextInt(256);
+            uint crc = Crc(d.AsSpan(idat + 4, 4 + len));
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(d.AsSpan(idat + 8 + len), crc);
+            try { PngDecoder.Decode(d); }
+            catch (PngFormatException) { }
+        }
+    }
+
+    private static int IndexOf(byte[] a, ReadOnlySpan<byte> what) => a.AsSpan().IndexOf(what);
+
+    private static uint Crc(ReadOnlySpan<byte> data)
+    {
+        uint c = 0xFFFFFFFF;
+        foreach (byte b in data) { c ^= b; for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1; }
+        return ~c;
+    }
+}

@@ -200,7 +200,7 @@ public static class PngDecoder
             Span<byte> extra = stackalloc byte[1];
             if (zs.Read(extra) != 0) Fail($"image data inflates to more than the expected {expected} bytes; the file is corrupt");
         }
-        catch (InvalidDataException e) { Fail($"image data is not valid zlib data ({e.Message})"); }
+        catch (Exception e) when (e is InvalidDataException or IOException) { Fail($"image data is not valid zlib data ({e.Message})"); }
         return buf;
     }
 
@@ -401,7 +401,7 @@ public static class PngDecoder
                 if (outp.Length > max) Fail($"compressed text chunk inflates past the {max}-byte limit");
             }
         }
-        catch (InvalidDataException e) { Fail($"compressed text chunk is not valid zlib data ({e.Message})"); }
+        catch (Exception e) when (e is InvalidDataException or IOException) { Fail($"compressed text chunk is not valid zlib data ({e.Message})"); }
         return outp.ToArray();
     }
 }
