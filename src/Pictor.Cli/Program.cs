@@ -15,9 +15,14 @@ public static class Program
         Verbs available now:
           info                 engine status: GEMM backend, threads, OpenBLAS library, SIMD width
           selftest             a 512x512x512 GEMM through every backend, checked against the reference
+          data shapes          --out DIR [--count N] [--seed S] [--size 32|64]: procedural scenes with ground truth
+          data emoji           --out DIR [--from DIR]: Noto + Twemoji images with emojibase captions (npm pack)
+          tokenizer train      --data DIR [--vocab 4096] --out DIR: byte-level BPE on a dataset's captions
+          image info           IN.png: size, type, text chunks and generation parameters
+          image convert        IN.png OUT.png: any valid PNG to 8-bit RGBA
           help                 this text
 
-        Coming with the next issues: data, tokenizer, train, generate, verify, eval, image, serve.
+        Coming with the next issues: train, generate, verify, eval, serve.
         Until a model ships, 'pictor generate' explains what is missing.
         """;
 
@@ -32,6 +37,9 @@ public static class Program
                 case "help" or "--help" or "-h": Console.WriteLine(Help); return 0;
                 case "info": NoOptions(verb, rest); return Info();
                 case "selftest": NoOptions(verb, rest); return SelfTest();
+                case "data": return DataVerbs.Data(rest);
+                case "tokenizer": return DataVerbs.Tokenizer(rest);
+                case "image": return DataVerbs.ImageVerb(rest);
                 case "generate":
                     Console.Error.WriteLine("pictor generate: no model ships yet. The diffusion pipeline and the shipped 'emoji' and 'shapes' models arrive with issue 5; run 'pictor info' to check the engine.");
                     return 2;
@@ -40,7 +48,7 @@ public static class Program
                     return 2;
             }
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or FormatException or IOException or InvalidOperationException)
         {
             Console.Error.WriteLine($"pictor: {e.Message}");
             return 2;

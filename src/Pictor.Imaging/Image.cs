@@ -26,6 +26,13 @@ public sealed class Image
         return new Image(png.Width, png.Height, png.Rgba8);
     }
 
+    /// <summary>Decodes PNG bytes held in memory.</summary>
+    public static Image Load(byte[] png, PngDecodeOptions? options = null)
+    {
+        var d = PngDecoder.Decode(png, options);
+        return new Image(d.Width, d.Height, d.Rgba8);
+    }
+
     public static Image Solid(int width, int height, byte r, byte g, byte b, byte a = 255)
     {
         var img = new Image(width, height);
@@ -126,6 +133,17 @@ public sealed class Image
                 }
             }
         }
+        return o;
+    }
+
+    /// <summary>Nearest-neighbour resampling (for enlarging pixel art and tiny samples for viewing).</summary>
+    public Image ResizeNearest(int w, int h)
+    {
+        if (w < 1 || h < 1) throw new ArgumentException($"resize target {w}x{h} is invalid");
+        var o = new Image(w, h);
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                Buffer.BlockCopy(Rgba, 4 * ((int)((long)y * Height / h) * Width + (int)((long)x * Width / w)), o.Rgba, 4 * (y * w + x), 4);
         return o;
     }
 

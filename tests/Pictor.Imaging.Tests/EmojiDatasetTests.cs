@@ -1,0 +1,77 @@
+using System.Formats.Tar;
+using System.IO.Compression;
+using System.Text;
+using System.Text.Json;
+using Pictor.Imaging.Datasets;
+using Pictor.Imaging.Png;
+
+namespace Pictor.Imaging.Tests;
+
+/// <summary>The emoji builder on small synthetic tarballs laid out like the npm packages (no network in tests).</summary>
+public class EmojiDatasetTests
+{
+    private static string Tgz(string dir, string name, Dictionary<string, byte[]> files)
+    {
+        var path = Path.Combine(dir, name);
+        using var fs = File.Create(path);
+        using var gz = new GZipStream(fs, CompressionLevel.Fastest);
+        using var tar = new TarWriter(gz, TarEntryFormat.Pax);
+        foreach (var (n, b) in files)
+        {
+            var e = new PaxTarEntry(TarEntryType.RegularFile, n) { DataStream = new MemoryStream(b) };
+            tar.WriteEntry(e);
+        }
+        return path;
+    }
+
+    private static byte[] Png(byte r, byte a) => PngEncoder.Encode(Enumerable.Range(0, 64 * 64).SelectMany(_ => new[] { r, (byte)0, (byte)0, a }).ToArray(), 64, 64);
+
+    [Fact]
+    public void Builds_captioned_split_folders_with_skin_tones_and_attribution()
+    {
+        var dir = Directory.CreateTempSubdirectory("pictor-emoji").FullName;
+        var index = JsonSerializer.SerializeToUtf8Bytes(new object[]
+        {
+            new Dictionary<string, object> { ["unified"] = "1F603", ["image"] = "1f603.png", ["has_img_google"] = true, ["has_img_twitter"] = true },
+            new Dictionary<string, object>
+            {
+                ["unified"] = "1F44B", ["image"] = "1f44b.png", ["has_img_google"] = true, ["has_img_twitter"] = false,
+                ["skin_variations"] = new Dictionary<string, object> { ["1F3FF"] = new Dictionary<string, object> { ["unified"] = "1F44B-1F3FF", ["image"] = "1f44b-1f3ff.png", ["has_img_google"] = true } },
+            },
+            new Dictionary<string, object> { ["unified"] = "2764-FE0F", ["image"] = "2764-fe0f.png", ["has_img_google"] = true, ["has_img_twitter"] = true },
+        });
+        var labels = JsonSerializer.SerializeToUtf8Bytes(new object[]
+        {
+            new Dictionary<string, object> { ["hexcode"] = "1F603", ["label"] = "grinning face with big eyes" },
+            new Dictionary<string, object> { ["hexcode"] = "1F44B", ["label"] = "waving hand", ["skins"] = new[] { new Dictionary<string, object> { ["hexcode"] = "1F44B-1F3FF", ["label"] = "waving hand: dark skin tone" } } },
+            new Dictionary<string, object> { ["hexcode"] = "2764", ["label"] = "red heart" },
+        });
+        var lic = Encoding.UTF8.GetBytes("MIT");
+        string g = Tgz(dir, "emoji-datasource-google-16.0.0.tgz", new() { ["package/emoji.json"] = index, ["package/LICENSE"] = lic,
+            ["package/img/google/64/1f603.png"] = Png(10, 255), ["package/img/google/64/1f44b.png"] = Png(20, 255),
+            ["package/img/google/64/1f44b-1f3ff.png"] = Png(30, 0), ["package/img/google/64/2764-fe0f.png"] = Png(40, 255) });
+        string t = Tgz(dir, "emoji-datasource-twitter-16.0.0.tgz", new() { ["package/emoji.json"] = index, ["package/LICENSE"] = lic,
+            ["package/img/twitter/64/1f603.png"] = Png(50, 255), ["package/img/twitter/64/2764-fe0f.png"] = Png(60, 255) });
+        string b = Tgz(dir, "emojibase-data-17.0.0.tgz", new() { ["package/en/data.json"] = labels, ["package/LICENSE"] = lic });
+        Assert.Equal(new[] { g, t, b }, EmojiDataset.FindTarballs(dir));
+
+        var outDir = Path.Combine(dir, "out");
+        var s = EmojiDataset.Build(g, t, b, outDir);
+        Assert.Equal(6, s.Train + s.Val);
+        Assert.Equal(3, s.Emoji);
+        var all = CaptionedImages.ReadImageFolder(Path.Combine(outDir, "train")).Concat(s.Val > 0 ? CaptionedImages.ReadImageFolder(Path.Combine(outDir, "val")) : [])
+                                 .ToDictionary(i => Path.GetFileName(i.ImagePath), i => i.Captions[0]);
+        Assert.Equal("grinning face with big eyes, twemoji style", all["twemoji_1f603.png"]);
+        Assert.Equal("waving hand: dark skin tone, noto style", all["noto_1f44b-1f3ff.png"]);
+        Assert.Equal("red heart, noto style", all["noto_2764-fe0f.png"]);
+        // transparent pixels became white
+        var path = Directory.GetFiles(outDir, "noto_1f44b-1f3ff.png", SearchOption.AllDirectories).Single();
+        Assert.Equal(new byte[] { 255, 255, 255, 255 }, Image.Load(path).Rgba.AsSpan(0, 4).ToArray());
+        Assert.True(File.Exists(Path.Combine(outDir, "ATTRIBUTION.md")));
+        Assert.Contains("CC-BY 4.0", File.ReadAllText(Path.Combine(outDir, "ATTRIBUTION.md")));
+        Assert.Equal(3, Directory.GetFiles(Path.Combine(outDir, "licenses")).Length);
+
+        var e = Assert.Throws<FileNotFoundException>(() => EmojiDataset.FindTarballs(Path.Combine(dir, "out")));
+        Assert.Contains("npm pack", e.Message);
+    }
+}
