@@ -43,8 +43,19 @@ internal static class DataVerbs
                 Console.WriteLine($"wrote {s.Train} train and {s.Val} val images of {s.Emoji} emoji to {outDir} ({s.SkippedUnlabelled} images without an emojibase label skipped); see {Path.Combine(outDir, "ATTRIBUTION.md")}");
                 return 0;
             }
+            case "pack":
+            {
+                var a = new Args("data pack", rest, ["data", "size", "out"]);
+                a.NoPositionals();
+                var items = CaptionedImages.ReadImageFolder(a.Required("data"));
+                int size = a.Int("size", 32, 8, 1024);
+                PackedDataset.Build(items, size, a.Required("out"), Progress("pack"));
+                Console.Error.WriteLine();
+                Console.WriteLine($"packed {items.Count} images at {size}x{size} into {a.Required("out")}");
+                return 0;
+            }
             default:
-                throw new ArgumentException($"'data {sub}' is not a verb; use 'data shapes --out DIR [--count N] [--seed S] [--size 32|64]' or 'data emoji --out DIR [--from DIR]'");
+                throw new ArgumentException($"'data {sub}' is not a verb; use 'data shapes --out DIR [--count N] [--seed S] [--size 32|64]', 'data emoji --out DIR [--from DIR]' or 'data pack --data DIR [--size 32] --out FILE'");
         }
     }
 

@@ -17,6 +17,7 @@ public static class Program
           selftest             a 512x512x512 GEMM through every backend, checked against the reference
           data shapes          --out DIR [--count N] [--seed S] [--size 32|64]: procedural scenes with ground truth
           data emoji           --out DIR [--from DIR]: Noto + Twemoji images with emojibase captions (npm pack)
+          data pack            --data DIR [--size 32] --out FILE: decode an image folder once into a memory-mapped cache
           tokenizer train      --data DIR [--vocab 4096] --out DIR: byte-level BPE on a dataset's captions
           image info           IN.png: size, type, text chunks and generation parameters
           image convert        IN.png OUT.png: any valid PNG to 8-bit RGBA

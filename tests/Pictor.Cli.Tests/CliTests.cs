@@ -41,6 +41,9 @@ public class CliTests
         r = Run("tokenizer", "train", "--data", Path.Combine(dir, "shapes"), "--vocab", "300", "--out", Path.Combine(dir, "tok"));
         Assert.Equal(0, r.Code);
         Assert.True(File.Exists(Path.Combine(dir, "tok", "merges.txt")));
+        r = Run("data", "pack", "--data", Path.Combine(dir, "shapes", "train"), "--size", "16", "--out", Path.Combine(dir, "train.bin"));
+        Assert.Equal(0, r.Code); Assert.Contains("packed 54 images at 16x16", r.Out);
+        using (var ds = Pictor.Imaging.Datasets.PackedDataset.Open(Path.Combine(dir, "train.bin"))) Assert.Equal(54, ds.Count);
         var png = Path.Combine(dir, "shapes", "train", "000000.png");
         r = Run("image", "info", png);
         Assert.Equal(0, r.Code); Assert.Contains("32x32, Rgb, 8-bit", r.Out);
