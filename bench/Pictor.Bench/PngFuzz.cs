@@ -118,20 +118,9 @@ internal static class PngFuzz
         {
             uint len = BinaryPrimitives.ReadUInt32BigEndian(d.AsSpan(pos));
             if (len > (uint)(d.Length - pos - 12)) break;
-            uint crc = Crc(d.AsSpan(pos + 4, 4 + (int)len));
+            uint crc = Crc32.Compute(d.AsSpan(pos + 4, 4), d.AsSpan(pos + 8, (int)len));
             BinaryPrimitives.WriteUInt32BigEndian(d.AsSpan(pos + 8 + (int)len), crc);
             pos += 12 + (int)len;
         }
-    }
-
-    private static uint Crc(ReadOnlySpan<byte> data)
-    {
-        uint c = 0xFFFFFFFF;
-        foreach (byte b in data)
-        {
-            c ^= b;
-            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        }
-        return ~c;
     }
 }
