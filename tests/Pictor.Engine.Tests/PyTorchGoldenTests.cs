@@ -48,4 +48,20 @@ public class PyTorchGoldenTests
     [Fact] public void Gather() => Golden("gather", ["x"], t => Ops.Gather(t["x"], 2, Ints("gather", "i")));
     [Fact] public void Mse() => Golden("mse", ["a", "b"], t => Ops.MseLoss(t["a"], t["b"]));
     [Fact] public void Sum_mean_max() => Golden("sum_mean_max", ["x"], t => Ops.Add(Ops.Add(Ops.Sum(t["x"], [1]), Ops.Mean(t["x"], [1])), Ops.Max(t["x"], 1)));
+
+    [Fact] public void Add_broadcast() => Golden("add_broadcast", ["a", "b"], t => Ops.Add(t["a"], t["b"]));
+    [Fact] public void Sub_broadcast() => Golden("sub_broadcast", ["a", "b"], t => Ops.Sub(t["a"], t["b"]));
+    [Fact] public void Mul_broadcast() => Golden("mul_broadcast", ["a", "b"], t => Ops.Mul(t["a"], t["b"]));
+    [Fact] public void Div_broadcast() => Golden("div_broadcast", ["a", "b"], t => Ops.Div(t["a"], t["b"]));
+    [Fact] public void Exp_log_sqrt_square_tanh_sigmoid_relu() => Golden("unary_chain", ["x"], t =>
+    {
+        var x = t["x"];
+        var y = Ops.Add(Ops.Exp(Ops.Neg(x)), Ops.Log(x));
+        y = Ops.Add(y, Ops.Sqrt(x)); y = Ops.Add(y, Ops.Square(x)); y = Ops.Add(y, Ops.Tanh(x)); y = Ops.Add(y, Ops.Sigmoid(x));
+        return Ops.Add(y, Ops.Relu(Ops.AddScalar(x, -1f)));
+    });
+    [Fact] public void Concat_and_narrow() => Golden("concat_narrow", ["a", "b"], t => Ops.Narrow(Ops.Concat([t["a"], t["b"]], 1), 2, 1, 2));
+    [Fact] public void Permute_and_expand() => Golden("permute_expand", ["x"], t => Ops.Contiguous(Ops.Permute(Ops.Expand(t["x"], 2, 3, 5), 2, 0, 1)));
+    [Fact] public void Dropout_with_a_given_mask() => Golden("dropout_mask", ["x"], t =>
+        Ops.Mul(t["x"], Tensor.FromArray(Ints("dropout_mask", "m").Data.Select(v => v / 0.75f).ToArray(), 4, 6)));
 }

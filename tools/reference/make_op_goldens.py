@@ -82,6 +82,17 @@ case("gather", {"x": randn(3, 4, 5)}, lambda x, i: torch.gather(x, 2, i), ints={
 case("mse", {"a": randn(5, 7), "b": randn(5, 7)}, lambda a, b: F.mse_loss(a, b))
 case("sum_mean_max", {"x": randn(3, 4, 5)}, lambda x: x.sum(1) + x.mean(1) + x.max(1).values)
 
+case("add_broadcast", {"a": randn(2, 3, 4), "b": randn(3, 1)}, lambda a, b: a + b)
+case("sub_broadcast", {"a": randn(2, 3, 4), "b": randn(4)}, lambda a, b: a - b)
+case("mul_broadcast", {"a": randn(2, 3, 4), "b": randn(2, 1, 4)}, lambda a, b: a * b)
+case("div_broadcast", {"a": randn(2, 3, 4), "b": np.abs(randn(3, 1)) + 0.5}, lambda a, b: a / b)
+case("unary_chain", {"x": np.abs(randn(3, 7)) + 0.2},
+     lambda x: torch.exp(-x) + torch.log(x) + torch.sqrt(x) + x * x + torch.tanh(x) + torch.sigmoid(x) + torch.relu(x - 1.0))
+case("concat_narrow", {"a": randn(2, 3, 4), "b": randn(2, 2, 4)}, lambda a, b: torch.cat([a, b], 1).narrow(2, 1, 2))
+case("permute_expand", {"x": randn(2, 3, 1)}, lambda x: x.expand(2, 3, 5).permute(2, 0, 1).contiguous())
+case("dropout_mask", {"x": randn(4, 6)}, lambda x, m: x * m.to(x.dtype) / 0.75,
+     ints={"m": (rng.random((4, 6)) >= 0.25).astype(np.int64)})
+
 path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "ops_golden.safetensors")
 st.save(path, out, {"made_by": "tools/reference/make_op_goldens.py", "torch": torch.__version__})
 print(f"wrote {len(out)} tensors to {os.path.normpath(path)}")
