@@ -12,6 +12,15 @@ public static class Program
             case "gemm":
                 GemmBench.Run([256, 512, 1024, 2048], iters);
                 return 0;
+            case "models":
+                Console.WriteLine($"# Pictor, {Pictor.Engine.Kernels.Parallelism.Threads} threads, GEMM {Pictor.Engine.Kernels.Gemm.Backend}, OPENBLAS_CORETYPE={Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") ?? "(unset)"}, median of {iters}");
+                Console.WriteLine("| benchmark | time | throughput | work | achieved |");
+                Console.WriteLine("|---|---|---|---|---|");
+                ModelBench.UnetTrain(32, iters);
+                ModelBench.UnetSample(16, 50, cfg: false, Math.Max(3, iters / 3));
+                ModelBench.UnetSample(16, 50, cfg: true, Math.Max(3, iters / 3));
+                ModelBench.ArTrain(64, iters);
+                return 0;
             case "fuzz-png":
                 // fuzz-png [cases] [seed] [suite dir]
                 int cases = args.Length > 1 && int.TryParse(args[1], out int c) ? c : 10_000;

@@ -54,11 +54,15 @@ public static class Gemm
                              float beta, Span<float> c, int ldc)
         => Sgemm(Backend, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 
+    /// <summary>Flops (2 M N K per call) issued through this entry point, for benchmarks' achieved-GFLOP/s figures.</summary>
+    public static long FlopCounter;
+
     public static void Sgemm(GemmBackend which, bool transA, bool transB, int m, int n, int k, float alpha,
                              ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
                              float beta, Span<float> c, int ldc)
     {
         Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
+        Interlocked.Add(ref FlopCounter, 2L * m * n * k);
         if (m == 0 || n == 0) return;
         switch (which)
         {
@@ -75,6 +79,7 @@ public static class Gemm
                                    float beta, Span<float> c, int ldc)
     {
         Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
+        Interlocked.Add(ref FlopCounter, 2L * m * n * k);
         if (m == 0 || n == 0) return;
         if (Backend == GemmBackend.Reference) ReferenceGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         else SimdGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, serial: true);

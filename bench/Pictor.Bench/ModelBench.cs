@@ -1,0 +1,88 @@
+using System.Diagnostics;
+using Pictor.Engine;
+using Pictor.Engine.Kernels;
+using Pictor.Models.Transformer;
+using Pictor.Models.Unet;
+using Pictor.Nn.Optim;
+
+namespace Pictor.Bench;
+
+/// <summary>
+/// Whole-model timings on synthetic data, matching tools/reference/bench_peer.py: UNet-S training step (forward,
+/// backward, AdamW) and denoiser-forward sampling loops; AR-S training step. Prints per-iteration medians, items/s and
+/// achieved GFLOP/s. FLOP counts are measured, not estimated: every GEMM call is counted (Gemm.CountFlops).
+/// </summary>
+internal static class ModelBench
+{
+    public static void UnetTrain(int batch, int iters)
+    {
+        var model = new UnetModel(UnetConfig.S, new Rng(1));
+        var opt = new AdamW(model.NamedParameters(), new AdamWConfig(LearningRate: 1e-4f));
+        var data = new Rng(2);
+        var x = data.Randn(batch, 3, 32, 32); var eps = data.Randn(batch, 3, 32, 32); var ctx = data.Randn(batch, 16, 256);
+        var t = Enumerable.Range(0, batch).Select(i => (float)data.NextInt(1000)).ToArray();
+        void Step()
+        {
+            using var scope = TensorScope.Begin();
+            opt.ZeroGrad();
+            Ops.MseLoss(model.Forward(x, t, ctx), eps).Backward();
+            opt.StepOnce();
+        }
+        Report($"UNet-S train step, batch {batch}", batch, "images", iters, Step);
+    }
+
+    public static void UnetSample(int batch, int steps, bool cfg, int iters)
+    {
+        var model = new UnetModel(UnetConfig.S, new Rng(1));
+        var data = new Rng(3);
+        int b = cfg ? 2 * batch : batch;   // batched CFG: conditional and unconditional in one pass
+        var x = data.Randn(b, 3, 32, 32); var ctx = data.Randn(b, 16, 256);
+        var t = new float[b];
+        void Sample()
+        {
+            using var _ = Autograd.NoGrad();
+            for (int s = 0; s < steps; s++)
+            {
+                using var scope = TensorScope.Begin();
+                Array.Fill(t, 999f - s * 1000f / steps);
+                model.Forward(x, t, ctx);
+            }
+        }
+        Report($"UNet-S sampling, {steps} denoiser calls, batch {batch}{(cfg ? " with CFG" : "")}", batch, "images", iters, Sample);
+    }
+
+    public static void ArTrain(int batch, int iters)
+    {
+        var cfg = ArConfig.S;
+        var model = new ArTransformer(cfg, new Rng(1));
+        var opt = new AdamW(model.NamedParameters(), new AdamWConfig(LearningRate: 1e-4f));
+        var data = new Rng(4);
+        var ids = new IntTensor(Enumerable.Range(0, batch * cfg.SeqLen).Select(i => i % cfg.SeqLen < cfg.TextLen ? data.NextInt(cfg.TextVocab) : cfg.TextVocab + data.NextInt(cfg.ImageVocab)).ToArray(), batch, cfg.SeqLen);
+        void Step()
+        {
+            using var scope = TensorScope.Begin();
+            opt.ZeroGrad();
+            model.Loss(ids).Backward();
+            opt.StepOnce();
+        }
+        Report($"AR-S train step, batch {batch}", batch * (cfg.SeqLen - 1), "tokens", iters, Step);
+    }
+
+    private static void Report(string name, int items, string unit, int iters, Action f)
+    {
+        f();                                     // warm-up (JIT, pool)
+        Gemm.FlopCounter = 0;
+        f();
+        long flops = Gemm.FlopCounter;
+        var times = new double[iters];
+        for (int i = 0; i < iters; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            f();
+            times[i] = sw.Elapsed.TotalSeconds;
+        }
+        Array.Sort(times);
+        double med = times[iters / 2];
+        Console.WriteLine($"| {name} | {med * 1000:F0} ms | {items / med:F1} {unit}/s | {flops / 1e9:F1} GFLOP (GEMM) | {flops / med / 1e9:F1} GFLOP/s |");
+    }
+}
