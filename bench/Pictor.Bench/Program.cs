@@ -21,6 +21,8 @@ public static class Program
                 ModelBench.UnetSample(16, 50, cfg: true, Math.Max(3, iters / 3));
                 ModelBench.ArTrain(64, iters);
                 return 0;
+            case "unet-train": ModelBench.UnetTrain(32, iters); return 0;
+            case "unet-sample": ModelBench.UnetSample(16, 10, cfg: false, iters); return 0;
             case "fuzz-png":
                 // fuzz-png [cases] [seed] [suite dir]
                 int cases = args.Length > 1 && int.TryParse(args[1], out int c) ? c : 10_000;
