@@ -68,6 +68,17 @@ internal static class ModelBench
         Report($"AR-S train step, batch {batch}", batch * (cfg.SeqLen - 1), "tokens", iters, Step);
     }
 
+    public static void ArSample(int batch, bool cache, int iters)
+    {
+        var cfg = ArConfig.S;
+        var model = new ArTransformer(cfg, new Rng(1));
+        var data = new Rng(5);
+        var prompt = new IntTensor(Enumerable.Range(0, batch * cfg.TextLen).Select(_ => data.NextInt(cfg.TextVocab)).ToArray(), batch, cfg.TextLen);
+        var opt = new ArSamplingOptions(1f, 64, AllowedFrom: cfg.TextVocab);
+        Report($"AR-S sampling {cfg.ImageLen} image tokens, batch {batch}, {(cache ? "KV cache" : "no cache")}", batch * cfg.ImageLen, "tokens", iters,
+               () => ArSampler.Generate(model, prompt, cfg.ImageLen, opt, new Rng(6), useCache: cache));
+    }
+
     private static void Report(string name, int items, string unit, int iters, Action f)
     {
         f();                                     // warm-up (JIT, pool)

@@ -20,9 +20,12 @@ public static class Program
                 ModelBench.UnetSample(16, 50, cfg: false, Math.Max(3, iters / 3));
                 ModelBench.UnetSample(16, 50, cfg: true, Math.Max(3, iters / 3));
                 ModelBench.ArTrain(64, iters);
+                ModelBench.ArSample(16, cache: true, iters);
+                ModelBench.ArSample(16, cache: false, Math.Max(3, iters / 3));
                 return 0;
             case "unet-train": ModelBench.UnetTrain(32, iters); return 0;
             case "unet-sample": ModelBench.UnetSample(16, 10, cfg: false, iters); return 0;
+            case "ar-sample": ModelBench.ArSample(16, cache: true, iters); ModelBench.ArSample(16, cache: false, Math.Max(3, iters / 3)); return 0;
             case "fuzz-png":
                 // fuzz-png [cases] [seed] [suite dir]
                 int cases = args.Length > 1 && int.TryParse(args[1], out int c) ? c : 10_000;

@@ -147,6 +147,16 @@ public sealed class Tensor
         return r;
     }
 
+    /// <summary>Copies <paramref name="src"/> (same shape, any layout) into this tensor, which may be a strided view.
+    /// Not recorded by autograd.</summary>
+    public void CopyFrom(Tensor src)
+    {
+        Throw.IfShapeMismatch(src.Shape, Shape, "CopyFrom");
+        var values = src.ToArray();
+        if (IsContiguous) values.CopyTo(Span);
+        else StridedCopy.WriteFromContiguous(values, this, accumulate: false);
+    }
+
     public float Item()
     {
         if (Numel != 1) Throw.InvalidOperation($"Item() needs a tensor of one element, this one has shape {Engine.Shape.Format(Shape)}");
@@ -237,12 +247,15 @@ internal static class StridedCopy
     }
 
     /// <summary>dst at logical index i += src[i] (dst may be a strided view, src contiguous). Used by view backward.</summary>
-    public static void AddFromContiguous(ReadOnlySpan<float> src, Tensor dst)
+    public static void AddFromContiguous(ReadOnlySpan<float> src, Tensor dst) => WriteFromContiguous(src, dst, accumulate: true);
+
+    /// <summary>dst at logical index i = src[i] (or += when <paramref name="accumulate"/>); dst may be a strided view.</summary>
+    public static void WriteFromContiguous(ReadOnlySpan<float> src, Tensor dst, bool accumulate)
     {
         var s = dst.Storage;
         int rank = dst.Rank;
         if (dst.Numel == 0) return;
-        if (rank == 0) { s[dst.Offset] += src[0]; return; }
+        if (rank == 0) { s[dst.Offset] = accumulate ? s[dst.Offset] + src[0] : src[0]; return; }
         Span<int> idx = stackalloc int[rank];
         int inner = dst.Shape[rank - 1], innerStride = dst.Strides[rank - 1];
         int outer = dst.Numel / inner;
@@ -251,7 +264,8 @@ internal static class StridedCopy
         {
             int off = dst.Offset;
             for (int d = 0; d < rank - 1; d++) off += idx[d] * dst.Strides[d];
-            for (int j = 0; j < inner; j++) s[off + j * innerStride] += src[o + j];
+            if (accumulate) for (int j = 0; j < inner; j++) s[off + j * innerStride] += src[o + j];
+            else for (int j = 0; j < inner; j++) s[off + j * innerStride] = src[o + j];
             o += inner;
             for (int d = rank - 2; d >= 0; d--)
             {

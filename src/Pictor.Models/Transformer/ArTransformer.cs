@@ -36,6 +36,13 @@ public sealed class ArBlock : Module
         mlp = Child("mlp", new Mlp(rng, dim, 4 * dim, Activation.Gelu));
     }
 
+    /// <summary>As Forward, for new tokens only, attending through the layer's KV cache.</summary>
+    public Tensor ForwardCached(Tensor x, LayerKvCache cache)   // (B, T, D) -> (B, T, D)
+    {
+        x = Ops.Add(x, attn.ForwardCached(ln1.Forward(x), cache));
+        return Ops.Add(x, mlp.Forward(ln2.Forward(x)));
+    }
+
     public Tensor Forward(Tensor x)   // (B, T, D) -> (B, T, D)
     {
         x = Ops.Add(x, attn.Forward(ln1.Forward(x), causal: true));
@@ -74,6 +81,20 @@ public sealed class ArTransformer : Module
         if (t > Config.SeqLen) Throw.Argument($"sequence has {t} tokens, the model takes {Config.SeqLen}; shorten it or retrain with a longer context");
         var x = Ops.Add(tokEmb.Forward(ids), Ops.Narrow(posEmb, 0, 0, t));       // (B, T, D)
         foreach (var b in blocks) x = b.Forward(x);
+        return head.Forward(lnF.Forward(x));                                       // (B, T, V)
+    }
+
+    /// <summary>A KV cache sized for this model's full sequence and <paramref name="batch"/> sequences.</summary>
+    public KvCache NewCache(int batch) => new(Config.Layers, batch, Config.Heads, Config.SeqLen, Config.Dim / Config.Heads);
+
+    /// <summary>Logits [B, T, V] for new tokens ids [B, T] placed after the cache's contents; appends to the cache.</summary>
+    public Tensor ForwardCached(IntTensor ids, KvCache cache)
+    {
+        if (ids.Shape.Length != 2) Throw.Argument($"token ids must be [B, T], got {Shape.Format(ids.Shape)}");
+        int t = ids.Shape[1], at = cache.Length;
+        if (at + t > Config.SeqLen) Throw.Argument($"sequence would reach {at + t} tokens, the model takes {Config.SeqLen}");
+        var x = Ops.Add(tokEmb.Forward(ids), Ops.Narrow(posEmb, 0, at, t));      // (B, T, D)
+        for (int i = 0; i < blocks.Count; i++) x = blocks[i].ForwardCached(x, cache.Layers[i]);
         return head.Forward(lnF.Forward(x));                                       // (B, T, V)
     }
 

@@ -39,6 +39,17 @@ public sealed class MultiHeadAttention : Module
         return Out.Forward(MergeHeads(o));     // (B, T, D)
     }
 
+    /// <summary>Causal self-attention for new tokens x [B, T, D] that attend to everything in <paramref name="cache"/>
+    /// plus themselves; their keys and values are appended to the cache. Equal to running the whole sequence with
+    /// causal masking and keeping the last T outputs (the mask is aligned to the end).</summary>
+    public Tensor ForwardCached(Tensor x, LayerKvCache cache)
+    {
+        var q = SplitHeads(Q.Forward(x));                                       // (B, H, T, Dh)
+        var (k, v) = cache.Append(Ops.Contiguous(SplitHeads(K.Forward(x))), Ops.Contiguous(SplitHeads(V.Forward(x))));   // (B, H, L+T, Dh)
+        var o = Ops.ScaledDotProductAttention(q, k, v, causal: true);           // (B, H, T, Dh)
+        return Out.Forward(MergeHeads(o));                                      // (B, T, D)
+    }
+
     /// <summary>(B, T, H*Dh) -> (B, H, T, Dh).</summary>
     public Tensor SplitHeads(Tensor x) =>
         Ops.Permute(Ops.Reshape(x, x.Shape[0], x.Shape[1], Heads, HeadDim), 0, 2, 1, 3);

@@ -1,0 +1,76 @@
+using Pictor.Engine;
+
+namespace Pictor.Models.Transformer;
+
+/// <summary>How to draw each token: temperature (0 = greedy), top-k (0 = off), and the id range allowed (e.g. only
+/// image tokens [TextVocab, Vocab) after the caption).</summary>
+public sealed record ArSamplingOptions(float Temperature = 1f, int TopK = 0, int AllowedFrom = 0, int? AllowedTo = null);
+
+/// <summary>
+/// Autoregressive sampling for <see cref="ArTransformer"/>. With the KV cache, the prompt is run once and each new
+/// token costs one position's forward; without it, the whole prefix is re-run every step (the reference the cache is
+/// tested against). Both draw from the same seeded generator, so they give the same tokens.
+/// </summary>
+public static class ArSampler
+{
+    /// <summary>prompt [B, Tp] -> [B, Tp + count].</summary>
+    public static IntTensor Generate(ArTransformer model, IntTensor prompt, int count, ArSamplingOptions opt, Rng rng, bool useCache = true)
+    {
+        int b = prompt.Shape[0], tp = prompt.Shape[1], total = tp + count, v = model.Config.Vocab;
+        if (tp < 1) Throw.Argument("the prompt needs at least one token");
+        if (total > model.Config.SeqLen) Throw.Argument($"prompt ({tp}) + {count} new tokens exceed the model's {model.Config.SeqLen} positions");
+        int lo = opt.AllowedFrom, hi = opt.AllowedTo ?? v;
+        if (lo < 0 || hi > v || lo >= hi) Throw.Argument($"allowed token range [{lo}, {hi}) is not inside [0, {v})");
+        var seq = new int[b * total];
+        for (int i = 0; i < b; i++) Array.Copy(prompt.Data, i * tp, seq, i * total, tp);
+        using var _ = Autograd.NoGrad();
+        var cache = useCache ? model.NewCache(b) : null;
+        for (int step = 0; step < count; step++)
+        {
+            int len = tp + step;
+            using var scope = TensorScope.Begin();
+            Tensor logits;   // (B, T, V); the last position predicts the next token
+            if (cache != null)
+            {
+                int from = step == 0 ? 0 : len - 1, n = len - from;
+                var ids = new int[b * n];
+                for (int i = 0; i < b; i++) Array.Copy(seq, i * total + from, ids, i * n, n);
+                logits = model.ForwardCached(new IntTensor(ids, b, n), cache);
+            }
+            else
+            {
+                var ids = new int[b * len];
+                for (int i = 0; i < b; i++) Array.Copy(seq, i * total, ids, i * len, len);
+                logits = model.Forward(new IntTensor(ids, b, len));
+            }
+            int t = logits.Shape[1];
+            var all = logits.Span;
+            for (int i = 0; i < b; i++)
+                seq[i * total + len] = lo + Draw(all.Slice(((i * t) + t - 1) * v + lo, hi - lo), opt, rng);
+        }
+        return new IntTensor(seq, b, total);
+    }
+
+    /// <summary>Index drawn from softmax(logits / temperature) restricted to the top k; argmax when temperature is 0.</summary>
+    internal static int Draw(ReadOnlySpan<float> logits, ArSamplingOptions opt, Rng rng)
+    {
+        if (opt.Temperature <= 0f)
+        {
+            int best = 0;
+            for (int i = 1; i < logits.Length; i++) if (logits[i] > logits[best]) best = i;
+            return best;
+        }
+        float cut = float.NegativeInfinity;
+        if (opt.TopK > 0 && opt.TopK < logits.Length)
+        {
+            var sorted = logits.ToArray();
+            Array.Sort(sorted);
+            cut = sorted[^opt.TopK];
+        }
+        float max = float.NegativeInfinity;
+        foreach (float l in logits) max = Math.Max(max, l);
+        var w = new float[logits.Length];
+        for (int i = 0; i < w.Length; i++) w[i] = logits[i] >= cut ? MathF.Exp((logits[i] - max) / opt.Temperature) : 0f;
+        return rng.Categorical(w);
+    }
+}
