@@ -30,17 +30,27 @@ public static partial class Ops
         var y = Tensor.Empty(b, o, oh, ow);
         int ohw = oh * ow, ckk = cg * kh * kw;
         bool direct = kh == 1 && kw == 1 && stride == 1 && padding == 0;
-        var col = direct ? null : Tensor.Empty(ckk, ohw);
-        var xs = X.Span; var ws = Wt.Span; var ys = y.Span;
-        for (int bi = 0; bi < b; bi++)
+        // Small per-image GEMMs run far below peak when each one is split across threads, so with a batch of at least
+        // one image per thread the images are shared out instead (worker k takes images k, k + P, ...) and each GEMM
+        // runs on one thread. Every image's arithmetic is the same either way.
+        int workers = ImageWorkers(b, og, ohw, ckk);
+        var cols = direct ? null : new Tensor[workers];
+        for (int k = 0; k < workers && cols != null; k++) cols[k] = Tensor.Empty(ckk, ohw);
+        void ForwardImage(int bi, int k)
+        {
+            var xs = X.Span; var ws = Wt.Span; var ys = y.Span;
             for (int g = 0; g < groups; g++)
             {
                 var xg = xs.Slice((bi * c + g * cg) * h * w, cg * h * w);
                 ReadOnlySpan<float> colSpan = xg;
-                if (!direct) { Im2Col.Forward(xg, cg, h, w, kh, kw, stride, padding, oh, ow, col!.Span); colSpan = col.Span; }
+                if (!direct) { Im2Col.Forward(xg, cg, h, w, kh, kw, stride, padding, oh, ow, cols![k].Span); colSpan = cols[k].Span; }
                 // y[b, g] (Og x OHW) = W_g (Og x Cg*KH*KW) . col (Cg*KH*KW x OHW)
-                Gemm.Sgemm(false, false, og, ohw, ckk, 1f, ws.Slice(g * og * ckk), ckk, colSpan, ohw, 0f, ys.Slice((bi * o + g * og) * ohw, og * ohw), ohw);
+                ConvGemm(workers, false, false, og, ohw, ckk, ws.Slice(g * og * ckk), ckk, colSpan, ohw, 0f, ys.Slice((bi * o + g * og) * ohw, og * ohw), ohw);
             }
+        }
+        if (workers == 1) for (int bi = 0; bi < b; bi++) ForwardImage(bi, 0);
+        else Parallelism.For(workers, k => { for (int bi = k; bi < b; bi += workers) ForwardImage(bi, k); });
+        var ys = y.Span;
         if (bias != null)
         {
             var bs = bias.IsContiguous ? bias.Span : bias.ToArray();
@@ -51,34 +61,52 @@ public static partial class Ops
         Tensor[] inputs = bias == null ? [X, Wt] : [X, Wt, bias];
         return Autograd.Record(y, "Conv2d", inputs, dY =>
         {
-            var D = dY.Span;
-            var xs2 = X.Span; var ws2 = Wt.Span;
-            var dcol = X.RequiresGrad && !direct ? Tensor.Empty(ckk, ohw) : null;
-            var colB = Wt.RequiresGrad && !direct ? Tensor.Empty(ckk, ohw) : null;
-            for (int bi = 0; bi < b; bi++)
+            // Worker k handles images k, k + P, ...; its weight gradient goes to its own buffer and the buffers are added
+            // in worker order afterwards, so the result does not depend on scheduling.
+            var dcols = new Tensor?[workers]; var colBs = new Tensor?[workers]; var dWs = new Tensor?[workers];
+            for (int k = 0; k < workers; k++)
+            {
+                if (X.RequiresGrad && !direct) dcols[k] = Tensor.Empty(ckk, ohw);
+                if (Wt.RequiresGrad && !direct) colBs[k] = Tensor.Empty(ckk, ohw);
+                if (Wt.RequiresGrad && workers > 1) dWs[k] = Tensor.Zeros(o, ckk);
+            }
+            var dX = X.RequiresGrad ? Autograd.GradBuffer(X) : null;
+            var dW = Wt.RequiresGrad ? Autograd.GradBuffer(Wt) : null;
+            void BackwardImage(int bi, int k)
+            {
+                var D = dY.Span; var xs2 = X.Span; var ws2 = Wt.Span;
                 for (int g = 0; g < groups; g++)
                 {
                     var dYg = D.Slice((bi * o + g * og) * ohw, og * ohw);
                     var xg = xs2.Slice((bi * c + g * cg) * h * w, cg * h * w);
-                    if (Wt.RequiresGrad)
+                    if (dW != null)
                     {
                         // dW_g += dY_g (Og x OHW) . col^T (OHW x CKK)
                         ReadOnlySpan<float> cs = xg;
-                        if (!direct) { Im2Col.Forward(xg, cg, h, w, kh, kw, stride, padding, oh, ow, colB!.Span); cs = colB.Span; }
-                        Gemm.Sgemm(false, true, og, ckk, ohw, 1f, dYg, ohw, cs, ohw, 1f, Autograd.GradBuffer(Wt).Span.Slice(g * og * ckk, og * ckk), ckk);
+                        if (!direct) { Im2Col.Forward(xg, cg, h, w, kh, kw, stride, padding, oh, ow, colBs[k]!.Span); cs = colBs[k]!.Span; }
+                        var dWk = workers > 1 ? dWs[k]!.Span : dW.Span;
+                        ConvGemm(workers, false, true, og, ckk, ohw, dYg, ohw, cs, ohw, 1f, dWk.Slice(g * og * ckk, og * ckk), ckk);
                     }
-                    if (X.RequiresGrad)
+                    if (dX != null)
                     {
                         // dcol = W_g^T (CKK x Og) . dY_g (Og x OHW); dX += col2im(dcol)
-                        var dXg = Autograd.GradBuffer(X).Span.Slice((bi * c + g * cg) * h * w, cg * h * w);
-                        if (direct) Gemm.Sgemm(true, false, ckk, ohw, og, 1f, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 1f, dXg, ohw);
+                        var dXg = dX.Span.Slice((bi * c + g * cg) * h * w, cg * h * w);
+                        if (direct) ConvGemm(workers, true, false, ckk, ohw, og, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 1f, dXg, ohw);
                         else
                         {
-                            Gemm.Sgemm(true, false, ckk, ohw, og, 1f, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 0f, dcol!.Span, ohw);
-                            Im2Col.Backward(dcol.Span, cg, h, w, kh, kw, stride, padding, oh, ow, dXg);
+                            ConvGemm(workers, true, false, ckk, ohw, og, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 0f, dcols[k]!.Span, ohw);
+                            Im2Col.Backward(dcols[k]!.Span, cg, h, w, kh, kw, stride, padding, oh, ow, dXg);
                         }
                     }
                 }
+            }
+            if (workers == 1) for (int bi = 0; bi < b; bi++) BackwardImage(bi, 0);
+            else
+            {
+                Parallelism.For(workers, k => { for (int bi = k; bi < b; bi += workers) BackwardImage(bi, k); });
+                if (dW != null) for (int k = 0; k < workers; k++) TensorPrimitives.Add(dW.Span, dWs[k]!.Span, dW.Span);
+            }
+            var D = dY.Span;
             if (bias != null && bias.RequiresGrad)
             {
                 var db = Autograd.GradBuffer(bias).Span;   // db[o] += sum over b, oh, ow of dY
@@ -86,6 +114,24 @@ public static partial class Ops
                     for (int oc = 0; oc < o; oc++) db[oc] += TensorPrimitives.Sum(D.Slice((bi * o + oc) * ohw, ohw));
             }
         });
+    }
+
+    /// <summary>How many workers a convolution shares its images among: one per thread when the batch has at least one
+    /// image per thread and each image's GEMM is small enough that splitting it across threads costs more than it gains
+    /// (PICTOR_CONV_SPLIT=gemm forces the old path, for comparison).</summary>
+    private static int ImageWorkers(int batch, int m, int n, int k)
+    {
+        int p = Parallelism.Threads;
+        if (p == 1 || batch < p || ConvSplitGemm) return 1;
+        return (long)m * n * k > 64L * 1024 * 1024 ? 1 : p;
+    }
+
+    private static readonly bool ConvSplitGemm = Environment.GetEnvironmentVariable("PICTOR_CONV_SPLIT") == "gemm";
+
+    private static void ConvGemm(int workers, bool ta, bool tb, int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> bm, int ldb, float beta, Span<float> cm, int ldc)
+    {
+        if (workers > 1) Gemm.SgemmSerial(ta, tb, m, n, k, 1f, a, lda, bm, ldb, beta, cm, ldc);
+        else Gemm.Sgemm(ta, tb, m, n, k, 1f, a, lda, bm, ldb, beta, cm, ldc);
     }
 
     /// <summary>Nearest-neighbour upsampling by an integer factor: [B, C, H, W] -> [B, C, sH, sW].</summary>
