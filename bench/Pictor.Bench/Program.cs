@@ -23,6 +23,7 @@ public static class Program
                 ModelBench.ArSample(16, cache: true, iters);
                 ModelBench.ArSample(16, cache: false, Math.Max(3, iters / 3));
                 return 0;
+            case "diffusion-train": DiffusionBench.Train(args.Length > 1 ? args[1] : "xs", args.Length > 2 ? int.Parse(args[2]) : 32, args.Length > 3 ? int.Parse(args[3]) : 5); return 0;
             case "unet-train": ModelBench.UnetTrain(32, iters); return 0;
             case "unet-sample": ModelBench.UnetSample(16, 10, cfg: false, iters); return 0;
             case "ar-sample": ModelBench.ArSample(16, cache: true, iters); ModelBench.ArSample(16, cache: false, Math.Max(3, iters / 3)); return 0;

@@ -43,6 +43,18 @@ public sealed class Args
         return r;
     }
 
+    public float Float(string name, float fallback, float min, float max)
+    {
+        if (!options.TryGetValue(name, out var v)) return fallback;
+        if (!float.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out float r) || !float.IsFinite(r))
+            throw new ArgumentException($"--{name} must be a number, got '{v}'");
+        if (r < min || r > max) throw new ArgumentException($"--{name} must be between {min} and {max}, got {r}");
+        return r;
+    }
+
+    /// <summary>The option names the user actually passed.</summary>
+    public IEnumerable<string> Given => options.Keys;
+
     public ulong ULong(string name, ulong fallback)
     {
         if (!options.TryGetValue(name, out var v)) return fallback;

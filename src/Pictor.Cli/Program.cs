@@ -21,10 +21,15 @@ public static class Program
           tokenizer train      --data DIR [--vocab 4096] --out DIR: byte-level BPE on a dataset's captions
           image info           IN.png: size, type, text chunks and generation parameters
           image convert        IN.png OUT.png: any valid PNG to 8-bit RGBA
+          train diffusion      --data DIR --out RUN [--preset tiny|xs|s] [--steps N] [--batch B] [--lr X] [--max-minutes M]
+                               or --resume RUN: DDPM training with validation, checkpoints, EMA, sample grids
+          generate             "PROMPT" --out FILE.png [--model DIR] [--sampler dpm++|ddim|ddpm] [--steps 20] [--cfg 3]
+                               [--negative TEXT] [--seed N] [-n N] [--grid] [--eta X]
+          verify               FILE.png [--model DIR]: regenerate from the PNG's metadata and compare pixels
+          eval shapes          --model DIR [--sampler] [--steps] [--cfg] [--report FILE.json] [--grid FILE.png]
           help                 this text
 
-        Coming with the next issues: train, generate, verify, eval, serve.
-        Until a model ships, 'pictor generate' explains what is missing.
+        Coming with the next issues: DALL-E (VQ-VAE, AR transformer, CLIP), serve.
         """;
 
     public static int Main(string[] args)
@@ -41,9 +46,10 @@ public static class Program
                 case "data": return DataVerbs.Data(rest);
                 case "tokenizer": return DataVerbs.Tokenizer(rest);
                 case "image": return DataVerbs.ImageVerb(rest);
-                case "generate":
-                    Console.Error.WriteLine("pictor generate: no model ships yet. The diffusion pipeline and the shipped 'emoji' and 'shapes' models arrive with issue 5; run 'pictor info' to check the engine.");
-                    return 2;
+                case "train": return TrainVerbs.Train(rest);
+                case "generate": return GenerateVerbs.Generate(rest);
+                case "verify": return GenerateVerbs.Verify(rest);
+                case "eval": return EvalVerbs.Eval(rest);
                 default:
                     Console.Error.WriteLine($"pictor: unknown verb '{verb}'. Run 'pictor help' for the list.");
                     return 2;

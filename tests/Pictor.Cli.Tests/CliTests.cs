@@ -58,4 +58,56 @@ public class CliTests
         r = Run("image", "grid", "--out", Path.Combine(dir, "g.png"), "--columns", "2", "--scale", "2", png, png, png);
         Assert.Equal(0, r.Code); Assert.Contains("g.png: 134x134, 3 images", r.Out);
     }
+
+    [Fact]
+    public void Train_generate_verify_and_eval_end_to_end()
+    {
+        var dir = Directory.CreateTempSubdirectory("pictor-cli-t2i").FullName;
+        string data = Path.Combine(dir, "shapes"), run = Path.Combine(dir, "run");
+        Assert.Equal(0, Run("data", "shapes", "--out", data, "--count", "40", "--seed", "2").Code);
+        var r = Run("train", "diffusion", "--data", data, "--out", run, "--preset", "tiny", "--size", "32", "--steps", "4", "--batch", "4",
+                    "--val-every", "2", "--ckpt-every", "2", "--val-images", "4");
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("stopped at step 4 (reached --steps)", r.Out);
+        r = Run("train", "diffusion", "--resume", run, "--batch", "8");
+        Assert.Equal(2, r.Code);
+        Assert.Contains("batch: run has 4, command line says 8", r.Err);
+
+        string png = Path.Combine(dir, "out", "red.png");
+        r = Run("generate", "a large red circle", "--model", run, "--steps", "3", "--seed", "5", "--out", png);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Equal(32, Imaging.Image.Load(png).Width);
+        r = Run("verify", png);
+        Assert.Equal(0, r.Code);
+        Assert.Contains("IDENTICAL", r.Out);
+        // Change one pixel: verify must notice.
+        var img = Imaging.Image.Load(png); img.Rgba[0] ^= 1;
+        img.Save(png, Imaging.Png.GenerationParameters.FromPng(Imaging.Png.PngDecoder.DecodeFile(png))!.ToPngText());
+        r = Run("verify", png);
+        Assert.Equal(1, r.Code);
+        Assert.Contains("DIFFERENT: 1 of", r.Out);
+
+        r = Run("generate", "two blue squares", "--model", run, "--steps", "2", "-n", "3", "--sampler", "ddim", "--out", Path.Combine(dir, "out", "b.png"));
+        Assert.Equal(0, r.Code);
+        Assert.True(File.Exists(Path.Combine(dir, "out", "b-2.png")));
+        Assert.Equal(0, Run("verify", Path.Combine(dir, "out", "b-1.png")).Code);
+        r = Run("generate", "two blue squares", "--model", run, "--steps", "2", "-n", "4", "--grid", "--out", Path.Combine(dir, "out", "grid.png"));
+        Assert.Equal(0, r.Code);
+        Assert.Equal(0, Run("verify", Path.Combine(dir, "out", "grid.png")).Code);
+
+        r = Run("generate", "a red circle", "--model", run, "--out", Path.Combine(dir, "x.png"), "--sampler", "euler");
+        Assert.Equal(2, r.Code); Assert.Contains("unknown sampler 'euler'", r.Err);
+        r = Run("generate", "a red circle", "--model", Path.Combine(dir, "missing"), "--out", Path.Combine(dir, "x.png"));
+        Assert.Equal(2, r.Code); Assert.Contains("does not exist", r.Err);
+        r = Run("generate", "a red circle", "--model", run, "--out", Path.Combine(dir, "x.jpg"));
+        Assert.Equal(2, r.Code); Assert.Contains("--out must name a .png file", r.Err);
+        r = Run("verify", Path.Combine(data, "train", "000000.png"));
+        Assert.Equal(2, r.Code); Assert.Contains("has no Pictor generation metadata", r.Err);
+
+        string report = Path.Combine(dir, "eval.json");
+        r = Run("eval", "shapes", "--model", run, "--steps", "1", "--batch", "64", "--report", report);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("| single (all rules) |", r.Out);
+        Assert.Contains("\"held_out_pairs\"", File.ReadAllText(report));
+    }
 }

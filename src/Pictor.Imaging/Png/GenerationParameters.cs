@@ -19,7 +19,11 @@ public sealed record GenerationParameters(
     int Width,
     int Height,
     string ModelHash,
-    string? Model = null)
+    string? Model = null,
+    float Eta = 0f,          // DDIM eta (0 = deterministic)
+    int BatchSize = 1,       // the images made together; verify regenerates the same batch
+    int BatchIndex = 0,      // this image's row in the batch; -1 for a grid of the whole batch
+    ulong BaseSeed = 0)      // the batch's first seed (row i used BaseSeed + i)
 {
     public const string A1111Key = "parameters";
     public const string JsonKey = "pictor";
@@ -38,7 +42,7 @@ public sealed record GenerationParameters(
     {
         ["format"] = "pictor-generation", ["version"] = JsonVersion, ["prompt"] = Prompt, ["negative_prompt"] = NegativePrompt,
         ["steps"] = Steps, ["sampler"] = Sampler, ["cfg_scale"] = CfgScale, ["seed"] = Seed, ["width"] = Width, ["height"] = Height,
-        ["model_hash"] = ModelHash, ["model"] = Model,
+        ["model_hash"] = ModelHash, ["model"] = Model, ["eta"] = Eta, ["batch_size"] = BatchSize, ["batch_index"] = BatchIndex, ["base_seed"] = BaseSeed,
     });
 
     public IEnumerable<KeyValuePair<string, string>> ToPngText() => [new(A1111Key, ToA1111()), new(JsonKey, ToJson())];
@@ -58,7 +62,9 @@ public sealed record GenerationParameters(
             string? S(string k) => r.TryGetProperty(k, out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null;
             return new GenerationParameters(S("prompt") ?? "", S("negative_prompt"), r.GetProperty("steps").GetInt32(), S("sampler") ?? "",
                 r.GetProperty("cfg_scale").GetSingle(), r.GetProperty("seed").GetUInt64(), r.GetProperty("width").GetInt32(),
-                r.GetProperty("height").GetInt32(), S("model_hash") ?? "", S("model"));
+                r.GetProperty("height").GetInt32(), S("model_hash") ?? "", S("model"),
+                r.TryGetProperty("eta", out var eta) ? eta.GetSingle() : 0f, r.TryGetProperty("batch_size", out var bs) ? bs.GetInt32() : 1,
+                r.TryGetProperty("batch_index", out var bi) ? bi.GetInt32() : 0, r.TryGetProperty("base_seed", out var b0) ? b0.GetUInt64() : r.GetProperty("seed").GetUInt64());
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
         {

@@ -43,9 +43,10 @@ public sealed class ArBlock : Module
         return Ops.Add(x, mlp.Forward(ln2.Forward(x)));
     }
 
-    public Tensor Forward(Tensor x)   // (B, T, D) -> (B, T, D)
+    /// <summary>Causal for the AR transformer; bidirectional (causal: false) for the text encoder.</summary>
+    public Tensor Forward(Tensor x, bool causal = true)   // (B, T, D) -> (B, T, D)
     {
-        x = Ops.Add(x, attn.Forward(ln1.Forward(x), causal: true));
+        x = Ops.Add(x, attn.Forward(ln1.Forward(x), causal: causal));
         return Ops.Add(x, mlp.Forward(ln2.Forward(x)));
     }
 }

@@ -16,7 +16,8 @@ public sealed record UnetConfig(
     int TimeDim = 256,       // E
     int TimeSinusoidDim = 64,
     int Groups = 32,         // GroupNorm groups
-    int ImageChannels = 3)
+    int ImageChannels = 3,
+    int PooledDim = 0)       // width of a pooled text vector added to the time embedding; 0 = none (UNet-S)
 {
     /// <summary>UNet-S: 32x32 RGB, channels (64, 128, 128), attention at 16x16 and 8x8; 8,251,139 parameters,
     /// about 3.5 GFLOP per image forward.</summary>
@@ -32,6 +33,7 @@ public sealed class UnetModel : Module
 {
     public UnetConfig Config { get; }
     private readonly Linear timeFc1, timeFc2;
+    private readonly Linear? pooledFc;
     private readonly Conv2d convIn, convOut;
     private readonly List<ResBlock> encRes = new(), decRes = new();
     private readonly List<AttnBlock> encAttn = new(), decAttn = new();
@@ -46,6 +48,7 @@ public sealed class UnetModel : Module
         if (cfg.Channels.Length != cfg.Attention.Length) Throw.Argument($"UNet config: {cfg.Channels.Length} channel levels but {cfg.Attention.Length} attention flags");
         timeFc1 = Child("time.fc1", new Linear(rng, cfg.TimeSinusoidDim, cfg.TimeDim));
         timeFc2 = Child("time.fc2", new Linear(rng, cfg.TimeDim, cfg.TimeDim));
+        if (cfg.PooledDim > 0) pooledFc = Child("pooled_fc", new Linear(rng, cfg.PooledDim, cfg.TimeDim));
         convIn = Child("conv_in", new Conv2d(rng, cfg.ImageChannels, cfg.Channels[0], 3, padding: 1));
         var skips = new Stack<int>(); skips.Push(cfg.Channels[0]);
         int c = cfg.Channels[0], levels = cfg.Channels.Length;
@@ -86,8 +89,9 @@ public sealed class UnetModel : Module
         convOut = Child("conv_out", new Conv2d(rng, c, cfg.ImageChannels, 3, padding: 1));
     }
 
-    /// <summary>x [B, 3, H, W] noisy images, t [B] timesteps, context [B, S, Dc] text tokens -> [B, 3, H, W].</summary>
-    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, Tensor context)
+    /// <summary>x [B, 3, H, W] noisy images, t [B] timesteps, context [B, S, Dc] text tokens, pooled [B, Dp] (when the
+    /// config has PooledDim) -> [B, 3, H, W].</summary>
+    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, Tensor context, Tensor? pooled = null)
     {
         var cfg = Config;
         if (x.Rank != 4 || x.Shape[1] != cfg.ImageChannels) Throw.Argument($"UNet input must be [B, {cfg.ImageChannels}, H, W], got {Shape.Format(x.Shape)}");
@@ -98,6 +102,12 @@ public sealed class UnetModel : Module
             Throw.Argument($"UNet context must be [{x.Shape[0]}, S, {cfg.ContextDim}], got {Shape.Format(context.Shape)}");
 
         var temb = timeFc2.Forward(Ops.Silu(timeFc1.Forward(TimestepEmbedding.Compute(t, cfg.TimeSinusoidDim))));   // (B, E)
+        if (pooledFc != null)
+        {
+            if (pooled == null || pooled.Rank != 2 || pooled.Shape[0] != x.Shape[0] || pooled.Shape[1] != cfg.PooledDim)
+                Throw.Argument($"UNet pooled text must be [{x.Shape[0]}, {cfg.PooledDim}], got {(pooled == null ? "none" : Shape.Format(pooled.Shape))}");
+            temb = Ops.Add(temb, pooledFc.Forward(pooled));                                                          // (B, E)
+        }
         var h = convIn.Forward(x);
         var hs = new Stack<Tensor>(); hs.Push(h);
         int ri = 0, ai = 0, levels = cfg.Channels.Length;

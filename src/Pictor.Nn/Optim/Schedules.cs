@@ -1,4 +1,5 @@
 using Pictor.Engine;
+using Pictor.Engine.IO;
 
 namespace Pictor.Nn.Optim;
 
@@ -43,21 +44,31 @@ public sealed class Ema
     private readonly List<(string Name, Tensor Param, float[] Shadow)> items = new();
     public float Decay { get; }
 
-    public Ema(Module model, float decay = 0.999f)
+    public Ema(Module model, float decay = 0.999f) : this(model.NamedParameters(), decay) { }
+
+    public Ema(IEnumerable<(string Name, Tensor Param)> parameters, float decay = 0.999f)
     {
         if (decay is < 0f or > 1f) Throw.Argument($"EMA decay must be in [0, 1], got {decay}");
         Decay = decay;
-        foreach (var (n, p) in model.NamedParameters()) items.Add((n, p, p.ToArray()));
+        foreach (var (n, p) in parameters) items.Add((n, p, p.ToArray()));
     }
 
-    public void Update()
+    public void Update() => Update(Decay);
+
+    /// <summary>One update with an explicit decay (e.g. the warm-up min(decay, (1 + step) / (10 + step)) of
+    /// Tarvainen and Valpola's mean teacher, as diffusion trainers use, so early averages are not dominated by the
+    /// random initialisation).</summary>
+    public void Update(float decay)
     {
         foreach (var (_, p, s) in items)
         {
             var w = p.Span;
-            for (int i = 0; i < s.Length; i++) s[i] = Decay * s[i] + (1f - Decay) * w[i];
+            for (int i = 0; i < s.Length; i++) s[i] = decay * s[i] + (1f - decay) * w[i];
         }
     }
+
+    /// <summary>The warm-up decay at optimiser step <paramref name="step"/> (1-based).</summary>
+    public float WarmupDecay(long step) => Math.Min(Decay, (1f + step) / (10f + step));
 
     public IReadOnlyDictionary<string, float[]> Shadow => items.ToDictionary(i => i.Name, i => i.Shadow);
 
@@ -66,5 +77,22 @@ public sealed class Ema
     {
         var map = model.StateDict();
         foreach (var (n, _, s) in items) s.CopyTo(map[n].Span);
+    }
+
+    /// <summary>Adds the shadow weights to a checkpoint writer as PREFIX + name.</summary>
+    public void SaveState(SafeTensorsWriter w, string prefix = "ema.")
+    {
+        foreach (var (n, p, s) in items) w.Add(prefix + n, s, p.Shape);
+    }
+
+    public void LoadState(SafeTensorsFile f, string prefix = "ema.")
+    {
+        foreach (var (n, p, s) in items)
+        {
+            if (!f.Contains(prefix + n)) Throw.Argument($"'{f.Source}' has no EMA tensor '{prefix + n}'; it is not a checkpoint of this model");
+            var v = f.ReadFloat32(prefix + n);
+            if (v.Length != s.Length) Throw.Argument($"EMA tensor '{prefix + n}' in '{f.Source}' has {v.Length} values, the model expects {s.Length}");
+            v.CopyTo(s, 0);
+        }
     }
 }

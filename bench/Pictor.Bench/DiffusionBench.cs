@@ -1,0 +1,44 @@
+using System.Diagnostics;
+using Pictor.Engine;
+using Pictor.Engine.Kernels;
+using Pictor.Nn.Optim;
+using Pictor.Pipelines.Diffusion;
+using Pictor.Text;
+
+namespace Pictor.Bench;
+
+/// <summary>Training step of a full text-to-image pipeline preset (text encoder + UNet), split into forward, backward
+/// and optimiser time, so the shipped models' training budget can be planned: `Pictor.Bench diffusion-train xs 32 10`.</summary>
+internal static class DiffusionBench
+{
+    public static void Train(string preset, int batch, int iters)
+    {
+        var tok = BpeTokenizer.Train(["a small red circle", "two blue squares", "a green triangle left of a white circle"], 300);
+        var pipe = new DiffusionPipeline(DiffusionConfig.FromPreset(preset, tok.VocabSize), tok, new Rng(1));
+        var opt = new AdamW(pipe.NamedParameters(), new AdamWConfig(1e-4f));
+        var data = new Rng(2);
+        int s = pipe.Config.ImageSize;
+        var x = data.Randn(batch, 3, s, s); var target = data.Randn(batch, 3, s, s);
+        var t = Enumerable.Range(0, batch).Select(_ => (float)data.NextInt(1000)).ToArray();
+        var ids = pipe.Tokenize(Enumerable.Repeat("a small red circle", batch).ToList());
+        double fwd = 0, bwd = 0, upd = 0; long flops = 0;
+        for (int i = -2; i < iters; i++)
+        {
+            if (i == 0) Gemm.FlopCounter = 0;
+            using var scope = TensorScope.Begin();
+            var sw = Stopwatch.StartNew();
+            opt.ZeroGrad();
+            var loss = Ops.MseLoss(pipe.Forward(x, t, ids), target);
+            double a = sw.Elapsed.TotalSeconds;
+            loss.Backward();
+            double b = sw.Elapsed.TotalSeconds;
+            GradClip.ClipByGlobalNorm(pipe.NamedParameters().Select(p => p.Param), 1f);
+            opt.StepOnce();
+            double c = sw.Elapsed.TotalSeconds;
+            if (i >= 0) { fwd += a; bwd += b - a; upd += c - b; }
+        }
+        flops = Gemm.FlopCounter;
+        double step = (fwd + bwd + upd) / iters;
+        Console.WriteLine($"| {preset} train step, batch {batch} | {step * 1000:F0} ms | {batch / step:F1} images/s | fwd {fwd / iters * 1000:F0} ms, bwd {bwd / iters * 1000:F0} ms, optim {upd / iters * 1000:F0} ms | {flops / iters / 1e9 / batch:F2} GFLOP/image (GEMM) | {flops / iters / step / 1e9:F1} GFLOP/s |");
+    }
+}

@@ -1,0 +1,34 @@
+using Pictor.Engine.IO;
+using Pictor.Imaging;
+using Pictor.Pipelines.Diffusion;
+using Pictor.Pipelines.Eval;
+
+namespace Pictor.Cli;
+
+/// <summary>'pictor eval shapes': generate the fixed prompt set, score it, print the table, optionally save JSON and a grid.</summary>
+internal static class EvalVerbs
+{
+    public static int Eval(string[] args)
+    {
+        if (args.Length == 0 || args[0] != "shapes") throw new ArgumentException("use 'eval shapes --model DIR [--sampler dpm++] [--steps 20] [--cfg 3] [--report FILE.json] [--grid FILE.png]'");
+        var a = new Args("eval shapes", args.Skip(1), ["model", "sampler", "steps", "cfg", "report", "grid", "batch"]);
+        a.NoPositionals();
+        string model = a.Required("model");
+        var pipe = DiffusionPipeline.Load(GenerateVerbs.ResolveModel(model));
+        var o = new GenerateOptions("", Sampler: a.Optional("sampler") ?? "dpm++", Steps: a.Int("steps", 20, 1, pipe.Config.ScheduleSteps), CfgScale: a.Float("cfg", 3f, 0f, 50f));
+        var (r, images) = ShapesEval.Run(pipe, o, a.Int("batch", 32, 1, 256), (d, n) => Console.Error.Write($"\rgenerating {d}/{n}"));
+        Console.Error.WriteLine();
+        Console.WriteLine($"pictor eval shapes: {model} ({pipe.WeightsHash}), {o.Sampler} {o.Steps} steps, CFG {o.CfgScale}");
+        Console.WriteLine($"| group | seen pairs | held-out pairs |");
+        Console.WriteLine($"|---|---|---|");
+        Console.WriteLine($"| single (all rules) | {r.Single} | {r.HeldOutSingle} |");
+        Console.WriteLine($"|   colour | {r.SingleColour} | |");
+        Console.WriteLine($"|   shape | {r.SingleShape} | |");
+        Console.WriteLine($"|   position | {r.SinglePosition} | |");
+        Console.WriteLine($"| pairs | {r.Pairs} | {r.HeldOutPairs} |");
+        Console.WriteLine($"| counting | {r.Counting} | {r.HeldOutCounting} |");
+        if (a.Optional("report") is { } rep) { AtomicFile.WriteAllText(rep, ShapesEval.ToJson(r, o, pipe.WeightsHash)); Console.WriteLine($"wrote {rep}"); }
+        if (a.Optional("grid") is { } grid) { Image.Grid(images, 15).Save(grid); Console.WriteLine($"wrote {grid} (prompt order as in the report)"); }
+        return 0;
+    }
+}

@@ -1,0 +1,74 @@
+using System.Globalization;
+using Pictor.Pipelines.Training;
+
+namespace Pictor.Cli;
+
+/// <summary>'pictor train diffusion': parse, run the trainer with a progress line, print where things went.</summary>
+internal static class TrainVerbs
+{
+    // CLI option -> train.json field, with how to read it.
+    private static readonly (string Option, string Field)[] Fields =
+    [
+        ("data", "data"), ("preset", "preset"), ("size", "image_size"), ("context", "context"), ("vocab", "vocab"), ("batch", "batch"),
+        ("steps", "steps"), ("lr", "lr"), ("min-lr", "min_lr"), ("warmup", "warmup"), ("weight-decay", "weight_decay"), ("clip", "clip_norm"),
+        ("ema", "ema_decay"), ("caption-dropout", "caption_dropout"), ("val-every", "val_every"), ("ckpt-every", "ckpt_every"),
+        ("keep", "keep"), ("patience", "patience"), ("val-images", "val_images"), ("seed", "seed"),
+    ];
+
+    public const string Usage = "train diffusion --data DIR --out RUN [--preset tiny|xs|s] [--steps N] [--batch B] [--lr X] [--max-minutes M] ... | train diffusion --resume RUN [--max-minutes M]";
+
+    public static int Train(string[] args)
+    {
+        if (args.Length == 0 || args[0] != "diffusion") throw new ArgumentException($"use '{Usage}' (the DALL-E models arrive with issue 6)");
+        var a = new Args("train diffusion", args.Skip(1), Fields.Select(f => f.Option).Concat(["out", "resume", "max-minutes", "stop-at-step"]).ToArray());
+        a.NoPositionals();
+        var d = new TrainOptions();
+        var opt = new TrainOptions
+        {
+            Data = a.Optional("data") is { } data ? Path.GetFullPath(data) : "",
+            Preset = a.Optional("preset") ?? d.Preset,
+            ImageSize = a.Int("size", d.ImageSize, 8, 256), Context = a.Int("context", d.Context, 4, 256), Vocab = a.Int("vocab", d.Vocab, 260, 65536),
+            Batch = a.Int("batch", d.Batch, 1, 4096), Steps = a.Int("steps", d.Steps, 1, 100_000_000),
+            Lr = a.Float("lr", d.Lr, 1e-8f, 1f), MinLr = a.Float("min-lr", d.MinLr, 0f, 1f), Warmup = a.Int("warmup", d.Warmup, 0, 100_000_000),
+            WeightDecay = a.Float("weight-decay", d.WeightDecay, 0f, 1f), ClipNorm = a.Float("clip", d.ClipNorm, 1e-6f, 1e6f),
+            EmaDecay = a.Float("ema", d.EmaDecay, 0f, 0.999999f), CaptionDropout = a.Float("caption-dropout", d.CaptionDropout, 0f, 0.99f),
+            ValEvery = a.Int("val-every", d.ValEvery, 1, int.MaxValue), CkptEvery = a.Int("ckpt-every", d.CkptEvery, 1, int.MaxValue),
+            Keep = a.Int("keep", d.Keep, 1, 1000), Patience = a.Int("patience", d.Patience, 0, 1_000_000),
+            ValImages = a.Int("val-images", d.ValImages, 1, 1_000_000), Seed = a.ULong("seed", d.Seed),
+        };
+        using var cts = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); Console.Error.WriteLine("\nstopping after this step (checkpoint follows); press Ctrl+C again to kill"); };
+        bool tty = !Console.IsErrorRedirected;
+        long lastLine = -1;
+        var ctl = new TrainControl(a.Float("max-minutes", 0, 0, 1e6f), a.Int("stop-at-step", 0, 0, int.MaxValue), cts.Token,
+            m => { if (tty) Console.Error.Write("\r" + new string(' ', 100) + "\r"); Console.Error.WriteLine(m); },
+            p =>
+            {
+                string line = string.Create(CultureInfo.InvariantCulture,
+                    $"step {p.Step}/{p.TotalSteps} [{Bar(p.Step, p.TotalSteps)}] loss {p.Loss:F4}  {p.ImagesPerSecond:F1} img/s  ETA {p.Eta:hh\\:mm\\:ss}");
+                if (tty) Console.Error.Write("\r" + line);
+                else if (p.Step / 100 != lastLine) { lastLine = p.Step / 100; Console.Error.WriteLine(line); }
+            });
+        TrainResult r;
+        if (a.Optional("resume") is { } run)
+        {
+            if (a.Optional("out") != null) throw new ArgumentException("pass either --out RUN (new run) or --resume RUN (continue), not both");
+            var given = Fields.Where(f => a.Given.Contains(f.Option)).Select(f => f.Field).ToList();
+            r = DiffusionTrainer.Resume(run, ctl, opt, given);
+        }
+        else
+        {
+            string outDir = a.Required("out");
+            if (opt.Data == "") throw new ArgumentException("'train diffusion' needs --data DIR (a folder with train/ and val/, e.g. from 'pictor data shapes --out DIR')");
+            r = DiffusionTrainer.Start(outDir, opt, ctl);
+        }
+        Console.WriteLine($"stopped at step {r.Step} ({r.StopReason}); best val loss {r.BestVal:G5} at step {r.BestStep}; model: {r.ModelDir}");
+        return 0;
+    }
+
+    private static string Bar(long done, long total)
+    {
+        int n = (int)(20 * done / Math.Max(1, total));
+        return new string('#', n) + new string('.', 20 - n);
+    }
+}

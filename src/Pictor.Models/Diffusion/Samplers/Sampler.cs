@@ -1,0 +1,41 @@
+using Pictor.Engine;
+
+namespace Pictor.Models.Diffusion.Samplers;
+
+// Dimension legend: N = numel of the batch of images being denoised ([B, C, H, W] flattened).
+
+/// <summary>The denoiser as the samplers see it: model output for x_t (flattened [N]) at integer step t. It includes
+/// classifier-free guidance when the caller wants it; samplers never see text.</summary>
+public delegate float[] Denoise(float[] x, int t);
+
+/// <summary>A reverse-process integrator: from pure noise x_T to an image, in a chosen number of model calls.</summary>
+public abstract class Sampler
+{
+    public abstract string Name { get; }
+
+    /// <summary>Runs the sampler from <paramref name="xT"/> (standard normal noise, flattened [N]) and returns x_0.
+    /// <paramref name="rng"/> supplies any fresh noise (DDPM, DDIM with eta &gt; 0).</summary>
+    public abstract float[] Sample(NoiseSchedule schedule, Prediction prediction, Denoise model, float[] xT, int steps, Rng rng, bool clip = true);
+
+    /// <summary>
+    /// The "trailing" spacing of Lin et al. 2024 ("Common diffusion noise schedules and sample steps are flawed",
+    /// table 2): t_i = round(T - i T / n) - 1 for i = 0..n-1, so the first call is at T-1 (pure noise); each step then
+    /// moves to the next t, and the last to t = -1 (abar = 1, the clean image).
+    /// </summary>
+    public static int[] Timesteps(int trainSteps, int n)
+    {
+        if (n < 1 || n > trainSteps) Throw.Argument($"--steps must be between 1 and {trainSteps}, got {n}");
+        var ts = new int[n];
+        for (int i = 0; i < n; i++) ts[i] = (int)Math.Round(trainSteps - i * (double)trainSteps / n) - 1;
+        return ts;
+    }
+
+    /// <summary>Looks a sampler up by its CLI name: ddpm, ddim, dpm++ (aliases dpmpp, dpm-solver++).</summary>
+    public static Sampler ByName(string name, float eta = 0f) => name.ToLowerInvariant() switch
+    {
+        "ddim" => new Ddim(eta),
+        "ddpm" => new Ddpm(),
+        "dpm++" or "dpmpp" or "dpm-solver++" or "dpmpp2m" => new DpmSolverPP(),
+        _ => Throw.Argument<Sampler>($"unknown sampler '{name}'; use ddim, dpm++ or ddpm"),
+    };
+}

@@ -1,0 +1,99 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Pictor.Models.Diffusion;
+using Pictor.Models.Text;
+using Pictor.Models.Unet;
+
+namespace Pictor.Pipelines.Diffusion;
+
+/// <summary>
+/// Everything that fixes a text-to-image diffusion model's shapes and maths: image size, the UNet, the text encoder,
+/// the prediction target and the schedule length. Stored as config.json beside the weights; a model directory or run
+/// whose config differs from what the caller expects is an error naming the field.
+/// </summary>
+public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Unet, TextEncoderConfig Text, Prediction Prediction, int ScheduleSteps = 1000)
+{
+    public const string Format = "pictor-diffusion";
+    public const int Version = 1;
+
+    /// <summary>Presets: "tiny" (tests, seconds), "xs" (the shipped models: ~2.6 M parameters, trains in an hour or two on
+    /// 2 cores), "s" (UNet-S of the engine issue, 8.25 M, plus a 4-layer text encoder). Vocabulary comes from the tokenizer.</summary>
+    public static DiffusionConfig FromPreset(string name, int vocab, int imageSize = 32, int context = 16) => name switch
+    {
+        "tiny" => new(name, imageSize,
+            new UnetConfig([16, 32], [false, true], BlocksPerLevel: 1, ContextDim: 32, Heads: 2, HeadDim: 16, TimeDim: 32, TimeSinusoidDim: 16, Groups: 8, PooledDim: 32),
+            new TextEncoderConfig(vocab, context, Layers: 1, Dim: 32, Heads: 2, OutDim: 32), Prediction.V),
+        "xs" => new(name, imageSize,
+            new UnetConfig([32, 64, 128], [false, true, true], BlocksPerLevel: 1, ContextDim: 128, Heads: 4, HeadDim: 16, TimeDim: 128, TimeSinusoidDim: 64, Groups: 8, PooledDim: 128),
+            new TextEncoderConfig(vocab, context, Layers: 2, Dim: 128, Heads: 4, OutDim: 128), Prediction.V),
+        "s" => new(name, imageSize, UnetConfig.S with { PooledDim = 256 },
+            new TextEncoderConfig(vocab, context, Layers: 4, Dim: 256, Heads: 8, OutDim: 256), Prediction.V),
+        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs or s"),
+    };
+
+    public static readonly string[] PresetNames = ["tiny", "xs", "s"];
+
+    public string ToJson()
+    {
+        var u = Unet; var t = Text;
+        var o = new JsonObject
+        {
+            ["format"] = Format, ["version"] = Version, ["preset"] = Preset, ["image_size"] = ImageSize,
+            ["prediction"] = Prediction == Prediction.V ? "v" : "epsilon", ["schedule"] = "cosine", ["schedule_steps"] = ScheduleSteps,
+            ["unet"] = new JsonObject
+            {
+                ["channels"] = new JsonArray(u.Channels.Select(c => (JsonNode)c).ToArray()),
+                ["attention"] = new JsonArray(u.Attention.Select(c => (JsonNode)c).ToArray()),
+                ["blocks_per_level"] = u.BlocksPerLevel, ["context_dim"] = u.ContextDim, ["heads"] = u.Heads, ["head_dim"] = u.HeadDim,
+                ["time_dim"] = u.TimeDim, ["time_sinusoid_dim"] = u.TimeSinusoidDim, ["groups"] = u.Groups, ["image_channels"] = u.ImageChannels,
+                ["pooled_dim"] = u.PooledDim,
+            },
+            ["text"] = new JsonObject
+            {
+                ["vocab"] = t.Vocab, ["context"] = t.Context, ["layers"] = t.Layers, ["dim"] = t.Dim, ["heads"] = t.Heads, ["out_dim"] = t.OutDim,
+            },
+        };
+        return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    public static DiffusionConfig FromJson(string json, string source)
+    {
+        try
+        {
+            var o = JsonNode.Parse(json)!.AsObject();
+            if ((string?)o["format"] != Format) throw new FormatException($"{source} is not a {Format} config (format field is '{(string?)o["format"]}')");
+            int v = (int)o["version"]!;
+            if (v != Version) throw new FormatException($"{source} has config version {v}; this Pictor reads version {Version}. Update Pictor or retrain.");
+            var u = o["unet"]!.AsObject(); var t = o["text"]!.AsObject();
+            var unet = new UnetConfig(u["channels"]!.AsArray().Select(n => (int)n!).ToArray(), u["attention"]!.AsArray().Select(n => (bool)n!).ToArray(),
+                (int)u["blocks_per_level"]!, (int)u["context_dim"]!, (int)u["heads"]!, (int)u["head_dim"]!, (int)u["time_dim"]!,
+                (int)u["time_sinusoid_dim"]!, (int)u["groups"]!, (int)u["image_channels"]!, (int)u["pooled_dim"]!);
+            var text = new TextEncoderConfig((int)t["vocab"]!, (int)t["context"]!, (int)t["layers"]!, (int)t["dim"]!, (int)t["heads"]!, (int)t["out_dim"]!);
+            var pred = (string?)o["prediction"] switch { "v" => Prediction.V, "epsilon" => Prediction.Epsilon, var p => throw new FormatException($"{source}: unknown prediction '{p}' (v or epsilon)") };
+            if ((string?)o["schedule"] != "cosine") throw new FormatException($"{source}: unknown schedule '{(string?)o["schedule"]}' (only cosine)");
+            return new DiffusionConfig((string?)o["preset"] ?? "custom", (int)o["image_size"]!, unet, text, pred, (int)o["schedule_steps"]!);
+        }
+        catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException or FormatException)
+        {
+            throw new FormatException(e is FormatException ? e.Message : $"{source} is not a valid model config: {e.Message}");
+        }
+    }
+
+    /// <summary>The first field where two configs differ, as "name: a vs b", or null when they are the same.</summary>
+    public static string? FirstDifference(DiffusionConfig a, DiffusionConfig b)
+    {
+        var x = JsonNode.Parse(a.ToJson())!; var y = JsonNode.Parse(b.ToJson())!;
+        return Diff(x, y, "");
+        static string? Diff(JsonNode? p, JsonNode? q, string path)
+        {
+            if (p is JsonObject po && q is JsonObject qo)
+            {
+                foreach (var kv in po)
+                    if (Diff(kv.Value, qo[kv.Key], path == "" ? kv.Key : path + "." + kv.Key) is { } d) return d;
+                return null;
+            }
+            string ps = p?.ToJsonString() ?? "null", qs = q?.ToJsonString() ?? "null";
+            return ps == qs ? null : $"{path}: {ps} vs {qs}";
+        }
+    }
+}

@@ -1,0 +1,169 @@
+using System.Security.Cryptography;
+using Pictor.Engine;
+using Pictor.Engine.IO;
+using Pictor.Models.Diffusion;
+using Pictor.Models.Diffusion.Samplers;
+using Pictor.Models.Text;
+using Pictor.Models.Unet;
+using Pictor.Nn;
+using Pictor.Text;
+
+namespace Pictor.Pipelines.Diffusion;
+
+// Dimension legend: B batch, S text tokens, Dc context width, C = 3, H = W = image size.
+
+/// <summary>A text-to-image diffusion model ready to sample: tokenizer, text encoder, UNet, schedule.</summary>
+public sealed class DiffusionPipeline
+{
+    public const string ConfigFile = "config.json", WeightsFile = "model.safetensors", TokenizerDir = "tokenizer";
+
+    public DiffusionConfig Config { get; }
+    public BpeTokenizer Tokenizer { get; }
+    public TextEncoder TextEncoder { get; }
+    public UnetModel Unet { get; }
+    public NoiseSchedule Schedule { get; }
+    /// <summary>First 10 hex digits of the SHA-256 of the weights file (A1111's "Model hash" style); "unsaved" before Save/Load.</summary>
+    public string WeightsHash { get; private set; } = "unsaved";
+
+    public DiffusionPipeline(DiffusionConfig config, BpeTokenizer tokenizer, Rng rng)
+    {
+        if (tokenizer.VocabSize != config.Text.Vocab)
+            throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the model config says text.vocab = {config.Text.Vocab}; use the tokenizer saved with the model");
+        Config = config; Tokenizer = tokenizer;
+        TextEncoder = new TextEncoder(config.Text, rng);
+        Unet = new UnetModel(config.Unet, rng);
+        Schedule = new NoiseSchedule(config.ScheduleSteps);
+    }
+
+    /// <summary>All parameters under "text." and "unet." (the weights file's names).</summary>
+    public IEnumerable<(string Name, Tensor Param)> NamedParameters() =>
+        TextEncoder.NamedParameters("text.").Concat(Unet.NamedParameters("unet."));
+
+    public void Train(bool on) { TextEncoder.Train(on); Unet.Train(on); }
+
+    /// <summary>Token ids [B, S] for captions; too-long captions are an error unless <paramref name="truncate"/>.</summary>
+    public IntTensor Tokenize(IReadOnlyList<string> captions, bool truncate = false)
+    {
+        int s = Config.Text.Context;
+        var ids = new int[captions.Count * s];
+        for (int i = 0; i < captions.Count; i++) Tokenizer.EncodeForModel(captions[i], s, truncate).CopyTo(ids, i * s);
+        return new IntTensor(ids, captions.Count, s);
+    }
+
+    /// <summary>Model output (eps or v) for x [B, 3, H, W] at timesteps t [B] given text ids [B, S].</summary>
+    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, IntTensor ids)
+    {
+        var (tokens, pooled) = TextEncoder.Forward(ids);
+        return Unet.Forward(x, t, tokens, Config.Unet.PooledDim > 0 ? pooled : null);
+    }
+
+    // ------------------------------------------------------------------------------------------- save / load
+
+    /// <summary>Writes DIR/config.json, DIR/tokenizer/ and DIR/model.safetensors (atomically, file by file).</summary>
+    public void Save(string dir, DType dtype = DType.F32, IReadOnlyDictionary<string, float[]>? weights = null)
+    {
+        Directory.CreateDirectory(dir);
+        AtomicFile.WriteAllText(Path.Combine(dir, ConfigFile), Config.ToJson());
+        Tokenizer.Save(Path.Combine(dir, TokenizerDir));
+        var w = new SafeTensorsWriter();
+        foreach (var (n, p) in NamedParameters()) w.Add(n, weights != null ? weights[n] : p.ToArray(), p.Shape, dtype);
+        w.Write(Path.Combine(dir, WeightsFile), new Dictionary<string, string> { ["format"] = DiffusionConfig.Format });
+        WeightsHash = HashFile(Path.Combine(dir, WeightsFile));
+    }
+
+    /// <summary>Loads a model directory (or a training run directory, whose exported model lives in RUN/model).</summary>
+    public static DiffusionPipeline Load(string dir)
+    {
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"model directory '{dir}' does not exist; pass --model with a model or training run directory (models/emoji, models/shapes, or a run's folder)");
+        if (!File.Exists(Path.Combine(dir, WeightsFile)) && File.Exists(Path.Combine(dir, "model", ConfigFile))) dir = Path.Combine(dir, "model");
+        string cfgPath = Path.Combine(dir, ConfigFile), weights = Path.Combine(dir, WeightsFile);
+        if (!File.Exists(cfgPath)) throw new FileNotFoundException($"'{dir}' has no {ConfigFile}; it is not a Pictor diffusion model (a run directory gets RUN/model after its first validation)");
+        if (!File.Exists(weights)) throw new FileNotFoundException($"'{dir}' has {ConfigFile} but no {WeightsFile}; the model was not saved completely, re-export or retrain it");
+        var cfg = DiffusionConfig.FromJson(File.ReadAllText(cfgPath), cfgPath);
+        var tok = BpeTokenizer.Load(Path.Combine(dir, TokenizerDir));
+        var p = new DiffusionPipeline(cfg, tok, new Rng(0));
+        p.LoadWeights(SafeTensorsFile.Read(weights), "");
+        p.WeightsHash = HashFile(weights);
+        return p;
+    }
+
+    /// <summary>Copies "text.*" and "unet.*" (after <paramref name="prefix"/>) from a weights or checkpoint file.</summary>
+    public void LoadWeights(SafeTensorsFile f, string prefix)
+    {
+        TextEncoder.LoadStateDict(f, prefix + "text.", strict: false);
+        Unet.LoadStateDict(f, prefix + "unet.", strict: false);
+        var missing = NamedParameters().Select(p => prefix + p.Name).FirstOrDefault(n => !f.Contains(n));
+        if (missing != null) throw new FormatException($"'{f.Source}' has no tensor '{missing}'; it was saved from a different model (compare config.json) or is truncated");
+    }
+
+    public static string HashFile(string path)
+    {
+        using var s = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(s))[..10];
+    }
+
+    // ------------------------------------------------------------------------------------------- sampling
+
+    /// <summary>
+    /// Generates <see cref="GenerateOptions.Count"/> images for one prompt. Image i starts from noise drawn by
+    /// Rng(seed + i), so an image depends only on its own seed and the batch it was made in. With CFG scale s != 1 the
+    /// conditional and unconditional rows run as one batch of 2B (Ho and Salimans 2022, eq. 6):
+    /// out = out_uncond + s (out_cond - out_uncond); the negative prompt, when given, replaces the empty caption.
+    /// Returns images [B, 3, H, W] in [-1, 1].
+    /// </summary>
+    public Tensor Generate(GenerateOptions o)
+    {
+        o.Validate(Config.ScheduleSteps);
+        return Sample(Enumerable.Repeat(o.Prompt, o.Count).ToList(), o);
+    }
+
+    /// <summary>As <see cref="Generate"/> with one prompt per image (row i uses prompts[i] and seed + i); Count is ignored.</summary>
+    public Tensor Sample(IReadOnlyList<string> prompts, GenerateOptions o)
+    {
+        o.Validate(Config.ScheduleSteps);
+        int b = prompts.Count, size = Config.ImageSize, per = 3 * size * size;
+        if (b < 1) throw new ArgumentException("nothing to sample: no prompts");
+        bool cfg = o.CfgScale != 1f;
+        Train(false);
+        using var noGrad = Autograd.NoGrad();
+        var captions = prompts.ToList();
+        if (cfg) captions.AddRange(Enumerable.Repeat(o.NegativePrompt ?? "", b));
+        var (tokens, pooled) = TextEncoder.Forward(Tokenize(captions));   // (B or 2B, S, Dc), (B or 2B, Dc)
+        var xT = new float[b * per];
+        for (int i = 0; i < b; i++) new Rng(o.Seed + (ulong)i).FillNormal(xT.AsSpan(i * per, per));
+        int rows = cfg ? 2 * b : b;
+        Denoise model = (x, t) =>
+        {
+            using var scope = TensorScope.Begin();
+            var xin = Tensor.Empty(rows, 3, size, size);
+            x.CopyTo(xin.Span); if (cfg) x.CopyTo(xin.Span[(b * per)..]);
+            var ts = new float[rows]; Array.Fill(ts, t);
+            var outp = Unet.Forward(xin, ts, tokens, Config.Unet.PooledDim > 0 ? pooled : null).Span;   // (rows, 3, H, W)
+            var r = outp[..(b * per)].ToArray();
+            if (cfg)
+            {
+                var u = outp[(b * per)..];
+                for (int i = 0; i < r.Length; i++) r[i] = u[i] + o.CfgScale * (r[i] - u[i]);
+            }
+            return r;
+        };
+        var sampler = Sampler.ByName(o.Sampler, o.Eta);
+        var x0 = sampler.Sample(Schedule, Config.Prediction, model, xT, o.Steps, new Rng(o.Seed ^ 0x9E3779B97F4A7C15UL), clip: true);
+        return Tensor.FromArray(x0, b, 3, size, size);
+    }
+}
+
+/// <summary>What to generate: prompt, negative prompt, sampler, steps, CFG scale, seed, count, DDIM eta.</summary>
+public sealed record GenerateOptions(string Prompt, string? NegativePrompt = null, string Sampler = "dpm++", int Steps = 20, float CfgScale = 3f,
+    ulong Seed = 0, int Count = 1, float Eta = 0f)
+{
+    public const int MaxCount = 256;
+
+    public void Validate(int scheduleSteps)
+    {
+        if (Count < 1 || Count > MaxCount) throw new ArgumentException($"-n (--count) must be between 1 and {MaxCount}, got {Count}; make several calls for more images");
+        if (Steps < 1 || Steps > scheduleSteps) throw new ArgumentException($"--steps must be between 1 and {scheduleSteps}, got {Steps}");
+        if (!float.IsFinite(CfgScale) || CfgScale < 0 || CfgScale > 50) throw new ArgumentException($"--cfg must be between 0 and 50, got {CfgScale}");
+        Models.Diffusion.Samplers.Sampler.ByName(Sampler, Eta);   // throws on an unknown name or eta
+    }
+}

@@ -1,0 +1,60 @@
+using Pictor.Engine;
+using Pictor.Imaging;
+using Pictor.Imaging.Datasets;
+
+namespace Pictor.Pipelines.Training;
+
+/// <summary>
+/// A split of a captioned image folder decoded once into memory as RGB bytes at the training size (composited over
+/// white, centre-cropped square, area-resized), plus its captions. Small sets (shapes, emoji: tens of MB) fit easily;
+/// for larger ones use 'pictor data pack' and the memory-mapped cache.
+/// </summary>
+public sealed class ImageCaptionSet
+{
+    public int Count => Captions.Count;
+    public int Size { get; }
+    public List<IReadOnlyList<string>> Captions { get; } = new();
+    private readonly byte[] rgb;   // (N, 3, Size, Size)
+
+    public ImageCaptionSet(IReadOnlyList<CaptionedImage> items, int size)
+    {
+        if (items.Count == 0) throw new ArgumentException("the dataset split has no images");
+        Size = size;
+        int per = 3 * size * size;
+        rgb = new byte[(long)items.Count * per <= int.MaxValue ? items.Count * per : throw new ArgumentException($"{items.Count} images at {size}x{size} do not fit in memory at once; pack them with 'pictor data pack'")];
+        for (int i = 0; i < items.Count; i++)
+        {
+            var img = Image.Load(items[i].ImagePath).CompositeOver(255, 255, 255);
+            if (img.Width != size || img.Height != size) img = img.CenterCropSquare().Resize(size, size);
+            for (int p = 0; p < size * size; p++)
+                for (int c = 0; c < 3; c++) rgb[i * per + c * size * size + p] = img.Rgba[4 * p + c];
+            Captions.Add(items[i].Captions);
+        }
+    }
+
+    /// <summary>Reads DIR/train and DIR/val (image folders with metadata.jsonl).</summary>
+    public static (ImageCaptionSet Train, ImageCaptionSet Val) LoadSplits(string dir, int size)
+    {
+        string train = Path.Combine(dir, "train"), val = Path.Combine(dir, "val");
+        if (!Directory.Exists(train) || !Directory.Exists(val))
+            throw new DirectoryNotFoundException($"'{dir}' must hold train/ and val/ image folders (as 'pictor data shapes' and 'pictor data emoji' write them)");
+        return (new ImageCaptionSet(CaptionedImages.ReadImageFolder(train), size), new ImageCaptionSet(CaptionedImages.ReadImageFolder(val), size));
+    }
+
+    /// <summary>Image i as floats in [-1, 1], [3, Size, Size], into <paramref name="dst"/>.</summary>
+    public void Read(int i, Span<float> dst)
+    {
+        int per = 3 * Size * Size;
+        var src = rgb.AsSpan(i * per, per);
+        for (int j = 0; j < per; j++) dst[j] = src[j] / 127.5f - 1f;
+    }
+
+    /// <summary>A seeded permutation of 0..Count-1 for one epoch (Fisher-Yates).</summary>
+    public int[] Order(ulong seed, long epoch)
+    {
+        var rng = new Rng(seed * 0x9E3779B97F4A7C15UL + (ulong)epoch + 1);
+        var o = Enumerable.Range(0, Count).ToArray();
+        for (int i = o.Length - 1; i > 0; i--) { int j = rng.NextInt(i + 1); (o[i], o[j]) = (o[j], o[i]); }
+        return o;
+    }
+}

@@ -1,0 +1,67 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Pictor.Pipelines.Training;
+
+/// <summary>
+/// Hyper-parameters of a diffusion training run, stored as RUN/train.json. Resuming compares the options given on the
+/// command line with the stored ones and refuses a difference (it would not be the same run).
+/// </summary>
+public sealed record TrainOptions
+{
+    public string Data { get; init; } = "";
+    public string Preset { get; init; } = "xs";
+    public int ImageSize { get; init; } = 32;
+    public int Context { get; init; } = 16;          // text tokens, bos and eos included
+    public int Vocab { get; init; } = 2048;          // BPE vocabulary cap (small caption sets stop below it)
+    public int Batch { get; init; } = 32;
+    public int Steps { get; init; } = 20_000;        // the cosine decay's length; early stopping or --max-minutes may end sooner
+    public float Lr { get; init; } = 5e-4f;
+    public float MinLr { get; init; } = 5e-5f;
+    public int Warmup { get; init; } = 200;
+    public float WeightDecay { get; init; } = 0.01f;
+    public float ClipNorm { get; init; } = 1f;
+    public float EmaDecay { get; init; } = 0.999f;
+    public float CaptionDropout { get; init; } = 0.1f;
+    public int ValEvery { get; init; } = 500;
+    public int CkptEvery { get; init; } = 500;
+    public int Keep { get; init; } = 3;              // last K step checkpoints; best.safetensors is kept besides
+    public int Patience { get; init; } = 10;         // validations without improvement before stopping; 0 = never stop early
+    public int ValImages { get; init; } = 256;
+    public ulong Seed { get; init; }
+
+    public void Validate()
+    {
+        if (!Diffusion.DiffusionConfig.PresetNames.Contains(Preset)) throw new ArgumentException($"unknown --preset '{Preset}'; use {string.Join(", ", Diffusion.DiffusionConfig.PresetNames)}");
+        Check(Batch is >= 1 and <= 4096, "--batch must be between 1 and 4096");
+        Check(Steps >= 1, "--steps must be at least 1");
+        Check(ImageSize is >= 8 and <= 256 && ImageSize % 8 == 0, "--size must be a multiple of 8 between 8 and 256");
+        Check(Context is >= 4 and <= 256, "--context must be between 4 and 256");
+        Check(Lr > 0 && float.IsFinite(Lr), "--lr must be positive");
+        Check(CaptionDropout is >= 0 and < 1, "--caption-dropout must be in [0, 1)");
+        Check(ValEvery >= 1 && CkptEvery >= 1, "--val-every and --ckpt-every must be at least 1");
+        Check(Keep >= 1, "--keep must be at least 1");
+        Check(Patience >= 0, "--patience must be 0 (off) or more");
+        Check(EmaDecay is >= 0 and < 1, "--ema must be in [0, 1)");
+    }
+
+    private static void Check(bool ok, string message) { if (!ok) throw new ArgumentException(message); }
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public static TrainOptions FromJson(string json, string source)
+    {
+        try { return JsonSerializer.Deserialize<TrainOptions>(json, Json) ?? throw new FormatException($"{source} is empty"); }
+        catch (JsonException e) { throw new FormatException($"{source} is not a valid training options file: {e.Message}"); }
+    }
+
+    /// <summary>Field names (snake_case, as in train.json) whose values differ, with both values.</summary>
+    public static List<string> Differences(TrainOptions stored, TrainOptions given, IEnumerable<string> fields)
+    {
+        var a = JsonNode.Parse(stored.ToJson())!.AsObject(); var b = JsonNode.Parse(given.ToJson())!.AsObject();
+        return fields.Where(f => a[f]?.ToJsonString() != b[f]?.ToJsonString())
+            .Select(f => $"{f}: run has {a[f]?.ToJsonString()}, command line says {b[f]?.ToJsonString()}").ToList();
+    }
+}

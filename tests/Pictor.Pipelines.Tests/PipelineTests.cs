@@ -1,0 +1,105 @@
+using Pictor.Engine;
+using Pictor.Engine.IO;
+using Pictor.Imaging.Datasets;
+using Pictor.Imaging.Png;
+using Pictor.Models.Diffusion;
+using Pictor.Models.Text;
+using Pictor.Pipelines.Diffusion;
+using Pictor.Text;
+
+namespace Pictor.Pipelines.Tests;
+
+[CollectionDefinition("BufferPool", DisableParallelization = true)]
+public sealed class BufferPoolCollection;
+
+/// <summary>The text-to-image pipeline on the tiny preset: text encoder, save/load, generation determinism, CFG.</summary>
+[Collection("BufferPool")]
+public class PipelineTests
+{
+    internal static BpeTokenizer Tokenizer() => BpeTokenizer.Train(["a small red circle", "two blue squares", "a green triangle left of a white circle", "a large yellow square at the top"], 300);
+
+    internal static DiffusionPipeline Tiny(ulong seed = 1)
+    {
+        var tok = Tokenizer();
+        return new DiffusionPipeline(DiffusionConfig.FromPreset("tiny", tok.VocabSize, 16, 12), tok, new Rng(seed));
+    }
+
+    [Fact]
+    public void Text_encoder_gives_tokens_and_pooled_vector_and_gradients_reach_it()
+    {
+        var enc = new TextEncoder(new TextEncoderConfig(50, Context: 6, Layers: 1, Dim: 16, Heads: 2, OutDim: 8), new Rng(1));
+        var ids = new IntTensor([1, 5, 6, 2, 0, 0, 1, 7, 2, 0, 0, 0], 2, 6);
+        var (tokens, pooled) = enc.Forward(ids);
+        Assert.Equal([2, 6, 8], tokens.Shape);
+        Assert.Equal([2, 8], pooled.Shape);
+        Assert.NotEqual(tokens.ToArray()[..8], tokens.ToArray()[48..56]);   // different captions, different encodings
+        Ops.Add(Ops.Sum(tokens), Ops.Sum(pooled)).Backward();
+        Assert.All(enc.NamedParameters(), p => Assert.True(p.Param.Grad != null && p.Param.Grad.ToArray().Any(g => g != 0), $"{p.Name} got no gradient"));
+        Assert.Contains("text ids must be [B, 6]", Assert.Throws<ArgumentException>(() => enc.Forward(new IntTensor(new int[5], 1, 5))).Message);
+    }
+
+    [Fact]
+    public void Same_seed_same_images_and_settings_change_them()
+    {
+        var p = Tiny();
+        var o = new GenerateOptions("a small red circle", Steps: 4, Seed: 7, Count: 2);
+        var a = p.Generate(o).ToArray();
+        Assert.Equal(a, p.Generate(o).ToArray());
+        Assert.Equal([2, 3, 16, 16], p.Generate(o).Shape);
+        Assert.NotEqual(a, p.Generate(o with { Seed = 8 }).ToArray());
+        Assert.NotEqual(a, p.Generate(o with { NegativePrompt = "two blue squares" }).ToArray());
+        Assert.NotEqual(a, p.Generate(o with { CfgScale = 1f }).ToArray());
+        Assert.NotEqual(a, p.Generate(o with { Sampler = "ddim" }).ToArray());
+        Assert.All(a, v => Assert.InRange(v, -1f, 1f));
+        // Row i starts from Rng(seed + i): the second image of seed 7 is the first of seed 8 when the model is run alone
+        // on each row (CFG off keeps rows independent of the batch's other rows' captions).
+        var two = p.Generate(o with { CfgScale = 1f, Sampler = "ddim" }).ToArray();
+        var one = p.Generate(o with { CfgScale = 1f, Sampler = "ddim", Seed = 8, Count = 1 }).ToArray();
+        for (int i = 0; i < one.Length; i++) Assert.Equal(one[i], two[one.Length + i], 4);
+    }
+
+    [Fact]
+    public void Bad_generation_options_are_clear_errors()
+    {
+        var p = Tiny();
+        Assert.Contains("--steps must be between 1 and 1000", Assert.Throws<ArgumentException>(() => p.Generate(new GenerateOptions("x", Steps: 0))).Message);
+        Assert.Contains("-n (--count) must be between 1 and 256", Assert.Throws<ArgumentException>(() => p.Generate(new GenerateOptions("x", Count: 1000))).Message);
+        Assert.Contains("--cfg must be between 0 and 50", Assert.Throws<ArgumentException>(() => p.Generate(new GenerateOptions("x", CfgScale: float.NaN))).Message);
+        Assert.Contains("unknown sampler 'plms'", Assert.Throws<ArgumentException>(() => p.Generate(new GenerateOptions("x", Sampler: "plms"))).Message);
+        Assert.Contains("shorten it or pass --truncate", Assert.Throws<ArgumentException>(() => p.Generate(new GenerateOptions(string.Join(" ", Enumerable.Repeat("circle", 40))))).Message);
+    }
+
+    [Fact]
+    public void Save_then_load_gives_the_same_model_and_mismatches_are_named()
+    {
+        var p = Tiny(3);
+        var dir = Directory.CreateTempSubdirectory("pictor-pipe").FullName;
+        p.Save(dir);
+        var q = DiffusionPipeline.Load(dir);
+        Assert.Equal(p.WeightsHash, q.WeightsHash);
+        var o = new GenerateOptions("two blue squares", Steps: 3);
+        Assert.Equal(p.Generate(o).ToArray(), q.Generate(o).ToArray());
+        // A config whose UNet differs: the weights no longer fit, and the error names the parameter.
+        var cfg = DiffusionConfig.FromJson(File.ReadAllText(Path.Combine(dir, "config.json")), "x");
+        File.WriteAllText(Path.Combine(dir, "config.json"), (cfg with { Unet = cfg.Unet with { Channels = [16, 48] } }).ToJson());
+        var e = Assert.ThrowsAny<Exception>(() => DiffusionPipeline.Load(dir));
+        Assert.Contains("shape", e.Message);
+        Assert.Equal("unet.channels: [16,32] vs [16,48]", DiffusionConfig.FirstDifference(cfg, cfg with { Unet = cfg.Unet with { Channels = [16, 48] } }));
+        File.WriteAllText(Path.Combine(dir, "config.json"), "{\"format\": \"something-else\"}");
+        Assert.Contains("is not a pictor-diffusion config", Assert.Throws<FormatException>(() => DiffusionPipeline.Load(dir)).Message);
+        Assert.Contains("does not exist", Assert.Throws<DirectoryNotFoundException>(() => DiffusionPipeline.Load(Path.Combine(dir, "nope"))).Message);
+        File.Delete(Path.Combine(dir, "model.safetensors"));
+        File.WriteAllText(Path.Combine(dir, "config.json"), cfg.ToJson());
+        Assert.Contains("no model.safetensors", Assert.Throws<FileNotFoundException>(() => DiffusionPipeline.Load(dir)).Message);
+    }
+
+    [Fact]
+    public void Generation_parameters_round_trip_with_batch_fields()
+    {
+        var g = new GenerationParameters("a cat", "blurry", 20, "dpm++", 3f, 12, 32, 32, "abcdef0123", "models/emoji", 0.5f, 4, 2, 10);
+        var img = new Imaging.Image(2, 2);
+        var dir = Directory.CreateTempSubdirectory("pictor-meta").FullName;
+        img.Save(Path.Combine(dir, "a.png"), g.ToPngText());
+        Assert.Equal(g, GenerationParameters.FromPng(PngDecoder.DecodeFile(Path.Combine(dir, "a.png"))));
+    }
+}

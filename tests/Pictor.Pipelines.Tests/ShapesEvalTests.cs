@@ -1,0 +1,55 @@
+using Pictor.Engine;
+using Pictor.Imaging;
+using Pictor.Imaging.Datasets;
+using Pictor.Pipelines.Eval;
+
+namespace Pictor.Pipelines.Tests;
+
+/// <summary>The rule-based shapes checker must read the generator's own renders back correctly, and reject wrong ones.</summary>
+public class ShapesEvalTests
+{
+    [Theory]
+    [InlineData(32)]
+    [InlineData(64)]
+    public void Ground_truth_renders_score_as_correct(int size)
+    {
+        var rng = new Rng(11);
+        var verdicts = Enumerable.Range(0, 300).Select(i =>
+        {
+            var scene = Shapes.Generate(rng, size, heldOut: i % 4 == 0 ? true : null);
+            return ShapesEval.Score(scene, i % 4 == 0, Shapes.Render(scene, size));
+        }).ToList();
+        var r = ShapesEval.Summarise(verdicts);
+        foreach (var (name, acc) in new[] { ("single", r.Single), ("pairs", r.Pairs), ("counting", r.Counting), ("held-out single", r.HeldOutSingle), ("held-out pairs", r.HeldOutPairs), ("held-out counting", r.HeldOutCounting) })
+            Assert.True(acc.Value >= 0.97, $"{name}: {acc} on ground truth at {size}px; failures: {string.Join("; ", verdicts.Where(v => !v.Correct).Take(5).Select(v => v.Scene.Caption + " found " + string.Join(",", ShapesChecker.Analyse(Shapes.Render(v.Scene, size)))))}");
+    }
+
+    [Fact]
+    public void Wrong_images_score_as_wrong()
+    {
+        var rng = new Rng(12);
+        ShapeScene Draw(SceneKind k) { while (true) { var s = Shapes.Generate(rng, 32, null); if (s.Kind == k) return s; } }
+        var single = Draw(SceneKind.Single);
+        Assert.False(ShapesEval.Score(single, false, Image.Solid(32, 32, 0, 0, 0)).Correct);   // nothing drawn
+        var other = single with { Objects = [single.Objects[0] with { Colour = single.Objects[0].Colour == ShapeColour.Red ? ShapeColour.Blue : ShapeColour.Red }] };
+        var v = ShapesEval.Score(single, false, Shapes.Render(other, 32));
+        Assert.False(v.Correct); Assert.False(v.ColourOk); Assert.True(v.ShapeOk);
+        var pair = Draw(SceneKind.Pair);
+        var swapped = pair with { Objects = [pair.Objects[0] with { Cx = pair.Objects[1].Cx, Cy = pair.Objects[1].Cy }, pair.Objects[1] with { Cx = pair.Objects[0].Cx, Cy = pair.Objects[0].Cy }] };
+        Assert.False(ShapesEval.Score(pair, false, Shapes.Render(swapped, 32)).Correct);   // relation reversed
+        var count = Draw(SceneKind.Count);
+        var fewer = count with { Objects = count.Objects[..^1] };
+        Assert.False(ShapesEval.Score(count, false, Shapes.Render(fewer, 32)).Correct);
+    }
+
+    [Fact]
+    public void Prompt_set_is_fixed_and_mixes_kinds_and_held_out_pairs()
+    {
+        var a = ShapesEval.PromptSet(32); var b = ShapesEval.PromptSet(32);
+        Assert.Equal(a.Select(p => p.Scene.Caption), b.Select(p => p.Scene.Caption));
+        Assert.Equal(ShapesEval.SeenPrompts + ShapesEval.HeldOutPrompts, a.Count);
+        foreach (var k in Enum.GetValues<SceneKind>()) Assert.True(a.Count(p => p.Scene.Kind == k && !p.HeldOut) >= 30, $"{k}");
+        Assert.All(a.Where(p => p.HeldOut), p => Assert.Contains(p.Scene.Objects, o => Shapes.IsHeldOut(o.Colour, o.Shape)));
+        Assert.All(a.Where(p => !p.HeldOut), p => Assert.DoesNotContain(p.Scene.Objects, o => Shapes.IsHeldOut(o.Colour, o.Shape)));
+    }
+}
