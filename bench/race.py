@@ -1,0 +1,98 @@
+"""Alternating race: Pictor (bench/Pictor.Bench serve ROW) against PyTorch (tools/reference/bench_peer.py --serve ROW)
+on the same workloads, same thread count, one iteration each in turn after warm-up, so drift in the machine's speed
+hits both sides alike. Prints a markdown table: medians, the speed ratio (PyTorch time / Pictor time; > 1 means Pictor
+is faster), items/s, GEMM FLOPs per item (counted by Pictor) and achieved GFLOP/s, and the peak RSS of each process.
+
+    python3 bench/race.py [--iters 10] [--warmup 2] [--threads 2] [--rows unet-train,ar-train,...]
+bench/run.sh calls this twice: with OPENBLAS_CORETYPE as the environment sets it, and unset.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROWS = {
+    "unet-train": ("UNet-S train step (fwd+bwd+AdamW), batch 32", "images", 1.3),
+    "unet-ddim": ("UNet-S sampling, DDIM 50 steps, batch 16", "images", 1.3),
+    "unet-ddim-cfg": ("UNet-S sampling, DDIM 50 steps, batch 16, CFG", "images", 1.3),
+    "ar-train": ("AR-S train step, batch 64", "tokens", 1.0),
+    "ar-sample": ("AR-S sampling 64 image tokens, batch 16, KV cache", "tokens", 1.5),
+}
+
+
+class Side:
+    def __init__(self, name, cmd, env):
+        self.name = name
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        line = self.p.stdout.readline().strip()
+        if not line.startswith("ready"):
+            raise SystemExit(f"{name} did not start: {line!r} (stderr above)")
+
+    def ask(self, cmd):
+        self.p.stdin.write(cmd + "\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline().strip()
+        if not line or line.startswith("error"):
+            raise SystemExit(f"{self.name}: {line!r}")
+        return line
+
+    def run(self):
+        ms, items, flops = self.ask("run").split()
+        return float(ms), int(items), int(flops)
+
+    def close(self):
+        try:
+            self.p.stdin.write("quit\n")
+            self.p.stdin.flush()
+        except BrokenPipeError:
+            pass
+        self.p.wait(timeout=60)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--peak-gflops", type=float, default=0, help="measured SGEMM peak, for the fraction column")
+    a = ap.parse_args()
+    env = dict(os.environ)
+    t = str(a.threads)
+    # Each side gets its best configuration: the thread count everywhere, OpenMP threads that spin briefly and then
+    # sleep (PyTorch's default with its own pool), OpenBLAS limited to the same count.
+    env.update(PICTOR_THREADS=t, OMP_NUM_THREADS=t, OPENBLAS_NUM_THREADS=t, MKL_NUM_THREADS=t)
+    dll = os.path.join(ROOT, "bench/Pictor.Bench/bin/Release/net10.0/Pictor.Bench.dll")
+    peer = os.path.join(ROOT, "tools/reference/bench_peer.py")
+    core = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
+    print(f"\n### OPENBLAS_CORETYPE={core}, {a.threads} threads, median of {a.iters} alternating iterations after {a.warmup} warm-up each\n")
+    print("| row | Pictor | PyTorch | speed ratio | target | Pictor items/s | GEMM FLOP/item | Pictor GFLOP/s | peak RSS Pictor / PyTorch |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in a.rows.split(","):
+        title, unit, target = ROWS[row]
+        me = Side("Pictor", ["dotnet", dll, "serve", row], env)
+        them = Side("PyTorch", ["/usr/bin/python3", peer, "--serve", row], env)
+        mine, theirs, flops, items = [], [], 0, 1
+        for i in range(a.warmup + a.iters):
+            ms, items, f = me.run()
+            pt, _, _ = them.run()
+            if i >= a.warmup:
+                mine.append(ms)
+                theirs.append(pt)
+                flops = f
+        rss_me, rss_them = int(me.ask("rss")), int(them.ask("rss"))
+        me.close()
+        them.close()
+        m, p = statistics.median(mine), statistics.median(theirs)
+        ratio = p / m
+        gfs = flops / (m / 1000) / 1e9
+        frac = f" ({gfs / a.peak_gflops:.2f} of peak)" if a.peak_gflops > 0 else ""
+        ok = "met" if ratio >= target else "not met"
+        print(f"| {title} | {m:.0f} ms | {p:.0f} ms | {ratio:.2f} | >= {target} {ok} | {items / (m / 1000):.1f} {unit}/s | "
+              f"{flops / items / 1e9:.3f} G | {gfs:.1f}{frac} | {rss_me / 1024:.0f} / {rss_them / 1024:.0f} MiB ({rss_me / rss_them:.2f}) |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
