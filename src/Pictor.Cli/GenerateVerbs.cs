@@ -7,7 +7,9 @@ namespace Pictor.Cli;
 /// <summary>'pictor generate' and 'pictor verify'.</summary>
 internal static class GenerateVerbs
 {
-    public const string DefaultModel = "models/emoji";
+    /// <summary>The shipped emoji model, or the shapes model while the emoji one is not in the checkout.</summary>
+    public static string DefaultModel =>
+        Directory.Exists(ResolveModel("models/emoji")) || !Directory.Exists(ResolveModel("models/shapes")) ? "models/emoji" : "models/shapes";
 
     public static int Generate(string[] args)
     {

@@ -14,21 +14,13 @@ public sealed class Ddpm : Sampler
 {
     public override string Name => "ddpm";
 
-    public override float[] Sample(NoiseSchedule schedule, Prediction prediction, Denoise model, float[] xT, int steps, Rng rng, bool clip = true)
+    protected override void Step(NoiseSchedule s, float[] x, float[] x0, float[] eps, int t, int next, Rng rng)
     {
-        var ts = Timesteps(schedule.Steps, steps);
-        var x = (float[])xT.Clone();
-        for (int i = 0; i < ts.Length; i++)
-        {
-            int t = ts[i], prev = i + 1 < ts.Length ? ts[i + 1] : -1;
-            var (x0, _) = schedule.Split(prediction, x, model(x, t), t, clip);
-            double ab = schedule.AlphaBar(t), abPrev = schedule.AlphaBar(prev);
-            double beta = 1 - ab / abPrev;
-            double c0 = Math.Sqrt(abPrev) * beta / (1 - ab), ct = Math.Sqrt(1 - beta) * (1 - abPrev) / (1 - ab);
-            double sd = Math.Sqrt(beta * (1 - abPrev) / (1 - ab));
-            for (int j = 0; j < x.Length; j++)
-                x[j] = (float)(c0 * x0[j] + ct * x[j] + (sd > 0 ? sd * rng.Normal() : 0));
-        }
-        return x;
+        double ab = s.AlphaBar(t), abPrev = s.AlphaBar(next);
+        double beta = 1 - ab / abPrev;
+        double c0 = Math.Sqrt(abPrev) * beta / (1 - ab), ct = Math.Sqrt(1 - beta) * (1 - abPrev) / (1 - ab);
+        double sd = Math.Sqrt(beta * (1 - abPrev) / (1 - ab));
+        for (int j = 0; j < x.Length; j++)
+            x[j] = (float)(c0 * x0[j] + ct * x[j] + (sd > 0 ? sd * rng.Normal() : 0));
     }
 }

@@ -15,29 +15,24 @@ public sealed class DpmSolverPP : Sampler
 {
     public override string Name => "dpm++";
 
-    public override float[] Sample(NoiseSchedule schedule, Prediction prediction, Denoise model, float[] xT, int steps, Rng rng, bool clip = true)
+    private float[]? prevX0;   // x0 prediction of the previous step (the multistep history)
+    private double prevH;
+
+    protected override void Begin() { prevX0 = null; prevH = 0; }
+
+    protected override void Step(NoiseSchedule s, float[] x, float[] x0, float[] eps, int t, int next, Rng rng)
     {
-        var ts = Timesteps(schedule.Steps, steps);
-        var x = (float[])xT.Clone();
-        float[]? prevX0 = null;
-        double prevH = 0;
-        for (int i = 0; i < ts.Length; i++)
+        if (next < 0) { x0.CopyTo(x, 0); return; }   // sigma_next = 0: the solution is the data prediction itself
+        double h = Lambda(s, next) - Lambda(s, t);
+        double ratio = s.Sigma(next) / s.Sigma(t), coef = -s.Alpha(next) * (Math.Exp(-h) - 1);
+        bool second = prevX0 != null;
+        double r = second ? prevH / h : 0;
+        for (int j = 0; j < x.Length; j++)
         {
-            int t = ts[i], next = i + 1 < ts.Length ? ts[i + 1] : -1;
-            var (x0, _) = schedule.Split(prediction, x, model(x, t), t, clip);
-            if (next < 0) { x = x0; break; }   // sigma_next = 0: the solution is the data prediction itself
-            double lam = Lambda(schedule, t), lamNext = Lambda(schedule, next), h = lamNext - lam;
-            double ratio = schedule.Sigma(next) / schedule.Sigma(t), coef = -schedule.Alpha(next) * (Math.Exp(-h) - 1);
-            bool second = prevX0 != null;
-            double r = second ? prevH / h : 0;
-            for (int j = 0; j < x.Length; j++)
-            {
-                double d = second ? (1 + 1 / (2 * r)) * x0[j] - 1 / (2 * r) * prevX0![j] : x0[j];
-                x[j] = (float)(ratio * x[j] + coef * d);
-            }
-            prevX0 = x0; prevH = h;
+            double d = second ? (1 + 1 / (2 * r)) * x0[j] - 1 / (2 * r) * prevX0![j] : x0[j];
+            x[j] = (float)(ratio * x[j] + coef * d);
         }
-        return x;
+        prevX0 = x0; prevH = h;
     }
 
     private static double Lambda(NoiseSchedule s, int t) => Math.Log(s.Alpha(t) / s.Sigma(t));

@@ -13,9 +13,28 @@ public abstract class Sampler
 {
     public abstract string Name { get; }
 
-    /// <summary>Runs the sampler from <paramref name="xT"/> (standard normal noise, flattened [N]) and returns x_0.
+    /// <summary>Runs the sampler from <paramref name="xT"/> (standard normal noise, flattened [N]) and returns x_0:
+    /// one model call per step at t_i, then <see cref="Step"/> moves x from t_i to t_{i+1} (-1 after the last).
     /// <paramref name="rng"/> supplies any fresh noise (DDPM, DDIM with eta &gt; 0).</summary>
-    public abstract float[] Sample(NoiseSchedule schedule, Prediction prediction, Denoise model, float[] xT, int steps, Rng rng, bool clip = true);
+    public float[] Sample(NoiseSchedule schedule, Prediction prediction, Denoise model, float[] xT, int steps, Rng rng, bool clip = true)
+    {
+        var ts = Timesteps(schedule.Steps, steps);
+        var x = (float[])xT.Clone();
+        Begin();
+        for (int i = 0; i < ts.Length; i++)
+        {
+            int t = ts[i], next = i + 1 < ts.Length ? ts[i + 1] : -1;
+            var (x0, eps) = schedule.Split(prediction, x, model(x, t), t, clip);
+            Step(schedule, x, x0, eps, t, next, rng);
+        }
+        return x;
+    }
+
+    /// <summary>Resets any multistep history before a new trajectory.</summary>
+    protected virtual void Begin() { }
+
+    /// <summary>Updates x (at step t) in place to step <paramref name="next"/> (-1 = clean) given the model's x0 and eps.</summary>
+    protected abstract void Step(NoiseSchedule s, float[] x, float[] x0, float[] eps, int t, int next, Rng rng);
 
     /// <summary>
     /// The "trailing" spacing of Lin et al. 2024 ("Common diffusion noise schedules and sample steps are flawed",
@@ -35,7 +54,7 @@ public abstract class Sampler
     {
         "ddim" => new Ddim(eta),
         "ddpm" => new Ddpm(),
-        "dpm++" or "dpmpp" or "dpm-solver++" or "dpmpp2m" => new DpmSolverPP(),
+        "dpm++" or "dpmpp" or "dpm-solver++" or "dpmpp2m" => new DpmSolverPP(),   // a new instance per call: it keeps multistep history
         _ => Throw.Argument<Sampler>($"unknown sampler '{name}'; use ddim, dpm++ or ddpm"),
     };
 }
