@@ -88,6 +88,21 @@ public class GemmTests
         Assert.True(c1.AsSpan().SequenceEqual(c2));
     }
 
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "getenv")]
+    private static extern IntPtr NativeGetEnv(string name);
+
+    [Fact]
+    public void OpenBlas_workers_are_told_to_sleep_instead_of_spinning()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        _ = OpenBlas.IsAvailable;   // runs the loader, which must set the variable before loading the library
+        string? given = Environment.GetEnvironmentVariable("OPENBLAS_THREAD_TIMEOUT");
+        var p = NativeGetEnv("OPENBLAS_THREAD_TIMEOUT");
+        Assert.NotEqual(IntPtr.Zero, p);
+        // A value the user exported wins; otherwise the loader's 4 (2^4 cycles of spinning) is in the C environment.
+        Assert.Equal(given ?? "4", System.Runtime.InteropServices.Marshal.PtrToStringAnsi(p));
+    }
+
     [Fact]
     public void Bad_arguments_get_clear_errors()
     {

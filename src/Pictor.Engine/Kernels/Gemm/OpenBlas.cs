@@ -14,8 +14,20 @@ internal static unsafe class OpenBlas
     public static string LoadError { get; } = "";
     public static string? LibraryPath { get; }
 
+    [DllImport("libc", EntryPoint = "setenv")]
+    private static extern int SetEnv(string name, string value, int overwrite);
+
     static OpenBlas()
     {
+        // OpenBLAS's worker threads spin on sched_yield for 2^28 cycles after each call before sleeping. Between
+        // GEMMs our own threads are busy (image-parallel convolution, norms, attention), so on 2 cores the spinning
+        // worker steals their time: a third of the xs training step was kernel time. 2^4 cycles makes it sleep at
+        // once (bench/RESULTS.md, "Spinning threads"). It must be in the C environment before the library loads;
+        // .NET's Environment.SetEnvironmentVariable does not reach getenv on Unix. A value the user set wins.
+        if (!OperatingSystem.IsWindows() && Environment.GetEnvironmentVariable("OPENBLAS_THREAD_TIMEOUT") == null)
+        {
+            try { SetEnv("OPENBLAS_THREAD_TIMEOUT", "4", 0); } catch (DllNotFoundException) { } catch (EntryPointNotFoundException) { }
+        }
         string[] candidates =
         [
             Environment.GetEnvironmentVariable("PICTOR_OPENBLAS") ?? "",
