@@ -22,9 +22,14 @@ internal static class DiffusionBench
         var t = Enumerable.Range(0, batch).Select(_ => (float)data.NextInt(1000)).ToArray();
         var ids = pipe.Tokenize(Enumerable.Repeat("a small red circle", batch).ToList());
         double fwd = 0, bwd = 0, upd = 0; long flops = 0;
+        long poolAllocs = 0, gcBytes = 0; int gcs = 0;
         for (int i = -2; i < iters; i++)
         {
-            if (i == 0) Gemm.FlopCounter = 0;
+            if (i == 0)
+            {
+                Gemm.FlopCounter = 0;
+                poolAllocs = BufferPool.Allocations; gcBytes = GC.GetTotalAllocatedBytes(); gcs = GC.CollectionCount(0);
+            }
             using var scope = TensorScope.Begin();
             var sw = Stopwatch.StartNew();
             opt.ZeroGrad();
@@ -38,6 +43,9 @@ internal static class DiffusionBench
             if (i >= 0) { fwd += a; bwd += b - a; upd += c - b; }
         }
         flops = Gemm.FlopCounter;
+        // Steady-state allocation: new pooled arrays (should be 0), bytes the GC handed out and gen0 collections.
+        Console.Error.WriteLine($"per step: {(double)(BufferPool.Allocations - poolAllocs) / iters:F1} new pool arrays, " +
+            $"{(GC.GetTotalAllocatedBytes() - gcBytes) / iters / 1e6:F2} MB GC-allocated, {(double)(GC.CollectionCount(0) - gcs) / iters:F2} gen0 GCs");
         double step = (fwd + bwd + upd) / iters;
         Console.WriteLine($"| {preset} train step, batch {batch} | {step * 1000:F0} ms | {batch / step:F1} images/s | fwd {fwd / iters * 1000:F0} ms, bwd {bwd / iters * 1000:F0} ms, optim {upd / iters * 1000:F0} ms | {flops / iters / 1e9 / batch:F2} GFLOP/image (GEMM) | {flops / iters / step / 1e9:F1} GFLOP/s |");
     }
