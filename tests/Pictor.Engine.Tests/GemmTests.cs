@@ -71,6 +71,31 @@ public class GemmTests
         finally { Parallelism.Threads = saved; }
     }
 
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void Serial_managed_gemm_equals_the_threaded_one_bit_for_bit(bool ta, bool tb)
+    {
+        // Shapes of the image-parallel convolution (few rows, many columns, K past one K block) plus ragged edges.
+        int m = 37, n = 1000, k = 300;
+        var a = Rand(m * k, 8); var b = Rand(k * n, 9);
+        int lda = ta ? m : k, ldb = tb ? k : n;
+        int saved = Parallelism.Threads;
+        try
+        {
+            Parallelism.Threads = 2;
+            var threaded = new float[m * n]; var serial = new float[m * n]; var reference = new float[m * n];
+            Gemm.Sgemm(GemmBackend.Simd, ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, threaded, n);
+            Gemm.SgemmSerial(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, serial, n);
+            Gemm.Sgemm(GemmBackend.Reference, ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, reference, n);
+            Assert.True(threaded.AsSpan().SequenceEqual(serial), "serial and threaded managed GEMM differ");
+            for (int i = 0; i < reference.Length; i++) Assert.True(Math.Abs(reference[i] - serial[i]) <= 1e-4f * (1 + Math.Abs(reference[i])), $"element {i}");
+        }
+        finally { Parallelism.Threads = saved; }
+    }
+
     [Fact]
     public void OpenBlas_is_bit_identical_run_to_run()
     {

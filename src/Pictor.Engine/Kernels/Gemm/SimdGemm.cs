@@ -37,12 +37,14 @@ internal static unsafe class SimdGemm
         int nPanels = (n + nr - 1) / nr;
         int mBlocks = (m + MC - 1) / MC;
         // Enough tiles for the threads: split the columns into groups of panels when rows are few.
+        // Every tile packs its own A block, so a serial call keeps one column group: splitting the columns there only
+        // packed the same A block again per group (a third of the image-parallel convolution's GEMM time).
         int threads = Parallelism.Threads;
-        int nGroups = Math.Min(nPanels, Math.Max(1, (2 * threads + mBlocks - 1) / mBlocks));
+        bool parallel = !serial && threads > 1 && 2L * m * n * k > 2_000_000;
+        int nGroups = parallel ? Math.Min(nPanels, Math.Max(1, (2 * threads + mBlocks - 1) / mBlocks)) : 1;
         int panelsPerGroup = (nPanels + nGroups - 1) / nGroups;
         nGroups = (nPanels + panelsPerGroup - 1) / panelsPerGroup;
-        long flops = 2L * m * n * k;
-        bool parallel = !serial && threads > 1 && flops > 2_000_000 && mBlocks * nGroups > 1;
+        parallel &= mBlocks * nGroups > 1;
 
         var packedB = ArrayPool<float>.Shared.Rent(nPanels * nr * KC);
         try
@@ -106,20 +108,26 @@ internal static unsafe class SimdGemm
         {
             int j0 = q * nr, nc = Math.Min(nr, n - j0);
             float* dst = packed + (long)q * kc * nr;
-            for (int p = 0; p < kc; p++)
+            if (!transB)
             {
-                float* d = dst + p * nr;
-                if (!transB)
+                for (int p = 0; p < kc; p++)
                 {
+                    float* d = dst + p * nr;
                     float* s = b + (long)(p0 + p) * ldb + j0;
                     for (int j = 0; j < nc; j++) d[j] = s[j];
+                    for (int j = nc; j < nr; j++) d[j] = 0f;
                 }
-                else
+            }
+            else
+            {
+                // op(B) = B^T: read each row of B contiguously, write a column of the (cache-resident) panel.
+                for (int j = 0; j < nc; j++)
                 {
-                    float* s = b + (long)j0 * ldb + p0 + p;
-                    for (int j = 0; j < nc; j++) d[j] = s[(long)j * ldb];
+                    float* s = b + (long)(j0 + j) * ldb + p0;
+                    for (int p = 0; p < kc; p++) dst[p * nr + j] = s[p];
                 }
-                for (int j = nc; j < nr; j++) d[j] = 0f;
+                if (nc < nr)
+                    for (int p = 0; p < kc; p++) new Span<float>(dst + p * nr + nc, nr - nc).Clear();
             }
         }
     }
@@ -132,19 +140,25 @@ internal static unsafe class SimdGemm
         {
             float* dst = packed + r * kc * MR;
             int rows = Math.Min(MR, mc - r * MR);
-            for (int i = 0; i < MR; i++)
+            if (!transA)
             {
-                if (i >= rows) { for (int p = 0; p < kc; p++) dst[p * MR + i] = 0f; continue; }
-                int row = i0 + r * MR + i;
-                if (!transA)
+                for (int i = 0; i < MR; i++)
                 {
-                    float* s = a + (long)row * lda + p0;
+                    if (i >= rows) { for (int p = 0; p < kc; p++) dst[p * MR + i] = 0f; continue; }
+                    float* s = a + (long)(i0 + r * MR + i) * lda + p0;
                     for (int p = 0; p < kc; p++) dst[p * MR + i] = s[p];
                 }
-                else
+            }
+            else
+            {
+                // op(A) = A^T: the MR values of one k are contiguous in A; read them together instead of striding by lda.
+                float* s = a + (long)p0 * lda + i0 + r * MR;
+                for (int p = 0; p < kc; p++)
                 {
-                    float* s = a + (long)p0 * lda + row;
-                    for (int p = 0; p < kc; p++) dst[p * MR + i] = s[(long)p * lda];
+                    float* d = dst + p * MR, sp = s + (long)p * lda;
+                    int i = 0;
+                    for (; i < rows; i++) d[i] = sp[i];
+                    for (; i < MR; i++) d[i] = 0f;
                 }
             }
         }
