@@ -21,17 +21,23 @@ public static partial class Ops
         if (v.Shape[0] != b || v.Shape[1] != h || v.Shape[2] != tk) Throw.Argument($"attention: v {Shape.Format(v.Shape)} does not match k {Shape.Format(k.Shape)} (need [{b}, {h}, {tk}, Dv])");
         if (keyPaddingMask != null && keyPaddingMask.Length != b * tk) Throw.Argument($"attention: key padding mask has {keyPaddingMask.Length} entries, expected B*Tk = {b * tk}");
         float sc = scale ?? 1f / MathF.Sqrt(d);
-        var Q = Contiguous(q); var K = Contiguous(k); var V = Contiguous(v);
+        bool needsGrad = Autograd.Needs([q, k, v]);
+        var Q = Contiguous(q);
+        // Without autograd, k and v whose (batch, head) blocks are each contiguous (a KV cache's views: [B, H, Tmax, D]
+        // narrowed to the first Tk rows) are read in place. Copying them made a new array length at every decoding
+        // step, and the exact-length buffer pool kept them all (AR-S sampling peaked at 945 MiB).
+        var K = !needsGrad && HeadBlocksContiguous(k) ? k : Contiguous(k);
+        var V = !needsGrad && HeadBlocksContiguous(v) ? v : Contiguous(v);
         var y = Tensor.Empty(b, h, tq, dv);
         var P = Tensor.Empty(b, h, tq, tk);
         Parallelism.For(b * h, bh =>
         {
-            int bi = bh / h;
+            int bi = bh / h, hi = bh % h;
             ReadOnlySpan<bool> pad = keyPaddingMask == null ? default : keyPaddingMask.AsSpan(bi * tk, tk);
-            Attention.Forward(Q.Span.Slice(bh * tq * d, tq * d), K.Span.Slice(bh * tk * d, tk * d), V.Span.Slice(bh * tk * dv, tk * dv),
+            Attention.Forward(Q.Span.Slice(bh * tq * d, tq * d), HeadBlock(K, bi, hi), HeadBlock(V, bi, hi),
                               tq, tk, d, dv, sc, causal, pad, P.Span.Slice(bh * tq * tk, tq * tk), y.Span.Slice(bh * tq * dv, tq * dv));
         });
-        if (!Autograd.Needs([q, k, v])) return y;
+        if (!needsGrad) return y;
         return Autograd.Record(y, "Attention", [Q, K, V], dY =>
         {
             var dQ = Q.RequiresGrad ? Autograd.GradBuffer(Q) : null;
@@ -49,4 +55,11 @@ public static partial class Ops
             });
         });
     }
+
+    /// <summary>Whether each [T, D] block t[b, h] of a rank-4 tensor is one contiguous run (rows of D, row stride D).</summary>
+    private static bool HeadBlocksContiguous(Tensor t) => t.Strides[3] == 1 && t.Strides[2] == t.Shape[3];
+
+    /// <summary>The [T, D] block t[b, h] as a span (t must satisfy <see cref="HeadBlocksContiguous"/>).</summary>
+    private static ReadOnlySpan<float> HeadBlock(Tensor t, int b, int h) =>
+        t.Storage.AsSpan(t.Offset + b * t.Strides[0] + h * t.Strides[1], t.Shape[2] * t.Shape[3]);
 }

@@ -13,9 +13,15 @@ public static class BufferPool
     /// <summary>Arrays handed out that were newly allocated (not recycled); a steady-state step adds none.</summary>
     public static long Allocations { get; private set; }
 
+    /// <summary>Arrays rented by the calling thread, recycled or new (per thread, so tests can count an op's buffers
+    /// while other tests run).</summary>
+    public static long RentalsOnThisThread => rentalsOnThisThread;
+    [ThreadStatic] private static long rentalsOnThisThread;
+
     public static float[] Rent(int length, bool clear)
     {
         if (length == 0) return [];
+        rentalsOnThisThread++;
         lock (Gate)
         {
             if (Buckets.TryGetValue(length, out var stack) && stack.Count > 0)
