@@ -81,4 +81,31 @@ public class SimdKernelTests
             Assert.Equal((float)x.Sum(v => (double)v), got);
         }
     }
+
+    [Fact]
+    public void Vectorised_gelu_matches_the_scalar_reference_every_length_in_place_and_at_the_edges()
+    {
+        for (int n = 0; n <= 67; n++)
+        {
+            var x = Values(n, 3).Select(v => 4f * v).ToArray();
+            if (n > 9) { x[1] = float.NaN; x[2] = float.PositiveInfinity; x[3] = -0f; x[4] = 0f; x[5] = 12f; x[6] = -12f; x[7] = 1e-20f; }
+            var want = new float[n]; Activations.GeluForwardReference(x, want);
+            var got = new float[n]; Activations.GeluForward(x, got);
+            for (int i = 0; i < n; i++)
+            {
+                if (!float.IsFinite(want[i])) { Assert.Equal(want[i], got[i]); continue; }   // NaN, +-inf: the same special value
+                Assert.True(Math.Abs(want[i] - got[i]) <= 1e-6f * (1 + Math.Abs(want[i])), $"n={n} i={i} x={x[i]}: {got[i]} vs {want[i]}");
+            }
+            var inPlace = (float[])x.Clone(); Activations.GeluForward(inPlace, inPlace);
+            Assert.Equal(got, inPlace);
+            // Backward against the derivative computed from the scalar erf: Phi(x) + x phi(x).
+            var dY = Values(n, 4); var dX = new float[n]; Activations.GeluBackward(x, got, dY, dX);
+            for (int i = 0; i < n; i++)
+            {
+                double v = x[i]; if (!double.IsFinite(v)) continue;
+                double cdf = 0.5 * (1 + Activations.Erf((float)(v / Math.Sqrt(2)))), pdf = Math.Exp(-0.5 * v * v) / Math.Sqrt(2 * Math.PI);
+                Assert.True(Math.Abs(dX[i] - dY[i] * (cdf + v * pdf)) <= 1e-5 * (1 + Math.Abs(dY[i])), $"backward n={n} i={i}");
+            }
+        }
+    }
 }

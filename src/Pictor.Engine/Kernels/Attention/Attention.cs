@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 namespace Pictor.Engine.Kernels;
 
 /// <summary>
@@ -12,6 +13,7 @@ internal static class Attention
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int tq, int tk, int d, int dv,
                                float scale, bool causal, ReadOnlySpan<bool> keyPad, Span<float> p, Span<float> o)
     {
+        if (tq == 1) { ForwardOneQuery(q, k, v, tk, d, dv, scale, keyPad, p, o); return; }
         Gemm.SgemmSerial(false, true, tq, tk, d, scale, q, d, k, d, 0f, p, tk);     // S = scale Q K^T
         int shift = tk - tq;
         for (int i = 0; i < tq; i++)
@@ -22,6 +24,20 @@ internal static class Attention
             Ops.SoftmaxRow(row, row, log: false);                                     // fully masked row -> zeros
         }
         Gemm.SgemmSerial(false, false, tq, dv, tk, 1f, p, tk, v, dv, 0f, o, dv);    // O = P V
+    }
+
+    /// <summary>One query (KV-cached decoding): S_j = scale q.k_j and O = sum_j P_j v_j directly. A GEMM with one row
+    /// spent more time packing K and V into panels than multiplying. The causal mask hides nothing here (the query is
+    /// the newest position).</summary>
+    private static void ForwardOneQuery(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int tk, int d, int dv,
+                                        float scale, ReadOnlySpan<bool> keyPad, Span<float> p, Span<float> o)
+    {
+        for (int j = 0; j < tk; j++)
+            p[j] = !keyPad.IsEmpty && keyPad[j] ? float.NegativeInfinity : scale * TensorPrimitives.Dot(q, k.Slice(j * d, d));
+        Ops.SoftmaxRow(p[..tk], p[..tk], log: false);
+        o[..dv].Clear();
+        for (int j = 0; j < tk; j++)
+            if (p[j] != 0f) TensorPrimitives.MultiplyAdd(v.Slice(j * dv, dv), p[j], o[..dv], o[..dv]);
     }
 
     /// <summary>Accumulates dQ, dK, dV (+=). <paramref name="scratch"/> holds Tq*Tk floats.</summary>
