@@ -78,6 +78,7 @@ def main():
         for i in range(a.warmup + a.iters):
             ms, items, f = me.run()
             pt, _, _ = them.run()
+            print(f"  {row} {'warm-up' if i < a.warmup else 'iteration'} {i + 1}: Pictor {ms:.0f} ms, PyTorch {pt:.0f} ms", file=sys.stderr, flush=True)
             if i >= a.warmup:
                 mine.append(ms)
                 theirs.append(pt)

@@ -2,6 +2,7 @@
 # The performance race of issue 4, in one invocation: GEMM through Pictor vs OpenBLAS called directly, then every model
 # row against PyTorch, alternating (bench/race.py), with OPENBLAS_CORETYPE as the environment sets it and unset.
 #   bash bench/run.sh [--iters 10] [--rows unet-train,...]     (extra arguments go to bench/race.py)
+#   RACE_MODES=given|unset bash bench/run.sh ...                (one OPENBLAS_CORETYPE setting only; default both)
 # Installs python3-torch from apt when it is missing (root), like scripts/setup.sh does for OpenBLAS.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,12 +17,12 @@ dotnet build bench/Pictor.Bench/Pictor.Bench.csproj -c Release -nologo -v q -clp
 dll=bench/Pictor.Bench/bin/Release/net10.0/Pictor.Bench.dll
 given="${OPENBLAS_CORETYPE-}"
 echo "# Pictor vs PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%d)"
-for mode in given unset; do
+for mode in ${RACE_MODES:-given unset}; do
   if [ "$mode" = given ]; then
     [ -n "$given" ] && export OPENBLAS_CORETYPE="$given" || unset OPENBLAS_CORETYPE
   else
     unset OPENBLAS_CORETYPE
-    [ -z "$given" ] && continue   # already ran unset
+    [ -z "$given" ] && [ "${RACE_MODES:-given unset}" != unset ] && continue   # already ran unset
   fi
   echo
   echo "## OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)}"

@@ -96,6 +96,30 @@ public class GemmTests
         finally { Parallelism.Threads = saved; }
     }
 
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    public void Prepacked_A_gives_the_same_serial_product_bit_for_bit(bool ta, bool tb)
+    {
+        // Several row blocks (MC = 96) and K blocks (KC = 256) with ragged edges, as a convolution's weights.
+        int m = 200, n = 77, k = 600;
+        var a = Rand(m * k, 10); var b = Rand(k * n, 11);
+        int lda = ta ? m : k, ldb = tb ? k : n;
+        var plain = new float[m * n]; var packed = Rand(m * n, 12);   // beta = 0 must overwrite what is there
+        Gemm.SgemmSerial(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, plain, n);
+        using (var pa = Gemm.PackForSerial(ta, m, k, a, lda))
+        {
+            if (Gemm.Backend != GemmBackend.Reference) Assert.NotNull(pa);
+            Gemm.SgemmSerial(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, packed, n, pa);
+            Assert.True(plain.AsSpan().SequenceEqual(packed), "prepacked and on-the-fly packing differ");
+            if (pa != null)
+            {
+                var e = Assert.Throws<ArgumentException>(() => Gemm.SgemmSerial(ta, tb, m - 1, n, k, 1f, a, lda, b, ldb, 0f, packed, n, pa));
+                Assert.Contains("pack the A of this call", e.Message);
+            }
+        }
+    }
+
     [Fact]
     public void OpenBlas_is_bit_identical_run_to_run()
     {

@@ -108,4 +108,46 @@ public class SimdKernelTests
             }
         }
     }
+    [Fact]
+    public void Vectorised_silu_backward_matches_the_scalar_reference_every_length()
+    {
+        foreach (int n in Enumerable.Range(0, 70).Concat([255, 256, 257, 600]))
+        {
+            var x = Values(n, 5).Select(v => 6f * v).ToArray();
+            var dY = Values(n, 6);
+            var want = Values(n, 7); var got = (float[])want.Clone();   // both accumulate into the same start
+            Activations.SiluBackwardReference(x, dY, want);
+            Activations.SiluBackward(x, x, dY, got);
+            for (int i = 0; i < n; i++)
+                Assert.True(Math.Abs(want[i] - got[i]) <= 2e-6f * (1 + Math.Abs(want[i])), $"n={n} i={i} x={x[i]}: {got[i]} vs {want[i]}");
+        }
+    }
+
+    [Fact]
+    public void Vectorised_norm_rows_match_the_scalar_double_reference_even_far_from_zero()
+    {
+        // Lengths around the vector width and the 256-element chunk, means far from zero (cancellation), per-run
+        // channels (GroupNorm) and per-element channels (LayerNorm).
+        foreach (int n in new[] { 1, 2, 7, 16, 33, 255, 256, 257, 1024, 4100 })
+            foreach (float offset in new[] { 0f, 300f, -5000f })
+            {
+                var x = Values(n, 8).Select(v => offset + 2f * v).ToArray();
+                var g = Values(n, 9); var b = Values(n, 10);
+                var want = new float[n];
+                var (wm, wr) = NormKernels.NormalizeRowReference(x, want, 1e-5f, 1, i => i, g, b);
+                var (m, r) = NormKernels.RowMoments(x, 1e-5f);
+                Assert.True(Math.Abs(m - wm) <= 1e-6f * (1 + Math.Abs(wm)), $"mean n={n} offset={offset}: {m} vs {wm}");
+                Assert.True(Math.Abs(r - wr) <= 2e-5f * wr, $"rstd n={n} offset={offset}: {r} vs {wr}");
+                var got = new float[n];
+                NormKernels.ApplyPerElement(x, got, m, r, g, b);
+                for (int i = 0; i < n; i++)
+                    Assert.True(Math.Abs(got[i] - want[i]) <= 2e-3f * (1 + Math.Abs(want[i])), $"layer n={n} offset={offset} i={i}: {got[i]} vs {want[i]}");
+                if (n % 4 != 0) continue;
+                int run = n / 4;
+                NormKernels.NormalizeRowReference(x, want, 1e-5f, run, i => i / run, g, b);
+                for (int q = 0; q < 4; q++) NormKernels.ApplyRun(x.AsSpan(q * run, run), got.AsSpan(q * run, run), m, r, g[q], b[q]);
+                for (int i = 0; i < n; i++)
+                    Assert.True(Math.Abs(got[i] - want[i]) <= 2e-3f * (1 + Math.Abs(want[i])), $"group n={n} offset={offset} i={i}: {got[i]} vs {want[i]}");
+            }
+    }
 }

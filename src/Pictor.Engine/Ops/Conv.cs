@@ -36,6 +36,8 @@ public static partial class Ops
         int workers = ImageWorkers(b, og, ohw, ckk);
         var cols = direct ? null : new Tensor[workers];
         for (int k = 0; k < workers && cols != null; k++) cols[k] = Tensor.Empty(ckk, ohw);
+        // Every image multiplies the same weights: pack each group's W_g once for all of them.
+        var packedW = workers > 1 ? PackWeights(Wt, groups, og, ckk, transposed: false) : null;
         void ForwardImage(int bi, int k)
         {
             var xs = X.Span; var ws = Wt.Span; var ys = y.Span;
@@ -45,11 +47,12 @@ public static partial class Ops
                 ReadOnlySpan<float> colSpan = xg;
                 if (!direct) { Im2Col.Forward(xg, cg, h, w, kh, kw, stride, padding, oh, ow, cols![k].Span); colSpan = cols[k].Span; }
                 // y[b, g] (Og x OHW) = W_g (Og x Cg*KH*KW) . col (Cg*KH*KW x OHW)
-                ConvGemm(workers, false, false, og, ohw, ckk, ws.Slice(g * og * ckk), ckk, colSpan, ohw, 0f, ys.Slice((bi * o + g * og) * ohw, og * ohw), ohw);
+                ConvGemm(workers, false, false, og, ohw, ckk, ws.Slice(g * og * ckk), ckk, colSpan, ohw, 0f, ys.Slice((bi * o + g * og) * ohw, og * ohw), ohw, packedW?[g]);
             }
         }
         if (workers == 1) for (int bi = 0; bi < b; bi++) ForwardImage(bi, 0);
         else Parallelism.For(workers, k => { for (int bi = k; bi < b; bi += workers) ForwardImage(bi, k); });
+        Release(packedW);
         var ys = y.Span;
         if (bias != null)
         {
@@ -71,6 +74,7 @@ public static partial class Ops
                 if (Wt.RequiresGrad && workers > 1) dWs[k] = Tensor.Zeros(o, ckk);
             }
             var dX = X.RequiresGrad ? Autograd.GradBuffer(X) : null;
+            var packedWt = workers > 1 && dX != null ? PackWeights(Wt, groups, og, ckk, transposed: true) : null;
             var dW = Wt.RequiresGrad ? Autograd.GradBuffer(Wt) : null;
             void BackwardImage(int bi, int k)
             {
@@ -91,10 +95,10 @@ public static partial class Ops
                     {
                         // dcol = W_g^T (CKK x Og) . dY_g (Og x OHW); dX += col2im(dcol)
                         var dXg = dX.Span.Slice((bi * c + g * cg) * h * w, cg * h * w);
-                        if (direct) ConvGemm(workers, true, false, ckk, ohw, og, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 1f, dXg, ohw);
+                        if (direct) ConvGemm(workers, true, false, ckk, ohw, og, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 1f, dXg, ohw, packedWt?[g]);
                         else
                         {
-                            ConvGemm(workers, true, false, ckk, ohw, og, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 0f, dcols[k]!.Span, ohw);
+                            ConvGemm(workers, true, false, ckk, ohw, og, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 0f, dcols[k]!.Span, ohw, packedWt?[g]);
                             Im2Col.Backward(dcols[k]!.Span, cg, h, w, kh, kw, stride, padding, oh, ow, dXg);
                         }
                     }
@@ -104,6 +108,7 @@ public static partial class Ops
             else
             {
                 Parallelism.For(workers, k => { for (int bi = k; bi < b; bi += workers) BackwardImage(bi, k); });
+                Release(packedWt);
                 if (dW != null) for (int k = 0; k < workers; k++) TensorPrimitives.Add(dW.Span, dWs[k]!.Span, dW.Span);
             }
             var D = dY.Span;
@@ -128,9 +133,21 @@ public static partial class Ops
 
     private static readonly bool ConvSplitGemm = Environment.GetEnvironmentVariable("PICTOR_CONV_SPLIT") == "gemm";
 
-    private static void ConvGemm(int workers, bool ta, bool tb, int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> bm, int ldb, float beta, Span<float> cm, int ldc)
+    /// <summary>W_g [Og x CKK] (or its transpose, for dcol = W_g^T dY_g) packed once per call for every image's GEMM.</summary>
+    private static PackedA?[] PackWeights(Tensor w, int groups, int og, int ckk, bool transposed)
     {
-        if (workers > 1) Gemm.SgemmSerial(ta, tb, m, n, k, 1f, a, lda, bm, ldb, beta, cm, ldc);
+        var packs = new PackedA?[groups];
+        for (int g = 0; g < groups; g++)
+            packs[g] = transposed ? Gemm.PackForSerial(true, ckk, og, w.Span.Slice(g * og * ckk, og * ckk), ckk)
+                                  : Gemm.PackForSerial(false, og, ckk, w.Span.Slice(g * og * ckk, og * ckk), ckk);
+        return packs;
+    }
+
+    private static void Release(PackedA?[]? packs) { if (packs != null) foreach (var p in packs) p?.Dispose(); }
+
+    private static void ConvGemm(int workers, bool ta, bool tb, int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> bm, int ldb, float beta, Span<float> cm, int ldc, PackedA? packedA = null)
+    {
+        if (workers > 1) Gemm.SgemmSerial(ta, tb, m, n, k, 1f, a, lda, bm, ldb, beta, cm, ldc, packedA);
         else Gemm.Sgemm(ta, tb, m, n, k, 1f, a, lda, bm, ldb, beta, cm, ldc);
     }
 

@@ -133,8 +133,24 @@ public static partial class Ops
     {
         var x = Contiguous(a);
         var y = Tensor.Empty(x.Shape);
-        if (x.Numel > 0) forward(x.Span, y.Span);
+        int n = x.Numel;
+        // Elementwise, so fixed chunks shared among threads give the same values as one pass.
+        UnaryChunks(n, (o, len) => forward(x.Span.Slice(o, len), y.Span.Slice(o, len)));
         if (!Autograd.Needs(a)) return y;
-        return Autograd.Record(y, name, [x], dY => backward(x.Span, y.Span, dY.Span, Autograd.GradBuffer(x).Span));
+        return Autograd.Record(y, name, [x], dY =>
+        {
+            var dX = Autograd.GradBuffer(x);   // created on this thread: the pool is per thread
+            UnaryChunks(n, (o, len) => backward(x.Span.Slice(o, len), y.Span.Slice(o, len), dY.Span.Slice(o, len), dX.Span.Slice(o, len)));
+        });
+    }
+
+    private const int UnaryChunk = 1 << 15;
+
+    private static void UnaryChunks(int n, Action<int, int> body)
+    {
+        if (n == 0) return;
+        int chunks = (n + UnaryChunk - 1) / UnaryChunk;
+        if (chunks == 1) { body(0, n); return; }
+        Parallelism.For(chunks, i => body(i * UnaryChunk, Math.Min(UnaryChunk, n - i * UnaryChunk)));
     }
 }

@@ -11,6 +11,17 @@ public static partial class Ops
     /// Backward derivation: docs/derivations/normalization.md.
     /// </summary>
     public static Tensor GroupNorm(Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps = 1e-5f)
+        => GroupNormCore(x, groups, gamma, beta, eps, siluAfter: false);
+
+    /// <summary>
+    /// silu(GroupNorm(x)), the UNet's "norm then activate". Without autograd the activation runs on each normalised
+    /// group while it is in cache (one pass and one tensor fewer, and in parallel; bit-identical to the two ops); with
+    /// autograd it is the two ops.
+    /// </summary>
+    public static Tensor GroupNormSilu(Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps = 1e-5f)
+        => Autograd.Needs([x, gamma, beta]) ? Silu(GroupNorm(x, groups, gamma, beta, eps)) : GroupNormCore(x, groups, gamma, beta, eps, siluAfter: true);
+
+    private static Tensor GroupNormCore(Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps, bool siluAfter)
     {
         if (x.Rank < 2) Throw.Argument($"group norm input must be [B, C, ...], got {Shape.Format(x.Shape)}");
         int b = x.Shape[0], c = x.Shape[1];
@@ -18,7 +29,7 @@ public static partial class Ops
         CheckAffine(gamma, beta, c, "group norm");
         int s = x.Numel / Math.Max(1, b * c), cg = c / groups;
         return Normalize(x, "GroupNorm", rows: b * groups, n: cg * s, gamma, beta, eps,
-            channelOf: (row, i) => (row % groups) * cg + i / s);
+            channelOf: (row, i) => (row % groups) * cg + i / s, siluAfter);
     }
 
     /// <summary>Layer normalisation over the last dimension: x [.., D], gamma and beta [D]. PyTorch: F.layer_norm.</summary>
@@ -38,9 +49,12 @@ public static partial class Ops
     /// <summary>
     /// Shared kernel: the tensor is <paramref name="rows"/> blocks of <paramref name="n"/> contiguous elements, each
     /// normalised to zero mean and unit variance; element i of a row uses affine channel channelOf(row, i). The channel
-    /// is constant over runs (GroupNorm: runs of S; LayerNorm: each element its own), which the loops exploit.
+    /// is constant over runs (GroupNorm: runs of S; LayerNorm: each element its own), which the loops exploit. Rows run
+    /// in parallel both ways; gamma and beta gradients are summed in row order afterwards, so the result does not
+    /// depend on the thread count.
     /// </summary>
-    private static Tensor Normalize(Tensor x, string name, int rows, int n, Tensor? gamma, Tensor? beta, float eps, Func<int, int, int> channelOf)
+    private static Tensor Normalize(Tensor x, string name, int rows, int n, Tensor? gamma, Tensor? beta, float eps, Func<int, int, int> channelOf,
+                                    bool siluAfter = false)
     {
         var X = Contiguous(x);
         var y = Tensor.Empty(x.Shape);
@@ -50,20 +64,23 @@ public static partial class Ops
         Parallelism.For(rows, r =>
         {
             var xs = X.Span.Slice(r * n, n); var ys = y.Span.Slice(r * n, n);
-            double sum = 0, sq = 0;
-            for (int i = 0; i < n; i++) sum += xs[i];
-            double mu = sum / n;
-            for (int i = 0; i < n; i++) { double dv = xs[i] - mu; sq += dv * dv; }
-            float rs = (float)(1.0 / Math.Sqrt(sq / n + eps));
-            mean[r] = (float)mu; rstd[r] = rs;
-            float m = (float)mu;
-            for (int i0 = 0; i0 < n; i0 += run)
+            var (m, rs) = NormKernels.RowMoments(xs, eps);
+            mean[r] = m; rstd[r] = rs;
+            if (run == 1)
             {
-                int ch = channelOf(r, i0);
-                float g = G == null ? 1f : G[ch], bb = Bt == null ? 0f : Bt[ch];
-                for (int i = i0; i < i0 + run; i++) ys[i] = (xs[i] - m) * rs * g + bb;
+                // Channels ch0 .. ch0 + n - 1 (LayerNorm; GroupNorm over [B, C] input)
+                int ch0 = channelOf(r, 0);
+                NormKernels.ApplyPerElement(xs, ys, m, rs, G == null ? default : G.AsSpan(ch0, n), Bt == null ? default : Bt.AsSpan(ch0, n));
             }
+            else
+                for (int i0 = 0; i0 < n; i0 += run)
+                {
+                    int ch = channelOf(r, i0);
+                    NormKernels.ApplyRun(xs.Slice(i0, run), ys.Slice(i0, run), m, rs, G == null ? 1f : G[ch], Bt == null ? 0f : Bt[ch]);
+                }
+            if (siluAfter) Activations.SiluForward(ys, ys);
         });
+        if (siluAfter) return y;   // no-grad only (GroupNormSilu)
         if (!Autograd.Needs([x, gamma, beta])) return y;
         var inputs = new List<Tensor> { X };
         if (gamma != null) inputs.Add(gamma);
@@ -74,27 +91,32 @@ public static partial class Ops
             // dX = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat));  dgamma += sum dY xhat;  dbeta += sum dY
             int channels = G?.Length ?? Bt?.Length ?? 0;
             var dG = new double[channels]; var dB = new double[channels];
-            var D = dY.Span; var xs = X.Span;
-            Span<float> dX = X.RequiresGrad ? Autograd.GradBuffer(X).Span : default;
-            for (int r = 0; r < rows; r++)
+            int runs = n / run;
+            // Per-(row, run) sums of dY xhat and dY for runs longer than one element, added in row order below.
+            var partG = channels > 0 && run > 1 ? new double[rows * runs] : null;
+            var partB = channels > 0 && run > 1 ? new double[rows * runs] : null;
+            var dXt = X.RequiresGrad ? Autograd.GradBuffer(X) : null;   // created here: the pool is per thread
+            Parallelism.For(rows, r =>
             {
+                var D = dY.Span.Slice(r * n, n); var xs = X.Span.Slice(r * n, n);
                 float m = mean[r], rs = rstd[r];
                 double s1 = 0, s2 = 0;
-                for (int i0 = 0; i0 < n; i0 += run)
+                for (int i0 = 0, j = 0; i0 < n; i0 += run, j++)
                 {
                     int ch = channelOf(r, i0);
                     float g = G == null ? 1f : G[ch];
                     double gsum = 0, bsum = 0;
                     for (int i = i0; i < i0 + run; i++)
                     {
-                        float xh = (xs[r * n + i] - m) * rs, d = D[r * n + i];
+                        float xh = (xs[i] - m) * rs, d = D[i];
                         float dxh = d * g;
                         s1 += dxh; s2 += dxh * xh;
                         gsum += d * xh; bsum += d;
                     }
-                    if (channels > 0) { dG[ch] += gsum; dB[ch] += bsum; }
+                    if (partG != null) { partG[r * runs + j] = gsum; partB![r * runs + j] = bsum; }
                 }
-                if (!X.RequiresGrad) continue;
+                if (dXt == null) return;
+                var dX = dXt.Span.Slice(r * n, n);
                 float a1 = (float)(s1 / n), a2 = (float)(s2 / n);
                 for (int i0 = 0; i0 < n; i0 += run)
                 {
@@ -102,8 +124,27 @@ public static partial class Ops
                     float g = G == null ? 1f : G[ch];
                     for (int i = i0; i < i0 + run; i++)
                     {
-                        float xh = (xs[r * n + i] - m) * rs;
-                        dX[r * n + i] += rs * (D[r * n + i] * g - a1 - xh * a2);
+                        float xh = (xs[i] - m) * rs;
+                        dX[i] += rs * (D[i] * g - a1 - xh * a2);
+                    }
+                }
+            });
+            if (channels > 0)
+            {
+                var D = dY.Span; var xs = X.Span;
+                for (int r = 0; r < rows; r++)
+                {
+                    if (partG != null)
+                        for (int j = 0; j < runs; j++) { int ch = channelOf(r, j * run); dG[ch] += partG[r * runs + j]; dB[ch] += partB![r * runs + j]; }
+                    else
+                    {
+                        float m = mean[r], rs = rstd[r];
+                        int ch0 = channelOf(r, 0);
+                        for (int i = 0; i < n; i++)
+                        {
+                            float xh = (xs[r * n + i] - m) * rs, d = D[r * n + i];
+                            dG[ch0 + i] += d * xh; dB[ch0 + i] += d;
+                        }
                     }
                 }
             }

@@ -26,10 +26,10 @@ public sealed class ResBlock : Module
     /// <summary>x [B, Cin, H, W], t [B, E] -> [B, Cout, H, W].</summary>
     public Tensor Forward(Tensor x, Tensor t)
     {
-        var h = conv1.Forward(Ops.Silu(norm1.Forward(x)));                       // (B, Cout, H, W)
+        var h = conv1.Forward(norm1.ForwardSilu(x));                              // (B, Cout, H, W)
         var tb = temb.Forward(Ops.Silu(t));                                       // (B, Cout)
         h = Ops.Add(h, Ops.Reshape(tb, tb.Shape[0], tb.Shape[1], 1, 1));
-        h = conv2.Forward(Ops.Silu(norm2.Forward(h)));
+        h = conv2.Forward(norm2.ForwardSilu(h));
         return Ops.Add(h, skip == null ? x : skip.Forward(x));
     }
 }

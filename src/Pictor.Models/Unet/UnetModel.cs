@@ -132,6 +132,6 @@ public sealed class UnetModel : Module
             }
             if (lvl != 0) h = up[ui++].Forward(Ops.UpsampleNearest(h, 2));
         }
-        return convOut.Forward(Ops.Silu(normOut.Forward(h)));
+        return convOut.Forward(normOut.ForwardSilu(h));
     }
 }

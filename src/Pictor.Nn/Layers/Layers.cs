@@ -56,6 +56,9 @@ public sealed class GroupNorm : Module
     }
 
     public Tensor Forward(Tensor x) => Ops.GroupNorm(x, Groups, Weight, Bias, Eps);
+
+    /// <summary>silu(Forward(x)), fused when no gradient is recorded.</summary>
+    public Tensor ForwardSilu(Tensor x) => Ops.GroupNormSilu(x, Groups, Weight, Bias, Eps);
 }
 
 public sealed class LayerNorm : Module

@@ -74,16 +74,25 @@ public static class Gemm
 
     /// <summary>GEMM on the calling thread only (for kernels that parallelise over independent problems, such as
     /// attention heads). Uses the managed kernel unless the reference backend is selected.</summary>
+    /// <param name="packedA">op(A) packed by <see cref="PackForSerial"/> (the same A for many calls); optional, and
+    /// the product is bit-identical with or without it.</param>
     public static void SgemmSerial(bool transA, bool transB, int m, int n, int k, float alpha,
                                    ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-                                   float beta, Span<float> c, int ldc)
+                                   float beta, Span<float> c, int ldc, PackedA? packedA = null)
     {
         Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
+        if (packedA != null && (packedA.TransA != transA || packedA.M != m || packedA.K != k))
+            Throw.Argument($"GEMM: packed A is {(packedA.TransA ? "transposed " : "")}{packedA.M}x{packedA.K}, this call needs {(transA ? "transposed " : "")}{m}x{k}; pack the A of this call");
         Interlocked.Add(ref FlopCounter, 2L * m * n * k);
         if (m == 0 || n == 0) return;
         if (Backend == GemmBackend.Reference) ReferenceGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        else SimdGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, serial: true);
+        else SimdGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, serial: true, packedA: packedA);
     }
+
+    /// <summary>Packs op(A) [M x K] once for many <see cref="SgemmSerial"/> calls with the same A (null when the
+    /// reference backend or no SIMD is in use: pass it anyway, it is optional).</summary>
+    public static PackedA? PackForSerial(bool transA, int m, int k, ReadOnlySpan<float> a, int lda)
+        => Backend == GemmBackend.Reference || m == 0 || k == 0 ? null : SimdGemm.Pack(transA, m, k, a, lda);
 
     private static void Validate(bool transA, bool transB, int m, int n, int k, int aLen, int lda, int bLen, int ldb, int cLen, int ldc)
     {

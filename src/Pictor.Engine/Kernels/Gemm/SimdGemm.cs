@@ -20,7 +20,7 @@ internal static unsafe class SimdGemm
 
     public static void Run(bool transA, bool transB, int m, int n, int k, float alpha,
                            ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-                           float beta, Span<float> c, int ldc, bool serial = false)
+                           float beta, Span<float> c, int ldc, bool serial = false, PackedA? packedA = null)
     {
         int nr = Vector512.IsHardwareAccelerated ? 32 : Vector256.IsHardwareAccelerated ? 16 : 0;
         if (nr == 0) { ReferenceGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); return; }
@@ -49,9 +49,9 @@ internal static unsafe class SimdGemm
         var packedB = ArrayPool<float>.Shared.Rent(nPanels * nr * KC);
         try
         {
-            fixed (float* pa0 = a) fixed (float* pb0 = b) fixed (float* pc0 = c) fixed (float* pbPack = packedB)
+            fixed (float* pa0 = a) fixed (float* pb0 = b) fixed (float* pc0 = c) fixed (float* pbPack = packedB) fixed (float* pre0 = packedA?.Data)
             {
-                float* pa = pa0, pb = pb0, pc = pc0, bp = pbPack;
+                float* pa = pa0, pb = pb0, pc = pc0, bp = pbPack, pre = pre0;
                 for (int p0 = 0; p0 < k; p0 += KC)
                 {
                     int kc = Math.Min(KC, k - p0);
@@ -62,12 +62,15 @@ internal static unsafe class SimdGemm
                         // Pointers cannot be captured by lambdas; pass them as nint.
                         nint ia = (nint)pa, ib = (nint)bp, ic = (nint)pc;
                         Parallelism.For(mBlocks * nGroups, t =>
-                            Tile(t / nGroups, t % nGroups, panelsPerGroup, transA, (float*)ia, lda, p0Local, kcLocal, m, n, nr, (float*)ib, alpha, (float*)ic, ldc));
+                            Tile(t / nGroups, t % nGroups, panelsPerGroup, transA, (float*)ia, lda, p0Local, kcLocal, m, n, nr, (float*)ib, alpha, (float*)ic, ldc, null));
                     }
                     else
                     {
                         for (int t = 0; t < mBlocks * nGroups; t++)
-                            Tile(t / nGroups, t % nGroups, panelsPerGroup, transA, pa, lda, p0Local, kcLocal, m, n, nr, bp, alpha, pc, ldc);
+                        {
+                            float* aBlock = pre == null ? null : pre + ((long)(p0 / KC) * mBlocks + t / nGroups) * MC * KC;
+                            Tile(t / nGroups, t % nGroups, panelsPerGroup, transA, pa, lda, p0Local, kcLocal, m, n, nr, bp, alpha, pc, ldc, aBlock);
+                        }
                     }
                 }
             }
@@ -76,12 +79,17 @@ internal static unsafe class SimdGemm
     }
 
     private static void Tile(int mb, int ng, int panelsPerGroup, bool transA, float* a, int lda, int p0, int kc,
-                             int m, int n, int nr, float* packedB, float alpha, float* c, int ldc)
+                             int m, int n, int nr, float* packedB, float alpha, float* c, int ldc, float* prepacked)
     {
         int i0 = mb * MC, mc = Math.Min(MC, m - i0);
         int aPanels = (mc + MR - 1) / MR;
-        float* packedA = stackalloc float[MC * KC];
-        PackA(transA, a, lda, i0, mc, p0, kc, packedA);
+        float* packedA = prepacked;
+        if (packedA == null)
+        {
+            float* own = stackalloc float[MC * KC];
+            PackA(transA, a, lda, i0, mc, p0, kc, own);
+            packedA = own;
+        }
         int q0 = ng * panelsPerGroup;
         int q1 = Math.Min((n + nr - 1) / nr, q0 + panelsPerGroup);
         float* tmp = stackalloc float[MR * 32];
@@ -98,6 +106,26 @@ internal static unsafe class SimdGemm
                 else Kernel6x16(kc, aPanel, bPanel, alpha, cTile, ldc, mr, nc, tmp);
             }
         }
+    }
+
+    /// <summary>
+    /// op(A) [M x K] packed once, block by block exactly as <see cref="Tile"/> packs it (K block kb, row block mb at
+    /// offset (kb * mBlocks + mb) * MC * KC), for a serial <see cref="Run"/> that multiplies the same A by many B (a
+    /// convolution's weights by each image's columns): the product is bit-identical to packing on the fly.
+    /// </summary>
+    public static PackedA? Pack(bool transA, int m, int k, ReadOnlySpan<float> a, int lda)
+    {
+        if (!Vector512.IsHardwareAccelerated && !Vector256.IsHardwareAccelerated) return null;
+        int mBlocks = (m + MC - 1) / MC, kBlocks = (k + KC - 1) / KC;
+        var data = ArrayPool<float>.Shared.Rent(checked(mBlocks * kBlocks * MC * KC));
+        fixed (float* pa = a) fixed (float* pd = data)
+            for (int kb = 0; kb < kBlocks; kb++)
+                for (int mb = 0; mb < mBlocks; mb++)
+                {
+                    int p0 = kb * KC, i0 = mb * MC;
+                    PackA(transA, pa, lda, i0, Math.Min(MC, m - i0), p0, Math.Min(KC, k - p0), pd + ((long)kb * mBlocks + mb) * MC * KC);
+                }
+        return new PackedA(data, transA, m, k);
     }
 
     /// <summary>packed[q][p][j] = op(B)[p0 + p, q*nr + j], zero beyond N.</summary>
@@ -224,4 +252,19 @@ internal static unsafe class SimdGemm
         for (int i = 0; i < mr; i++)
             for (int j = 0; j < nc; j++) c[(long)i * ldc + j] += tmp[i * 16 + j];
     }
+}
+
+/// <summary>An A operand packed by <see cref="SimdGemm.Pack"/> for one (transA, M, K); its buffer is rented, and
+/// Dispose gives it back.</summary>
+public sealed class PackedA(float[] data, bool transA, int m, int k) : IDisposable
+{
+    internal float[] Data { get; private set; } = data;
+    public void Dispose()
+    {
+        if (Data.Length > 0) ArrayPool<float>.Shared.Return(Data);
+        Data = [];
+    }
+    public bool TransA { get; } = transA;
+    public int M { get; } = m;
+    public int K { get; } = k;
 }

@@ -24,6 +24,23 @@ internal static class Activations
 
     public static void SiluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> dY, Span<float> dX)
     {
+        // Vectorised in chunks on the stack: s = sigmoid(x); t = s (1 + x (1 - s)); dX += dY t.
+        Span<float> s = stackalloc float[256]; Span<float> t = stackalloc float[256];
+        for (int c0 = 0; c0 < x.Length; c0 += s.Length)
+        {
+            int len = Math.Min(s.Length, x.Length - c0);
+            var xc = x.Slice(c0, len); var sc = s[..len]; var tc = t[..len];
+            TensorPrimitives.Sigmoid(xc, sc);
+            TensorPrimitives.Subtract(1f, sc, tc);
+            TensorPrimitives.MultiplyAdd(xc, tc, 1f, tc);
+            TensorPrimitives.Multiply(tc, sc, tc);
+            TensorPrimitives.MultiplyAdd(dY.Slice(c0, len), tc, dX.Slice(c0, len), dX.Slice(c0, len));
+        }
+    }
+
+    /// <summary>Reference for <see cref="SiluBackward"/>: the scalar definition.</summary>
+    public static void SiluBackwardReference(ReadOnlySpan<float> x, ReadOnlySpan<float> dY, Span<float> dX)
+    {
         for (int i = 0; i < x.Length; i++)
         {
             float s = 1f / (1f + MathF.Exp(-x[i]));
