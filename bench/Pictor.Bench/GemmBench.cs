@@ -18,6 +18,7 @@ internal static unsafe class GemmBench
     public static void Run(int[] sizes, int iters)
     {
         Console.WriteLine($"# GEMM, row-major C = A B, {Parallelism.Threads} threads, OPENBLAS_CORETYPE={Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") ?? "(unset)"}, median of {iters} after warm-up");
+        Console.WriteLine($"# default entry point: {Gemm.Backend}{(Gemm.Hybrid ? $", hybrid (OpenBLAS core {OpenBlasInfo.CoreName} lacks AVX-512: managed kernel for M N K >= 2^25)" : "")}");
         Console.WriteLine("| M=N=K | OpenBLAS direct GFLOP/s | Pictor (OpenBLAS) GFLOP/s | ratio | Pictor managed SIMD GFLOP/s | managed / direct |");
         Console.WriteLine("|---|---|---|---|---|---|");
         foreach (int n in sizes)

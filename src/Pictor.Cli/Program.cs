@@ -69,7 +69,7 @@ public static class Program
 
     private static int Info()
     {
-        Console.WriteLine($"GEMM backend   {Gemm.Backend}");
+        Console.WriteLine($"GEMM backend   {Gemm.Backend}{(Gemm.Hybrid ? $" + managed Vector512 for large products (OpenBLAS core {OpenBlasInfo.CoreName} lacks AVX-512)" : "")}");
         Console.WriteLine($"OpenBLAS       {(OpenBlasInfo.Available ? OpenBlasInfo.Path : "not found (apt-get install libopenblas0-pthread)")}");
         Console.WriteLine($"threads        {Parallelism.Threads}");
         Console.WriteLine($"SIMD           Vector512 {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}, Vector256 {System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated}");

@@ -121,6 +121,20 @@ public class GemmTests
     }
 
     [Fact]
+    public void OpenBlas_core_is_read_and_a_forced_avx2_core_on_avx512_hands_large_products_to_the_managed_kernel()
+    {
+        if (!OpenBlasAvailable) return;   // OpenBlas_is_bit_identical_run_to_run fails in CI when it is missing
+        Assert.False(string.IsNullOrEmpty(OpenBlas.CoreName), "openblas_get_corename was not read");
+        var forced = Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE");
+        if (forced != null && forced.Equals("Haswell", StringComparison.OrdinalIgnoreCase))
+        {
+            Assert.Contains("haswell", OpenBlas.CoreName, StringComparison.OrdinalIgnoreCase);
+            Assert.Equal(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, OpenBlas.BelowCpu);
+        }
+        if (OpenBlas.CoreName.Contains("skylakex", StringComparison.OrdinalIgnoreCase)) Assert.False(OpenBlas.BelowCpu);
+    }
+
+    [Fact]
     public void OpenBlas_is_bit_identical_run_to_run()
     {
         if (!OpenBlasAvailable)

@@ -55,7 +55,8 @@ public class PipelineTests
         // on each row (CFG off keeps rows independent of the batch's other rows' captions).
         var two = p.Generate(o with { CfgScale = 1f, Sampler = "ddim" }).ToArray();
         var one = p.Generate(o with { CfgScale = 1f, Sampler = "ddim", Seed = 8, Count = 1 }).ToArray();
-        for (int i = 0; i < one.Length; i++) Assert.Equal(one[i], two[one.Length + i], 4);
+        // Batch 1 and batch 2 block the GEMMs differently, so the sums round differently: equal to 1e-4, not bit for bit.
+        for (int i = 0; i < one.Length; i++) Assert.True(MathF.Abs(one[i] - two[one.Length + i]) <= 1e-4f, $"pixel {i}: {one[i]} vs {two[one.Length + i]}");
     }
 
     [Fact]

@@ -19,8 +19,9 @@ public enum GemmBackend
 public static class Gemm
 {
     private static GemmBackend? backend;
+    private static bool hybrid;
 
-    /// <summary>The backend in use (settable, e.g. by tests and benchmarks).</summary>
+    /// <summary>The backend in use (settable, e.g. by tests and benchmarks; setting it turns off <see cref="Hybrid"/>).</summary>
     public static GemmBackend Backend
     {
         get => backend ??= DefaultBackend();
@@ -29,15 +30,33 @@ public static class Gemm
             if (value == GemmBackend.OpenBlas && !OpenBlas.IsAvailable)
                 Throw.InvalidOperation($"OpenBLAS is not available ({OpenBlas.LoadError}); install it with 'apt-get install libopenblas0-pthread' or use GemmBackend.Simd");
             backend = value;
+            hybrid = false;
         }
     }
+
+    /// <summary>
+    /// Opt-in (PICTOR_GEMM_HYBRID=1, with PICTOR_GEMM unset): when OpenBLAS runs below the CPU (an AVX2 kernel on an
+    /// AVX-512 machine, as OPENBLAS_CORETYPE=Haswell forces), products of at least <see cref="HybridMinVolume"/>
+    /// multiply-adds go to the managed Vector512 kernel (303 against 200 GFLOP/s at 1024^3 on 2 cores), smaller
+    /// ones stay with OpenBLAS (154 against 123 at 256^3). Off by default: it made the UNet-xs training step slower
+    /// (1028 -> 1360 ms; the step's products are thin, transposed backward shapes where OpenBLAS wins) and UNet-S
+    /// sampling only a little faster (bench/RESULTS.md). The choice depends only on the shape, so results stay
+    /// bit-identical run to run.
+    /// </summary>
+    public static bool Hybrid { get { _ = Backend; return hybrid; } }
+
+    /// <summary>M N K at and above which the hybrid default uses the managed kernel (2^25, about 322^3).</summary>
+    public const long HybridMinVolume = 1L << 25;
 
     private static GemmBackend DefaultBackend()
     {
         var env = Environment.GetEnvironmentVariable("PICTOR_GEMM")?.Trim().ToLowerInvariant();
         switch (env)
         {
-            case null or "": return OpenBlas.IsAvailable ? GemmBackend.OpenBlas : GemmBackend.Simd;
+            case null or "":
+                if (!OpenBlas.IsAvailable) return GemmBackend.Simd;
+                hybrid = OpenBlas.BelowCpu && Environment.GetEnvironmentVariable("PICTOR_GEMM_HYBRID") == "1";
+                return GemmBackend.OpenBlas;
             case "reference": return GemmBackend.Reference;
             case "simd" or "managed": return GemmBackend.Simd;
             case "openblas":
@@ -52,7 +71,11 @@ public static class Gemm
     public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
                              ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
                              float beta, Span<float> c, int ldc)
-        => Sgemm(Backend, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    {
+        var which = Backend;
+        if (hybrid && which == GemmBackend.OpenBlas && (long)m * n * k >= HybridMinVolume) which = GemmBackend.Simd;
+        Sgemm(which, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
 
     /// <summary>Flops (2 M N K per call) issued through this entry point, for benchmarks' achieved-GFLOP/s figures.</summary>
     public static long FlopCounter;

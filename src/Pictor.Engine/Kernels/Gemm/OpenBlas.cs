@@ -13,6 +13,14 @@ internal static unsafe class OpenBlas
     public static bool IsAvailable { get; }
     public static string LoadError { get; } = "";
     public static string? LibraryPath { get; }
+    /// <summary>The kernel family OpenBLAS chose ("Haswell", "SkylakeX", ...; OPENBLAS_CORETYPE forces it).</summary>
+    public static string CoreName { get; } = "";
+
+    /// <summary>True when OpenBLAS runs a kernel without AVX-512 on a CPU that has it (OPENBLAS_CORETYPE=Haswell on an
+    /// AVX-512 machine): there the managed Vector512 kernel is faster for all but small products (bench/RESULTS.md).</summary>
+    public static bool BelowCpu => IsAvailable && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated
+        && !(CoreName.Contains("skylakex", StringComparison.OrdinalIgnoreCase) || CoreName.Contains("cooperlake", StringComparison.OrdinalIgnoreCase)
+             || CoreName.Contains("sapphire", StringComparison.OrdinalIgnoreCase) || CoreName.Contains("zen5", StringComparison.OrdinalIgnoreCase));
 
     [DllImport("libc", EntryPoint = "setenv")]
     private static extern int SetEnv(string name, string value, int overwrite);
@@ -48,6 +56,8 @@ internal static unsafe class OpenBlas
                 setThreads = (delegate* unmanaged[Cdecl]<int, void>)st;
             IsAvailable = true;
             LibraryPath = name;
+            if (NativeLibrary.TryGetExport(handle, "openblas_get_corename", out var cn))
+                CoreName = Marshal.PtrToStringAnsi(((delegate* unmanaged[Cdecl]<nint>)cn)()) ?? "";
             SetThreads(Parallelism.Threads);
             return;
         }

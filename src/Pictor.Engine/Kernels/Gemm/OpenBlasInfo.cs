@@ -5,4 +5,5 @@ public static class OpenBlasInfo
 {
     public static bool Available => OpenBlas.IsAvailable;
     public static string? Path => OpenBlas.LibraryPath;
+    public static string CoreName => OpenBlas.CoreName;
 }
