@@ -64,10 +64,13 @@ def main():
     # Each side gets its best configuration: the thread count everywhere, OpenMP threads that spin briefly and then
     # sleep (PyTorch's default with its own pool), OpenBLAS limited to the same count.
     env.update(PICTOR_THREADS=t, OMP_NUM_THREADS=t, OPENBLAS_NUM_THREADS=t, MKL_NUM_THREADS=t)
+    # OMP_WAIT_POLICY=PASSIVE: the peer's best measured setting (10 UNet-S no-grad calls, batch 16: PASSIVE 1.1 s a call,
+    # default 1.2 s, ACTIVE 1.8 s; bench/RESULTS.md). ACTIVE would also spin on a core while Pictor runs its turn.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     dll = os.path.join(ROOT, "bench/Pictor.Bench/bin/Release/net10.0/Pictor.Bench.dll")
     peer = os.path.join(ROOT, "tools/reference/bench_peer.py")
     core = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
-    print(f"\n### OPENBLAS_CORETYPE={core}, {a.threads} threads, median of {a.iters} alternating iterations after {a.warmup} warm-up each\n")
+    print(f"\n### OPENBLAS_CORETYPE={core}, {a.threads} threads, OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']}, median of {a.iters} alternating iterations after {a.warmup} warm-up each\n")
     print("| row | Pictor | PyTorch | speed ratio | target | Pictor items/s | GEMM FLOP/item | Pictor GFLOP/s | peak RSS Pictor / PyTorch |")
     print("|---|---|---|---|---|---|---|---|---|")
     for row in a.rows.split(","):

@@ -15,7 +15,7 @@ internal static class TrainVerbs
         ("keep", "keep"), ("patience", "patience"), ("val-images", "val_images"), ("seed", "seed"),
     ];
 
-    public const string Usage = "train diffusion --data DIR --out RUN [--preset tiny|xs|s] [--steps N] [--batch B] [--lr X] [--max-minutes M] ... | train diffusion --resume RUN [--max-minutes M]";
+    public const string Usage = "train diffusion --data DIR --out RUN [--preset tiny|xs|xs-coord|s] [--steps N] [--batch B] [--lr X] [--max-minutes M] ... | train diffusion --resume RUN [--max-minutes M]";
 
     public static int Train(string[] args)
     {

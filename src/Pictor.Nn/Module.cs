@@ -11,6 +11,7 @@ public abstract class Module
 {
     private readonly List<(string Name, Tensor Param)> parameters = new();
     private readonly List<(string Name, Module Child)> children = new();
+    private readonly HashSet<Tensor> buffers = new(ReferenceEqualityComparer.Instance);
 
     public bool Training { get; private set; } = true;
 
@@ -20,6 +21,18 @@ public abstract class Module
         if (parameters.Any(p => p.Name == name) || children.Any(c => c.Name == name)) Throw.Argument($"{GetType().Name}: '{name}' registered twice");
         value.RequiresGrad = true;
         parameters.Add((name, value));
+        return value;
+    }
+
+    /// <summary>Registers state that is saved and loaded with the parameters but never trained by an optimiser
+    /// (RequiresGrad stays false, <see cref="SetFrozen"/> leaves it alone): PyTorch's register_buffer, e.g. a VQ
+    /// codebook updated by moving averages.</summary>
+    protected Tensor Buffer(string name, Tensor value)
+    {
+        if (parameters.Any(p => p.Name == name) || children.Any(c => c.Name == name)) Throw.Argument($"{GetType().Name}: '{name}' registered twice");
+        value.RequiresGrad = false;
+        parameters.Add((name, value));
+        buffers.Add(value);
         return value;
     }
 
@@ -40,6 +53,9 @@ public abstract class Module
 
     public IEnumerable<Tensor> Parameters() => NamedParameters().Select(p => p.Param);
 
+    /// <summary>True when <paramref name="t"/> was registered with <see cref="Buffer"/> here or in a child.</summary>
+    public bool IsBuffer(Tensor t) => buffers.Contains(t) || children.Any(c => c.Child.IsBuffer(t));
+
     /// <summary>Parameters that currently train (not frozen).</summary>
     public IEnumerable<Tensor> TrainableParameters() => Parameters().Where(p => p.RequiresGrad);
 
@@ -58,6 +74,7 @@ public abstract class Module
     {
         foreach (var p in Parameters())
         {
+            if (IsBuffer(p)) continue;
             p.RequiresGrad = !frozen;
             if (frozen) p.Grad = null;
         }

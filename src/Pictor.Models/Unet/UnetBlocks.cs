@@ -5,30 +5,35 @@ namespace Pictor.Models.Unet;
 
 // Dimension legend: B batch, C channels, H/W spatial, T = H*W pixel tokens, S text tokens, Dc text width, E time width.
 
-/// <summary>ResBlock: GN+SiLU+conv3x3, + Linear(SiLU(time embedding)), GN+SiLU+conv3x3, 1x1 skip when channels differ.</summary>
+/// <summary>ResBlock: GN+SiLU+conv3x3, + Linear(SiLU(time embedding)), GN+SiLU+conv3x3, 1x1 skip when channels differ.
+/// With timeDim 0 there is no time input (the VQ-VAE's encoder and decoder).</summary>
 public sealed class ResBlock : Module
 {
     private readonly GroupNorm norm1, norm2;
     private readonly Conv2d conv1, conv2;
-    private readonly Linear temb;
+    private readonly Linear? temb;
     private readonly Conv2d? skip;
 
     public ResBlock(Rng rng, int cin, int cout, int timeDim, int groups)
     {
         norm1 = Child("norm1", new GroupNorm(groups, cin));
         conv1 = Child("conv1", new Conv2d(rng, cin, cout, 3, padding: 1));
-        temb = Child("temb", new Linear(rng, timeDim, cout));
+        if (timeDim > 0) temb = Child("temb", new Linear(rng, timeDim, cout));
         norm2 = Child("norm2", new GroupNorm(groups, cout));
         conv2 = Child("conv2", new Conv2d(rng, cout, cout, 3, padding: 1));
         if (cin != cout) skip = Child("skip", new Conv2d(rng, cin, cout, 1));
     }
 
-    /// <summary>x [B, Cin, H, W], t [B, E] -> [B, Cout, H, W].</summary>
-    public Tensor Forward(Tensor x, Tensor t)
+    /// <summary>x [B, Cin, H, W], t [B, E] (null when built with timeDim 0) -> [B, Cout, H, W].</summary>
+    public Tensor Forward(Tensor x, Tensor? t = null)
     {
         var h = conv1.Forward(norm1.ForwardSilu(x));                              // (B, Cout, H, W)
-        var tb = temb.Forward(Ops.Silu(t));                                       // (B, Cout)
-        h = Ops.Add(h, Ops.Reshape(tb, tb.Shape[0], tb.Shape[1], 1, 1));
+        if (temb != null)
+        {
+            if (t == null) Throw.Argument("this ResBlock takes a time embedding");
+            var tb = temb.Forward(Ops.Silu(t));                                   // (B, Cout)
+            h = Ops.Add(h, Ops.Reshape(tb, tb.Shape[0], tb.Shape[1], 1, 1));
+        }
         h = conv2.Forward(norm2.ForwardSilu(h));
         return Ops.Add(h, skip == null ? x : skip.Forward(x));
     }

@@ -17,8 +17,12 @@ public sealed record UnetConfig(
     int TimeSinusoidDim = 64,
     int Groups = 32,         // GroupNorm groups
     int ImageChannels = 3,
-    int PooledDim = 0)       // width of a pooled text vector added to the time embedding; 0 = none (UNet-S)
+    int PooledDim = 0,       // width of a pooled text vector added to the time embedding; 0 = none (UNet-S)
+    bool CoordChannels = false) // conv_in also sees x and y in [-1, 1] (CoordConv, Liu et al. 2018); see CoordinateGrid
 {
+    /// <summary>Channels conv_in reads: the image plus the two coordinate planes when <see cref="CoordChannels"/>.</summary>
+    public int InputChannels => ImageChannels + (CoordChannels ? 2 : 0);
+
     /// <summary>UNet-S: 32x32 RGB, channels (64, 128, 128), attention at 16x16 and 8x8; 8,251,139 parameters,
     /// about 3.5 GFLOP per image forward.</summary>
     public static UnetConfig S => new([64, 128, 128], [false, true, true]);
@@ -49,7 +53,7 @@ public sealed class UnetModel : Module
         timeFc1 = Child("time.fc1", new Linear(rng, cfg.TimeSinusoidDim, cfg.TimeDim));
         timeFc2 = Child("time.fc2", new Linear(rng, cfg.TimeDim, cfg.TimeDim));
         if (cfg.PooledDim > 0) pooledFc = Child("pooled_fc", new Linear(rng, cfg.PooledDim, cfg.TimeDim));
-        convIn = Child("conv_in", new Conv2d(rng, cfg.ImageChannels, cfg.Channels[0], 3, padding: 1));
+        convIn = Child("conv_in", new Conv2d(rng, cfg.InputChannels, cfg.Channels[0], 3, padding: 1));
         var skips = new Stack<int>(); skips.Push(cfg.Channels[0]);
         int c = cfg.Channels[0], levels = cfg.Channels.Length;
         var encResList = new List<ResBlock>(); var encAttnList = new List<AttnBlock>(); var downList = new List<Conv2d>();
@@ -108,7 +112,7 @@ public sealed class UnetModel : Module
                 Throw.Argument($"UNet pooled text must be [{x.Shape[0]}, {cfg.PooledDim}], got {(pooled == null ? "none" : Shape.Format(pooled.Shape))}");
             temb = Ops.Add(temb, pooledFc.Forward(pooled));                                                          // (B, E)
         }
-        var h = convIn.Forward(x);
+        var h = convIn.Forward(cfg.CoordChannels ? Ops.Concat([x, CoordinateGrid(x.Shape[0], x.Shape[2], x.Shape[3])], 1) : x);   // (B, C0, H, W)
         var hs = new Stack<Tensor>(); hs.Push(h);
         int ri = 0, ai = 0, levels = cfg.Channels.Length;
         for (int lvl = 0; lvl < levels; lvl++)
@@ -133,5 +137,27 @@ public sealed class UnetModel : Module
             if (lvl != 0) h = up[ui++].Forward(Ops.UpsampleNearest(h, 2));
         }
         return convOut.Forward(normOut.ForwardSilu(h));
+    }
+
+    /// <summary>
+    /// The two constant planes of CoordConv (Liu et al. 2018, "An intriguing failing of convolutional neural networks and
+    /// the CoordConv solution"): [B, 2, H, W], plane 0 the pixel centre's x and plane 1 its y, both mapped to [-1, 1]
+    /// (x_j = (2 j + 1) / W - 1). Convolutions are translation-equivariant and attention without position embeddings is
+    /// permutation-equivariant, so away from the zero-padded border a small UNet cannot tell left from right; a caption
+    /// saying "on the left" then has nothing to act on. These planes give every pixel its position.
+    /// </summary>
+    public static Tensor CoordinateGrid(int b, int h, int w)
+    {
+        var g = Tensor.Empty(b, 2, h, w);
+        var s = g.Span;
+        for (int n = 0; n < b; n++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                {
+                    int at = ((n * 2) * h + y) * w + x;
+                    s[at] = (2f * x + 1f) / w - 1f;           // plane 0: x
+                    s[at + h * w] = (2f * y + 1f) / h - 1f;   // plane 1: y
+                }
+        return g;
     }
 }

@@ -1,0 +1,83 @@
+using System.Text.Json.Nodes;
+using Pictor.Engine;
+using Pictor.Models.Unet;
+using Pictor.Pipelines.Diffusion;
+
+namespace Pictor.Pipelines.Tests;
+
+/// <summary>CoordConv input planes for the UNet (preset xs-coord): the grid's values, that conv_in reads and learns from
+/// them, and that configs written before the field existed still load.</summary>
+[Collection("BufferPool")]
+public class CoordinateChannelTests
+{
+    [Fact]
+    public void Grid_holds_pixel_centres_in_minus_one_to_one()
+    {
+        var g = UnetModel.CoordinateGrid(2, 2, 4).ToArray();   // [2, 2, 2, 4]
+        float[] x = [-0.75f, -0.25f, 0.25f, 0.75f];
+        for (int n = 0; n < 2; n++)
+            for (int row = 0; row < 2; row++)
+                for (int col = 0; col < 4; col++)
+                {
+                    Assert.Equal(x[col], g[((n * 2 + 0) * 2 + row) * 4 + col]);
+                    Assert.Equal(row == 0 ? -0.5f : 0.5f, g[((n * 2 + 1) * 2 + row) * 4 + col]);
+                }
+    }
+
+    [Fact]
+    public void Conv_in_reads_the_planes_and_they_change_the_output_and_get_gradients()
+    {
+        var tok = PipelineTests.Tokenizer();
+        var plain = DiffusionConfig.FromPreset("tiny", tok.VocabSize, 16, 12);
+        var coord = plain with { Unet = plain.Unet with { CoordChannels = true } };
+        var p = new DiffusionPipeline(coord, tok, new Rng(5));
+        var w = p.Unet.NamedParameters().Single(q => q.Name == "conv_in.weight").Param;
+        Assert.Equal([16, 5, 3, 3], w.Shape);
+
+        var rng = new Rng(9);
+        var xs = new float[2 * 3 * 16 * 16];
+        for (int i = 0; i < xs.Length; i++) xs[i] = (float)rng.NextDouble() * 2 - 1;
+        var x = Tensor.FromArray(xs, 2, 3, 16, 16);
+        var ids = p.Tokenize(["a small red circle", "two blue squares"]);
+        var withPlanes = p.Forward(x, [500f, 300f], ids).ToArray();
+
+        // Zero the weights that read the planes: the output changes, and equals a plain model's with the other weights.
+        var ws = w.Span;
+        for (int o = 0; o < 16; o++) for (int c = 3; c < 5; c++) for (int k = 0; k < 9; k++) ws[(o * 5 + c) * 9 + k] = 0;
+        var zeroed = p.Forward(x, [500f, 300f], ids).ToArray();
+        Assert.NotEqual(withPlanes, zeroed);
+        var q = new DiffusionPipeline(plain, tok, new Rng(6));
+        var mine = p.NamedParameters().ToDictionary(n => n.Name, n => n.Param);
+        foreach (var (name, param) in q.NamedParameters())
+        {
+            var src = mine[name].ToArray();
+            if (name == "unet.conv_in.weight")   // [16, 5, 3, 3] -> [16, 3, 3, 3]: the image channels
+                src = Enumerable.Range(0, 16 * 27).Select(i => src[(i / 27 * 5 + i % 27 / 9) * 9 + i % 9]).ToArray();
+            src.CopyTo(param.Span);
+        }
+        var plainOut = q.Forward(x, [500f, 300f], ids).ToArray();
+        for (int i = 0; i < plainOut.Length; i++) Assert.True(MathF.Abs(plainOut[i] - zeroed[i]) <= 1e-4f, $"element {i}: {plainOut[i]} vs {zeroed[i]}");
+
+        p.Train(true);
+        Ops.Sum(p.Forward(x, [500f, 500f], ids)).Backward();
+        var g = w.Grad!.ToArray();
+        Assert.Contains(Enumerable.Range(0, 16 * 9).Select(i => g[(i / 9 * 5 + 3) * 9 + i % 9]), d => d != 0);   // plane x
+        Assert.Contains(Enumerable.Range(0, 16 * 9).Select(i => g[(i / 9 * 5 + 4) * 9 + i % 9]), d => d != 0);   // plane y
+    }
+
+    [Fact]
+    public void Flag_round_trips_and_old_configs_without_it_load_as_off()
+    {
+        var cfg = DiffusionConfig.FromPreset("xs-coord", 300);
+        Assert.True(cfg.Unet.CoordChannels);
+        Assert.Equal(5, cfg.Unet.InputChannels);
+        Assert.Equal(cfg.ToJson(), DiffusionConfig.FromJson(cfg.ToJson(), "x").ToJson());
+        Assert.Equal("preset: \"xs\" vs \"xs-coord\"", DiffusionConfig.FirstDifference(DiffusionConfig.FromPreset("xs", 300), cfg));
+
+        var old = JsonNode.Parse(DiffusionConfig.FromPreset("xs", 300).ToJson())!;
+        old["unet"]!.AsObject().Remove("coord_channels");
+        var loaded = DiffusionConfig.FromJson(old.ToJsonString(), "old");
+        Assert.False(loaded.Unet.CoordChannels);
+        Assert.Equal(3, loaded.Unet.InputChannels);
+    }
+}
