@@ -67,10 +67,15 @@ def main():
     # OMP_WAIT_POLICY=PASSIVE: the peer's best measured setting (10 UNet-S no-grad calls, batch 16: PASSIVE 1.1 s a call,
     # default 1.2 s, ACTIVE 1.8 s; bench/RESULTS.md). ACTIVE would also spin on a core while Pictor runs its turn.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # glibc malloc without mmap'd large blocks and without trimming: PyTorch frees and reallocates its activations every
+    # call, and with the defaults every large one comes back as fresh zeroed pages (10 no-grad UNet-S calls, batch 16:
+    # 0.43 s a call against 1.0 s; bench/RESULTS.md). .NET's GC does not use malloc, so Pictor is unaffected.
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 32))
+    env.setdefault("MALLOC_TRIM_THRESHOLD_", str(1 << 32))
     dll = os.path.join(ROOT, "bench/Pictor.Bench/bin/Release/net10.0/Pictor.Bench.dll")
     peer = os.path.join(ROOT, "tools/reference/bench_peer.py")
     core = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
-    print(f"\n### OPENBLAS_CORETYPE={core}, {a.threads} threads, OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']}, median of {a.iters} alternating iterations after {a.warmup} warm-up each\n")
+    print(f"\n### OPENBLAS_CORETYPE={core}, {a.threads} threads, OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']}, MALLOC_MMAP_THRESHOLD_={env['MALLOC_MMAP_THRESHOLD_']}, median of {a.iters} alternating iterations after {a.warmup} warm-up each\n")
     print("| row | Pictor | PyTorch | speed ratio | target | Pictor items/s | GEMM FLOP/item | Pictor GFLOP/s | peak RSS Pictor / PyTorch |")
     print("|---|---|---|---|---|---|---|---|---|")
     for row in a.rows.split(","):

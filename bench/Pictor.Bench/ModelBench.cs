@@ -31,6 +31,39 @@ internal static class ModelBench
         Report($"UNet-S train step, batch {batch}", batch, "images", iters, Step);
     }
 
+    /// <summary>Where the UNet-S training step's memory goes: parameters + gradients + AdamW moments, the pooled bytes
+    /// held at the end of the forward pass (activations kept for backward plus forward temporaries), the pooled peak of
+    /// the whole step, the pool's footprint and the process's peak resident set.</summary>
+    public static void UnetTrainMemory(int batch)
+    {
+        var model = new UnetModel(UnetConfig.S, new Rng(1));
+        var opt = new AdamW(model.NamedParameters(), new AdamWConfig(LearningRate: 1e-4f));
+        var data = new Rng(2);
+        var x = data.Randn(batch, 3, 32, 32); var eps = data.Randn(batch, 3, 32, 32); var ctx = data.Randn(batch, 16, 256);
+        var t = Enumerable.Range(0, batch).Select(i => (float)data.NextInt(1000)).ToArray();
+        const double MiB = 1 << 20;
+        long paramBytes = 4L * model.Parameters().Sum(p => (long)p.Numel);
+        Console.WriteLine($"# UNet-S training step memory, batch {batch}, {Pictor.Engine.Kernels.Parallelism.Threads} threads");
+        Console.WriteLine("| step | parameters x4 (weights, grads, AdamW m, v) | pooled at end of forward | pooled peak of the step | pool footprint | peak RSS |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        for (int step = 1; step <= 3; step++)
+        {
+            long forward, peak;
+            using (var scope = TensorScope.Begin())
+            {
+                BufferPool.ResetPeak();
+                long before = BufferPool.InUseBytes;
+                opt.ZeroGrad();
+                var loss = Ops.MseLoss(model.Forward(x, t, ctx), eps);
+                forward = BufferPool.InUseBytes - before;
+                loss.Backward();
+                opt.StepOnce();
+                peak = BufferPool.PeakInUseBytes - before;
+            }
+            Console.WriteLine($"| {step} | {4 * paramBytes / MiB:F0} MiB | {forward / MiB:F0} MiB | {peak / MiB:F0} MiB | {BufferPool.FootprintBytes / MiB:F0} MiB | {RaceServer.PeakRssKiB() / 1024.0:F0} MiB |");
+        }
+    }
+
     public static void UnetSample(int batch, int steps, bool cfg, int iters)
     {
         var model = new UnetModel(UnetConfig.S, new Rng(1));

@@ -16,6 +16,15 @@ public static class BufferPool
     /// <summary>Arrays rented by the calling thread, recycled or new (per thread, so tests can count an op's buffers
     /// while other tests run).</summary>
     public static long RentalsOnThisThread => rentalsOnThisThread;
+
+    /// <summary>Bytes of arrays handed out and not yet returned, and the most there were since <see cref="ResetPeak"/>
+    /// (what a step holds at once: benchmarks print it beside the peak resident set).</summary>
+    public static long InUseBytes { get; private set; }
+    public static long PeakInUseBytes { get; private set; }
+    /// <summary>Bytes of every array the pool ever allocated (it never frees them until <see cref="Clear"/>).</summary>
+    public static long FootprintBytes { get; private set; }
+
+    public static void ResetPeak() { lock (Gate) PeakInUseBytes = InUseBytes; }
     [ThreadStatic] private static long rentalsOnThisThread;
 
     public static float[] Rent(int length, bool clear)
@@ -24,6 +33,8 @@ public static class BufferPool
         rentalsOnThisThread++;
         lock (Gate)
         {
+            InUseBytes += 4L * length;
+            if (InUseBytes > PeakInUseBytes) PeakInUseBytes = InUseBytes;
             if (Buckets.TryGetValue(length, out var stack) && stack.Count > 0)
             {
                 var a = stack.Pop();
@@ -31,6 +42,7 @@ public static class BufferPool
                 return a;
             }
             Allocations++;
+            FootprintBytes += 4L * length;
         }
         return new float[length];
     }
@@ -40,6 +52,7 @@ public static class BufferPool
         if (array.Length == 0) return;
         lock (Gate)
         {
+            InUseBytes -= 4L * array.Length;
             if (!Buckets.TryGetValue(array.Length, out var stack)) Buckets[array.Length] = stack = new Stack<float[]>();
             stack.Push(array);
         }
@@ -48,7 +61,7 @@ public static class BufferPool
     /// <summary>Drops every pooled array (for tests and after a change of shapes).</summary>
     public static void Clear()
     {
-        lock (Gate) Buckets.Clear();
+        lock (Gate) { Buckets.Clear(); FootprintBytes = 0; }
     }
 }
 
