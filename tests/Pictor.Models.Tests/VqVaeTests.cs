@@ -78,6 +78,7 @@ public class VqVaeTests
         Assert.Contains(Enumerable.Range(0, 64), p => Z[p] == E[6] && Z[64 + p] == E[7]);   // ... at a vector of the batch
         Assert.Equal(Enumerable.Range(0, 64).Where(p => codes0[p] == 0).Average(p => Z[p]), E[0], 2);   // the used ones moved to their means
 
+        Assert.Contains("3 codes for 64 latent vectors", Assert.Throws<ArgumentException>(() => vq.Update(z, new int[3], new Rng(1))).Message);
         var restarts = new Rng(9);
         for (int step = 0; step < 300; step++) { var (_, c, _) = vq.Forward(z); vq.Update(z, c.Data, restarts); }
         var (_, codes, _) = vq.Forward(z);

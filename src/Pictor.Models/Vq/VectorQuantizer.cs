@@ -43,14 +43,19 @@ public sealed class VectorQuantizer : Module
     public (Tensor Quantized, IntTensor Codes, Tensor Commitment) Forward(Tensor z)
     {
         if (z.Rank != 4 || z.Shape[1] != Dim) Throw.Argument($"VQ input must be [B, {Dim}, H, W], got {Shape.Format(z.Shape)}");
-        int b = z.Shape[0], h = z.Shape[2], w = z.Shape[3], n = b * h * w;
-        Tensor rows;                                                              // (N, D)
-        using (Autograd.NoGrad()) rows = Ops.Contiguous(Ops.Reshape(Ops.Permute(z.Detach(), 0, 2, 3, 1), n, Dim));
-        var idx = Nearest(rows);
+        int b = z.Shape[0], h = z.Shape[2], w = z.Shape[3];
+        var idx = Nearest(Rows(z));
         var q = Lookup(idx, b, h, w);                                             // (B, D, H, W), no gradient
         var commitment = Ops.MseLoss(z, q);                                       // gradient to z only: q is a constant
         var straight = Ops.Add(z, Ops.Sub(q, z.Detach()));                        // value q, gradient identity to z
         return (straight, new IntTensor(idx, b, h, w), commitment);
+    }
+
+    /// <summary>Latents [B, D, H, W] as one vector per row [N, D] (no gradient), the layout the codebook search reads.</summary>
+    public Tensor Rows(Tensor z)
+    {
+        using var _ = Autograd.NoGrad();
+        return Ops.Contiguous(Ops.Reshape(Ops.Permute(z.Detach(), 0, 2, 3, 1), z.Shape[0] * z.Shape[2] * z.Shape[3], Dim));
     }
 
     /// <summary>Index of the nearest codebook entry for each row of <paramref name="rows"/> [N, D]: argmin over k of
@@ -101,8 +106,8 @@ public sealed class VectorQuantizer : Module
     public int Update(Tensor z, ReadOnlySpan<int> codes, Rng rng)
     {
         int n = codes.Length;
-        Tensor rows;                                                              // (N, D)
-        using (Autograd.NoGrad()) rows = Ops.Contiguous(Ops.Reshape(Ops.Permute(z.Detach(), 0, 2, 3, 1), n, Dim));
+        var rows = Rows(z);
+        if (rows.Shape[0] != n) Throw.Argument($"{n} codes for {rows.Shape[0]} latent vectors");
         var R = rows.Span; var N = clusterSize.Span; var M = embedSum.Span; var E = Codebook.Span;
         var count = new double[Codes]; var sum = new double[Codes * Dim];
         for (int i = 0; i < n; i++)

@@ -95,9 +95,7 @@ public sealed class VqVae : Module
     {
         using var _ = Autograd.NoGrad();
         var z = EncodeLatent(x);
-        int b = z.Shape[0], h = z.Shape[2], w = z.Shape[3];
-        var rows = Ops.Contiguous(Ops.Reshape(Ops.Permute(z, 0, 2, 3, 1), b * h * w, Config.CodeDim));
-        return new IntTensor(Quantizer.Nearest(rows), b, h, w);
+        return new IntTensor(Quantizer.Nearest(Quantizer.Rows(z)), z.Shape[0], z.Shape[2], z.Shape[3]);
     }
 
     /// <summary>Code grids [B, h, w] -> images [B, 3, H, W].</summary>
