@@ -3,7 +3,7 @@ using Pictor.Pipelines.Training;
 
 namespace Pictor.Cli;
 
-/// <summary>'pictor train diffusion': parse, run the trainer with a progress line, print where things went.</summary>
+/// <summary>'pictor train diffusion|vqvae': parse, run the trainer with a progress line, print where things went.</summary>
 internal static class TrainVerbs
 {
     // CLI option -> train.json field, with how to read it.
@@ -15,16 +15,20 @@ internal static class TrainVerbs
         ("keep", "keep"), ("patience", "patience"), ("val-images", "val_images"), ("seed", "seed"),
     ];
 
-    public const string Usage = "train diffusion --data DIR --out RUN [--preset tiny|xs|xs-coord|s] [--steps N] [--batch B] [--lr X] [--max-minutes M] ... | train diffusion --resume RUN [--max-minutes M]";
+    public const string Usage = "train diffusion|vqvae --data DIR --out RUN [--preset NAME] [--steps N] [--batch B] [--lr X] [--max-minutes M] ... | train diffusion|vqvae --resume RUN [--max-minutes M]"
+        + " (presets: diffusion tiny|xs|xs-coord|s, default xs; vqvae tiny|s, default s)";
 
     public static int Train(string[] args)
     {
-        if (args.Length == 0 || args[0] != "diffusion") throw new ArgumentException($"use '{Usage}' (the DALL-E models arrive with issue 6)");
-        var a = new Args("train diffusion", args.Skip(1), Fields.Select(f => f.Option).Concat(["out", "resume", "max-minutes", "stop-at-step"]).ToArray());
+        string family = args.Length > 0 ? args[0] : "";
+        if (family is not ("diffusion" or "vqvae")) throw new ArgumentException($"use '{Usage}' (the DALL-E transformer and CLIP are not trainable yet)");
+        var a = new Args("train " + family, args.Skip(1), Fields.Select(f => f.Option).Concat(["out", "resume", "max-minutes", "stop-at-step"]).ToArray());
         a.NoPositionals();
-        var d = new TrainOptions();
+        // Per-family defaults: the VQ-VAE keeps no weight EMA (its codebook is already a moving average).
+        var d = family == "vqvae" ? new TrainOptions { Model = "vqvae", Preset = "s", EmaDecay = 0f } : new TrainOptions();
         var opt = new TrainOptions
         {
+            Model = family,
             Data = a.Optional("data") is { } data ? Path.GetFullPath(data) : "",
             Preset = a.Optional("preset") ?? d.Preset,
             ImageSize = a.Int("size", d.ImageSize, 8, 256), Context = a.Int("context", d.Context, 4, 256), Vocab = a.Int("vocab", d.Vocab, 260, 65536),
@@ -54,13 +58,13 @@ internal static class TrainVerbs
         {
             if (a.Optional("out") != null) throw new ArgumentException("pass either --out RUN (new run) or --resume RUN (continue), not both");
             var given = Fields.Where(f => a.Given.Contains(f.Option)).Select(f => f.Field).ToList();
-            r = DiffusionTrainer.Resume(run, ctl, opt, given);
+            r = family == "vqvae" ? VqTrainer.Resume(run, ctl, opt, given) : DiffusionTrainer.Resume(run, ctl, opt, given);
         }
         else
         {
             string outDir = a.Required("out");
-            if (opt.Data == "") throw new ArgumentException("'train diffusion' needs --data DIR (a folder with train/ and val/, e.g. from 'pictor data shapes --out DIR')");
-            r = DiffusionTrainer.Start(outDir, opt, ctl);
+            if (opt.Data == "") throw new ArgumentException($"'train {family}' needs --data DIR (a folder with train/ and val/, e.g. from 'pictor data shapes --out DIR')");
+            r = family == "vqvae" ? VqTrainer.Start(outDir, opt, ctl) : DiffusionTrainer.Start(outDir, opt, ctl);
         }
         Console.WriteLine($"stopped at step {r.Step} ({r.StopReason}); best val loss {r.BestVal:G5} at step {r.BestStep}; model: {r.ModelDir}");
         return 0;

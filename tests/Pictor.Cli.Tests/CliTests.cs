@@ -60,6 +60,26 @@ public class CliTests
     }
 
     [Fact]
+    public void Train_vqvae_reports_psnr_and_codebook_use_and_resumes()
+    {
+        var dir = Directory.CreateTempSubdirectory("pictor-cli-vq").FullName;
+        string data = Path.Combine(dir, "shapes"), run = Path.Combine(dir, "vq");
+        Assert.Equal(0, Run("data", "shapes", "--out", data, "--count", "40", "--seed", "3").Code);
+        var r = Run("train", "vqvae", "--data", data, "--out", run, "--preset", "tiny", "--size", "16", "--steps", "4", "--batch", "4",
+                    "--val-every", "2", "--ckpt-every", "2", "--stop-at-step", "2");
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Matches(@"step 2: train loss [0-9.]+, val loss [0-9.]+, PSNR [0-9.]+ dB, perplexity [0-9.]+, codes used", r.Err);
+        r = Run("train", "vqvae", "--resume", run);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("stopped at step 4 (reached --steps)", r.Out);
+        Assert.True(File.Exists(Path.Combine(run, "model", "metrics.json")));
+        r = Run("train", "vqvae", "--data", data, "--out", Path.Combine(dir, "vq2"), "--preset", "xs");
+        Assert.Equal(2, r.Code); Assert.Contains("unknown --preset 'xs' for 'train vqvae'; use tiny, s", r.Err);
+        r = Run("train", "gan", "--data", data);
+        Assert.Equal(2, r.Code); Assert.Contains("train diffusion|vqvae", r.Err);
+    }
+
+    [Fact]
     public void Train_generate_verify_and_eval_end_to_end()
     {
         var dir = Directory.CreateTempSubdirectory("pictor-cli-t2i").FullName;

@@ -10,7 +10,7 @@ namespace Pictor.Pipelines.Tests;
 [Collection("BufferPool")]
 public class TrainerTests
 {
-    private static readonly Lazy<string> Data = new(() =>
+    internal static readonly Lazy<string> Data = new(() =>
     {
         var dir = Directory.CreateTempSubdirectory("pictor-train-data").FullName;
         Shapes.WriteDataset(dir, 40, seed: 5);
@@ -23,9 +23,9 @@ public class TrainerTests
         ValEvery = 2, CkptEvery = 2, Keep = 2, ValImages = 4, Patience = 0, Seed = 9,
     };
 
-    private static string NewRun() => Path.Combine(Directory.CreateTempSubdirectory("pictor-run").FullName, "run");
+    internal static string NewRun() => Path.Combine(Directory.CreateTempSubdirectory("pictor-run").FullName, "run");
 
-    private static Dictionary<string, float[]> Tensors(string file)
+    internal static Dictionary<string, float[]> Tensors(string file)
     {
         var f = SafeTensorsFile.Read(file);
         return f.Tensors.ToDictionary(t => t.Name, t => f.ReadFloat32(t.Name));

@@ -50,11 +50,5 @@ public sealed class ImageCaptionSet
     }
 
     /// <summary>A seeded permutation of 0..Count-1 for one epoch (Fisher-Yates).</summary>
-    public int[] Order(ulong seed, long epoch)
-    {
-        var rng = new Rng(seed * 0x9E3779B97F4A7C15UL + (ulong)epoch + 1);
-        var o = Enumerable.Range(0, Count).ToArray();
-        for (int i = o.Length - 1; i > 0; i--) { int j = rng.NextInt(i + 1); (o[i], o[j]) = (o[j], o[i]); }
-        return o;
-    }
+    public int[] Order(ulong seed, long epoch) => TrainingSession.EpochOrder(seed, epoch, Count);
 }

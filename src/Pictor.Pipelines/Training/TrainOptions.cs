@@ -4,11 +4,13 @@ using System.Text.Json.Nodes;
 namespace Pictor.Pipelines.Training;
 
 /// <summary>
-/// Hyper-parameters of a diffusion training run, stored as RUN/train.json. Resuming compares the options given on the
-/// command line with the stored ones and refuses a difference (it would not be the same run).
+/// Hyper-parameters of a training run (any model family), stored as RUN/train.json. Resuming compares the options given
+/// on the command line with the stored ones and refuses a difference (it would not be the same run).
 /// </summary>
 public sealed record TrainOptions
 {
+    /// <summary>Which trainer made the run: "diffusion" (runs written before the field existed) or "vqvae".</summary>
+    public string Model { get; init; } = "diffusion";
     public string Data { get; init; } = "";
     public string Preset { get; init; } = "xs";
     public int ImageSize { get; init; } = 32;
@@ -32,7 +34,13 @@ public sealed record TrainOptions
 
     public void Validate()
     {
-        if (!Diffusion.DiffusionConfig.PresetNames.Contains(Preset)) throw new ArgumentException($"unknown --preset '{Preset}'; use {string.Join(", ", Diffusion.DiffusionConfig.PresetNames)}");
+        var presets = Model switch
+        {
+            "diffusion" => Diffusion.DiffusionConfig.PresetNames,
+            "vqvae" => Vq.VqModel.PresetNames,
+            _ => throw new ArgumentException($"unknown model family '{Model}' in the training options; use diffusion or vqvae"),
+        };
+        if (!presets.Contains(Preset)) throw new ArgumentException($"unknown --preset '{Preset}' for 'train {Model}'; use {string.Join(", ", presets)}");
         Check(Batch is >= 1 and <= 4096, "--batch must be between 1 and 4096");
         Check(Steps >= 1, "--steps must be at least 1");
         Check(ImageSize is >= 8 and <= 256 && ImageSize % 8 == 0, "--size must be a multiple of 8 between 8 and 256");

@@ -1,0 +1,274 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Pictor.Engine;
+using Pictor.Engine.IO;
+using Pictor.Nn.Optim;
+
+namespace Pictor.Pipelines.Training;
+
+/// <summary>How a training call is driven from outside: a time limit, a step limit (tests), cancellation, logging.</summary>
+public sealed record TrainControl(double MaxMinutes = 0, long StopAtStep = 0, CancellationToken Cancel = default,
+    Action<string>? Log = null, Action<TrainProgress>? Progress = null);
+
+public sealed record TrainProgress(long Step, long TotalSteps, float Loss, double ImagesPerSecond, TimeSpan Eta);
+
+/// <summary>One validation point of the loss curves: mean train loss since the previous point, and the val loss.</summary>
+public sealed record LossPoint(long Step, double Train, double Val);
+
+public sealed record TrainResult(long Step, string StopReason, double BestVal, long BestStep, string ModelDir);
+
+/// <summary>
+/// The loop every Pictor trainer shares (diffusion, VQ-VAE, ...), so each trainer holds only its model's maths:
+/// batches in a seeded per-epoch order, AdamW with warm-up + cosine decay and global-norm clipping, EMA weights,
+/// validation every N steps with early stopping, checkpoints every N steps (last K kept, plus best), and exact resume.
+///
+/// Run directory: train.json, checkpoints/step-NNNNNNN.safetensors, best.safetensors, model/ (the best EMA weights as a
+/// model directory), samples/step-NNNNNNN.png, loss.png, log.csv, plus what the trainer adds. Every file is written
+/// atomically. A checkpoint holds the weights ("model." + name), EMA, AdamW moments, step, RNG state and the position in
+/// the epoch's shuffled order, so resuming gives bit-identical weights to an uninterrupted run.
+/// </summary>
+public abstract class TrainingSession
+{
+    public const string TrainFile = "train.json", CheckpointDir = "checkpoints", BestFile = "best.safetensors", ModelDir = "model";
+
+    protected string RunDir { get; }
+    protected TrainOptions Opt { get; }
+    protected TrainControl Ctl { get; }
+    /// <summary>The run's random stream (caption choice, noise, code restarts); saved in every checkpoint.</summary>
+    protected Rng Rng { get; }
+    protected long Step { get; private set; }
+
+    private readonly string format;
+    private readonly List<(string Name, Tensor Param)> parameters, evalParameters;
+    private readonly int trainCount;
+    private readonly AdamW adam;
+    private readonly Ema ema;
+    private readonly WarmupCosine lr;
+    private long epoch;
+    private int pos;
+    private int[] order;
+    private double bestVal = double.PositiveInfinity;
+    private long bestStep = -1;
+    private int badVals;
+    private readonly List<LossPoint> history = new();
+    private double intervalLoss; private int intervalCount;
+
+    /// <param name="format">The checkpoint's "format" metadata (refuses another trainer's checkpoint).</param>
+    /// <param name="parameters">The trained model's parameters (and buffers), dotted names.</param>
+    /// <param name="evalParameters">A second copy of the model with the same names: EMA weights go there for
+    /// validation, samples and export.</param>
+    /// <param name="trainCount">Images in the train split (the epoch order is a permutation of them).</param>
+    protected TrainingSession(string runDir, TrainOptions opt, TrainControl ctl, string format,
+        IEnumerable<(string Name, Tensor Param)> parameters, IEnumerable<(string Name, Tensor Param)> evalParameters, int trainCount)
+    {
+        RunDir = runDir; Opt = opt; Ctl = ctl; this.format = format; this.trainCount = trainCount;
+        this.parameters = parameters.ToList(); this.evalParameters = evalParameters.ToList();
+        // No weight decay on biases, norms, embeddings and positions (1-D tensors and embedding tables).
+        adam = new AdamW(this.parameters, new AdamWConfig(opt.Lr, WeightDecay: opt.WeightDecay),
+            noDecay: (n, p) => p.Rank == 1 || n.Contains("emb", StringComparison.Ordinal));
+        ema = new Ema(this.parameters, opt.EmaDecay);
+        lr = new WarmupCosine(opt.Lr, opt.MinLr, opt.Warmup, opt.Steps);
+        Rng = new Rng(opt.Seed + 1);
+        order = EpochOrder(opt.Seed, 0, trainCount);
+    }
+
+    // ------------------------------------------------------------------------------------------- what a trainer supplies
+
+    /// <summary>Builds one batch (with <see cref="NextIndex"/> and <see cref="Rng"/>), runs the forward pass and returns
+    /// the scalar loss to backpropagate. Runs inside a tensor scope with gradients zeroed.</summary>
+    protected abstract Tensor Loss();
+
+    /// <summary>After backward, before clipping and the optimiser step (a VQ codebook's moving-average update).</summary>
+    protected virtual void AfterBackward() { }
+
+    /// <summary>The validation loss of the EMA weights (already copied into the eval model); lower is better. Returns an
+    /// extra text for the log line (e.g. ", PSNR 24.1 dB").</summary>
+    protected abstract (double Loss, string Extra) Validate();
+
+    /// <summary>Writes the eval model (EMA weights) as a model directory.</summary>
+    protected abstract void ExportModel(string dir);
+
+    /// <summary>Writes the checkpoint's picture (a sample or reconstruction grid) from the eval model.</summary>
+    protected abstract void SaveSamples(string path);
+
+    /// <summary>Train (true) or eval (false) mode of the trained model.</summary>
+    protected abstract void SetTraining(bool on);
+
+    // ------------------------------------------------------------------------------------------- the loop
+
+    /// <summary>The next train image index in the epoch's shuffled order (a new epoch reshuffles).</summary>
+    protected int NextIndex()
+    {
+        if (pos == order.Length) { epoch++; pos = 0; order = EpochOrder(Opt.Seed, epoch, trainCount); }
+        return order[pos++];
+    }
+
+    /// <summary>A seeded permutation of 0..count-1 for one epoch (Fisher-Yates).</summary>
+    public static int[] EpochOrder(ulong seed, long epoch, int count)
+    {
+        var rng = new Rng(seed * 0x9E3779B97F4A7C15UL + (ulong)epoch + 1);
+        var o = Enumerable.Range(0, count).ToArray();
+        for (int i = o.Length - 1; i > 0; i--) { int j = rng.NextInt(i + 1); (o[i], o[j]) = (o[j], o[i]); }
+        return o;
+    }
+
+    /// <summary>Refuses a directory that already holds a run (it would be overwritten).</summary>
+    public static void EnsureNewRun(string runDir)
+    {
+        if (File.Exists(Path.Combine(runDir, TrainFile)))
+            throw new ArgumentException($"'{runDir}' already holds a training run; continue it with --resume {runDir}, or choose another --out");
+    }
+
+    /// <summary>The stored options of the run in <paramref name="runDir"/>, which must be a <paramref name="model"/> run
+    /// with a checkpoint; <paramref name="given"/>/<paramref name="givenFields"/>: options passed again, which must
+    /// equal the stored ones. Returns the options and the newest checkpoint.</summary>
+    public static (TrainOptions Options, string Checkpoint) OpenRun(string runDir, string model, TrainOptions? given, IEnumerable<string>? givenFields)
+    {
+        string trainPath = Path.Combine(runDir, TrainFile);
+        if (!File.Exists(trainPath)) throw new FileNotFoundException($"'{runDir}' has no {TrainFile}; it is not a training run (start one with --out)");
+        var opt = TrainOptions.FromJson(File.ReadAllText(trainPath), trainPath);
+        if (opt.Model != model) throw new ArgumentException($"'{runDir}' is a {opt.Model} run; continue it with 'pictor train {opt.Model} --resume {runDir}'");
+        if (given != null && givenFields != null && TrainOptions.Differences(opt, given with { Model = model }, givenFields) is { Count: > 0 } diff)
+            throw new ArgumentException($"--resume {runDir}: options differ from the run's {TrainFile}: {string.Join("; ", diff)}. Drop them to continue the run, or start a new run with --out");
+        var ckpt = LatestCheckpoint(runDir) ?? throw new FileNotFoundException($"'{runDir}' has no checkpoint in {CheckpointDir}/ yet; nothing to resume (start again with --out)");
+        return (opt, ckpt);
+    }
+
+    public static string? LatestCheckpoint(string runDir)
+    {
+        var dir = Path.Combine(runDir, CheckpointDir);
+        if (!Directory.Exists(dir)) return null;
+        return Directory.GetFiles(dir, "step-*.safetensors").OrderBy(f => f, StringComparer.Ordinal).LastOrDefault();
+    }
+
+    /// <summary>Trains from the start, or from <paramref name="resumeFrom"/>, until --steps, early stopping, the time
+    /// limit, the step limit or cancellation.</summary>
+    public TrainResult Run(SafeTensorsFile? resumeFrom)
+    {
+        if (resumeFrom != null) Restore(resumeFrom);
+        var clock = Stopwatch.StartNew();
+        string reason = "reached --steps";
+        long startStep = Step; var lastReport = clock.Elapsed;
+        SetTraining(true);
+        while (Step < Opt.Steps)
+        {
+            if (Ctl.Cancel.IsCancellationRequested) { reason = "interrupted"; break; }
+            if (Ctl.StopAtStep > 0 && Step >= Ctl.StopAtStep) { reason = $"stopped at step {Step} as asked"; break; }
+            if (Ctl.MaxMinutes > 0 && clock.Elapsed.TotalMinutes >= Ctl.MaxMinutes) { reason = $"time limit of {Ctl.MaxMinutes} minutes"; break; }
+            float loss;
+            using (TensorScope.Begin())
+            {
+                adam.ZeroGrad();
+                var l = Loss();
+                loss = l.Item();
+                if (!float.IsFinite(loss)) throw new InvalidOperationException($"training diverged at step {Step + 1} (loss {loss}); resume from the last checkpoint with a lower --lr");
+                l.Backward();
+                AfterBackward();
+                GradClip.ClipByGlobalNorm(parameters.Select(p => p.Param), Opt.ClipNorm);
+                adam.LearningRate = lr.At(Step);
+                adam.StepOnce();
+            }
+            Step++;
+            ema.Update(ema.WarmupDecay(Step));
+            intervalLoss += loss; intervalCount++;
+            if (Ctl.Progress != null && (clock.Elapsed - lastReport).TotalSeconds >= 0.5 || Step == Opt.Steps)
+            {
+                lastReport = clock.Elapsed;
+                double ips = (Step - startStep) * Opt.Batch / clock.Elapsed.TotalSeconds;
+                Ctl.Progress?.Invoke(new TrainProgress(Step, Opt.Steps, (float)(intervalLoss / intervalCount), ips,
+                    TimeSpan.FromSeconds((Opt.Steps - Step) * Opt.Batch / Math.Max(ips, 1e-9))));
+            }
+            bool stop = false;
+            if (Step % Opt.ValEvery == 0 || Step == Opt.Steps) stop = ValidateAndKeepBest();
+            if (Step % Opt.CkptEvery == 0 || Step == Opt.Steps || stop) SaveCheckpoint();
+            if (stop) { reason = $"early stopping: no val improvement in {Opt.Patience} validations"; break; }
+        }
+        if (Step % Opt.CkptEvery != 0 && Step != Opt.Steps && Step > startStep) SaveCheckpoint();   // interrupted mid-interval
+        Ctl.Log?.Invoke($"stopped at step {Step}: {reason}; best val loss {bestVal:G5} at step {bestStep}");
+        return new TrainResult(Step, reason, bestVal, bestStep, Path.Combine(RunDir, ModelDir));
+    }
+
+    /// <summary>Validates the EMA weights; returns true to stop early.</summary>
+    private bool ValidateAndKeepBest()
+    {
+        CopyEma();
+        var (v, extra) = Validate();
+        history.Add(new LossPoint(Step, intervalLoss / Math.Max(1, intervalCount), v));
+        intervalLoss = 0; intervalCount = 0;
+        Ctl.Log?.Invoke($"step {Step}: train loss {history[^1].Train:G4}, val loss {v:G4}{extra}{(v < bestVal ? " (best)" : "")}");
+        if (v < bestVal)
+        {
+            bestVal = v; bestStep = Step; badVals = 0;
+            WriteCheckpoint(Path.Combine(RunDir, BestFile));
+            ExportModel(Path.Combine(RunDir, ModelDir));
+            return false;
+        }
+        badVals++;
+        return Opt.Patience > 0 && badVals >= Opt.Patience;
+    }
+
+    private void CopyEma()
+    {
+        var shadow = ema.Shadow;
+        foreach (var (name, p) in evalParameters) shadow[name].CopyTo(p.Span);
+    }
+
+    private void SaveCheckpoint()
+    {
+        var dir = Path.Combine(RunDir, CheckpointDir);
+        Directory.CreateDirectory(dir);
+        WriteCheckpoint(Path.Combine(dir, $"step-{Step:D7}.safetensors"));
+        foreach (var old in Directory.GetFiles(dir, "step-*.safetensors").OrderBy(f => f, StringComparer.Ordinal).SkipLast(Opt.Keep)) File.Delete(old);
+        CopyEma();
+        Directory.CreateDirectory(Path.Combine(RunDir, "samples"));
+        SaveSamples(Path.Combine(RunDir, "samples", $"step-{Step:D7}.png"));
+        SetTraining(true);
+        if (history.Count > 0) LossPlot.Render(history).Save(Path.Combine(RunDir, "loss.png"));
+        AtomicFile.WriteAllText(Path.Combine(RunDir, "log.csv"), "step,train_loss,val_loss\n" +
+            string.Concat(history.Select(h => FormattableString.Invariant($"{h.Step},{h.Train:G6},{h.Val:G6}\n"))));
+    }
+
+    private void WriteCheckpoint(string path)
+    {
+        var w = new SafeTensorsWriter();
+        foreach (var (n, p) in parameters) w.Add("model." + n, p);
+        ema.SaveState(w);
+        var inv = CultureInfo.InvariantCulture;
+        var meta = new Dictionary<string, string>
+        {
+            ["format"] = format, ["step"] = Step.ToString(inv),
+            ["epoch"] = epoch.ToString(inv), ["pos"] = pos.ToString(inv),
+            ["rng"] = string.Join(",", Rng.GetState()), ["best_val"] = bestVal.ToString("R", inv),
+            ["best_step"] = bestStep.ToString(inv), ["bad_vals"] = badVals.ToString(inv),
+            ["interval_loss"] = intervalLoss.ToString("R", inv), ["interval_count"] = intervalCount.ToString(inv),
+            ["history"] = JsonSerializer.Serialize(history.Select(h => new[] { h.Step, h.Train, h.Val })),
+        };
+        adam.SaveState(w, meta);
+        w.Write(path, meta);
+    }
+
+    private void Restore(SafeTensorsFile f)
+    {
+        var m = f.Metadata;
+        string Get(string k) => m.TryGetValue(k, out var v) ? v : throw new FormatException($"checkpoint '{f.Source}' lacks '{k}' in its metadata; it is not a Pictor checkpoint or is damaged (use an older one from {CheckpointDir}/)");
+        if (Get("format") != format) throw new FormatException($"'{f.Source}' is a '{m["format"]}' file, not a {format}; resume it with the trainer that made it");
+        foreach (var (n, p) in parameters)
+        {
+            if (!f.Contains("model." + n)) throw new FormatException($"'{f.Source}' has no tensor 'model.{n}'; it was saved from a different model (compare config.json) or is truncated");
+            var v = f.ReadFloat32("model." + n);
+            if (v.Length != p.Numel) throw new FormatException($"'{f.Source}': tensor 'model.{n}' has {v.Length} values, the model expects {p.Numel}; the config changed since the checkpoint");
+            v.CopyTo(p.Span);
+        }
+        ema.LoadState(f);
+        adam.LoadState(f);
+        var inv = CultureInfo.InvariantCulture;
+        Step = long.Parse(Get("step"), inv); epoch = long.Parse(Get("epoch"), inv); pos = int.Parse(Get("pos"), inv);
+        Rng.SetState(Get("rng").Split(',').Select(s => ulong.Parse(s, inv)).ToArray());
+        bestVal = double.Parse(Get("best_val"), inv); bestStep = long.Parse(Get("best_step"), inv); badVals = int.Parse(Get("bad_vals"), inv);
+        intervalLoss = double.Parse(Get("interval_loss"), inv); intervalCount = int.Parse(Get("interval_count"), inv);
+        foreach (var h in JsonSerializer.Deserialize<double[][]>(Get("history"))!) history.Add(new LossPoint((long)h[0], h[1], h[2]));
+        order = EpochOrder(Opt.Seed, epoch, trainCount);
+        if (pos > order.Length) throw new FormatException($"checkpoint '{f.Source}' is at position {pos} of an epoch of {order.Length} images; the dataset changed since the run started");
+    }
+}
