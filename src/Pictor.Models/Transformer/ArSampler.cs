@@ -2,9 +2,11 @@ using Pictor.Engine;
 
 namespace Pictor.Models.Transformer;
 
-/// <summary>How to draw each token: temperature (0 = greedy), top-k (0 = off), and the id range allowed (e.g. only
-/// image tokens [TextVocab, Vocab) after the caption).</summary>
-public sealed record ArSamplingOptions(float Temperature = 1f, int TopK = 0, int AllowedFrom = 0, int? AllowedTo = null);
+/// <summary>How to draw each token: temperature (0 = greedy), top-k (0 = off), the id range allowed (e.g. only
+/// image tokens [TextVocab, Vocab) after the caption), and top-p (1 = off): nucleus sampling (Holtzman et al. 2020,
+/// "The Curious Case of Neural Text Degeneration", eq. 3) keeps the smallest set of most likely tokens whose
+/// probabilities sum to at least p.</summary>
+public sealed record ArSamplingOptions(float Temperature = 1f, int TopK = 0, int AllowedFrom = 0, int? AllowedTo = null, float TopP = 1f);
 
 /// <summary>
 /// Autoregressive sampling for <see cref="ArTransformer"/>. With the KV cache, the prompt is run once and each new
@@ -51,8 +53,9 @@ public static class ArSampler
         return new IntTensor(seq, b, total);
     }
 
-    /// <summary>Index drawn from softmax(logits / temperature) restricted to the top k; argmax when temperature is 0.</summary>
-    internal static int Draw(ReadOnlySpan<float> logits, ArSamplingOptions opt, Rng rng)
+    /// <summary>Index drawn from softmax(logits / temperature) restricted to the top k, then to the top-p nucleus;
+    /// argmax when temperature is 0.</summary>
+    public static int Draw(ReadOnlySpan<float> logits, ArSamplingOptions opt, Rng rng)
     {
         if (opt.Temperature <= 0f)
         {
@@ -71,6 +74,15 @@ public static class ArSampler
         foreach (float l in logits) max = Math.Max(max, l);
         var w = new float[logits.Length];
         for (int i = 0; i < w.Length; i++) w[i] = logits[i] >= cut ? MathF.Exp((logits[i] - max) / opt.Temperature) : 0f;
+        if (opt.TopP < 1f)
+        {
+            double total = 0;
+            foreach (float x in w) total += x;
+            var byWeight = Enumerable.Range(0, w.Length).OrderByDescending(i => w[i]).ThenBy(i => i).ToArray();
+            double acc = 0; int keep = 0;
+            while (keep < byWeight.Length && acc < opt.TopP * total) acc += w[byWeight[keep++]];
+            for (int r = Math.Max(keep, 1); r < byWeight.Length; r++) w[byWeight[r]] = 0f;
+        }
         return rng.Categorical(w);
     }
 }

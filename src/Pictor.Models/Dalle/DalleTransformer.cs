@@ -1,0 +1,115 @@
+using Pictor.Engine;
+using Pictor.Models.Transformer;
+using Pictor.Nn;
+
+namespace Pictor.Models.Dalle;
+
+// Dimension legend: B batch, T positions, D model width, V = TextVocab + ImageVocab, L = TextLen, G image grid side.
+
+/// <summary>The DALL-E transformer's shape. A sequence is L text tokens (bos, BPE ids, eos, padding) followed by G*G image
+/// tokens in raster order; image code k has id TextVocab + k in the shared vocabulary.</summary>
+public sealed record DalleConfig(
+    int Layers, int Dim, int Heads,
+    int TextVocab, int TextLen,
+    int ImageVocab, int Grid,
+    float TextLossWeight = 0.125f)   // Ramesh et al. 2021, section 2.2: text 1/8, image 7/8 of the loss
+{
+    public int Vocab => TextVocab + ImageVocab;
+    public int ImageLen => Grid * Grid;
+    public int SeqLen => TextLen + ImageLen;
+}
+
+/// <summary>
+/// DALL-E (Ramesh et al. 2021, "Zero-Shot Text-to-Image Generation"): a decoder-only transformer over
+/// [text tokens; image tokens] with causal attention. Positions are learned separately for the text (one vector per
+/// slot) and for the image (a row vector plus a column vector, so the grid structure is explicit). The blocks are the
+/// pre-LayerNorm <see cref="ArBlock"/> of AR-S. The caption is also predicted, with a small weight (1/8), so the model
+/// learns the text distribution as the paper does; padding is not predicted.
+/// </summary>
+public sealed class DalleTransformer : Module
+{
+    public DalleConfig Config { get; }
+    private readonly Embedding tokEmb;
+    private readonly Tensor textPos, rowPos, colPos;
+    private readonly List<ArBlock> blocks = new();
+    private readonly LayerNorm lnF;
+    private readonly Linear head;
+
+    public DalleTransformer(DalleConfig cfg, Rng rng)
+    {
+        if (cfg.Dim % cfg.Heads != 0) Throw.Argument($"DALL-E width {cfg.Dim} does not divide into {cfg.Heads} heads");
+        if (cfg.TextLen < 2 || cfg.Grid < 1) Throw.Argument($"DALL-E needs at least 2 text positions and a grid of 1, got {cfg.TextLen} and {cfg.Grid}");
+        Config = cfg;
+        tokEmb = Child("tok_emb", new Embedding(rng, cfg.Vocab, cfg.Dim, std: 0.02f));
+        textPos = Param("text_pos", Init.Normal(rng, 0.02f, cfg.TextLen, cfg.Dim));
+        rowPos = Param("row_pos", Init.Normal(rng, 0.02f, cfg.Grid, cfg.Dim));
+        colPos = Param("col_pos", Init.Normal(rng, 0.02f, cfg.Grid, cfg.Dim));
+        for (int i = 0; i < cfg.Layers; i++) blocks.Add(Child($"blocks.{i}", new ArBlock(rng, cfg.Dim, cfg.Heads)));
+        lnF = Child("ln_f", new LayerNorm(cfg.Dim));
+        head = Child("head", new Linear(rng, cfg.Dim, cfg.Vocab, bias: false));
+    }
+
+    /// <summary>Position vectors for positions [at, at + t): [t, D]. Text slot p: text_pos[p]; image token j:
+    /// row_pos[j / G] + col_pos[j % G].</summary>
+    public Tensor Positions(int at, int t)
+    {
+        var c = Config;
+        var grid = Ops.Reshape(Ops.Add(Ops.Reshape(rowPos, c.Grid, 1, c.Dim), Ops.Reshape(colPos, 1, c.Grid, c.Dim)), c.ImageLen, c.Dim);   // (G*G, D)
+        var all = Ops.Concat([textPos, grid], 0);                                                                                      // (L + G*G, D)
+        return Ops.Narrow(all, 0, at, t);
+    }
+
+    /// <summary>ids [B, T] (positions 0..T-1) -> logits [B, T, V].</summary>
+    public Tensor Forward(IntTensor ids)
+    {
+        CheckIds(ids, 0);
+        var x = Ops.Add(tokEmb.Forward(ids), Positions(0, ids.Shape[1]));      // (B, T, D)
+        foreach (var b in blocks) x = b.Forward(x);
+        return head.Forward(lnF.Forward(x));                                    // (B, T, V)
+    }
+
+    public KvCache NewCache(int batch) => new(Config.Layers, batch, Config.Heads, Config.SeqLen, Config.Dim / Config.Heads);
+
+    /// <summary>Logits [B, T, V] for new tokens ids [B, T] placed after the cache's contents; appends to the cache.</summary>
+    public Tensor ForwardCached(IntTensor ids, KvCache cache)
+    {
+        int at = cache.Length;
+        CheckIds(ids, at);
+        var x = Ops.Add(tokEmb.Forward(ids), Positions(at, ids.Shape[1]));     // (B, T, D)
+        for (int i = 0; i < blocks.Count; i++) x = blocks[i].ForwardCached(x, cache.Layers[i]);
+        return head.Forward(lnF.Forward(x));                                    // (B, T, V)
+    }
+
+    private void CheckIds(IntTensor ids, int at)
+    {
+        if (ids.Shape.Length != 2) Throw.Argument($"token ids must be [B, T], got {Shape.Format(ids.Shape)}");
+        if (at + ids.Shape[1] > Config.SeqLen) Throw.Argument($"sequence would reach {at + ids.Shape[1]} tokens; the model takes {Config.SeqLen} ({Config.TextLen} text + {Config.ImageLen} image)");
+        ids.CheckRange(Config.Vocab, "token id");
+    }
+
+    /// <summary>Full sequences [B, L + G*G] -> the weighted next-token loss: w_text (mean over non-padding text
+    /// targets) + (1 - w_text) (mean over image targets), w_text = <see cref="DalleConfig.TextLossWeight"/>. With
+    /// <paramref name="imageOnly"/>, the mean over image targets alone (the validation figure: nats per image token).</summary>
+    public Tensor Loss(IntTensor seq, int padId, bool imageOnly = false)
+    {
+        var c = Config;
+        if (seq.Shape.Length != 2 || seq.Shape[1] != c.SeqLen) Throw.Argument($"DALL-E training sequences must be [B, {c.SeqLen}], got {Shape.Format(seq.Shape)}");
+        int b = seq.Shape[0], t = c.SeqLen - 1;
+        var inp = new int[b * t]; var tgt = new int[b * t]; var w = new float[b * t];
+        int textTargets = 0;
+        for (int i = 0; i < b; i++)
+        {
+            Array.Copy(seq.Data, i * c.SeqLen, inp, i * t, t);
+            Array.Copy(seq.Data, i * c.SeqLen + 1, tgt, i * t, t);
+            for (int j = 0; j < c.TextLen - 1; j++) if (tgt[i * t + j] != padId) textTargets++;
+        }
+        float wText = imageOnly || textTargets == 0 ? 0f : c.TextLossWeight / textTargets;
+        float wImage = (wText > 0 ? 1f - c.TextLossWeight : 1f) / (b * c.ImageLen);
+        for (int i = 0; i < b; i++)
+            for (int j = 0; j < t; j++)
+                w[i * t + j] = j >= c.TextLen - 1 ? wImage                         // target j + 1 is an image token
+                    : tgt[i * t + j] != padId ? wText : 0f;
+        var logits = Forward(new IntTensor(inp, b, t));                          // (B, T-1, V)
+        return Ops.CrossEntropy(Ops.Reshape(logits, b * t, c.Vocab), new IntTensor(tgt, b * t), rowWeights: w);
+    }
+}
