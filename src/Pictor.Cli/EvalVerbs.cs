@@ -1,5 +1,6 @@
 using Pictor.Engine.IO;
 using Pictor.Imaging;
+using Pictor.Pipelines;
 using Pictor.Pipelines.Diffusion;
 using Pictor.Pipelines.Eval;
 
@@ -10,12 +11,12 @@ internal static class EvalVerbs
 {
     public static int Eval(string[] args)
     {
-        if (args.Length == 0 || args[0] != "shapes") throw new ArgumentException("use 'eval shapes --model DIR [--sampler dpm++] [--steps 20] [--cfg 3] [--report FILE.json] [--grid FILE.png]'");
-        var a = new Args("eval shapes", args.Skip(1), ["model", "sampler", "steps", "cfg", "report", "grid", "batch"]);
+        if (args.Length == 0 || args[0] != "shapes") throw new ArgumentException("use 'eval shapes --model DIR [--sampler dpm++] [--steps 20] [--cfg 3] [--temperature T] [--top-k K] [--top-p P] [--report FILE.json] [--grid FILE.png]'");
+        var a = new Args("eval shapes", args.Skip(1), ["model", "sampler", "steps", "cfg", "report", "grid", "batch", "temperature", "top-k", "top-p"]);
         a.NoPositionals();
         string model = a.Required("model");
-        var pipe = DiffusionPipeline.Load(GenerateVerbs.ResolveModel(model));
-        var o = new GenerateOptions("", Sampler: a.Optional("sampler") ?? "dpm++", Steps: a.Int("steps", 20, 1, pipe.Config.ScheduleSteps), CfgScale: a.Float("cfg", 3f, 0f, 50f));
+        var pipe = TextToImage.Load(GenerateVerbs.ResolveModel(model));
+        var o = GenerateVerbs.Options(a, pipe, "");
         var (r, images) = ShapesEval.Run(pipe, o, a.Int("batch", 32, 1, 256), (d, n) => Console.Error.Write($"\rgenerating {d}/{n}"));
         Console.Error.WriteLine();
         Console.WriteLine($"pictor eval shapes: {model} ({pipe.WeightsHash}), {o.Sampler} {o.Steps} steps, CFG {o.CfgScale}");

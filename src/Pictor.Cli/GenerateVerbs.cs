@@ -1,5 +1,6 @@
 using Pictor.Imaging;
 using Pictor.Imaging.Png;
+using Pictor.Pipelines;
 using Pictor.Pipelines.Diffusion;
 
 namespace Pictor.Cli;
@@ -14,16 +15,15 @@ internal static class GenerateVerbs
     public static int Generate(string[] args)
     {
         var a = new Args("generate", args.Select(x => x == "-n" ? "--count" : x),
-            ["model", "sampler", "steps", "cfg", "negative", "seed", "count", "out", "eta"], ["grid", "truncate"]);
-        if (a.Positionals.Count != 1) throw new ArgumentException("usage: pictor generate \"PROMPT\" --out FILE.png [--model DIR] [--sampler dpm++|ddim|ddpm] [--steps N] [--cfg S] [--negative TEXT] [--seed N] [-n N | --count N] [--grid]");
+            ["model", "sampler", "steps", "cfg", "negative", "seed", "count", "out", "eta", "temperature", "top-k", "top-p"], ["grid", "truncate"]);
+        if (a.Positionals.Count != 1) throw new ArgumentException("usage: pictor generate \"PROMPT\" --out FILE.png [--model DIR] [--cfg S] [--negative TEXT] [--seed N] [-n N | --count N] [--grid]; diffusion models: [--sampler dpm++|ddim|ddpm] [--steps N] [--eta E]; DALL-E models: [--temperature T] [--top-k K] [--top-p P]");
         string outPath = a.Required("out");
         if (!outPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase)) throw new ArgumentException($"--out must name a .png file, got '{outPath}'");
         string modelArg = a.Optional("model") ?? DefaultModel;
-        var pipe = DiffusionPipeline.Load(ResolveModel(modelArg));
+        var pipe = TextToImage.Load(ResolveModel(modelArg));
         string prompt = a.Positionals[0];
-        if (a.Flag("truncate")) prompt = pipe.Tokenizer.Decode(pipe.Tokenizer.EncodeForModel(prompt, pipe.Config.Text.Context, truncate: true).Where(t => t > 3).ToArray());
-        var o = new GenerateOptions(prompt, a.Optional("negative"), a.Optional("sampler") ?? "dpm++", a.Int("steps", 20, 1, pipe.Config.ScheduleSteps),
-            a.Float("cfg", 3f, 0f, 50f), a.ULong("seed", 0), a.Int("count", 1, 1, GenerateOptions.MaxCount), a.Float("eta", 0f, 0f, 1f));
+        if (a.Flag("truncate")) prompt = pipe.Tokenizer.Decode(pipe.Tokenizer.EncodeForModel(prompt, pipe.TextContext, truncate: true).Where(t => t > 3).ToArray());
+        var o = Options(a, pipe, prompt);
         var results = Txt2Img.Run(pipe, o, modelArg);
         var dir = Path.GetDirectoryName(Path.GetFullPath(outPath))!;
         Directory.CreateDirectory(dir);
@@ -47,6 +47,12 @@ internal static class GenerateVerbs
         return 0;
     }
 
+    /// <summary>Generation options from the command line, with the model family's defaults for what is not given.</summary>
+    public static GenerateOptions Options(Args a, ITextToImage pipe, string prompt) =>
+        new(prompt, a.Optional("negative"), a.Optional("sampler") ?? pipe.DefaultSampler, a.Int("steps", pipe.DefaultSteps, 1, 100_000),
+            a.Float("cfg", 3f, 0f, 50f), a.ULong("seed", 0), a.Int("count", 1, 1, GenerateOptions.MaxCount), a.Float("eta", 0f, 0f, 1f),
+            a.Float("temperature", 1f, 0f, 10f), a.Int("top-k", 0, 0, 1_000_000), a.Float("top-p", 1f, 0f, 1f));
+
     public static int Verify(string[] args)
     {
         var a = new Args("verify", args, ["model"]);
@@ -55,7 +61,7 @@ internal static class GenerateVerbs
         var png = PngDecoder.DecodeFile(file);
         var g = GenerationParameters.FromPng(png) ?? throw new FormatException($"'{file}' has no Pictor generation metadata (a 'pictor' text chunk); only images written by 'pictor generate' can be verified");
         string model = a.Optional("model") ?? g.Model ?? DefaultModel;
-        var pipe = DiffusionPipeline.Load(ResolveModel(model));
+        var pipe = TextToImage.Load(ResolveModel(model));
         if (pipe.WeightsHash != g.ModelHash)
             throw new ArgumentException($"'{file}' was made by weights with hash {g.ModelHash}, but {model} has {pipe.WeightsHash}; pass --model with the model that made it");
         var again = Txt2Img.Regenerate(pipe, g);

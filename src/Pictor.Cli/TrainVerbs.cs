@@ -3,7 +3,7 @@ using Pictor.Pipelines.Training;
 
 namespace Pictor.Cli;
 
-/// <summary>'pictor train diffusion|vqvae': parse, run the trainer with a progress line, print where things went.</summary>
+/// <summary>'pictor train diffusion|vqvae|dalle': parse, run the trainer with a progress line, print where things went.</summary>
 internal static class TrainVerbs
 {
     // CLI option -> train.json field, with how to read it.
@@ -12,24 +12,30 @@ internal static class TrainVerbs
         ("data", "data"), ("preset", "preset"), ("size", "image_size"), ("context", "context"), ("vocab", "vocab"), ("batch", "batch"),
         ("steps", "steps"), ("lr", "lr"), ("min-lr", "min_lr"), ("warmup", "warmup"), ("weight-decay", "weight_decay"), ("clip", "clip_norm"),
         ("ema", "ema_decay"), ("caption-dropout", "caption_dropout"), ("val-every", "val_every"), ("ckpt-every", "ckpt_every"),
-        ("keep", "keep"), ("patience", "patience"), ("val-images", "val_images"), ("seed", "seed"),
+        ("keep", "keep"), ("patience", "patience"), ("val-images", "val_images"), ("seed", "seed"), ("vqvae", "vqvae"),
     ];
 
-    public const string Usage = "train diffusion|vqvae --data DIR --out RUN [--preset NAME] [--steps N] [--batch B] [--lr X] [--max-minutes M] ... | train diffusion|vqvae --resume RUN [--max-minutes M]"
-        + " (presets: diffusion tiny|xs|xs-coord|s, default xs; vqvae tiny|s, default s)";
+    public const string Usage = "train diffusion|vqvae|dalle --data DIR --out RUN [--preset NAME] [--steps N] [--batch B] [--lr X] [--max-minutes M] ... | train diffusion|vqvae|dalle --resume RUN [--max-minutes M]"
+        + " (presets: diffusion tiny|xs|xs-coord|s, default xs; vqvae tiny|s, default s; dalle tiny|xs|s, default xs, and --vqvae RUN names the image tokenizer)";
 
     public static int Train(string[] args)
     {
         string family = args.Length > 0 ? args[0] : "";
-        if (family is not ("diffusion" or "vqvae")) throw new ArgumentException($"use '{Usage}' (the DALL-E transformer and CLIP are not trainable yet)");
+        if (family is not ("diffusion" or "vqvae" or "dalle")) throw new ArgumentException($"use '{Usage}' (CLIP is not trainable yet)");
         var a = new Args("train " + family, args.Skip(1), Fields.Select(f => f.Option).Concat(["out", "resume", "max-minutes", "stop-at-step"]).ToArray());
         a.NoPositionals();
         // Per-family defaults: the VQ-VAE keeps no weight EMA (its codebook is already a moving average).
-        var d = family == "vqvae" ? new TrainOptions { Model = "vqvae", Preset = "s", EmaDecay = 0f } : new TrainOptions();
+        var d = family switch
+        {
+            "vqvae" => new TrainOptions { Model = family, Preset = "s", EmaDecay = 0f },
+            "dalle" => new TrainOptions { Model = family, Preset = "xs" },
+            _ => new TrainOptions(),
+        };
         var opt = new TrainOptions
         {
             Model = family,
             Data = a.Optional("data") is { } data ? Path.GetFullPath(data) : "",
+            Vqvae = a.Optional("vqvae") is { } vq ? Path.GetFullPath(vq) : "",
             Preset = a.Optional("preset") ?? d.Preset,
             ImageSize = a.Int("size", d.ImageSize, 8, 256), Context = a.Int("context", d.Context, 4, 256), Vocab = a.Int("vocab", d.Vocab, 260, 65536),
             Batch = a.Int("batch", d.Batch, 1, 4096), Steps = a.Int("steps", d.Steps, 1, 100_000_000),
@@ -58,13 +64,23 @@ internal static class TrainVerbs
         {
             if (a.Optional("out") != null) throw new ArgumentException("pass either --out RUN (new run) or --resume RUN (continue), not both");
             var given = Fields.Where(f => a.Given.Contains(f.Option)).Select(f => f.Field).ToList();
-            r = family == "vqvae" ? VqTrainer.Resume(run, ctl, opt, given) : DiffusionTrainer.Resume(run, ctl, opt, given);
+            r = family switch
+            {
+                "vqvae" => VqTrainer.Resume(run, ctl, opt, given),
+                "dalle" => DalleTrainer.Resume(run, ctl, opt, given),
+                _ => DiffusionTrainer.Resume(run, ctl, opt, given),
+            };
         }
         else
         {
             string outDir = a.Required("out");
             if (opt.Data == "") throw new ArgumentException($"'train {family}' needs --data DIR (a folder with train/ and val/, e.g. from 'pictor data shapes --out DIR')");
-            r = family == "vqvae" ? VqTrainer.Start(outDir, opt, ctl) : DiffusionTrainer.Start(outDir, opt, ctl);
+            r = family switch
+            {
+                "vqvae" => VqTrainer.Start(outDir, opt, ctl),
+                "dalle" => DalleTrainer.Start(outDir, opt, ctl),
+                _ => DiffusionTrainer.Start(outDir, opt, ctl),
+            };
         }
         Console.WriteLine($"stopped at step {r.Step} ({r.StopReason}); best val loss {r.BestVal:G5} at step {r.BestStep}; model: {r.ModelDir}");
         return 0;

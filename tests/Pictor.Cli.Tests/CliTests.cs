@@ -60,7 +60,7 @@ public class CliTests
     }
 
     [Fact]
-    public void Train_vqvae_reports_psnr_and_codebook_use_and_resumes()
+    public void Train_vqvae_then_dalle_generate_and_verify()
     {
         var dir = Directory.CreateTempSubdirectory("pictor-cli-vq").FullName;
         string data = Path.Combine(dir, "shapes"), run = Path.Combine(dir, "vq");
@@ -76,7 +76,25 @@ public class CliTests
         r = Run("train", "vqvae", "--data", data, "--out", Path.Combine(dir, "vq2"), "--preset", "xs");
         Assert.Equal(2, r.Code); Assert.Contains("unknown --preset 'xs' for 'train vqvae'; use tiny, s", r.Err);
         r = Run("train", "gan", "--data", data);
-        Assert.Equal(2, r.Code); Assert.Contains("train diffusion|vqvae", r.Err);
+        Assert.Equal(2, r.Code); Assert.Contains("train diffusion|vqvae|dalle", r.Err);
+
+        // DALL-E on the tokenizer: train, generate with token-sampling knobs, verify from the PNG metadata.
+        string dalle = Path.Combine(dir, "dalle");
+        r = Run("train", "dalle", "--data", data, "--vqvae", run, "--out", dalle, "--preset", "tiny", "--size", "16", "--context", "12",
+                "--steps", "2", "--batch", "4", "--val-every", "2", "--ckpt-every", "2");
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("nats per image token", r.Err);
+        string png = Path.Combine(dir, "d.png");
+        r = Run("generate", "a red circle", "--model", dalle, "--seed", "2", "-n", "2", "--grid", "--temperature", "0.8", "--top-k", "5", "--top-p", "0.9", "--out", png);
+        Assert.True(r.Code == 0, r.Err);
+        var meta = Imaging.Png.GenerationParameters.FromPng(Imaging.Png.PngDecoder.DecodeFile(png))!;
+        Assert.Equal(("dalle", 16, 0.8f, 5, 0.9f), (meta.Sampler, meta.Steps, meta.Temperature, meta.TopK, meta.TopP));
+        r = Run("verify", png);
+        Assert.True(r.Code == 0, r.Out + r.Err); Assert.Contains("IDENTICAL", r.Out);
+        r = Run("generate", "a red circle", "--model", dalle, "--sampler", "ddim", "--out", png);
+        Assert.Equal(2, r.Code); Assert.Contains("is a diffusion sampler", r.Err);
+        r = Run("generate", "a red circle", "--model", run, "--out", png);
+        Assert.Equal(2, r.Code); Assert.Contains("is a VQ-VAE image tokenizer, not a text-to-image model", r.Err);
     }
 
     [Fact]

@@ -42,7 +42,7 @@ public class DalleTests
     }
 
     [Fact]
-    public void The_loss_weights_text_one_eighth_and_image_seven_eighths_and_skips_padding()
+    public void The_loss_weights_text_one_eighth_and_image_seven_eighths_over_their_own_vocabularies_and_skips_padding()
     {
         var m = new DalleTransformer(Tiny, new Rng(2));
         var seq = Sequences(new Rng(3), 3);
@@ -59,11 +59,13 @@ public class DalleTests
             for (int j = 0; j < t; j++)
             {
                 int target = seq.Data[i * Tiny.SeqLen + j + 1];
-                var row = logits.AsSpan((i * t + j) * v, v);
+                bool image = j >= Tiny.TextLen - 1;                             // each slot's softmax runs over its own vocabulary
+                var row = image ? logits.AsSpan((i * t + j) * v + Tiny.TextVocab, Tiny.ImageVocab) : logits.AsSpan((i * t + j) * v, Tiny.TextVocab);
+                if (image) target -= Tiny.TextVocab;
                 double max = double.NegativeInfinity; foreach (float x in row) max = Math.Max(max, x);
                 double z = 0; foreach (float x in row) z += Math.Exp(x - max);
                 double nll = -(row[target] - max - Math.Log(z));
-                if (j >= Tiny.TextLen - 1) { imageSum += nll; imageN++; }
+                if (image) { imageSum += nll; imageN++; }
                 else if (target != Pad) { textSum += nll; textN++; }
             }
         Assert.Equal(3 * Tiny.ImageLen, imageN);

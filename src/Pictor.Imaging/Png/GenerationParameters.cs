@@ -23,7 +23,10 @@ public sealed record GenerationParameters(
     float Eta = 0f,          // DDIM eta (0 = deterministic)
     int BatchSize = 1,       // the images made together; verify regenerates the same batch
     int BatchIndex = 0,      // this image's row in the batch; -1 for a grid of the whole batch
-    ulong BaseSeed = 0)      // the batch's first seed (row i used BaseSeed + i)
+    ulong BaseSeed = 0,      // the batch's first seed (row i used BaseSeed + i)
+    float Temperature = 1f,  // token sampling (DALL-E models); 1, 0, 1 for diffusion
+    int TopK = 0,
+    float TopP = 1f)
 {
     public const string A1111Key = "parameters";
     public const string JsonKey = "pictor";
@@ -34,6 +37,7 @@ public sealed record GenerationParameters(
         var sb = new StringBuilder(Prompt);
         if (!string.IsNullOrEmpty(NegativePrompt)) sb.Append("\nNegative prompt: ").Append(NegativePrompt);
         sb.Append(CultureInfo.InvariantCulture, $"\nSteps: {Steps}, Sampler: {Sampler}, CFG scale: {CfgScale:0.###}, Seed: {Seed}, Size: {Width}x{Height}, Model hash: {ModelHash}");
+        if (Temperature != 1f || TopK != 0 || TopP != 1f) sb.Append(CultureInfo.InvariantCulture, $", Temperature: {Temperature:0.###}, Top-k: {TopK}, Top-p: {TopP:0.###}");
         if (Model != null) sb.Append(", Model: ").Append(Model);
         return sb.ToString();
     }
@@ -43,6 +47,7 @@ public sealed record GenerationParameters(
         ["format"] = "pictor-generation", ["version"] = JsonVersion, ["prompt"] = Prompt, ["negative_prompt"] = NegativePrompt,
         ["steps"] = Steps, ["sampler"] = Sampler, ["cfg_scale"] = CfgScale, ["seed"] = Seed, ["width"] = Width, ["height"] = Height,
         ["model_hash"] = ModelHash, ["model"] = Model, ["eta"] = Eta, ["batch_size"] = BatchSize, ["batch_index"] = BatchIndex, ["base_seed"] = BaseSeed,
+        ["temperature"] = Temperature, ["top_k"] = TopK, ["top_p"] = TopP,
     });
 
     public IEnumerable<KeyValuePair<string, string>> ToPngText() => [new(A1111Key, ToA1111()), new(JsonKey, ToJson())];
@@ -64,7 +69,9 @@ public sealed record GenerationParameters(
                 r.GetProperty("cfg_scale").GetSingle(), r.GetProperty("seed").GetUInt64(), r.GetProperty("width").GetInt32(),
                 r.GetProperty("height").GetInt32(), S("model_hash") ?? "", S("model"),
                 r.TryGetProperty("eta", out var eta) ? eta.GetSingle() : 0f, r.TryGetProperty("batch_size", out var bs) ? bs.GetInt32() : 1,
-                r.TryGetProperty("batch_index", out var bi) ? bi.GetInt32() : 0, r.TryGetProperty("base_seed", out var b0) ? b0.GetUInt64() : r.GetProperty("seed").GetUInt64());
+                r.TryGetProperty("batch_index", out var bi) ? bi.GetInt32() : 0, r.TryGetProperty("base_seed", out var b0) ? b0.GetUInt64() : r.GetProperty("seed").GetUInt64(),
+                r.TryGetProperty("temperature", out var te) ? te.GetSingle() : 1f, r.TryGetProperty("top_k", out var tk) ? tk.GetInt32() : 0,
+                r.TryGetProperty("top_p", out var tp) ? tp.GetSingle() : 1f);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
         {

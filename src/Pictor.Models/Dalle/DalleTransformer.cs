@@ -88,7 +88,8 @@ public sealed class DalleTransformer : Module
     }
 
     /// <summary>Full sequences [B, L + G*G] -> the weighted next-token loss: w_text (mean over non-padding text
-    /// targets) + (1 - w_text) (mean over image targets), w_text = <see cref="DalleConfig.TextLossWeight"/>. With
+    /// targets) + (1 - w_text) (mean over image targets), w_text = <see cref="DalleConfig.TextLossWeight"/>. Text
+    /// slots are scored over the text vocabulary and image slots over the image codes (see <see cref="TargetMask"/>). With
     /// <paramref name="imageOnly"/>, the mean over image targets alone (the validation figure: nats per image token).</summary>
     public Tensor Loss(IntTensor seq, int padId, bool imageOnly = false)
     {
@@ -109,7 +110,25 @@ public sealed class DalleTransformer : Module
             for (int j = 0; j < t; j++)
                 w[i * t + j] = j >= c.TextLen - 1 ? wImage                         // target j + 1 is an image token
                     : tgt[i * t + j] != padId ? wText : 0f;
-        var logits = Forward(new IntTensor(inp, b, t));                          // (B, T-1, V)
+        var logits = Ops.Add(Forward(new IntTensor(inp, b, t)), TargetMask());   // (B, T-1, V)
         return Ops.CrossEntropy(Ops.Reshape(logits, b * t, c.Vocab), new IntTensor(tgt, b * t), rowWeights: w);
+    }
+
+    private Tensor? targetMask;
+
+    /// <summary>[1, T-1, V]: 0 where the next token may be, -1e9 where it cannot (text slots predict text ids, image
+    /// slots image ids), so the softmax of each position runs over its own vocabulary, as sampling does.</summary>
+    private Tensor TargetMask()
+    {
+        if (targetMask != null) return targetMask;
+        var c = Config;
+        int t = c.SeqLen - 1;
+        var m = new float[t * c.Vocab];
+        for (int j = 0; j < t; j++)
+        {
+            bool image = j >= c.TextLen - 1;
+            for (int k = 0; k < c.Vocab; k++) if ((k >= c.TextVocab) != image) m[j * c.Vocab + k] = -1e9f;
+        }
+        return targetMask = TensorScope.Outside(() => Tensor.FromArray(m, 1, t, c.Vocab));
     }
 }

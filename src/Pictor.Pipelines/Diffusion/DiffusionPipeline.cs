@@ -13,7 +13,7 @@ namespace Pictor.Pipelines.Diffusion;
 // Dimension legend: B batch, S text tokens, Dc context width, C = 3, H = W = image size.
 
 /// <summary>A text-to-image diffusion model ready to sample: tokenizer, text encoder, UNet, schedule.</summary>
-public sealed class DiffusionPipeline
+public sealed class DiffusionPipeline : ITextToImage
 {
     public const string ConfigFile = "config.json", WeightsFile = "model.safetensors", TokenizerDir = "tokenizer";
 
@@ -24,6 +24,12 @@ public sealed class DiffusionPipeline
     public NoiseSchedule Schedule { get; }
     /// <summary>First 10 hex digits of the SHA-256 of the weights file (A1111's "Model hash" style); "unsaved" before Save/Load.</summary>
     public string WeightsHash { get; private set; } = "unsaved";
+
+    public string Family => "diffusion";
+    public int ImageSize => Config.ImageSize;
+    public int TextContext => Config.Text.Context;
+    public string DefaultSampler => "dpm++";
+    public int DefaultSteps => 20;
 
     public DiffusionPipeline(DiffusionConfig config, BpeTokenizer tokenizer, Rng rng)
     {
@@ -153,9 +159,10 @@ public sealed class DiffusionPipeline
     }
 }
 
-/// <summary>What to generate: prompt, negative prompt, sampler, steps, CFG scale, seed, count, DDIM eta.</summary>
+/// <summary>What to generate: prompt, negative prompt, sampler, steps, CFG scale, seed, count, DDIM eta.
+/// Temperature, top-k and top-p are for DALL-E models (token sampling).</summary>
 public sealed record GenerateOptions(string Prompt, string? NegativePrompt = null, string Sampler = "dpm++", int Steps = 20, float CfgScale = 3f,
-    ulong Seed = 0, int Count = 1, float Eta = 0f)
+    ulong Seed = 0, int Count = 1, float Eta = 0f, float Temperature = 1f, int TopK = 0, float TopP = 1f)
 {
     public const int MaxCount = 256;
 

@@ -72,9 +72,9 @@ public static class ShapesEval
     }
 
     /// <summary>Generates every prompt of the set (batches of <paramref name="batch"/>) and scores the images.</summary>
-    public static (ShapesReport Report, List<Image> Images) Run(DiffusionPipeline pipe, GenerateOptions options, int batch = 32, Action<int, int>? progress = null)
+    public static (ShapesReport Report, List<Image> Images) Run(ITextToImage pipe, GenerateOptions options, int batch = 32, Action<int, int>? progress = null)
     {
-        int size = pipe.Config.ImageSize;
+        int size = pipe.ImageSize;
         if (size is not (32 or 64)) throw new ArgumentException($"eval shapes needs a model that makes 32x32 or 64x64 images (the shapes grammar's sizes); this one makes {size}x{size}");
         var set = PromptSet(size);
         var images = new List<Image>();

@@ -9,9 +9,11 @@ namespace Pictor.Pipelines.Training;
 /// </summary>
 public sealed record TrainOptions
 {
-    /// <summary>Which trainer made the run: "diffusion" (runs written before the field existed) or "vqvae".</summary>
+    /// <summary>Which trainer made the run: "diffusion" (runs written before the field existed), "vqvae" or "dalle".</summary>
     public string Model { get; init; } = "diffusion";
     public string Data { get; init; } = "";
+    /// <summary>DALL-E only: the VQ-VAE run or model directory whose tokens the transformer learns.</summary>
+    public string Vqvae { get; init; } = "";
     public string Preset { get; init; } = "xs";
     public int ImageSize { get; init; } = 32;
     public int Context { get; init; } = 16;          // text tokens, bos and eos included
@@ -38,9 +40,11 @@ public sealed record TrainOptions
         {
             "diffusion" => Diffusion.DiffusionConfig.PresetNames,
             "vqvae" => Vq.VqModel.PresetNames,
-            _ => throw new ArgumentException($"unknown model family '{Model}' in the training options; use diffusion or vqvae"),
+            "dalle" => Dalle.DalleSetup.PresetNames,
+            _ => throw new ArgumentException($"unknown model family '{Model}' in the training options; use diffusion, vqvae or dalle"),
         };
         if (!presets.Contains(Preset)) throw new ArgumentException($"unknown --preset '{Preset}' for 'train {Model}'; use {string.Join(", ", presets)}");
+        Check(Model != "dalle" || Vqvae != "", "'train dalle' needs --vqvae RUN (a VQ-VAE trained with 'pictor train vqvae')");
         Check(Batch is >= 1 and <= 4096, "--batch must be between 1 and 4096");
         Check(Steps >= 1, "--steps must be at least 1");
         Check(ImageSize is >= 8 and <= 256 && ImageSize % 8 == 0, "--size must be a multiple of 8 between 8 and 256");
