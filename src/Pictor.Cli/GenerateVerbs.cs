@@ -1,6 +1,8 @@
 using Pictor.Imaging;
 using Pictor.Imaging.Png;
+using Pictor.Engine;
 using Pictor.Pipelines;
+using Pictor.Pipelines.Clip;
 using Pictor.Pipelines.Diffusion;
 
 namespace Pictor.Cli;
@@ -15,8 +17,8 @@ internal static class GenerateVerbs
     public static int Generate(string[] args)
     {
         var a = new Args("generate", args.Select(x => x == "-n" ? "--count" : x),
-            ["model", "sampler", "steps", "cfg", "negative", "seed", "count", "out", "eta", "temperature", "top-k", "top-p"], ["grid", "truncate"]);
-        if (a.Positionals.Count != 1) throw new ArgumentException("usage: pictor generate \"PROMPT\" --out FILE.png [--model DIR] [--cfg S] [--negative TEXT] [--seed N] [-n N | --count N] [--grid]; diffusion models: [--sampler dpm++|ddim|ddpm] [--steps N] [--eta E]; DALL-E models: [--temperature T] [--top-k K] [--top-p P]");
+            ["model", "sampler", "steps", "cfg", "negative", "seed", "count", "out", "eta", "temperature", "top-k", "top-p", "candidates", "keep", "clip"], ["grid", "truncate"]);
+        if (a.Positionals.Count != 1) throw new ArgumentException("usage: pictor generate \"PROMPT\" --out FILE.png [--model DIR] [--cfg S] [--negative TEXT] [--seed N] [-n N | --count N] [--grid] [--candidates N --keep K --clip DIR]; diffusion models: [--sampler dpm++|ddim|ddpm] [--steps N] [--eta E]; DALL-E models: [--temperature T] [--top-k K] [--top-p P]");
         string outPath = a.Required("out");
         if (!outPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase)) throw new ArgumentException($"--out must name a .png file, got '{outPath}'");
         string modelArg = a.Optional("model") ?? DefaultModel;
@@ -24,14 +26,35 @@ internal static class GenerateVerbs
         string prompt = a.Positionals[0];
         if (a.Flag("truncate")) prompt = pipe.Tokenizer.Decode(pipe.Tokenizer.EncodeForModel(prompt, pipe.TextContext, truncate: true).Where(t => t > 3).ToArray());
         var o = Options(a, pipe, prompt);
-        var results = Txt2Img.Run(pipe, o, modelArg);
+        List<(Image Image, GenerationParameters Parameters)> results;
+        bool reranked = a.Optional("candidates") != null || a.Optional("keep") != null;
+        if (reranked)
+        {
+            // CLIP reranking: -n is ignored; N candidates are drawn (seeds seed..seed+N-1) and the K best kept, best
+            // first. Each kept image carries its own metadata (batch of N, its row), so 'pictor verify' still works.
+            int n = a.Int("candidates", 32, 1, GenerateOptions.MaxCount), keep = a.Int("keep", 4, 1, n);
+            string clipDir = a.Optional("clip") ?? (Directory.Exists(ResolveModel("models/emoji-clip")) ? "models/emoji-clip" : throw new ArgumentException("reranking needs a CLIP model: pass --clip DIR (from 'pictor train clip')"));
+            var clip = ClipPipeline.Load(ResolveModel(clipDir));
+            o = o with { Count = n };
+            var all = Txt2Img.Run(pipe, o, modelArg);
+            var stacked = Tensor.FromArray(all.SelectMany(r => r.Image.ToTensor().ToArray()).ToArray(), n, 3, pipe.ImageSize, pipe.ImageSize);
+            var best = Rerank.Best(Rerank.Scores(clip, stacked, prompt), keep);
+            foreach (var (i, score) in best) Console.WriteLine(FormattableString.Invariant($"kept candidate {i} (seed {o.Seed + (ulong)i}): CLIP score {100 * score:F1}"));
+            results = best.Select(b => all[b.Index]).ToList();
+        }
+        else results = Txt2Img.Run(pipe, o, modelArg);
         var dir = Path.GetDirectoryName(Path.GetFullPath(outPath))!;
         Directory.CreateDirectory(dir);
-        if (a.Flag("grid") || o.Count == 1)
+        if (results.Count == 1) { results[0].Image.Save(outPath, results[0].Parameters.ToPngText()); Console.WriteLine($"wrote {outPath}"); }
+        else if (a.Flag("grid") && reranked)
         {
-            var img = o.Count == 1 ? results[0].Image : Txt2Img.Grid(results.Select(r => r.Image).ToList());
-            var meta = o.Count == 1 ? results[0].Parameters : Txt2Img.Parameters(pipe, o, modelArg, -1);
-            img.Save(outPath, meta.ToPngText());
+            // A grid of chosen candidates is not one generation: it carries the prompt, not verifiable metadata.
+            Txt2Img.Grid(results.Select(r => r.Image).ToList()).Save(outPath, [new("Description", $"{prompt} (CLIP-reranked: the best {results.Count} of {o.Count} candidates, best first)")]);
+            Console.WriteLine($"wrote {outPath}");
+        }
+        else if (a.Flag("grid"))
+        {
+            Txt2Img.Grid(results.Select(r => r.Image).ToList()).Save(outPath, Txt2Img.Parameters(pipe, o, modelArg, -1).ToPngText());
             Console.WriteLine($"wrote {outPath}");
         }
         else

@@ -3,7 +3,7 @@ using Pictor.Pipelines.Training;
 
 namespace Pictor.Cli;
 
-/// <summary>'pictor train diffusion|vqvae|dalle': parse, run the trainer with a progress line, print where things went.</summary>
+/// <summary>'pictor train diffusion|vqvae|dalle|clip': parse, run the trainer with a progress line, print where things went.</summary>
 internal static class TrainVerbs
 {
     // CLI option -> train.json field, with how to read it.
@@ -15,13 +15,13 @@ internal static class TrainVerbs
         ("keep", "keep"), ("patience", "patience"), ("val-images", "val_images"), ("seed", "seed"), ("vqvae", "vqvae"),
     ];
 
-    public const string Usage = "train diffusion|vqvae|dalle --data DIR --out RUN [--preset NAME] [--steps N] [--batch B] [--lr X] [--max-minutes M] ... | train diffusion|vqvae|dalle --resume RUN [--max-minutes M]"
-        + " (presets: diffusion tiny|xs|xs-coord|s, default xs; vqvae tiny|s, default s; dalle tiny|xs|s, default xs, and --vqvae RUN names the image tokenizer)";
+    public const string Usage = "train diffusion|vqvae|dalle|clip --data DIR --out RUN [--preset NAME] [--steps N] [--batch B] [--lr X] [--max-minutes M] ... | train diffusion|vqvae|dalle|clip --resume RUN [--max-minutes M]"
+        + " (presets: diffusion tiny|xs|xs-coord|s, default xs; vqvae tiny|s, default s; dalle tiny|xs|s, default xs, and --vqvae RUN names the image tokenizer; clip tiny|xs|s, default xs)";
 
     public static int Train(string[] args)
     {
         string family = args.Length > 0 ? args[0] : "";
-        if (family is not ("diffusion" or "vqvae" or "dalle")) throw new ArgumentException($"use '{Usage}' (CLIP is not trainable yet)");
+        if (family is not ("diffusion" or "vqvae" or "dalle" or "clip")) throw new ArgumentException($"use '{Usage}'");
         var a = new Args("train " + family, args.Skip(1), Fields.Select(f => f.Option).Concat(["out", "resume", "max-minutes", "stop-at-step"]).ToArray());
         a.NoPositionals();
         // Per-family defaults: the VQ-VAE keeps no weight EMA (its codebook is already a moving average).
@@ -29,6 +29,7 @@ internal static class TrainVerbs
         {
             "vqvae" => new TrainOptions { Model = family, Preset = "s", EmaDecay = 0f },
             "dalle" => new TrainOptions { Model = family, Preset = "xs" },
+            "clip" => new TrainOptions { Model = family, Preset = "xs" },
             _ => new TrainOptions(),
         };
         var opt = new TrainOptions
@@ -68,6 +69,7 @@ internal static class TrainVerbs
             {
                 "vqvae" => VqTrainer.Resume(run, ctl, opt, given),
                 "dalle" => DalleTrainer.Resume(run, ctl, opt, given),
+                "clip" => ClipTrainer.Resume(run, ctl, opt, given),
                 _ => DiffusionTrainer.Resume(run, ctl, opt, given),
             };
         }
@@ -79,6 +81,7 @@ internal static class TrainVerbs
             {
                 "vqvae" => VqTrainer.Start(outDir, opt, ctl),
                 "dalle" => DalleTrainer.Start(outDir, opt, ctl),
+                "clip" => ClipTrainer.Start(outDir, opt, ctl),
                 _ => DiffusionTrainer.Start(outDir, opt, ctl),
             };
         }

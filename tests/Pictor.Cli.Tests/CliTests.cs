@@ -60,7 +60,7 @@ public class CliTests
     }
 
     [Fact]
-    public void Train_vqvae_then_dalle_generate_and_verify()
+    public void Train_vqvae_dalle_and_clip_then_generate_rerank_and_verify()
     {
         var dir = Directory.CreateTempSubdirectory("pictor-cli-vq").FullName;
         string data = Path.Combine(dir, "shapes"), run = Path.Combine(dir, "vq");
@@ -76,7 +76,7 @@ public class CliTests
         r = Run("train", "vqvae", "--data", data, "--out", Path.Combine(dir, "vq2"), "--preset", "xs");
         Assert.Equal(2, r.Code); Assert.Contains("unknown --preset 'xs' for 'train vqvae'; use tiny, s", r.Err);
         r = Run("train", "gan", "--data", data);
-        Assert.Equal(2, r.Code); Assert.Contains("train diffusion|vqvae|dalle", r.Err);
+        Assert.Equal(2, r.Code); Assert.Contains("train diffusion|vqvae|dalle|clip", r.Err);
 
         // DALL-E on the tokenizer: train, generate with token-sampling knobs, verify from the PNG metadata.
         string dalle = Path.Combine(dir, "dalle");
@@ -95,6 +95,23 @@ public class CliTests
         Assert.Equal(2, r.Code); Assert.Contains("is a diffusion sampler", r.Err);
         r = Run("generate", "a red circle", "--model", run, "--out", png);
         Assert.Equal(2, r.Code); Assert.Contains("is a VQ-VAE image tokenizer, not a text-to-image model", r.Err);
+
+        // CLIP, then reranking: 4 candidates, the best 2 kept (best first), each verifiable from its own metadata.
+        string clip = Path.Combine(dir, "clip");
+        r = Run("train", "clip", "--data", data, "--out", clip, "--preset", "tiny", "--size", "16", "--context", "12", "--steps", "2", "--batch", "4", "--val-every", "2");
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("retrieval top-1 image->text", r.Err);
+        r = Run("generate", "a red circle", "--model", dalle, "--candidates", "4", "--keep", "2", "--clip", clip, "--seed", "7", "--out", Path.Combine(dir, "rr.png"));
+        Assert.True(r.Code == 0, r.Err);
+        var kept = System.Text.RegularExpressions.Regex.Matches(r.Out, @"kept candidate (\d) \(seed (\d+)\): CLIP score (-?[0-9.]+)");
+        Assert.Equal(2, kept.Count);
+        Assert.True(double.Parse(kept[0].Groups[3].Value, System.Globalization.CultureInfo.InvariantCulture) >= double.Parse(kept[1].Groups[3].Value, System.Globalization.CultureInfo.InvariantCulture));
+        var second = Imaging.Png.GenerationParameters.FromPng(Imaging.Png.PngDecoder.DecodeFile(Path.Combine(dir, "rr-1.png")))!;
+        Assert.Equal((4, int.Parse(kept[1].Groups[1].Value)), (second.BatchSize, second.BatchIndex));
+        r = Run("verify", Path.Combine(dir, "rr-1.png"));
+        Assert.True(r.Code == 0, r.Out + r.Err); Assert.Contains("IDENTICAL", r.Out);
+        r = Run("generate", "a red circle", "--model", dalle, "--candidates", "4", "--keep", "5", "--clip", clip, "--out", png);
+        Assert.Equal(2, r.Code); Assert.Contains("--keep must be between 1 and 4", r.Err);
     }
 
     [Fact]

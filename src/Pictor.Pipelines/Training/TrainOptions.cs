@@ -9,7 +9,7 @@ namespace Pictor.Pipelines.Training;
 /// </summary>
 public sealed record TrainOptions
 {
-    /// <summary>Which trainer made the run: "diffusion" (runs written before the field existed), "vqvae" or "dalle".</summary>
+    /// <summary>Which trainer made the run: "diffusion" (runs written before the field existed), "vqvae", "dalle" or "clip".</summary>
     public string Model { get; init; } = "diffusion";
     public string Data { get; init; } = "";
     /// <summary>DALL-E only: the VQ-VAE run or model directory whose tokens the transformer learns.</summary>
@@ -41,7 +41,8 @@ public sealed record TrainOptions
             "diffusion" => Diffusion.DiffusionConfig.PresetNames,
             "vqvae" => Vq.VqModel.PresetNames,
             "dalle" => Dalle.DalleSetup.PresetNames,
-            _ => throw new ArgumentException($"unknown model family '{Model}' in the training options; use diffusion, vqvae or dalle"),
+            "clip" => Clip.ClipPipeline.PresetNames,
+            _ => throw new ArgumentException($"unknown model family '{Model}' in the training options; use diffusion, vqvae, dalle or clip"),
         };
         if (!presets.Contains(Preset)) throw new ArgumentException($"unknown --preset '{Preset}' for 'train {Model}'; use {string.Join(", ", presets)}");
         Check(Model != "dalle" || Vqvae != "", "'train dalle' needs --vqvae RUN (a VQ-VAE trained with 'pictor train vqvae')");
