@@ -23,13 +23,18 @@ public static class Program
           image convert        IN.png OUT.png: any valid PNG to 8-bit RGBA
           train diffusion      --data DIR --out RUN [--preset tiny|xs|xs-coord|s] [--steps N] [--batch B] [--lr X] [--max-minutes M]
                                or --resume RUN: DDPM training with validation, checkpoints, EMA, sample grids
-          generate             "PROMPT" --out FILE.png [--model DIR] [--sampler dpm++|ddim|ddpm] [--steps 20] [--cfg 3]
-                               [--negative TEXT] [--seed N] [-n N] [--grid] [--eta X]
+          train vqvae          --data DIR --out RUN [--preset tiny|s]: the DALL-E image tokenizer (PSNR, codebook use)
+          train dalle          --data DIR --vqvae RUN --out RUN [--preset tiny|xs|s]: the transformer over text + image tokens
+          train clip           --data DIR --out RUN [--preset tiny|xs|s]: contrastive text/image encoders (retrieval accuracy)
+          generate             "PROMPT" --out FILE.png [--model DIR] [--cfg 3] [--negative TEXT] [--seed N] [-n N] [--grid]
+                               diffusion: [--sampler dpm++|ddim|ddpm] [--steps 20] [--eta X]; DALL-E: [--temperature T] [--top-k K] [--top-p P]
+                               reranking: [--candidates 32 --keep 4 --clip DIR]
           verify               FILE.png [--model DIR]: regenerate from the PNG's metadata and compare pixels
           eval shapes          --model DIR [--sampler] [--steps] [--cfg] [--report FILE.json] [--grid FILE.png]
+          eval clip            --model DIR --clip DIR --data DIR [--images 100] [--candidates 100] [--report FILE.json]
           help                 this text
 
-        Coming with the next issues: DALL-E (VQ-VAE, AR transformer, CLIP), serve.
+        Coming with the next issues: the discrete VAE (Gumbel-softmax) tokenizer, serve.
         """;
 
     public static int Main(string[] args)

@@ -112,6 +112,16 @@ public class CliTests
         Assert.True(r.Code == 0, r.Out + r.Err); Assert.Contains("IDENTICAL", r.Out);
         r = Run("generate", "a red circle", "--model", dalle, "--candidates", "4", "--keep", "5", "--clip", clip, "--out", png);
         Assert.Equal(2, r.Code); Assert.Contains("--keep must be between 1 and 4", r.Err);
+
+        // The CLIP-based evaluation, for a DALL-E model here (any family works the same).
+        string report = Path.Combine(dir, "clip-eval.json");
+        r = Run("eval", "clip", "--model", dalle, "--clip", clip, "--data", data, "--images", "4", "--candidates", "3", "--report", report);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("| CLIP R-precision (R = 3) |", r.Out);
+        var j = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(report))!;
+        Assert.Equal(4, (int)j["images"]!);
+        Assert.InRange((double)j["r_precision"]!, 0, 1);
+        Assert.True((double)j["fd_clip"]! >= 0);
     }
 
     [Fact]

@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Pictor.Engine;
+using Pictor.Pipelines.Clip;
+using Pictor.Pipelines.Diffusion;
+using Pictor.Pipelines.Training;
+
+namespace Pictor.Pipelines.Eval;
+
+/// <summary>CLIP-based scores of a text-to-image model on val prompts (the same for every model family).</summary>
+/// <param name="ClipScore">100 x mean cosine similarity of each generated image with its prompt.</param>
+/// <param name="RealClipScore">The same for the real val images: the ceiling this CLIP gives the data.</param>
+/// <param name="RPrecision">Fraction of generated images whose own prompt ranks first among it plus R - 1 other val
+/// captions (R = <see cref="Candidates"/>).</param>
+/// <param name="RealRPrecision">The same for the real val images.</param>
+/// <param name="Fd">Fréchet distance between CLIP image features of the generated and the real val images.</param>
+public sealed record ClipEvalReport(int Images, int Candidates, double ClipScore, double RealClipScore, double RPrecision, double RealRPrecision,
+    double Fd, double SecondsPerImage)
+{
+    public string ToJson(string modelHash, GenerateOptions o) => JsonSerializer.Serialize(new Dictionary<string, object?>
+    {
+        ["model_hash"] = modelHash, ["sampler"] = o.Sampler, ["steps"] = o.Steps, ["cfg_scale"] = o.CfgScale, ["temperature"] = o.Temperature,
+        ["top_k"] = o.TopK, ["top_p"] = o.TopP, ["images"] = Images, ["r_precision_candidates"] = Candidates,
+        ["clip_score"] = ClipScore, ["real_clip_score"] = RealClipScore, ["r_precision"] = RPrecision, ["real_r_precision"] = RealRPrecision,
+        ["fd_clip"] = Fd, ["seconds_per_image"] = SecondsPerImage,
+    }, new JsonSerializerOptions { WriteIndented = true });
+}
+
+/// <summary>
+/// 'pictor eval clip': one image per val image's first caption (seed = its index), scored with a CLIP model: CLIP score,
+/// CLIP R-precision (Park et al. 2021, "Benchmark for Compositional Text-to-Image Synthesis": the true caption ranked
+/// first among R), and the Fréchet distance to the real val images in CLIP image-feature space.
+/// </summary>
+public static class ClipEval
+{
+    public static ClipEvalReport Run(ITextToImage model, ClipPipeline clip, ImageCaptionSet val, GenerateOptions o, int images = 100, int candidates = 100,
+        int batch = 32, Action<int, int>? progress = null)
+    {
+        if (model.ImageSize != clip.ImageSize) throw new ArgumentException($"the model makes {model.ImageSize}x{model.ImageSize} images but the CLIP model scores {clip.ImageSize}x{clip.ImageSize}; use a CLIP trained at the model's size");
+        if (val.Size != model.ImageSize) throw new ArgumentException($"val images are loaded at {val.Size}, the model makes {model.ImageSize}");
+        int n = Math.Min(images, val.Count), size = model.ImageSize, per = 3 * size * size, e = clip.Config.EmbedDim;
+        if (n < 2) throw new ArgumentException("eval clip needs at least 2 val images");
+        var prompts = Enumerable.Range(0, n).Select(i => val.Captions[i][0]).ToList();
+        var pool = Enumerable.Range(0, val.Count).Select(i => val.Captions[i][0]).Distinct().ToList();
+        int r = Math.Min(candidates, pool.Count);
+        if (r < 2) throw new ArgumentException($"R-precision needs at least 2 distinct val captions, found {pool.Count}");
+
+        var gen = new float[n * per];
+        var clock = Stopwatch.StartNew();
+        for (int s = 0; s < n; s += batch)
+        {
+            int m = Math.Min(batch, n - s);
+            model.Sample(prompts.GetRange(s, m), o with { Seed = (ulong)s }).Span.CopyTo(gen.AsSpan(s * per, m * per));
+            progress?.Invoke(s + m, n);
+        }
+        double secondsPerImage = clock.Elapsed.TotalSeconds / n;
+        // Score the images as they would be saved (8-bit), like the reranker does.
+        for (int i = 0; i < gen.Length; i++) gen[i] = MathF.Round((Math.Clamp(gen[i], -1f, 1f) + 1f) * 127.5f) / 127.5f - 1f;
+        var real = new float[n * per];
+        for (int i = 0; i < n; i++) val.Read(i, real.AsSpan(i * per, per));
+
+        var G = clip.ImageEmbeddings(Tensor.FromArray(gen, n, 3, size, size));
+        var Rl = clip.ImageEmbeddings(Tensor.FromArray(real, n, 3, size, size));
+        var T = clip.TextEmbeddings(pool);
+        var index = pool.Select((p, i) => (p, i)).ToDictionary(x => x.p, x => x.i);
+        var pick = new Rng(12345);
+        double scoreG = 0, scoreR = 0; int hitG = 0, hitR = 0;
+        for (int i = 0; i < n; i++)
+        {
+            int truth = index[prompts[i]];
+            scoreG += ClipPipeline.Cosine(G, i, T, truth, e); scoreR += ClipPipeline.Cosine(Rl, i, T, truth, e);
+            // R - 1 distinct other captions, the same for the generated and the real image.
+            var others = new HashSet<int>();
+            while (others.Count < r - 1) { int j = pick.NextInt(pool.Count); if (j != truth) others.Add(j); }
+            float tg = ClipPipeline.Cosine(G, i, T, truth, e), tr = ClipPipeline.Cosine(Rl, i, T, truth, e);
+            if (others.All(j => ClipPipeline.Cosine(G, i, T, j, e) < tg)) hitG++;
+            if (others.All(j => ClipPipeline.Cosine(Rl, i, T, j, e) < tr)) hitR++;
+        }
+        return new ClipEvalReport(n, r, 100 * scoreG / n, 100 * scoreR / n, (double)hitG / n, (double)hitR / n,
+            FrechetDistance.Between(G, n, Rl, n, e), secondsPerImage);
+    }
+
+    public static string Table(ClipEvalReport r) => string.Create(CultureInfo.InvariantCulture,
+        $"| figure | generated | real val images |\n|---|---|---|\n| CLIP score | {r.ClipScore:F2} | {r.RealClipScore:F2} |\n| CLIP R-precision (R = {r.Candidates}) | {r.RPrecision:F3} | {r.RealRPrecision:F3} |\n| FD to real (CLIP features) | {r.Fd:F4} | 0 |\n| seconds per image | {r.SecondsPerImage:F3} | |");
+}
