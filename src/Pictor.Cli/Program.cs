@@ -23,7 +23,7 @@ public static class Program
           image convert        IN.png OUT.png: any valid PNG to 8-bit RGBA
           train diffusion      --data DIR --out RUN [--preset tiny|xs|xs-coord|s] [--steps N] [--batch B] [--lr X] [--max-minutes M]
                                or --resume RUN: DDPM training with validation, checkpoints, EMA, sample grids
-          train vqvae          --data DIR --out RUN [--preset tiny|s]: the DALL-E image tokenizer (PSNR, codebook use)
+          train vqvae          --data DIR --out RUN [--preset tiny|s|dvae-tiny|dvae-s]: the DALL-E image tokenizer (VQ or Gumbel dVAE)
           train dalle          --data DIR --vqvae RUN --out RUN [--preset tiny|xs|s]: the transformer over text + image tokens
           train clip           --data DIR --out RUN [--preset tiny|xs|s]: contrastive text/image encoders (retrieval accuracy)
           generate             "PROMPT" --out FILE.png [--model DIR] [--cfg 3] [--negative TEXT] [--seed N] [-n N] [--grid]
@@ -34,7 +34,7 @@ public static class Program
           eval clip            --model DIR --clip DIR --data DIR [--images 100] [--candidates 100] [--report FILE.json]
           help                 this text
 
-        Coming with the next issues: the discrete VAE (Gumbel-softmax) tokenizer, serve.
+        Coming with the next issues: serve.
         """;
 
     public static int Main(string[] args)

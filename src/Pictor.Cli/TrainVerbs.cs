@@ -16,7 +16,7 @@ internal static class TrainVerbs
     ];
 
     public const string Usage = "train diffusion|vqvae|dalle|clip --data DIR --out RUN [--preset NAME] [--steps N] [--batch B] [--lr X] [--max-minutes M] ... | train diffusion|vqvae|dalle|clip --resume RUN [--max-minutes M]"
-        + " (presets: diffusion tiny|xs|xs-coord|s, default xs; vqvae tiny|s, default s; dalle tiny|xs|s, default xs, and --vqvae RUN names the image tokenizer; clip tiny|xs|s, default xs)";
+        + " (presets: diffusion tiny|xs|xs-coord|s, default xs; vqvae tiny|s|dvae-tiny|dvae-s (Gumbel-softmax discrete VAE), default s; dalle tiny|xs|s, default xs, and --vqvae RUN names the image tokenizer; clip tiny|xs|s, default xs)";
 
     public static int Train(string[] args)
     {

@@ -122,7 +122,7 @@ public class VqVaeTests
         // The codebook is saved with the weights but the optimiser never sees it.
         Assert.Contains(model.NamedParameters(), p => p.Name == "quantizer.codebook" && !p.Param.RequiresGrad);
         model.SetFrozen(false);
-        Assert.False(model.Quantizer.Codebook.RequiresGrad);
+        Assert.False(model.Quantizer!.Codebook.RequiresGrad);
     }
 
     [Fact]
@@ -151,8 +151,47 @@ public class VqVaeTests
             last = mse.Item();
             loss.Backward();
             opt.StepOnce();
-            model.Quantizer.Update(z, codes.Data, rng);
+            model.Quantizer!.Update(z, codes.Data, rng);
         }
         Assert.True(last < first * 0.3f, $"reconstruction MSE went {first} -> {last}");
+    }
+}
+
+/// <summary>DALL-E's discrete VAE quantiser: argmax codes, KL to the uniform prior, the relaxed sample's gradient.</summary>
+[Collection("BufferPool")]
+public class GumbelQuantizerTests
+{
+    [Fact]
+    public void Eval_decodes_the_argmax_code_and_the_kl_is_zero_for_uniform_logits()
+    {
+        var gq = new GumbelQuantizer(new Rng(1), 5, 3);
+        var logits = Tensor.Zeros(1, 5, 1, 2);
+        logits.Span[3 * 2 + 0] = 4f;                 // position 0 -> code 3
+        logits.Span[1 * 2 + 1] = 2f;                 // position 1 -> code 1
+        var (q, codes, kl) = gq.Forward(logits, null, training: false);
+        Assert.Equal([3, 1], codes.Data);
+        var e = gq.Codebook.ToArray(); var Q = q.ToArray();
+        for (int j = 0; j < 3; j++) { Assert.Equal(e[3 * 3 + j], Q[j * 2 + 0]); Assert.Equal(e[1 * 3 + j], Q[j * 2 + 1]); }
+        // KL(p || uniform) = sum p log(K p), averaged over the two positions.
+        double Kl(double big) { double z = Math.Exp(big) + 4, p = Math.Exp(big) / z, r = 1 / z; return p * Math.Log(5 * p) + 4 * r * Math.Log(5 * r); }
+        Assert.Equal((Kl(4) + Kl(2)) / 2, kl.Item(), 1e-5);
+        Assert.Equal(0, gq.Forward(Tensor.Zeros(2, 5, 2, 2), null, false).Kl.Item(), 1e-6);
+    }
+
+    [Fact]
+    public void The_relaxed_sample_mixes_codebook_rows_and_passes_gradients_to_logits_and_codebook()
+    {
+        var gq = new GumbelQuantizer(new Rng(2), 4, 2) { Temperature = 0.5f };
+        var logits = Tensor.FromArray(new float[] { 0.1f, -0.3f, 0.7f, 0.2f, 0.5f, 0.0f, -0.2f, 0.4f }, 1, 4, 1, 2);
+        logits.RequiresGrad = true;
+        var (q, _, kl) = gq.Forward(logits, new Rng(3), training: true);
+        // Each decoder input is a convex combination of codebook rows: inside their bounding box.
+        var e = gq.Codebook.ToArray(); var Q = q.ToArray();
+        for (int j = 0; j < 2; j++)
+            for (int p = 0; p < 2; p++)
+                Assert.InRange(Q[j * 2 + p], Enumerable.Range(0, 4).Min(k => e[k * 2 + j]) - 1e-6f, Enumerable.Range(0, 4).Max(k => e[k * 2 + j]) + 1e-6f);
+        Ops.Add(Ops.Sum(Ops.Square(q)), kl).Backward();
+        Assert.Contains(logits.Grad!.ToArray(), g => Math.Abs(g) > 1e-6);
+        Assert.Contains(gq.Codebook.Grad!.ToArray(), g => Math.Abs(g) > 1e-6);
     }
 }

@@ -142,13 +142,16 @@ public sealed class VectorQuantizer : Module
 
     /// <summary>Codebook use in a batch of codes: perplexity exp(-sum p_k log p_k) (K when all entries are used
     /// equally, 1 when one is) and the fraction of entries used at least once.</summary>
-    public (double Perplexity, double Used) Usage(ReadOnlySpan<int> codes)
+    public (double Perplexity, double Used) Usage(ReadOnlySpan<int> codes) => UsageOf(codes, Codes);
+
+    /// <summary>As <see cref="Usage"/> for a codebook of <paramref name="k"/> entries.</summary>
+    public static (double Perplexity, double Used) UsageOf(ReadOnlySpan<int> codes, int k)
     {
-        var count = new int[Codes];
-        foreach (int k in codes) count[k]++;
+        var count = new int[k];
+        foreach (int code in codes) count[code]++;
         double h = 0; int used = 0;
         foreach (int c in count)
             if (c > 0) { double p = (double)c / codes.Length; h -= p * Math.Log(p); used++; }
-        return (Math.Exp(h), (double)used / Codes);
+        return (Math.Exp(h), (double)used / k);
     }
 }

@@ -16,8 +16,11 @@ public sealed record VqConfig(
     int Groups = 8,
     int ImageChannels = 3,
     float Beta = 0.25f,          // commitment weight (van den Oord et al. 2017 use 0.25)
-    float Decay = 0.99f)         // codebook moving-average decay
+    float Decay = 0.99f,         // codebook moving-average decay
+    string Quantizer = "vq-ema", // "vq-ema" (VQ-VAE) or "gumbel" (DALL-E's discrete VAE)
+    float KlWeight = 1e-3f)      // gumbel only: weight of KL(q || uniform) beside the MSE
 {
+    public bool IsGumbel => Quantizer == "gumbel";
     public static VqConfig Default => new([64, 128, 128]);
     public int Downsample => 1 << (Channels.Length - 1);
 }
@@ -30,7 +33,10 @@ public sealed record VqConfig(
 public sealed class VqVae : Module
 {
     public VqConfig Config { get; }
-    public VectorQuantizer Quantizer { get; }
+    /// <summary>The moving-average quantiser (null for the discrete VAE).</summary>
+    public VectorQuantizer? Quantizer { get; }
+    /// <summary>The Gumbel-softmax quantiser (null for the VQ-VAE).</summary>
+    public GumbelQuantizer? Gumbel { get; }
     private readonly Conv2d encIn, encOut, decIn, decOut;
     private readonly List<ResBlock> encRes = new(), decRes = new();
     private readonly List<Conv2d> down = new(), up = new();
@@ -40,6 +46,7 @@ public sealed class VqVae : Module
     {
         Config = cfg;
         if (cfg.Channels.Length == 0) Throw.Argument("VQ-VAE config needs at least one channel level");
+        if (cfg.Quantizer is not ("vq-ema" or "gumbel")) Throw.Argument($"unknown quantizer '{cfg.Quantizer}'; use vq-ema or gumbel");
         int levels = cfg.Channels.Length, c = cfg.Channels[0];
         encIn = Child("enc_in", new Conv2d(rng, cfg.ImageChannels, c, 3, padding: 1));
         for (int lvl = 0; lvl < levels; lvl++)
@@ -48,8 +55,9 @@ public sealed class VqVae : Module
             if (lvl != levels - 1) down.Add(Child($"down.{lvl}", new Conv2d(rng, c, c, 3, stride: 2, padding: 1)));
         }
         encNorm = Child("enc_norm", new GroupNorm(cfg.Groups, c));
-        encOut = Child("enc_out", new Conv2d(rng, c, cfg.CodeDim, 1));
-        Quantizer = Child("quantizer", new VectorQuantizer(rng, cfg.Codes, cfg.CodeDim, cfg.Decay));
+        encOut = Child("enc_out", new Conv2d(rng, c, cfg.IsGumbel ? cfg.Codes : cfg.CodeDim, 1));   // logits or latents
+        if (cfg.IsGumbel) Gumbel = Child("quantizer", new GumbelQuantizer(rng, cfg.Codes, cfg.CodeDim));
+        else Quantizer = Child("quantizer", new VectorQuantizer(rng, cfg.Codes, cfg.CodeDim, cfg.Decay));
         decIn = Child("dec_in", new Conv2d(rng, cfg.CodeDim, c, 1));
         for (int lvl = levels - 1; lvl >= 0; lvl--)
         {
@@ -60,7 +68,8 @@ public sealed class VqVae : Module
         decOut = Child("dec_out", new Conv2d(rng, c, cfg.ImageChannels, 3, padding: 1));
     }
 
-    /// <summary>Images [B, 3, H, W] in [-1, 1] -> continuous latents [B, D, h, w] (before quantisation).</summary>
+    /// <summary>Images [B, 3, H, W] in [-1, 1] -> continuous latents [B, D, h, w] before quantisation (the discrete
+    /// VAE: code logits [B, K, h, w]).</summary>
     public Tensor EncodeLatent(Tensor x)
     {
         var cfg = Config;
@@ -95,7 +104,8 @@ public sealed class VqVae : Module
     {
         using var _ = Autograd.NoGrad();
         var z = EncodeLatent(x);
-        return new IntTensor(Quantizer.Nearest(Quantizer.Rows(z)), z.Shape[0], z.Shape[2], z.Shape[3]);
+        if (Gumbel != null) return Gumbel.Forward(z, null, training: false).Codes;
+        return new IntTensor(Quantizer!.Nearest(Quantizer.Rows(z)), z.Shape[0], z.Shape[2], z.Shape[3]);
     }
 
     /// <summary>Code grids [B, h, w] -> images [B, 3, H, W].</summary>
@@ -103,17 +113,23 @@ public sealed class VqVae : Module
     {
         if (codes.Shape.Length != 3) Throw.Argument($"VQ-VAE codes must be [B, h, w], got {Shape.Format(codes.Shape)}");
         using var _ = Autograd.NoGrad();
-        return DecodeLatent(Quantizer.Lookup(codes.Data, codes.Shape[0], codes.Shape[1], codes.Shape[2]));
+        return DecodeLatent(Gumbel != null ? Gumbel.Lookup(codes.Data, codes.Shape[0], codes.Shape[1], codes.Shape[2])
+            : Quantizer!.Lookup(codes.Data, codes.Shape[0], codes.Shape[1], codes.Shape[2]));
     }
 
-    /// <summary>One training forward: reconstruction [B, 3, H, W], its MSE, the commitment loss, the total loss
-    /// (MSE + beta commitment, the one to backpropagate), the latents and the codes (for <see cref="VectorQuantizer.Update"/>).</summary>
-    public (Tensor Reconstruction, Tensor Mse, Tensor Commitment, Tensor Loss, Tensor Latent, IntTensor Codes) Forward(Tensor x)
+    /// <summary>One forward: reconstruction [B, 3, H, W], its MSE, the quantiser's own term (VQ: commitment; dVAE: KL
+    /// to the uniform prior), the total loss to backpropagate (MSE + beta commitment, or MSE + kl_weight KL), the latents
+    /// and the codes (for <see cref="VectorQuantizer.Update"/>). The discrete VAE relaxes its codes with Gumbel noise
+    /// from <paramref name="rng"/> in training mode; in eval mode (or without rng) it decodes the argmax codes.</summary>
+    public (Tensor Reconstruction, Tensor Mse, Tensor Commitment, Tensor Loss, Tensor Latent, IntTensor Codes) Forward(Tensor x, Rng? rng = null)
     {
         var z = EncodeLatent(x);
-        var (q, codes, commitment) = Quantizer.Forward(z);
+        var (q, codes, aux) = Gumbel != null ? Gumbel.Forward(z, rng, Training && rng != null) : Quantizer!.Forward(z);
         var y = DecodeLatent(q);
         var mse = Ops.MseLoss(y, x);
-        return (y, mse, commitment, Ops.Add(mse, Ops.MulScalar(commitment, Config.Beta)), z, codes);
+        return (y, mse, aux, Ops.Add(mse, Ops.MulScalar(aux, Gumbel != null ? Config.KlWeight : Config.Beta)), z, codes);
     }
+
+    /// <summary>Codebook use in a batch of codes: perplexity and the fraction of entries used (<see cref="VectorQuantizer.UsageOf"/>).</summary>
+    public (double Perplexity, double Used) Usage(ReadOnlySpan<int> codes) => VectorQuantizer.UsageOf(codes, Config.Codes);
 }

@@ -26,7 +26,9 @@ public sealed record VqReport(int Images, double Mse, double Psnr, double Perple
 /// The loop is <see cref="TrainingSession"/>; validation reports reconstruction PSNR and codebook use (the best one also
 /// as RUN/model/metrics.json), and each checkpoint saves a reconstruction grid (val images above, reconstructions below).
 /// The EMA of weights is off by default for this trainer (--ema 0): the codebook is itself a moving average, and an
-/// averaged encoder would not match it.
+/// averaged encoder would not match it. The discrete-VAE presets (dvae-*) train DALL-E's Gumbel-softmax tokenizer
+/// instead: loss = MSE + kl_weight KL(q || uniform), codebook trained by the optimiser, temperature annealed by
+/// <see cref="GumbelTemperature"/>.
 /// </summary>
 public static class VqTrainer
 {
@@ -61,6 +63,16 @@ public static class VqTrainer
         return new Session(runDir, opt, model, train, val, ctl).Run(SafeTensorsFile.Read(ckpt));
     }
 
+    /// <summary>The discrete VAE's Gumbel-softmax temperature at <paramref name="step"/> of <paramref name="steps"/>:
+    /// cosine from 1 down to 1/16 over the run (Ramesh et al. 2021 anneal tau from 1 to 1/16 over their first 150k
+    /// updates; a run here is much shorter, so the schedule spans the run).</summary>
+    public static float GumbelTemperature(long step, long steps)
+    {
+        const double lo = 1.0 / 16;
+        double f = Math.Clamp((double)step / Math.Max(1, steps), 0, 1);
+        return (float)(lo + (1 - lo) * 0.5 * (1 + Math.Cos(Math.PI * f)));
+    }
+
     /// <summary>Reconstruction and codebook report of <paramref name="model"/> on the first <paramref name="max"/>
     /// images of <paramref name="set"/>.</summary>
     public static VqReport Evaluate(VqModel model, ImageCaptionSet set, int max = int.MaxValue)
@@ -89,7 +101,7 @@ public static class VqTrainer
                     codes.AddRange(c.Data.ToArray());
                 }
             }
-        var (perplexity, used) = model.Net.Quantizer.Usage(codes.ToArray());
+        var (perplexity, used) = model.Net.Usage(codes.ToArray());
         return new VqReport(n, sse / ((double)n * per), psnr / n, perplexity, used);
     }
 
@@ -117,12 +129,13 @@ public static class VqTrainer
         {
             int size = Opt.ImageSize, per = 3 * size * size, b = Opt.Batch;
             for (int i = 0; i < b; i++) train.Read(NextIndex(), x.AsSpan(i * per, per));
-            var (_, _, _, loss, z, c) = model.Net.Forward(Tensor.FromArray(x, b, 3, size, size));
+            if (model.Net.Gumbel is { } g) g.Temperature = GumbelTemperature(Step, Opt.Steps);
+            var (_, _, _, loss, z, c) = model.Net.Forward(Tensor.FromArray(x, b, 3, size, size), Rng);
             latent = z; codes = c;
             return loss;
         }
 
-        protected override void AfterBackward() => model.Net.Quantizer.Update(latent!, codes!.Data, Rng);
+        protected override void AfterBackward() => model.Net.Quantizer?.Update(latent!, codes!.Data, Rng);
 
         protected override (double, string) Validate()
         {

@@ -9,13 +9,14 @@ namespace Pictor.Pipelines.Vq;
 /// <summary>
 /// A VQ-VAE image tokenizer as a model directory: config.json ("format": "pictor-vqvae", the image size and the
 /// <see cref="VqConfig"/>) beside model.safetensors (weights and the codebook buffers). Presets: "tiny" (tests: 16x16 to
-/// 4x4 codes from 32 entries) and "s" (the DALL-E issue's default: 32x32 to an 8x8 grid from 512 entries of width 64).
+/// 4x4 codes from 32 entries) and "s" (the DALL-E issue's default: 32x32 to an 8x8 grid from 512 entries of width 64)
+/// with the moving-average VQ; "dvae-tiny" and "dvae-s" are the same shapes with DALL-E's Gumbel-softmax quantiser.
 /// </summary>
 public sealed class VqModel
 {
     public const string Format = "pictor-vqvae", ConfigFile = "config.json", WeightsFile = "model.safetensors";
     public const int Version = 1;
-    public static readonly string[] PresetNames = ["tiny", "s"];
+    public static readonly string[] PresetNames = ["tiny", "s", "dvae-tiny", "dvae-s"];
 
     public string Preset { get; }
     public int ImageSize { get; }
@@ -34,6 +35,8 @@ public sealed class VqModel
     {
         "tiny" => new VqConfig([8, 16, 16], BlocksPerLevel: 1, Codes: 32, CodeDim: 8, Groups: 4),
         "s" => VqConfig.Default,
+        "dvae-tiny" => FromPreset("tiny") with { Quantizer = "gumbel" },
+        "dvae-s" => VqConfig.Default with { Quantizer = "gumbel" },
         _ => throw new ArgumentException($"unknown VQ-VAE preset '{name}'; use {string.Join(", ", PresetNames)}"),
     };
 
@@ -42,7 +45,7 @@ public sealed class VqModel
         var c = Config;
         return new JsonObject
         {
-            ["format"] = Format, ["version"] = Version, ["preset"] = Preset, ["image_size"] = ImageSize, ["quantizer"] = "vq-ema",
+            ["format"] = Format, ["version"] = Version, ["preset"] = Preset, ["image_size"] = ImageSize, ["quantizer"] = c.Quantizer, ["kl_weight"] = c.KlWeight,
             ["channels"] = new JsonArray(c.Channels.Select(x => (JsonNode)x).ToArray()), ["blocks_per_level"] = c.BlocksPerLevel,
             ["codes"] = c.Codes, ["code_dim"] = c.CodeDim, ["groups"] = c.Groups, ["image_channels"] = c.ImageChannels,
             ["beta"] = c.Beta, ["decay"] = c.Decay,
@@ -58,9 +61,10 @@ public sealed class VqModel
             if ((string?)o["format"] != Format) throw new FormatException($"{source} is not a {Format} config (format field is '{(string?)o["format"]}'); pass a VQ-VAE model or run directory");
             int v = (int)o["version"]!;
             if (v != Version) throw new FormatException($"{source} has config version {v}; this Pictor reads version {Version}. Update Pictor or retrain.");
-            if ((string?)o["quantizer"] != "vq-ema") throw new FormatException($"{source}: unknown quantizer '{(string?)o["quantizer"]}' (vq-ema)");
+            string q = (string?)o["quantizer"] ?? "";
+            if (q is not ("vq-ema" or "gumbel")) throw new FormatException($"{source}: unknown quantizer '{q}' (vq-ema or gumbel)");
             var cfg = new VqConfig(o["channels"]!.AsArray().Select(n => (int)n!).ToArray(), (int)o["blocks_per_level"]!, (int)o["codes"]!,
-                (int)o["code_dim"]!, (int)o["groups"]!, (int)o["image_channels"]!, (float)o["beta"]!, (float)o["decay"]!);
+                (int)o["code_dim"]!, (int)o["groups"]!, (int)o["image_channels"]!, (float)o["beta"]!, (float)o["decay"]!, q, (float?)o["kl_weight"] ?? 1e-3f);
             return ((string?)o["preset"] ?? "custom", (int)o["image_size"]!, cfg);
         }
         catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException or FormatException)
