@@ -100,6 +100,32 @@ public class TensorScopeTests
     }
 
     [Fact]
+    public void Backward_frees_intermediate_gradients_as_it_goes_but_keeps_leaves_and_retained_ones()
+    {
+        var w = Leaf(new float[256 * 256], 256, 256); new Rng(3).FillNormal(w.Span, 0, 0.05f);
+        var x = new Rng(4).Randn(64, 256);
+        using var scope = TensorScope.Begin();
+        // A chain of 6 layers: each intermediate gradient is 64x256 floats (64 KiB).
+        var hs = new List<Tensor> { x };
+        for (int i = 0; i < 6; i++) hs.Add(Ops.Tanh(Ops.Linear(hs[^1], w)));
+        hs[3].RetainGrad = true;
+        var loss = Ops.Mean(Ops.Square(hs[^1]));
+        long before = BufferPool.InUseBytes;
+        BufferPool.ResetPeak();
+        loss.Backward();
+        // Without freeing, the 13 intermediates (6 linear, 6 tanh, square) would each hold a 64 KiB gradient at the end.
+        long grown = BufferPool.InUseBytes - before;
+        Assert.True(grown <= 2 * 64 * 256 * 4, $"the pool still holds {grown} bytes after backward");
+        // Holding all 13 would peak above 13 x 64 KiB; freeing leaves a few gradients plus the 256 KiB weight-gradient
+        // temporary of a linear backward.
+        Assert.True(BufferPool.PeakInUseBytes - before < 10 * 64 * 256 * 4, $"backward peaked at {BufferPool.PeakInUseBytes - before} bytes over the forward");
+        Assert.Null(hs[5].Grad);
+        Assert.NotNull(hs[3].Grad);                                   // retained on request
+        Assert.Contains(hs[3].Grad!.ToArray(), g => g != 0);
+        Assert.Contains(w.Grad!.ToArray(), g => g != 0);             // leaves keep theirs
+    }
+
+    [Fact]
     public void Tensor_used_after_its_scope_is_an_error_unless_kept()
     {
         Tensor inner, kept;

@@ -66,6 +66,9 @@ public static class Autograd
         return t.Grad;
     }
 
+    /// <summary>Backpropagates from <paramref name="root"/>: leaves (parameters, inputs with RequiresGrad) accumulate
+    /// into .Grad; intermediate tensors' gradients are freed as soon as they are propagated, unless the tensor has
+    /// <see cref="Tensor.RetainGrad"/> set.</summary>
     public static void Backward(Tensor root, Tensor? gradOutput)
     {
         if (!root.RequiresGrad) Throw.InvalidOperation("Backward() on a tensor that does not require grad: no parameter with RequiresGrad = true was used to compute it (or it was computed under NoGrad)");
@@ -84,6 +87,10 @@ public static class Autograd
             var t = order[i];
             if (t.Grad == null) continue;  // no path from the root reached it
             t.GradFn!.BackwardFn(t.Grad);
+            // Every consumer of t has run (reverse topological order), so t's gradient is spent: give its buffer back to
+            // the pool now, where the next node's gradient can reuse it, instead of holding every intermediate
+            // gradient until the step's scope ends (PyTorch likewise keeps .grad only on leaves unless retain_grad()).
+            if (!t.RetainGrad) { t.Grad.ReleaseStorage(); t.Grad = null; }
         }
     }
 

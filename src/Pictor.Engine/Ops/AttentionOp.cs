@@ -9,7 +9,9 @@ public static partial class Ops
     /// Multi-head scaled dot-product attention: q [B, H, Tq, D], k [B, H, Tk, D], v [B, H, Tk, Dv] -> [B, H, Tq, Dv].
     /// <paramref name="causal"/> hides later keys (aligned to the end, see Kernels.Attention); keyPaddingMask [B, Tk]
     /// (true = padding, as PyTorch's key_padding_mask) hides padded keys. A query that sees no key outputs zeros
-    /// (PyTorch gives NaN). Scale defaults to 1/sqrt(D). The probabilities [B, H, Tq, Tk] are kept for backward.
+    /// (PyTorch gives NaN). Scale defaults to 1/sqrt(D). The probabilities [B, H, Tq, Tk] are kept for backward and
+    /// freed once it has run (a second backward through the same graph is not supported, as in PyTorch without
+    /// retain_graph).
     /// PyTorch: F.scaled_dot_product_attention (2.x) / the math of nn.MultiheadAttention.
     /// </summary>
     public static Tensor ScaledDotProductAttention(Tensor q, Tensor k, Tensor v, bool causal = false, bool[]? keyPaddingMask = null, float? scale = null)
@@ -53,6 +55,8 @@ public static partial class Ops
                     dK == null ? default : dK.Span.Slice(bh * tk * d, tk * d),
                     dV == null ? default : dV.Span.Slice(bh * tk * dv, tk * dv));
             });
+            // The probabilities were kept for this backward only (like PyTorch's saved tensors, freed once used).
+            Free([scratch, P]);
         });
     }
 

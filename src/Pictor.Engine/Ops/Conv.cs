@@ -53,6 +53,7 @@ public static partial class Ops
         if (workers == 1) for (int bi = 0; bi < b; bi++) ForwardImage(bi, 0);
         else Parallelism.For(workers, k => { for (int bi = k; bi < b; bi += workers) ForwardImage(bi, k); });
         Release(packedW);
+        Free(cols);
         var ys = y.Span;
         if (bias != null)
         {
@@ -111,6 +112,7 @@ public static partial class Ops
                 Release(packedWt);
                 if (dW != null) for (int k = 0; k < workers; k++) TensorPrimitives.Add(dW.Span, dWs[k]!.Span, dW.Span);
             }
+            Free(dcols); Free(colBs); Free(dWs);
             var D = dY.Span;
             if (bias != null && bias.RequiresGrad)
             {
@@ -144,6 +146,10 @@ public static partial class Ops
     }
 
     private static void Release(PackedA?[]? packs) { if (packs != null) foreach (var p in packs) p?.Dispose(); }
+
+    /// <summary>Gives an op's scratch tensors back to the pool as soon as the op is done with them, so the next op can
+    /// reuse them instead of the step holding every op's scratch until its scope ends.</summary>
+    internal static void Free(Tensor?[]? scratch) { if (scratch != null) foreach (var t in scratch) t?.ReleaseStorage(); }
 
     private static void ConvGemm(int workers, bool ta, bool tb, int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> bm, int ldb, float beta, Span<float> cm, int ldc, PackedA? packedA = null)
     {

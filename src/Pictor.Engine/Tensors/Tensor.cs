@@ -29,6 +29,9 @@ public sealed class Tensor
     public Tensor? Grad { get; set; }
     /// <summary>The recorded op that produced this tensor; null for leaves.</summary>
     public Node? GradFn { get; internal set; }
+    /// <summary>Keep this intermediate tensor's gradient after backward (PyTorch's retain_grad()); by default only
+    /// leaves keep theirs, so a step does not hold every intermediate gradient at once.</summary>
+    public bool RetainGrad { get; set; }
     public bool IsLeaf => GradFn == null;
     /// <summary>Dotted parameter name (e.g. "blocks.0.attn.q.weight") when this is a parameter.</summary>
     public string? Name { get; set; }
