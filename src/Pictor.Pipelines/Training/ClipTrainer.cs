@@ -30,16 +30,10 @@ public static class ClipTrainer
     public static TrainResult Start(string runDir, TrainOptions opt, TrainControl ctl)
     {
         opt = opt with { Model = Family };
-        opt.Validate();
-        TrainingSession.EnsureNewRun(runDir);
-        var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
-        ctl.Log?.Invoke($"data: {train.Count} train, {val.Count} val images at {opt.ImageSize}x{opt.ImageSize} from {opt.Data}");
+        var (train, val) = TrainingSession.BeginRun(runDir, opt, ctl);
         var tok = BpeTokenizer.Train(train.Captions.SelectMany(c => c), opt.Vocab);
         var clip = new ClipPipeline(opt.Preset, opt.ImageSize, ClipPipeline.FromPreset(opt.Preset, tok.VocabSize, opt.Context), tok, new Rng(opt.Seed));
-        Directory.CreateDirectory(runDir);
-        AtomicFile.WriteAllText(Path.Combine(runDir, ClipPipeline.ConfigFile), clip.ToJson());
-        tok.Save(Path.Combine(runDir, ClipPipeline.TokenizerDir));
-        AtomicFile.WriteAllText(Path.Combine(runDir, TrainingSession.TrainFile), opt.ToJson());
+        TrainingSession.WriteRunFiles(runDir, clip.ToJson(), tok, opt);
         ctl.Log?.Invoke($"model: CLIP preset {opt.Preset}, {clip.Model.ParameterCount():N0} parameters, {clip.Config.EmbedDim}-wide embeddings");
         return new Session(runDir, opt, clip, train, val, ctl).Run(null);
     }

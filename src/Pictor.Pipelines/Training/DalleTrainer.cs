@@ -24,20 +24,15 @@ public static class DalleTrainer
     public static TrainResult Start(string runDir, TrainOptions opt, TrainControl ctl)
     {
         opt = opt with { Model = Family };
-        opt.Validate();
-        TrainingSession.EnsureNewRun(runDir);
+        opt.Validate();                                                 // names a missing --vqvae before loading anything
         var vq = VqModel.Load(opt.Vqvae);
         if (vq.ImageSize != opt.ImageSize) throw new ArgumentException($"the VQ-VAE in '{opt.Vqvae}' works on {vq.ImageSize}x{vq.ImageSize} images; pass --size {vq.ImageSize}");
-        var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
-        ctl.Log?.Invoke($"data: {train.Count} train, {val.Count} val images at {opt.ImageSize}x{opt.ImageSize} from {opt.Data}");
+        var (train, val) = TrainingSession.BeginRun(runDir, opt, ctl);
         var tok = BpeTokenizer.Train(train.Captions.SelectMany(c => c), opt.Vocab);
         var setup = DalleSetup.FromPreset(opt.Preset, opt.ImageSize, tok.VocabSize, opt.Context, vq.Config.Codes, vq.Grid);
         var pipe = new DallePipeline(setup, tok, vq, new Rng(opt.Seed));
-        Directory.CreateDirectory(runDir);
-        AtomicFile.WriteAllText(Path.Combine(runDir, "config.json"), setup.ToJson());
-        tok.Save(Path.Combine(runDir, DallePipeline.TokenizerDir));
+        TrainingSession.WriteRunFiles(runDir, setup.ToJson(), tok, opt);
         vq.Save(Path.Combine(runDir, DallePipeline.VqDir));
-        AtomicFile.WriteAllText(Path.Combine(runDir, TrainingSession.TrainFile), opt.ToJson());
         ctl.Log?.Invoke($"model: DALL-E preset {opt.Preset}, {pipe.Transformer.ParameterCount():N0} parameters, {tok.VocabSize}-token BPE x {opt.Context} + {vq.Config.Codes} codes x {vq.Grid * vq.Grid}");
         return new Session(runDir, opt, pipe, train, val, ctl).Run(null);
     }

@@ -24,17 +24,11 @@ public static class DiffusionTrainer
     public static TrainResult Start(string runDir, TrainOptions opt, TrainControl ctl)
     {
         opt = opt with { Model = Family };
-        opt.Validate();
-        TrainingSession.EnsureNewRun(runDir);
-        var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
-        ctl.Log?.Invoke($"data: {train.Count} train, {val.Count} val images at {opt.ImageSize}x{opt.ImageSize} from {opt.Data}");
+        var (train, val) = TrainingSession.BeginRun(runDir, opt, ctl);
         var tok = BpeTokenizer.Train(train.Captions.SelectMany(c => c), opt.Vocab);
         var config = DiffusionConfig.FromPreset(opt.Preset, tok.VocabSize, opt.ImageSize, opt.Context);
         var pipe = new DiffusionPipeline(config, tok, new Rng(opt.Seed));
-        Directory.CreateDirectory(runDir);
-        AtomicFile.WriteAllText(Path.Combine(runDir, DiffusionPipeline.ConfigFile), config.ToJson());
-        tok.Save(Path.Combine(runDir, DiffusionPipeline.TokenizerDir));
-        AtomicFile.WriteAllText(Path.Combine(runDir, TrainingSession.TrainFile), opt.ToJson());
+        TrainingSession.WriteRunFiles(runDir, config.ToJson(), tok, opt);
         ctl.Log?.Invoke($"model: preset {opt.Preset}, {pipe.NamedParameters().Sum(p => (long)p.Param.Numel):N0} parameters, {tok.VocabSize}-token BPE, context {opt.Context}");
         return new Session(runDir, opt, pipe, train, val, ctl).Run(null);
     }

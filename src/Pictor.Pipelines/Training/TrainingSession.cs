@@ -113,6 +113,26 @@ public abstract class TrainingSession
         return o;
     }
 
+    /// <summary>The start of every new run: validates the options, refuses a directory that already holds a run, and
+    /// loads the train and val splits (logging their sizes).</summary>
+    public static (ImageCaptionSet Train, ImageCaptionSet Val) BeginRun(string runDir, TrainOptions opt, TrainControl ctl)
+    {
+        opt.Validate();
+        EnsureNewRun(runDir);
+        var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
+        ctl.Log?.Invoke($"data: {train.Count} train, {val.Count} val images at {opt.ImageSize}x{opt.ImageSize} from {opt.Data}");
+        return (train, val);
+    }
+
+    /// <summary>Writes a new run's config.json, tokenizer/ (when the model has one) and train.json, each atomically.</summary>
+    public static void WriteRunFiles(string runDir, string configJson, Text.BpeTokenizer? tokenizer, TrainOptions opt)
+    {
+        Directory.CreateDirectory(runDir);
+        AtomicFile.WriteAllText(Path.Combine(runDir, "config.json"), configJson);
+        tokenizer?.Save(Path.Combine(runDir, "tokenizer"));
+        AtomicFile.WriteAllText(Path.Combine(runDir, TrainFile), opt.ToJson());
+    }
+
     /// <summary>Refuses a directory that already holds a run (it would be overwritten).</summary>
     public static void EnsureNewRun(string runDir)
     {

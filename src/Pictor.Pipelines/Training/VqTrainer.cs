@@ -38,14 +38,9 @@ public static class VqTrainer
     public static TrainResult Start(string runDir, TrainOptions opt, TrainControl ctl)
     {
         opt = opt with { Model = Family };
-        opt.Validate();
-        TrainingSession.EnsureNewRun(runDir);
-        var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
-        ctl.Log?.Invoke($"data: {train.Count} train, {val.Count} val images at {opt.ImageSize}x{opt.ImageSize} from {opt.Data}");
+        var (train, val) = TrainingSession.BeginRun(runDir, opt, ctl);
         var model = new VqModel(opt.Preset, opt.ImageSize, VqModel.FromPreset(opt.Preset), new Rng(opt.Seed));
-        Directory.CreateDirectory(runDir);
-        AtomicFile.WriteAllText(Path.Combine(runDir, VqModel.ConfigFile), model.ToJson());
-        AtomicFile.WriteAllText(Path.Combine(runDir, TrainingSession.TrainFile), opt.ToJson());
+        TrainingSession.WriteRunFiles(runDir, model.ToJson(), null, opt);
         ctl.Log?.Invoke($"model: VQ-VAE preset {opt.Preset}, {model.Net.ParameterCount():N0} parameters and buffers, {model.Config.Codes} codes of width {model.Config.CodeDim}, {model.Grid}x{model.Grid} tokens per image");
         return new Session(runDir, opt, model, train, val, ctl).Run(null);
     }
