@@ -116,12 +116,32 @@ public class OpGradientTests
     }
 
     [Fact]
+    public void Fused_group_norm_silu_equals_the_two_ops()
+    {
+        float[] Grads(bool fused, out float[] y)
+        {
+            var x = Randn(61, true, 4, 8, 5, 5); var g = Randn(62, true, 8); var b = Randn(63, true, 8); var w = Randn(64, false, 4, 8, 5, 5);
+            var o = fused ? Ops.GroupNormSilu(x, 4, g, b) : Ops.Silu(Ops.GroupNorm(x, 4, g, b));
+            y = o.ToArray();
+            Ops.Sum(Ops.Mul(o, w)).Backward();
+            return [.. x.Grad!.ToArray(), .. g.Grad!.ToArray(), .. b.Grad!.ToArray()];
+        }
+        var gf = Grads(true, out var yf); var gu = Grads(false, out var yu);
+        Assert.Equal(yu, yf);                                            // forward bit-identical
+        for (int i = 0; i < gf.Length; i++) Assert.True(Math.Abs(gf[i] - gu[i]) <= 1e-5f + 1e-4f * Math.Abs(gu[i]), $"gradient {i}: fused {gf[i]}, two ops {gu[i]}");
+    }
+
+    [Fact]
     public void Group_norm_and_layer_norm()
     {
         var x = Randn(51, true, 2, 6, 3, 4);
         var g = Randn(52, true, 6); var b = Randn(53, true, 6);
         Check("groupnorm G=3", [x, g, b], t => Ops.GroupNorm(t[0], 3, t[1], t[2], 1e-5f), d => RefOps.GroupNorm(d[0], 3, d[1], d[2], 1e-5), fwdTol: 2e-5, gradTol: 2e-3);
         Check("groupnorm G=6 no affine", [x], t => Ops.GroupNorm(t[0], 6, null, null), d => RefOps.GroupNorm(d[0], 6, null, null, 1e-5), fwdTol: 2e-5, gradTol: 2e-3);
+        // The fused norm + SiLU recomputes the normalised tensor in backward: reference kernel and finite differences here,
+        // and the unfused composition (each op PyTorch-checked) in Fused_group_norm_silu_equals_the_two_ops.
+        Check("groupnorm+silu G=3", [x, g, b], t => Ops.GroupNormSilu(t[0], 3, t[1], t[2], 1e-5f), d => RefOps.Map(RefOps.GroupNorm(d[0], 3, d[1], d[2], 1e-5), RefOps.Silu), fwdTol: 2e-5, gradTol: 2e-3);
+        Check("groupnorm+silu G=2 no affine", [x], t => Ops.GroupNormSilu(t[0], 2, null, null), d => RefOps.Map(RefOps.GroupNorm(d[0], 2, null, null, 1e-5), RefOps.Silu), fwdTol: 2e-5, gradTol: 2e-3);
         var y = Randn(54, true, 3, 4, 10);
         var lg = Randn(55, true, 10); var lb = Randn(56, true, 10);
         Check("layernorm", [y, lg, lb], t => Ops.LayerNorm(t[0], t[1], t[2]), d => RefOps.LayerNorm(d[0], d[1], d[2], 1e-5), fwdTol: 2e-5, gradTol: 2e-3);

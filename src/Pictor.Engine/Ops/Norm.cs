@@ -14,12 +14,14 @@ public static partial class Ops
         => GroupNormCore(x, groups, gamma, beta, eps, siluAfter: false);
 
     /// <summary>
-    /// silu(GroupNorm(x)), the UNet's "norm then activate". Without autograd the activation runs on each normalised
-    /// group while it is in cache (one pass and one tensor fewer, and in parallel; bit-identical to the two ops); with
-    /// autograd it is the two ops.
+    /// silu(GroupNorm(x)), the UNet's "norm then activate", fused: the activation runs on each normalised group while it
+    /// is in cache (one pass and one tensor fewer; forward bit-identical to the two ops). For backward it keeps only x
+    /// and the row statistics, not the normalised tensor: backward recomputes a = GN(x) row by row, turns dY into
+    /// dA = dY silu'(a), silu'(a) = s(a) (1 + a (1 - s(a))), and runs GroupNorm's backward on dA. That saves one
+    /// activation-sized tensor per use in a training step (PyTorch keeps both).
     /// </summary>
     public static Tensor GroupNormSilu(Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps = 1e-5f)
-        => Autograd.Needs([x, gamma, beta]) ? Silu(GroupNorm(x, groups, gamma, beta, eps)) : GroupNormCore(x, groups, gamma, beta, eps, siluAfter: true);
+        => GroupNormCore(x, groups, gamma, beta, eps, siluAfter: true);
 
     private static Tensor GroupNormCore(Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps, bool siluAfter)
     {
@@ -80,13 +82,13 @@ public static partial class Ops
                 }
             if (siluAfter) Activations.SiluForward(ys, ys);
         });
-        if (siluAfter) return y;   // no-grad only (GroupNormSilu)
         if (!Autograd.Needs([x, gamma, beta])) return y;
         var inputs = new List<Tensor> { X };
         if (gamma != null) inputs.Add(gamma);
         if (beta != null) inputs.Add(beta);
-        return Autograd.Record(y, name, inputs.ToArray(), dY =>
+        return Autograd.Record(y, siluAfter ? name + "Silu" : name, inputs.ToArray(), dOut =>
         {
+            var dY = siluAfter ? SiluThroughNorm(dOut) : dOut;
             // xhat = (x - mu) rstd;  dxhat = dY gamma;
             // dX = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat));  dgamma += sum dY xhat;  dbeta += sum dY
             int channels = G?.Length ?? Bt?.Length ?? 0;
@@ -150,7 +152,31 @@ public static partial class Ops
             }
             if (gamma != null && gamma.RequiresGrad) { var dg = Autograd.GradBuffer(gamma).Span; for (int i = 0; i < channels; i++) dg[i] += (float)dG[i]; }
             if (beta != null && beta.RequiresGrad) { var db = Autograd.GradBuffer(beta).Span; for (int i = 0; i < channels; i++) db[i] += (float)dB[i]; }
+            if (siluAfter) dY.ReleaseStorage();
         });
+
+        // dA = dOut * silu'(a), with a = (x - mean) rstd gamma + beta recomputed per row (the fused op did not keep it).
+        Tensor SiluThroughNorm(Tensor dOut)
+        {
+            var dA = Tensor.Empty(x.Shape);
+            Parallelism.For(rows, r =>
+            {
+                var xs = X.Span.Slice(r * n, n); var D = dOut.Span.Slice(r * n, n); var dAr = dA.Span.Slice(r * n, n);
+                float m = mean[r], rs = rstd[r];
+                for (int i0 = 0; i0 < n; i0 += run)
+                {
+                    int ch = channelOf(r, i0);
+                    for (int i = i0; i < i0 + run; i++)
+                    {
+                        int c = run == 1 ? ch + (i - i0) : ch;
+                        float a = (xs[i] - m) * rs * (G == null ? 1f : G[c]) + (Bt == null ? 0f : Bt[c]);
+                        float sg = 1f / (1f + MathF.Exp(-a));
+                        dAr[i] = D[i] * sg * (1f + a * (1f - sg));
+                    }
+                }
+            });
+            return dA;
+        }
     }
 
     /// <summary>Length of the runs over which channelOf is constant (divides n).</summary>
