@@ -168,6 +168,14 @@ public sealed partial class BpeTokenizer
     /// not fit is an error naming both lengths, unless <paramref name="truncate"/> (then the tokens are cut and eos kept).
     /// An empty prompt encodes as [bos] &lt;|null|&gt; [eos], the unconditional caption for classifier-free guidance.
     /// </summary>
+    /// <summary>Captions -> model input ids [N, context], one <see cref="EncodeForModel"/> row each.</summary>
+    public Pictor.Engine.IntTensor EncodeBatch(IReadOnlyList<string> captions, int context, bool truncate = false)
+    {
+        var ids = new int[captions.Count * context];
+        for (int i = 0; i < captions.Count; i++) EncodeForModel(captions[i], context, truncate).CopyTo(ids, i * context);
+        return new Pictor.Engine.IntTensor(ids, captions.Count, context);
+    }
+
     public int[] EncodeForModel(string text, int context, bool truncate = false)
     {
         if (context < 3) throw new ArgumentException($"context must hold at least bos, one token and eos; got {context}");

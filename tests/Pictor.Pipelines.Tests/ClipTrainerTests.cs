@@ -27,7 +27,9 @@ public class ClipTrainerTests
         var after = ClipTrainer.Evaluate(clip, train, 36, 12);
         Assert.True(after.ValLoss < before.ValLoss - 0.2, $"contrastive loss on train images: untrained {before.ValLoss}, trained {after.ValLoss}");
         Assert.True(after.ImageToText > 2.0 / after.Captions, $"image->text top-1 {after.ImageToText} vs chance {1.0 / after.Captions}");
-        Assert.True(File.Exists(Directory.GetFiles(Path.Combine(run, "samples")).Single()));
+        // The retrieval picture: one row per val caption (4 val images here): its own image, then CLIP's top 3.
+        var pic = Imaging.Image.Load(Directory.GetFiles(Path.Combine(run, "samples")).Single());
+        Assert.Equal((4 * 16 + 5 * 2, 4 * 16 + 5 * 2), (pic.Width, pic.Height));
     }
 
     [Fact]

@@ -42,13 +42,7 @@ public sealed class ClipPipeline
         _ => throw new ArgumentException($"unknown CLIP preset '{name}'; use {string.Join(", ", PresetNames)}"),
     };
 
-    public IntTensor Tokenize(IReadOnlyList<string> captions)
-    {
-        int s = Config.Text.Context;
-        var ids = new int[captions.Count * s];
-        for (int i = 0; i < captions.Count; i++) Tokenizer.EncodeForModel(captions[i], s, truncate: true).CopyTo(ids, i * s);
-        return new IntTensor(ids, captions.Count, s);
-    }
+    public IntTensor Tokenize(IReadOnlyList<string> captions) => Tokenizer.EncodeBatch(captions, Config.Text.Context, truncate: true);
 
     /// <summary>Unit text embeddings [N, E] (captions longer than the context are truncated: CLIP only scores).</summary>
     public float[] TextEmbeddings(IReadOnlyList<string> captions)

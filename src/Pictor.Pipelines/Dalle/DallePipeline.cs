@@ -45,13 +45,8 @@ public sealed class DallePipeline : ITextToImage
     }
 
     /// <summary>Caption token ids [B, L]; too-long captions are an error unless <paramref name="truncate"/>.</summary>
-    public IntTensor Tokenize(IReadOnlyList<string> captions, bool truncate = false)
-    {
-        int l = TextContext;
-        var ids = new int[captions.Count * l];
-        for (int i = 0; i < captions.Count; i++) Tokenizer.EncodeForModel(captions[i], l, truncate).CopyTo(ids, i * l);
-        return new IntTensor(ids, captions.Count, l);
-    }
+    public IntTensor Tokenize(IReadOnlyList<string> captions, bool truncate = false) =>
+        Tokenizer.EncodeBatch(captions, TextContext, truncate);
 
     /// <summary>Training sequences [B, L + G*G]: caption ids then image codes offset by the text vocabulary.</summary>
     public IntTensor Sequences(IntTensor text, ReadOnlySpan<int> codes)

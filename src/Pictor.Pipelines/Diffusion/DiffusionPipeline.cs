@@ -48,13 +48,8 @@ public sealed class DiffusionPipeline : ITextToImage
     public void Train(bool on) { TextEncoder.Train(on); Unet.Train(on); }
 
     /// <summary>Token ids [B, S] for captions; too-long captions are an error unless <paramref name="truncate"/>.</summary>
-    public IntTensor Tokenize(IReadOnlyList<string> captions, bool truncate = false)
-    {
-        int s = Config.Text.Context;
-        var ids = new int[captions.Count * s];
-        for (int i = 0; i < captions.Count; i++) Tokenizer.EncodeForModel(captions[i], s, truncate).CopyTo(ids, i * s);
-        return new IntTensor(ids, captions.Count, s);
-    }
+    public IntTensor Tokenize(IReadOnlyList<string> captions, bool truncate = false) =>
+        Tokenizer.EncodeBatch(captions, Config.Text.Context, truncate);
 
     /// <summary>Model output (eps or v) for x [B, 3, H, W] at timesteps t [B] given text ids [B, S].</summary>
     public Tensor Forward(Tensor x, ReadOnlySpan<float> t, IntTensor ids)

@@ -69,11 +69,11 @@ public static class ClipEval
         for (int i = 0; i < n; i++)
         {
             int truth = index[prompts[i]];
-            scoreG += ClipPipeline.Cosine(G, i, T, truth, e); scoreR += ClipPipeline.Cosine(Rl, i, T, truth, e);
+            float tg = ClipPipeline.Cosine(G, i, T, truth, e), tr = ClipPipeline.Cosine(Rl, i, T, truth, e);
+            scoreG += tg; scoreR += tr;
             // R - 1 distinct other captions, the same for the generated and the real image.
             var others = new HashSet<int>();
             while (others.Count < r - 1) { int j = pick.NextInt(pool.Count); if (j != truth) others.Add(j); }
-            float tg = ClipPipeline.Cosine(G, i, T, truth, e), tr = ClipPipeline.Cosine(Rl, i, T, truth, e);
             if (others.All(j => ClipPipeline.Cosine(G, i, T, j, e) < tg)) hitG++;
             if (others.All(j => ClipPipeline.Cosine(Rl, i, T, j, e) < tr)) hitR++;
         }
