@@ -40,7 +40,7 @@ internal static class EvalVerbs
 
     private static int Clip(string[] args)
     {
-        var a = new Args("eval clip", args.Skip(1), ["model", "clip", "data", "images", "candidates", "report", "sampler", "steps", "cfg", "temperature", "top-k", "top-p", "batch"]);
+        var a = new Args("eval clip", args.Skip(1), ["model", "clip", "data", "images", "candidates", "report", "sampler", "steps", "cfg", "temperature", "top-k", "top-p", "batch", "rerank"]);
         a.NoPositionals();
         string model = a.Required("model"), data = a.Required("data");
         var pipe = TextToImage.Load(GenerateVerbs.ResolveModel(model));
@@ -50,9 +50,9 @@ internal static class EvalVerbs
         var val = new ImageCaptionSet(CaptionedImages.ReadImageFolder(valDir), pipe.ImageSize);
         var o = GenerateVerbs.Options(a, pipe, "");
         var r = ClipEval.Run(pipe, clip, val, o, a.Int("images", 100, 2, 100_000), a.Int("candidates", 100, 2, 100_000), a.Int("batch", 32, 1, 256),
-            (d, n) => Console.Error.Write($"\rgenerating {d}/{n}"));
+            (d, n) => Console.Error.Write($"\rgenerating {d}/{n}"), a.Int("rerank", 1, 1, GenerateOptions.MaxCount));
         Console.Error.WriteLine();
-        Console.WriteLine($"pictor eval clip: {model} ({pipe.Family}, {pipe.WeightsHash}) on {r.Images} val prompts of {data}, {o.Sampler}, CFG {o.CfgScale}");
+        Console.WriteLine($"pictor eval clip: {model} ({pipe.Family}, {pipe.WeightsHash}) on {r.Images} val prompts of {data}, {o.Sampler}, CFG {o.CfgScale}{(r.Rerank > 1 ? $", best of {r.Rerank} by this CLIP" : "")}");
         Console.WriteLine(ClipEval.Table(r));
         if (a.Optional("report") is { } rep) { AtomicFile.WriteAllText(rep, r.ToJson(pipe.WeightsHash, o)); Console.WriteLine($"wrote {rep}"); }
         return 0;

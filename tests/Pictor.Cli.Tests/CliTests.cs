@@ -122,6 +122,15 @@ public class CliTests
         Assert.Equal(4, (int)j["images"]!);
         Assert.InRange((double)j["r_precision"]!, 0, 1);
         Assert.True((double)j["fd_clip"]! >= 0);
+        // Best of 3 by the same CLIP: the report says so, and the real-image ceiling does not depend on the reranking.
+        r = Run("eval", "clip", "--model", dalle, "--clip", clip, "--data", data, "--images", "4", "--candidates", "3", "--rerank", "3", "--report", report);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("best of 3 by this CLIP", r.Out);
+        var jr = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(report))!;
+        Assert.Equal(3, (int)jr["rerank"]!);
+        Assert.Equal((double)j["real_clip_score"]!, (double)jr["real_clip_score"]!, 9);
+        r = Run("eval", "clip", "--model", dalle, "--clip", clip, "--data", data, "--images", "4", "--rerank", "0");
+        Assert.Equal(2, r.Code); Assert.Contains("--rerank", r.Err);
     }
 
     [Fact]
