@@ -24,7 +24,7 @@ internal static class GenerateVerbs
         string modelArg = a.Optional("model") ?? DefaultModel;
         var pipe = TextToImage.Load(ResolveModel(modelArg));
         string prompt = a.Positionals[0];
-        if (a.Flag("truncate")) prompt = pipe.Tokenizer.Decode(pipe.Tokenizer.EncodeForModel(prompt, pipe.TextContext, truncate: true).Where(t => t > 3).ToArray());
+        if (a.Flag("truncate")) prompt = pipe.Tokenizer.Fit(prompt, pipe.TextContext);
         var o = Options(a, pipe, prompt);
         List<(Image Image, GenerationParameters Parameters)> results;
         bool reranked = a.Optional("candidates") != null || a.Optional("keep") != null;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Pictor.Pipelines.Training;
 
 namespace Pictor.Cli;
@@ -48,10 +49,26 @@ internal static class TrainVerbs
             ValImages = a.Int("val-images", d.ValImages, 1, 1_000_000), Seed = a.ULong("seed", d.Seed),
         };
         using var cts = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); Console.Error.WriteLine("\nstopping after this step (checkpoint follows); press Ctrl+C again to kill"); };
+        // Ctrl+C, and SIGTERM (docker stop, systemd, a batch scheduler's time limit), end the run after the current step
+        // with a checkpoint, so '--resume' continues it exactly; a second Ctrl+C kills at once.
+        ConsoleCancelEventHandler onCtrlC = (_, e) => { if (cts.IsCancellationRequested) return; e.Cancel = true; Stop(cts, "Ctrl+C"); };
+        Console.CancelKeyPress += onCtrlC;
+        using var onTerm = TryRegister(PosixSignal.SIGTERM, c => { c.Cancel = true; if (!cts.IsCancellationRequested) Stop(cts, "SIGTERM"); });
+        try { return Train(family, a, opt, cts.Token); }
+        finally { Console.CancelKeyPress -= onCtrlC; }
+    }
+
+    private static void Stop(CancellationTokenSource cts, string what)
+    {
+        cts.Cancel();
+        Console.Error.WriteLine($"\n{what}: stopping after this step (checkpoint follows); press Ctrl+C again to kill");
+    }
+
+    private static int Train(string family, Args a, TrainOptions opt, CancellationToken cancel)
+    {
         bool tty = !Console.IsErrorRedirected;
         long lastLine = -1;
-        var ctl = new TrainControl(a.Float("max-minutes", 0, 0, 1e6f), a.Int("stop-at-step", 0, 0, int.MaxValue), cts.Token,
+        var ctl = new TrainControl(a.Float("max-minutes", 0, 0, 1e6f), a.Int("stop-at-step", 0, 0, int.MaxValue), cancel,
             m => { if (tty) Console.Error.Write("\r" + new string(' ', 100) + "\r"); Console.Error.WriteLine(m); },
             p =>
             {
@@ -87,6 +104,12 @@ internal static class TrainVerbs
         }
         Console.WriteLine($"stopped at step {r.Step} ({r.StopReason}); best val loss {r.BestVal:G5} at step {r.BestStep}; model: {r.ModelDir}");
         return 0;
+    }
+
+    private static PosixSignalRegistration? TryRegister(PosixSignal signal, Action<PosixSignalContext> handler)
+    {
+        try { return PosixSignalRegistration.Create(signal, handler); }
+        catch (PlatformNotSupportedException) { return null; }   // no such signal here (SIGTERM on some Windows hosts)
     }
 
     private static string Bar(long done, long total)

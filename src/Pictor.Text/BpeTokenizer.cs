@@ -163,11 +163,6 @@ public sealed partial class BpeTokenizer
         return Encoding.UTF8.GetString(bytes.ToArray());
     }
 
-    /// <summary>
-    /// A model's fixed-length input: [bos] tokens [eos] then pad up to <paramref name="context"/>. A prompt that does
-    /// not fit is an error naming both lengths, unless <paramref name="truncate"/> (then the tokens are cut and eos kept).
-    /// An empty prompt encodes as [bos] &lt;|null|&gt; [eos], the unconditional caption for classifier-free guidance.
-    /// </summary>
     /// <summary>Captions -> model input ids [N, context], one <see cref="EncodeForModel"/> row each.</summary>
     public Pictor.Engine.IntTensor EncodeBatch(IReadOnlyList<string> captions, int context, bool truncate = false)
     {
@@ -176,6 +171,19 @@ public sealed partial class BpeTokenizer
         return new Pictor.Engine.IntTensor(ids, captions.Count, context);
     }
 
+    /// <summary>The text a model with this context actually reads: <paramref name="text"/> itself when it fits, else the
+    /// decoded tokens that <see cref="EncodeForModel"/> keeps when truncating (what 'generate --truncate' records).</summary>
+    public string Fit(string text, int context)
+    {
+        if (string.IsNullOrWhiteSpace(text) || Encode(text).Length + 2 <= context) return text;
+        return Decode(EncodeForModel(text, context, truncate: true).Where(t => t > NullId).ToArray());
+    }
+
+    /// <summary>
+    /// A model's fixed-length input: [bos] tokens [eos] then pad up to <paramref name="context"/>. A prompt that does
+    /// not fit is an error naming both lengths, unless <paramref name="truncate"/> (then the tokens are cut and eos kept).
+    /// An empty prompt encodes as [bos] &lt;|null|&gt; [eos], the unconditional caption for classifier-free guidance.
+    /// </summary>
     public int[] EncodeForModel(string text, int context, bool truncate = false)
     {
         if (context < 3) throw new ArgumentException($"context must hold at least bos, one token and eos; got {context}");

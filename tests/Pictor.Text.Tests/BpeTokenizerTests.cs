@@ -90,5 +90,13 @@ public class BpeTokenizerTests
         var cut = t.EncodeForModel(longPrompt, 16, truncate: true);
         Assert.Equal(t.EosId, cut[15]);
         Assert.Throws<ArgumentException>(() => t.Decode([t.VocabSize]));
+
+        // Fit: the text the model reads. Unchanged when it fits; else a prefix that now fits and encodes to the same
+        // ids as the truncated long prompt (so metadata and sample grids name what was actually drawn).
+        Assert.Equal("red heart", t.Fit("red heart", 16));
+        string fit = t.Fit(longPrompt, 16);
+        Assert.StartsWith(fit, longPrompt);
+        Assert.True(fit.Length < longPrompt.Length);
+        Assert.Equal(cut, t.EncodeForModel(fit, 16));
     }
 }

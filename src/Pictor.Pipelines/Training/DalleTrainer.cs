@@ -127,7 +127,8 @@ public static class DalleTrainer
         /// <summary>Fixed val prompts, seeds 0..7, temperature 1, CFG 3, EMA weights.</summary>
         protected override void SaveSamples(string path)
         {
-            var prompts = val.Captions.Select(c => c[0]).Distinct().Take(SamplePrompts).ToList();
+            // Cut to the context as training cuts captions (a long val caption must not fail the checkpoint).
+            var prompts = val.Captions.Select(c => evalPipe.Tokenizer.Fit(c[0], evalPipe.TextContext)).Distinct().Take(SamplePrompts).ToList();
             var imgs = evalPipe.Sample(prompts, new GenerateOptions(prompts[0], Sampler: DallePipeline.SamplerName, Steps: evalPipe.DefaultSteps, CfgScale: 3f));
             int s = Opt.ImageSize;
             Image.Grid(Enumerable.Range(0, prompts.Count).Select(i => Image.FromTensor(Ops.Reshape(Ops.Narrow(imgs, 0, i, 1), 3, s, s))).ToList(), prompts.Count)

@@ -122,7 +122,8 @@ public static class DiffusionTrainer
         /// <summary>The sample grid: fixed val prompts, seeds 0..7, 20 DPM-Solver++ steps, CFG 3, EMA weights.</summary>
         protected override void SaveSamples(string path)
         {
-            var prompts = val.Captions.Select(c => c[0]).Distinct().Take(SamplePrompts).ToList();
+            // Cut to the context as training cuts captions (a long val caption must not fail the checkpoint).
+            var prompts = val.Captions.Select(c => emaPipe.Tokenizer.Fit(c[0], emaPipe.Config.Text.Context)).Distinct().Take(SamplePrompts).ToList();
             var imgs = emaPipe.Sample(prompts, new GenerateOptions(prompts[0], Steps: 20, CfgScale: 3f));
             Image.Grid(Enumerable.Range(0, prompts.Count).Select(i => Image.FromTensor(Ops.Reshape(Ops.Narrow(imgs, 0, i, 1), 3, Opt.ImageSize, Opt.ImageSize))).ToList(), prompts.Count)
                 .Save(path, [new("prompts", string.Join("\n", prompts))]);
