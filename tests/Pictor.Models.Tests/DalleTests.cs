@@ -76,6 +76,21 @@ public class DalleTests
     }
 
     [Fact]
+    public void Dropout_acts_only_with_a_rng_and_p_above_zero_and_replays_from_the_rng_state()
+    {
+        var m = new DalleTransformer(Tiny, new Rng(2));
+        var seq = Sequences(new Rng(3), 3);
+        float plain = m.Loss(seq, Pad).Item();
+        Assert.Equal(plain, m.Loss(seq, Pad, dropout: 0f, rng: new Rng(9)).Item());       // p = 0: the rng is not even read
+        Assert.Equal(plain, m.Loss(seq, Pad, dropout: 0.3f).Item());                      // no rng (sampling, validation): off
+        float a = m.Loss(seq, Pad, dropout: 0.3f, rng: new Rng(9)).Item(), b = m.Loss(seq, Pad, dropout: 0.3f, rng: new Rng(9)).Item();
+        Assert.Equal(a, b);                                                              // same rng state, same masks
+        Assert.NotEqual(plain, a);
+        Assert.NotEqual(a, m.Loss(seq, Pad, dropout: 0.3f, rng: new Rng(10)).Item());
+        Assert.Contains("dropout must be in [0, 1)", Assert.Throws<ArgumentException>(() => m.Loss(seq, Pad, dropout: 1f, rng: new Rng(9))).Message);
+    }
+
+    [Fact]
     public void Nucleus_sampling_keeps_the_smallest_set_reaching_p()
     {
         // probabilities 0.5, 0.3, 0.15, 0.05 (as logits): p = 0.7 keeps the first two, p = 0.4 only the first.

@@ -22,7 +22,11 @@ public class ClipTrainerTests
         var r = ClipTrainer.Start(run, Options(150) with { ValEvery = 50, CkptEvery = 150 }, new TrainControl());
         Assert.Equal(4, File.ReadAllLines(Path.Combine(run, "log.csv")).Length);   // header + 3 validations (4 val images: too few to judge by)
         var clip = ClipPipeline.Load(run);
-        var (train, _) = ImageCaptionSet.LoadSplits(TrainerTests.Data.Value, 16);
+        var (train, val) = ImageCaptionSet.LoadSplits(TrainerTests.Data.Value, 16);
+        // The exported model is the best by retrieval (what reranking uses), not by contrastive loss.
+        var exported = ClipTrainer.Evaluate(clip, val, 36, 12);
+        Assert.Equal("retrieval error", r.BestBy);
+        Assert.Equal(r.BestVal, 1 - (exported.ImageToText + exported.TextToImage) / 2, 9);
         var before = ClipTrainer.Evaluate(new ClipPipeline("tiny", 16, clip.Config, clip.Tokenizer, new Rng(2)), train, 36, 12);
         var after = ClipTrainer.Evaluate(clip, train, 36, 12);
         Assert.True(after.ValLoss < before.ValLoss - 0.2, $"contrastive loss on train images: untrained {before.ValLoss}, trained {after.ValLoss}");

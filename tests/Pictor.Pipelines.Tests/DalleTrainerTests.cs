@@ -47,12 +47,14 @@ public class DalleTrainerTests
         Assert.True(Directory.Exists(Path.Combine(run, "model", DallePipeline.VqDir)));    // the model directory is self-contained
     }
 
-    [Fact]
-    public void Resume_continues_bit_exactly()
+    [Theory]
+    [InlineData(0f)]
+    [InlineData(0.2f)]   // the dropout masks come from the checkpointed rng, so they replay too
+    public void Resume_continues_bit_exactly(float dropout)
     {
         string straight = TrainerTests.NewRun(), split = TrainerTests.NewRun();
-        DalleTrainer.Start(straight, Options(8), new TrainControl());
-        Assert.Equal(4, DalleTrainer.Start(split, Options(8), new TrainControl(StopAtStep: 4)).Step);
+        DalleTrainer.Start(straight, Options(8) with { Dropout = dropout }, new TrainControl());
+        Assert.Equal(4, DalleTrainer.Start(split, Options(8) with { Dropout = dropout }, new TrainControl(StopAtStep: 4)).Step);
         Assert.Equal(8, DalleTrainer.Resume(split, new TrainControl()).Step);
         var x = TrainerTests.Tensors(Path.Combine(straight, "checkpoints", "step-0000008.safetensors"));
         var y = TrainerTests.Tensors(Path.Combine(split, "checkpoints", "step-0000008.safetensors"));
@@ -67,5 +69,6 @@ public class DalleTrainerTests
         Assert.Contains("needs --vqvae RUN", Assert.Throws<ArgumentException>(() => DalleTrainer.Start(TrainerTests.NewRun(), Options(2) with { Vqvae = "" }, new TrainControl())).Message);
         Assert.Contains("pass --size 16", Assert.Throws<ArgumentException>(() => DalleTrainer.Start(TrainerTests.NewRun(), Options(2) with { ImageSize = 32 }, new TrainControl())).Message);
         Assert.Contains("does not exist", Assert.Throws<DirectoryNotFoundException>(() => DalleTrainer.Start(TrainerTests.NewRun(), Options(2) with { Vqvae = "/nonexistent/vq" }, new TrainControl())).Message);
+        Assert.Contains("--dropout is used by 'train dalle' only", Assert.Throws<ArgumentException>(() => DiffusionTrainer.Start(TrainerTests.NewRun(), Options(2) with { Dropout = 0.1f }, new TrainControl())).Message);
     }
 }

@@ -59,12 +59,14 @@ public sealed class DalleTransformer : Module
         return Ops.Narrow(all, 0, at, t);
     }
 
-    /// <summary>ids [B, T] (positions 0..T-1) -> logits [B, T, V].</summary>
-    public Tensor Forward(IntTensor ids)
+    /// <summary>ids [B, T] (positions 0..T-1) -> logits [B, T, V]. Training may pass a dropout probability and the
+    /// rng for its masks: embedding and residual dropout, as GPT-2 (none by default, and never when sampling).</summary>
+    public Tensor Forward(IntTensor ids, float dropout = 0f, Rng? rng = null)
     {
         CheckIds(ids, 0);
-        var x = Ops.Add(tokEmb.Forward(ids), Positions(0, ids.Shape[1]));      // (B, T, D)
-        foreach (var b in blocks) x = b.Forward(x);
+        if (dropout is < 0f or >= 1f) Throw.Argument($"dropout must be in [0, 1), got {dropout}");
+        var x = ArBlock.Drop(Ops.Add(tokEmb.Forward(ids), Positions(0, ids.Shape[1])), dropout, rng);   // (B, T, D)
+        foreach (var b in blocks) x = b.Forward(x, p: dropout, dropout: rng);
         return head.Forward(lnF.Forward(x));                                    // (B, T, V)
     }
 
@@ -91,7 +93,7 @@ public sealed class DalleTransformer : Module
     /// targets) + (1 - w_text) (mean over image targets), w_text = <see cref="DalleConfig.TextLossWeight"/>. Text
     /// slots are scored over the text vocabulary and image slots over the image codes (see <see cref="TargetMask"/>). With
     /// <paramref name="imageOnly"/>, the mean over image targets alone (the validation figure: nats per image token).</summary>
-    public Tensor Loss(IntTensor seq, int padId, bool imageOnly = false)
+    public Tensor Loss(IntTensor seq, int padId, bool imageOnly = false, float dropout = 0f, Rng? rng = null)
     {
         var c = Config;
         if (seq.Shape.Length != 2 || seq.Shape[1] != c.SeqLen) Throw.Argument($"DALL-E training sequences must be [B, {c.SeqLen}], got {Shape.Format(seq.Shape)}");
@@ -110,7 +112,7 @@ public sealed class DalleTransformer : Module
             for (int j = 0; j < t; j++)
                 w[i * t + j] = j >= c.TextLen - 1 ? wImage                         // target j + 1 is an image token
                     : tgt[i * t + j] != padId ? wText : 0f;
-        var logits = Ops.Add(Forward(new IntTensor(inp, b, t)), TargetMask());   // (B, T-1, V)
+        var logits = Ops.Add(Forward(new IntTensor(inp, b, t), dropout, rng), TargetMask());   // (B, T-1, V)
         return Ops.CrossEntropy(Ops.Reshape(logits, b * t, c.Vocab), new IntTensor(tgt, b * t), rowWeights: w);
     }
 

@@ -43,12 +43,16 @@ public sealed class ArBlock : Module
         return Ops.Add(x, mlp.Forward(ln2.Forward(x)));
     }
 
-    /// <summary>Causal for the AR transformer; bidirectional (causal: false) for the text encoder.</summary>
-    public Tensor Forward(Tensor x, bool causal = true)   // (B, T, D) -> (B, T, D)
+    /// <summary>Causal for the AR transformer; bidirectional (causal: false) for the text encoder. With a
+    /// <paramref name="dropout"/> rng and probability p > 0, each branch's output is dropped out before its residual add
+    /// (GPT-2's residual dropout; training only: samplers pass none).</summary>
+    public Tensor Forward(Tensor x, bool causal = true, float p = 0f, Rng? dropout = null)   // (B, T, D) -> (B, T, D)
     {
-        x = Ops.Add(x, attn.Forward(ln1.Forward(x), causal: causal));
-        return Ops.Add(x, mlp.Forward(ln2.Forward(x)));
+        x = Ops.Add(x, Drop(attn.Forward(ln1.Forward(x), causal: causal), p, dropout));
+        return Ops.Add(x, Drop(mlp.Forward(ln2.Forward(x)), p, dropout));
     }
+
+    internal static Tensor Drop(Tensor x, float p, Rng? rng) => rng == null || p == 0f ? x : Ops.Dropout(x, p, rng);
 }
 
 /// <summary>

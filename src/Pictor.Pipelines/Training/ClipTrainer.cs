@@ -117,11 +117,19 @@ public static class ClipTrainer
             return clip.Model.Loss(Tensor.FromArray(x, b, 3, size, size), clip.Tokenize(captions));
         }
 
+        private ClipRetrieval? last;
+
         protected override (double, string) Validate()
         {
-            var r = Evaluate(evalClip, val, Opt.ValImages, Opt.Batch);
+            var r = last = Evaluate(evalClip, val, Opt.ValImages, Opt.Batch);
             return (r.ValLoss, ", " + r);
         }
+
+        /// <summary>The best CLIP is the one that retrieves best (reranking and R-precision use the ranking, not the
+        /// loss): 1 - mean of the two top-1 accuracies. The contrastive val loss can rise while retrieval still
+        /// improves, as the learned temperature sharpens the softmax.</summary>
+        protected override (string, double) BestKey(double valLoss) =>
+            ("retrieval error", last == null ? double.NaN : 1 - (last.ImageToText + last.TextToImage) / 2);
 
         protected override void ExportModel(string dir) => evalClip.Save(dir);
 

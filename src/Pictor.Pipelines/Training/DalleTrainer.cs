@@ -102,7 +102,8 @@ public static class DalleTrainer
                 captions[i] = Rng.NextFloat() < Opt.CaptionDropout ? "" : cap;
                 Array.Copy(trainCodes, idx * g2, codes, i * g2, g2);
             }
-            return pipe.Transformer.Loss(pipe.Sequences(pipe.Tokenize(captions, truncate: true), codes), pipe.Tokenizer.PadId);
+            return pipe.Transformer.Loss(pipe.Sequences(pipe.Tokenize(captions, truncate: true), codes), pipe.Tokenizer.PadId,
+                dropout: Opt.Dropout, rng: Opt.Dropout > 0 ? Rng : null);   // the masks come from the checkpointed rng: resume stays exact
         }
 
         /// <summary>Image-token loss (nats per token) of the EMA weights on the first val images, first captions.</summary>

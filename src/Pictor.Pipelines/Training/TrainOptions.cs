@@ -27,6 +27,8 @@ public sealed record TrainOptions
     public float ClipNorm { get; init; } = 1f;
     public float EmaDecay { get; init; } = 0.999f;
     public float CaptionDropout { get; init; } = 0.1f;
+    /// <summary>DALL-E only: embedding and residual dropout probability (0 = off; runs written before it read 0).</summary>
+    public float Dropout { get; init; }
     public int ValEvery { get; init; } = 500;
     public int CkptEvery { get; init; } = 500;
     public int Keep { get; init; } = 3;              // last K step checkpoints; best.safetensors is kept besides
@@ -52,6 +54,8 @@ public sealed record TrainOptions
         Check(Context is >= 4 and <= 256, "--context must be between 4 and 256");
         Check(Lr > 0 && float.IsFinite(Lr), "--lr must be positive");
         Check(CaptionDropout is >= 0 and < 1, "--caption-dropout must be in [0, 1)");
+        Check(Dropout is >= 0 and < 1, "--dropout must be in [0, 1)");
+        Check(Dropout == 0 || Model == "dalle", $"--dropout is used by 'train dalle' only; 'train {Model}' has no dropout layers (leave it out)");
         Check(ValEvery >= 1 && CkptEvery >= 1, "--val-every and --ckpt-every must be at least 1");
         Check(Keep >= 1, "--keep must be at least 1");
         Check(Patience >= 0, "--patience must be 0 (off) or more");

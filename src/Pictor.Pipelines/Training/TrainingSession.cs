@@ -16,7 +16,8 @@ public sealed record TrainProgress(long Step, long TotalSteps, float Loss, doubl
 /// <summary>One validation point of the loss curves: mean train loss since the previous point, and the val loss.</summary>
 public sealed record LossPoint(long Step, double Train, double Val);
 
-public sealed record TrainResult(long Step, string StopReason, double BestVal, long BestStep, string ModelDir);
+/// <param name="BestBy">What <paramref name="BestVal"/> is: "val loss", or the trainer's own criterion (CLIP: retrieval error).</param>
+public sealed record TrainResult(long Step, string StopReason, double BestVal, long BestStep, string ModelDir, string BestBy = "val loss");
 
 /// <summary>
 /// The loop every Pictor trainer shares (diffusion, VQ-VAE, ...), so each trainer holds only its model's maths:
@@ -85,6 +86,10 @@ public abstract class TrainingSession
     /// <summary>The validation loss of the EMA weights (already copied into the eval model); lower is better. Returns an
     /// extra text for the log line (e.g. ", PSNR 24.1 dB").</summary>
     protected abstract (double Loss, string Extra) Validate();
+
+    /// <summary>What picks the best weights (exported model, best.safetensors) and drives early stopping; lower is
+    /// better. The val loss unless a trainer has a figure closer to what its model is used for.</summary>
+    protected virtual (string Name, double Value) BestKey(double valLoss) => ("val loss", valLoss);
 
     /// <summary>Writes the eval model (EMA weights) as a model directory.</summary>
     protected abstract void ExportModel(string dir);
@@ -205,8 +210,9 @@ public abstract class TrainingSession
             if (stop) { reason = $"early stopping: no val improvement in {Opt.Patience} validations"; break; }
         }
         if (Step % Opt.CkptEvery != 0 && Step != Opt.Steps && Step > startStep) SaveCheckpoint();   // interrupted mid-interval
-        Ctl.Log?.Invoke($"stopped at step {Step}: {reason}; best val loss {bestVal:G5} at step {bestStep}");
-        return new TrainResult(Step, reason, bestVal, bestStep, Path.Combine(RunDir, ModelDir));
+        string by = BestKey(double.NaN).Name;
+        Ctl.Log?.Invoke($"stopped at step {Step}: {reason}; best {by} {bestVal:G5} at step {bestStep}");
+        return new TrainResult(Step, reason, bestVal, bestStep, Path.Combine(RunDir, ModelDir), by);
     }
 
     /// <summary>Validates the EMA weights; returns true to stop early.</summary>
@@ -216,10 +222,11 @@ public abstract class TrainingSession
         var (v, extra) = Validate();
         history.Add(new LossPoint(Step, intervalLoss / Math.Max(1, intervalCount), v));
         intervalLoss = 0; intervalCount = 0;
-        Ctl.Log?.Invoke($"step {Step}: train loss {history[^1].Train:G4}, val loss {v:G4}{extra}{(v < bestVal ? " (best)" : "")}");
-        if (v < bestVal)
+        var (_, key) = BestKey(v);
+        Ctl.Log?.Invoke($"step {Step}: train loss {history[^1].Train:G4}, val loss {v:G4}{extra}{(key < bestVal ? " (best)" : "")}");
+        if (key < bestVal)
         {
-            bestVal = v; bestStep = Step; badVals = 0;
+            bestVal = key; bestStep = Step; badVals = 0;
             WriteCheckpoint(Path.Combine(RunDir, BestFile));
             ExportModel(Path.Combine(RunDir, ModelDir));
             return false;
