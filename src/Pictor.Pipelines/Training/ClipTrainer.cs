@@ -117,19 +117,16 @@ public static class ClipTrainer
             return clip.Model.Loss(Tensor.FromArray(x, b, 3, size, size), clip.Tokenize(captions));
         }
 
-        private ClipRetrieval? last;
-
-        protected override (double, string) Validate()
-        {
-            var r = last = Evaluate(evalClip, val, Opt.ValImages, Opt.Batch);
-            return (r.ValLoss, ", " + r);
-        }
-
         /// <summary>The best CLIP is the one that retrieves best (reranking and R-precision use the ranking, not the
         /// loss): 1 - mean of the two top-1 accuracies. The contrastive val loss can rise while retrieval still
         /// improves, as the learned temperature sharpens the softmax.</summary>
-        protected override (string, double) BestKey(double valLoss) =>
-            ("retrieval error", last == null ? double.NaN : 1 - (last.ImageToText + last.TextToImage) / 2);
+        protected override Validation Validate()
+        {
+            var r = Evaluate(evalClip, val, Opt.ValImages, Opt.Batch);
+            return new(r.ValLoss, ", " + r, 1 - (r.ImageToText + r.TextToImage) / 2);
+        }
+
+        protected override string BestBy => "retrieval error";
 
         protected override void ExportModel(string dir) => evalClip.Save(dir);
 

@@ -107,7 +107,7 @@ public static class DalleTrainer
         }
 
         /// <summary>Image-token loss (nats per token) of the EMA weights on the first val images, first captions.</summary>
-        protected override (double, string) Validate()
+        protected override Validation Validate()
         {
             int n = Math.Min(Opt.ValImages, val.Count);
             double sum = 0; const int chunk = 32;
@@ -120,7 +120,7 @@ public static class DalleTrainer
                         sum += evalPipe.Transformer.Loss(evalPipe.Sequences(evalPipe.Tokenize(caps, truncate: true), valCodes.AsSpan(s * g2, m * g2)), evalPipe.Tokenizer.PadId, imageOnly: true).Item() * m;
                 }
             double v = sum / n;
-            return (v, FormattableString.Invariant($" (nats per image token; perplexity {Math.Exp(v):F1})"));
+            return new(v, FormattableString.Invariant($" (nats per image token; perplexity {Math.Exp(v):F1})"));
         }
 
         protected override void ExportModel(string dir) => evalPipe.Save(dir);

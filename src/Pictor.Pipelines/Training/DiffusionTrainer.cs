@@ -95,7 +95,7 @@ public static class DiffusionTrainer
         }
 
         /// <summary>Val loss of the EMA weights on a fixed subset with fixed steps and noise.</summary>
-        protected override (double, string) Validate()
+        protected override Validation Validate()
         {
             int n = Math.Min(Opt.ValImages, val.Count), size = Opt.ImageSize, per = 3 * size * size;
             var vr = new Rng(Opt.Seed + 77);   // the same t and noise at every validation, so points compare
@@ -114,7 +114,7 @@ public static class DiffusionTrainer
                         sum += Ops.MseLoss(emaPipe.Forward(Tensor.FromArray(xt, m, 3, size, size), tf, emaPipe.Tokenize(caps, truncate: true)),
                             Tensor.FromArray(target, m, 3, size, size)).Item() * m;
                 }
-            return (sum / n, "");
+            return new(sum / n, "");
         }
 
         protected override void ExportModel(string dir) => emaPipe.Save(dir);

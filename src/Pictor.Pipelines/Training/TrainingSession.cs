@@ -19,6 +19,12 @@ public sealed record LossPoint(long Step, double Train, double Val);
 /// <param name="BestBy">What <paramref name="BestVal"/> is: "val loss", or the trainer's own criterion (CLIP: retrieval error).</param>
 public sealed record TrainResult(long Step, string StopReason, double BestVal, long BestStep, string ModelDir, string BestBy = "val loss");
 
+/// <summary>One validation of the EMA weights.</summary>
+/// <param name="Loss">The val loss (plotted, logged).</param>
+/// <param name="Extra">Appended to the log line, e.g. ", PSNR 24.1 dB".</param>
+/// <param name="Key">What picks the best weights when it is not the loss (lower is better); null: the loss.</param>
+public readonly record struct Validation(double Loss, string Extra, double? Key = null);
+
 /// <summary>
 /// The loop every Pictor trainer shares (diffusion, VQ-VAE, ...), so each trainer holds only its model's maths:
 /// batches in a seeded per-epoch order, AdamW with warm-up + cosine decay and global-norm clipping, EMA weights,
@@ -83,13 +89,13 @@ public abstract class TrainingSession
     /// <summary>After backward, before clipping and the optimiser step (a VQ codebook's moving-average update).</summary>
     protected virtual void AfterBackward() { }
 
-    /// <summary>The validation loss of the EMA weights (already copied into the eval model); lower is better. Returns an
-    /// extra text for the log line (e.g. ", PSNR 24.1 dB").</summary>
-    protected abstract (double Loss, string Extra) Validate();
+    /// <summary>Validates the EMA weights (already copied into the eval model): the val loss, an extra text for the log
+    /// line (e.g. ", PSNR 24.1 dB") and, when the trainer picks its best weights by another figure, that figure.</summary>
+    protected abstract Validation Validate();
 
-    /// <summary>What picks the best weights (exported model, best.safetensors) and drives early stopping; lower is
-    /// better. The val loss unless a trainer has a figure closer to what its model is used for.</summary>
-    protected virtual (string Name, double Value) BestKey(double valLoss) => ("val loss", valLoss);
+    /// <summary>The name of what picks the best weights (exported model, best.safetensors) and drives early stopping:
+    /// <see cref="Validation.Key"/>, lower is better.</summary>
+    protected virtual string BestBy => "val loss";
 
     /// <summary>Writes the eval model (EMA weights) as a model directory.</summary>
     protected abstract void ExportModel(string dir);
@@ -210,19 +216,18 @@ public abstract class TrainingSession
             if (stop) { reason = $"early stopping: no val improvement in {Opt.Patience} validations"; break; }
         }
         if (Step % Opt.CkptEvery != 0 && Step != Opt.Steps && Step > startStep) SaveCheckpoint();   // interrupted mid-interval
-        string by = BestKey(double.NaN).Name;
-        Ctl.Log?.Invoke($"stopped at step {Step}: {reason}; best {by} {bestVal:G5} at step {bestStep}");
-        return new TrainResult(Step, reason, bestVal, bestStep, Path.Combine(RunDir, ModelDir), by);
+        Ctl.Log?.Invoke($"stopped at step {Step}: {reason}; best {BestBy} {bestVal:G5} at step {bestStep}");
+        return new TrainResult(Step, reason, bestVal, bestStep, Path.Combine(RunDir, ModelDir), BestBy);
     }
 
     /// <summary>Validates the EMA weights; returns true to stop early.</summary>
     private bool ValidateAndKeepBest()
     {
         CopyEma();
-        var (v, extra) = Validate();
+        var (v, extra, selectBy) = Validate();
         history.Add(new LossPoint(Step, intervalLoss / Math.Max(1, intervalCount), v));
         intervalLoss = 0; intervalCount = 0;
-        var (_, key) = BestKey(v);
+        double key = selectBy ?? v;
         Ctl.Log?.Invoke($"step {Step}: train loss {history[^1].Train:G4}, val loss {v:G4}{extra}{(key < bestVal ? " (best)" : "")}");
         if (key < bestVal)
         {

@@ -132,10 +132,10 @@ public static class VqTrainer
 
         protected override void AfterBackward() => model.Net.Quantizer?.Update(latent!, codes!.Data, Rng);
 
-        protected override (double, string) Validate()
+        protected override Validation Validate()
         {
             var r = last = Evaluate(evalModel, val, Opt.ValImages);
-            return (r.Mse, ", " + r);
+            return new(r.Mse, ", " + r);
         }
 
         /// <summary>The model directory, with the validation report of these weights as metrics.json.</summary>
