@@ -29,6 +29,7 @@ public static class Program
             case "unet-train-memory": ModelBench.UnetTrainMemory(32); return 0;
             case "unet-sample": ModelBench.UnetSample(16, 10, cfg: false, iters); return 0;
             case "dalle": DalleBench.Run(iters); return 0;
+            case "conv": ConvBench.Run(args.Length > 1 ? iters : 7); return 0;
             case "ar-sample": ModelBench.ArSample(16, cache: true, iters); ModelBench.ArSample(16, cache: false, Math.Max(3, iters / 3)); return 0;
             case "fuzz-png":
                 // fuzz-png [cases] [seed] [suite dir]
@@ -37,7 +38,7 @@ public static class Program
                 string dir = args.Length > 3 ? args[3] : Path.Combine(AppContext.BaseDirectory, "../../../../../tests/fixtures/pngsuite");
                 return PngFuzz.Run(dir, cases, seed);
             default:
-                Console.Error.WriteLine($"unknown benchmark '{what}'; available: gemm, models, diffusion-train, serve ROW, unet-train, unet-train-memory, unet-sample, ar-sample, dalle, fuzz-png");
+                Console.Error.WriteLine($"unknown benchmark '{what}'; available: gemm, models, diffusion-train, serve ROW, unet-train, unet-train-memory, unet-sample, ar-sample, dalle, conv, fuzz-png");
                 return 2;
         }
     }

@@ -34,16 +34,24 @@ public static partial class Ops
         // one image per thread the images are shared out instead (worker k takes images k, k + P, ...) and each GEMM
         // runs on one thread. Every image's arithmetic is the same either way.
         int workers = ImageWorkers(b, og, ohw, ckk);
-        var cols = direct ? null : new Tensor[workers];
-        for (int k = 0; k < workers && cols != null; k++) cols[k] = Tensor.Empty(ckk, ohw);
         // Every image multiplies the same weights: pack each group's W_g once for all of them.
         var packedW = workers > 1 ? PackWeights(Wt, groups, og, ckk, transposed: false) : null;
+        // With packed weights on the image-parallel path, im2col is packed straight from the image (ImplicitGemm).
+        bool implicitGemm = !direct && packedW?[0] != null && UseImplicitGemm;
+        var geometry = new ConvGeometry(cg, h, w, kh, kw, stride, padding, oh, ow);
+        var cols = direct || implicitGemm ? null : new Tensor[workers];
+        for (int k = 0; k < workers && cols != null; k++) cols[k] = Tensor.Empty(ckk, ohw);
         void ForwardImage(int bi, int k)
         {
             var xs = X.Span; var ws = Wt.Span; var ys = y.Span;
             for (int g = 0; g < groups; g++)
             {
                 var xg = xs.Slice((bi * c + g * cg) * h * w, cg * h * w);
+                if (implicitGemm)
+                {
+                    ImplicitGemm.Run(packedW![g]!, xg, geometry, 0f, ys.Slice((bi * o + g * og) * ohw, og * ohw), ohw);
+                    continue;
+                }
                 ReadOnlySpan<float> colSpan = xg;
                 if (!direct) { Im2Col.Forward(xg, cg, h, w, kh, kw, stride, padding, oh, ow, cols![k].Span); colSpan = cols[k].Span; }
                 // y[b, g] (Og x OHW) = W_g (Og x Cg*KH*KW) . col (Cg*KH*KW x OHW)
@@ -68,14 +76,19 @@ public static partial class Ops
             // Worker k handles images k, k + P, ...; its weight gradient goes to its own buffer and the buffers are added
             // in worker order afterwards, so the result does not depend on scheduling.
             var dcols = new Tensor?[workers]; var colBs = new Tensor?[workers]; var dWs = new Tensor?[workers];
+            // dX of a stride-1 convolution is itself a convolution: dY (padded by KH-1-pad) with the kernel flipped and
+            // its in/out channels swapped, run as an implicit GEMM (no dcol matrix, no col2im scatter).
+            var packedFlip = workers > 1 && X.RequiresGrad && !direct && stride == 1 && kh == kw && padding <= kh - 1 && UseImplicitGemm
+                ? PackFlippedWeights(Wt, groups, og, cg, kh, kw) : null;
+            var geometryT = new ConvGeometry(og, oh, ow, kh, kw, 1, kh - 1 - padding, h, w);
             for (int k = 0; k < workers; k++)
             {
-                if (X.RequiresGrad && !direct) dcols[k] = Tensor.Empty(ckk, ohw);
-                if (Wt.RequiresGrad && !direct) colBs[k] = Tensor.Empty(ckk, ohw);
+                if (X.RequiresGrad && !direct && packedFlip == null) dcols[k] = Tensor.Empty(ckk, ohw);
+                if (Wt.RequiresGrad && !direct && !implicitGemm) colBs[k] = Tensor.Empty(ckk, ohw);
                 if (Wt.RequiresGrad && workers > 1) dWs[k] = Tensor.Zeros(o, ckk);
             }
             var dX = X.RequiresGrad ? Autograd.GradBuffer(X) : null;
-            var packedWt = workers > 1 && dX != null ? PackWeights(Wt, groups, og, ckk, transposed: true) : null;
+            var packedWt = workers > 1 && dX != null && packedFlip == null ? PackWeights(Wt, groups, og, ckk, transposed: true) : null;
             var dW = Wt.RequiresGrad ? Autograd.GradBuffer(Wt) : null;
             void BackwardImage(int bi, int k)
             {
@@ -84,7 +97,9 @@ public static partial class Ops
                 {
                     var dYg = D.Slice((bi * o + g * og) * ohw, og * ohw);
                     var xg = xs2.Slice((bi * c + g * cg) * h * w, cg * h * w);
-                    if (dW != null)
+                    if (dW != null && implicitGemm)
+                        ImplicitGemm.RunWeightGrad(dYg, og, xg, geometry, (workers > 1 ? dWs[k]!.Span : dW.Span).Slice(g * og * ckk, og * ckk), ckk);
+                    else if (dW != null)
                     {
                         // dW_g += dY_g (Og x OHW) . col^T (OHW x CKK)
                         ReadOnlySpan<float> cs = xg;
@@ -96,7 +111,8 @@ public static partial class Ops
                     {
                         // dcol = W_g^T (CKK x Og) . dY_g (Og x OHW); dX += col2im(dcol)
                         var dXg = dX.Span.Slice((bi * c + g * cg) * h * w, cg * h * w);
-                        if (direct) ConvGemm(workers, true, false, ckk, ohw, og, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 1f, dXg, ohw, packedWt?[g]);
+                        if (packedFlip != null) ImplicitGemm.Run(packedFlip[g]!, dYg, geometryT, 1f, dXg, h * w);
+                        else if (direct) ConvGemm(workers, true, false, ckk, ohw, og, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 1f, dXg, ohw, packedWt?[g]);
                         else
                         {
                             ConvGemm(workers, true, false, ckk, ohw, og, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 0f, dcols[k]!.Span, ohw, packedWt?[g]);
@@ -109,7 +125,7 @@ public static partial class Ops
             else
             {
                 Parallelism.For(workers, k => { for (int bi = k; bi < b; bi += workers) BackwardImage(bi, k); });
-                Release(packedWt);
+                Release(packedWt); Release(packedFlip);
                 if (dW != null) for (int k = 0; k < workers; k++) TensorPrimitives.Add(dW.Span, dWs[k]!.Span, dW.Span);
             }
             Free(dcols); Free(colBs); Free(dWs);
@@ -144,6 +160,30 @@ public static partial class Ops
                                   : Gemm.PackForSerial(false, og, ckk, w.Span.Slice(g * og * ckk, og * ckk), ckk);
         return packs;
     }
+
+    /// <summary>W'_g [Cg x Og*KH*KW] with W'[c, o, u, v] = W[o, c, KH-1-u, KW-1-v], packed: the weights of the
+    /// convolution that maps dY to dX (stride 1).</summary>
+    private static PackedA?[] PackFlippedWeights(Tensor w, int groups, int og, int cg, int kh, int kw)
+    {
+        int khw = kh * kw, ckk = cg * khw;
+        var packs = new PackedA?[groups];
+        var flip = new float[cg * og * khw];
+        var ws = w.Span;
+        for (int g = 0; g < groups; g++)
+        {
+            for (int o = 0; o < og; o++)
+                for (int ci = 0; ci < cg; ci++)
+                    for (int u = 0; u < kh; u++)
+                        for (int v = 0; v < kw; v++)
+                            flip[(ci * og + o) * khw + (kh - 1 - u) * kw + (kw - 1 - v)] = ws[(g * og + o) * ckk + (ci * kh + u) * kw + v];
+            packs[g] = Gemm.PackForSerial(false, cg, og * khw, flip, og * khw);
+        }
+        return packs;
+    }
+
+    /// <summary>Implicit GEMM for the image-parallel convolution (default); PICTOR_CONV=im2col keeps the explicit
+    /// im2col matrix, for comparison. Settable by tests and benchmarks.</summary>
+    internal static bool UseImplicitGemm { get; set; } = ImplicitGemm.Available && Environment.GetEnvironmentVariable("PICTOR_CONV") != "im2col";
 
     private static void Release(PackedA?[]? packs) { if (packs != null) foreach (var p in packs) p?.Dispose(); }
 

@@ -14,15 +14,18 @@ namespace Pictor.Engine.Kernels;
 /// </summary>
 internal static unsafe class SimdGemm
 {
-    private const int MR = 6;
-    private const int KC = 256;   // K block: an A panel (6 x 256) and a B panel (256 x 32) fit in L1+L2
-    private const int MC = 96;    // rows per task: 16 A panels (96 x 256 x 4 B = 96 KiB, fits in L2)
+    internal const int MR = 6;
+    internal const int KC = 256;   // K block: an A panel (6 x 256) and a B panel (256 x 32) fit in L1+L2
+    internal const int MC = 96;    // rows per task: 16 A panels (96 x 256 x 4 B = 96 KiB, fits in L2)
+
+    /// <summary>Columns of the micro-kernel: 32 with Vector512, 16 with Vector256, 0 without SIMD (reference loop).</summary>
+    internal static int NR => Vector512.IsHardwareAccelerated ? 32 : Vector256.IsHardwareAccelerated ? 16 : 0;
 
     public static void Run(bool transA, bool transB, int m, int n, int k, float alpha,
                            ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
                            float beta, Span<float> c, int ldc, bool serial = false, PackedA? packedA = null)
     {
-        int nr = Vector512.IsHardwareAccelerated ? 32 : Vector256.IsHardwareAccelerated ? 16 : 0;
+        int nr = NR;
         if (nr == 0) { ReferenceGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); return; }
 
         // C = beta C first; every K block then adds alpha * A_blk B_blk.
@@ -161,7 +164,7 @@ internal static unsafe class SimdGemm
     }
 
     /// <summary>packed[r][p][i] = op(A)[i0 + r*MR + i, p0 + p], zero beyond the block.</summary>
-    private static void PackA(bool transA, float* a, int lda, int i0, int mc, int p0, int kc, float* packed)
+    internal static void PackA(bool transA, float* a, int lda, int i0, int mc, int p0, int kc, float* packed)
     {
         int panels = (mc + MR - 1) / MR;
         for (int r = 0; r < panels; r++)
@@ -193,7 +196,7 @@ internal static unsafe class SimdGemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel6x32(int kc, float* a, float* b, float alpha, float* c, int ldc, int mr, int nc, float* tmp)
+    internal static void Kernel6x32(int kc, float* a, float* b, float alpha, float* c, int ldc, int mr, int nc, float* tmp)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -230,7 +233,7 @@ internal static unsafe class SimdGemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel6x16(int kc, float* a, float* b, float alpha, float* c, int ldc, int mr, int nc, float* tmp)
+    internal static void Kernel6x16(int kc, float* a, float* b, float alpha, float* c, int ldc, int mr, int nc, float* tmp)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
