@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Pictor.Engine.Kernels;
 
 namespace Pictor.Engine;
 
@@ -60,8 +61,15 @@ public static partial class Ops
         TensorPrimitives.Subtract(x, max, y);
         if (log)
         {
+            // sum exp(x - max) through a scratch row (vector exp), added in 256-element chunks in double
+            Span<float> e = stackalloc float[256];
             double s = 0;
-            for (int i = 0; i < y.Length; i++) s += Math.Exp(y[i]);
+            for (int i = 0; i < y.Length; i += e.Length)
+            {
+                var part = y.Slice(i, Math.Min(e.Length, y.Length - i));
+                TensorPrimitives.Exp(part, e[..part.Length]);
+                s += TensorPrimitives.Sum(e[..part.Length]);
+            }
             TensorPrimitives.Subtract(y, (float)Math.Log(s), y);
         }
         else
@@ -88,18 +96,30 @@ public static partial class Ops
         var X = Contiguous(logits);
         var logpT = Tensor.Empty(X.Shape);   // log-probabilities, kept for backward (pooled inside a scope)
         var logp = logpT.Storage;
-        var xs = X.Span;
+        // Rows are independent: blocks of them are shared among threads, each row's loss kept, and the losses added in
+        // row order afterwards, so the result does not depend on the thread count.
+        var rowLoss = new double[rows];
+        int blocks = (rows + RowBlock - 1) / RowBlock;
+        Parallelism.For(blocks, blk =>
+        {
+            var xs = X.Span;
+            for (int r = blk * RowBlock, end = Math.Min(rows, r + RowBlock); r < end; r++)
+            {
+                var lp = logp.AsSpan(logpT.Offset + r * c, c);
+                SoftmaxRow(xs.Slice(r * c, c), lp, log: true);
+                int t = targets.Data[r];
+                if (t == ignoreIndex) continue;
+                double loss = -(1.0 - labelSmoothing) * lp[t];
+                if (labelSmoothing > 0) loss -= labelSmoothing / c * TensorPrimitives.Sum(lp);
+                rowLoss[r] = loss;
+            }
+        });
         double total = 0, count = 0;
         for (int r = 0; r < rows; r++)
         {
-            var lp = logp.AsSpan(logpT.Offset + r * c, c);
-            SoftmaxRow(xs.Slice(r * c, c), lp, log: true);
-            int t = targets.Data[r];
-            if (t == ignoreIndex) continue;
+            if (targets.Data[r] == ignoreIndex) continue;
             float w = rowWeights?[r] ?? 1f;
-            double loss = -(1.0 - labelSmoothing) * lp[t];
-            if (labelSmoothing > 0) loss -= labelSmoothing / c * TensorPrimitives.Sum(lp);
-            total += w * loss; count += w;
+            total += w * rowLoss[r]; count += w;
         }
         var y = Tensor.Full((float)(total / count));
         if (!Autograd.Needs(logits)) return y;
@@ -107,19 +127,32 @@ public static partial class Ops
         {
             // dX = dY * w_r * (softmax - q) / sum(w), q = (1 - eps) onehot(t) + eps / C
             float g = dY.Item() / (float)count;
-            var dX = Autograd.GradBuffer(X).Span;
-            for (int r = 0; r < rows; r++)
+            var dXt = Autograd.GradBuffer(X);
+            Parallelism.For(blocks, blk =>
             {
-                int t = targets.Data[r];
-                if (t == ignoreIndex) continue;
-                float gw = g * (rowWeights?[r] ?? 1f);
-                var lp = logpT.Span.Slice(r * c, c); var d = dX.Slice(r * c, c);
-                float smooth = labelSmoothing / c;
-                for (int i = 0; i < c; i++) d[i] += gw * (MathF.Exp(lp[i]) - smooth);
-                d[t] -= gw * (1f - labelSmoothing);
-            }
+                var dX = dXt.Span;
+                Span<float> e = stackalloc float[256];
+                for (int r = blk * RowBlock, end = Math.Min(rows, r + RowBlock); r < end; r++)
+                {
+                    int t = targets.Data[r];
+                    if (t == ignoreIndex) continue;
+                    float gw = g * (rowWeights?[r] ?? 1f), smooth = labelSmoothing / c;
+                    var lp = logpT.Span.Slice(r * c, c); var d = dX.Slice(r * c, c);
+                    for (int i = 0; i < c; i += e.Length)   // d += gw (exp(lp) - eps / C)
+                    {
+                        int len = Math.Min(e.Length, c - i);
+                        var ei = e[..len];
+                        TensorPrimitives.Exp(lp.Slice(i, len), ei);
+                        if (smooth != 0f) TensorPrimitives.Subtract(ei, smooth, ei);
+                        TensorPrimitives.MultiplyAdd(ei, gw, d.Slice(i, len), d.Slice(i, len));
+                    }
+                    d[t] -= gw * (1f - labelSmoothing);
+                }
+            });
         });
     }
+
+    private const int RowBlock = 64;   // cross-entropy rows per parallel work item
 
     /// <summary>Mean squared error, mean((a - b)^2). PyTorch: F.mse_loss.</summary>
     public static Tensor MseLoss(Tensor a, Tensor b)
