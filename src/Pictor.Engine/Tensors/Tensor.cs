@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Text;
 
@@ -267,7 +268,13 @@ internal static class StridedCopy
         {
             int off = dst.Offset;
             for (int d = 0; d < rank - 1; d++) off += idx[d] * dst.Strides[d];
-            if (accumulate) for (int j = 0; j < inner; j++) s[off + j * innerStride] += src[o + j];
+            if (innerStride == 1)
+            {
+                var d = s.AsSpan(off, inner);
+                if (accumulate) TensorPrimitives.Add(d, src.Slice(o, inner), d);
+                else src.Slice(o, inner).CopyTo(d);
+            }
+            else if (accumulate) for (int j = 0; j < inner; j++) s[off + j * innerStride] += src[o + j];
             else for (int j = 0; j < inner; j++) s[off + j * innerStride] = src[o + j];
             o += inner;
             for (int d = rank - 2; d >= 0; d--)
