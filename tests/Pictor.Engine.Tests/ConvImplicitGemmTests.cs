@@ -10,12 +10,12 @@ namespace Pictor.Engine.Tests;
 [Collection("BufferPool")]
 public class ConvImplicitGemmTests
 {
-    private static (float[] Y, float[] Dx, float[] Dw) Run(bool implicitGemm, int b, int c, int o, int h, int w, int k, int stride, int pad, int groups)
+    private static (float[] Y, float[] Dx, float[] Dw) Run(bool implicitGemm, int threads, int b, int c, int o, int h, int w, int k, int stride, int pad, int groups)
     {
-        int threads = Parallelism.Threads; bool saved = Ops.UseImplicitGemm;
+        int savedThreads = Parallelism.Threads; bool saved = Ops.UseImplicitGemm;
         try
         {
-            Parallelism.Threads = 2; Ops.UseImplicitGemm = implicitGemm;
+            Parallelism.Threads = threads; Ops.UseImplicitGemm = implicitGemm;
             var rng = new Rng(11);
             var x = rng.Randn(b, c, h, w); x.RequiresGrad = true;
             var wt = rng.Randn(o, c / groups, k, k); wt.RequiresGrad = true;
@@ -24,7 +24,7 @@ public class ConvImplicitGemmTests
             Ops.Sum(Ops.Mul(y, r)).Backward();
             return (y.ToArray(), x.Grad!.ToArray(), wt.Grad!.ToArray());
         }
-        finally { Parallelism.Threads = threads; Ops.UseImplicitGemm = saved; }
+        finally { Parallelism.Threads = savedThreads; Ops.UseImplicitGemm = saved; }
     }
 
     [Theory]
@@ -39,15 +39,22 @@ public class ConvImplicitGemmTests
     public void Implicit_gemm_matches_im2col(int b, int c, int o, int h, int w, int k, int stride, int pad, int groups)
     {
         Assert.True(ImplicitGemm.Available, "this machine has no Vector512/Vector256, so the path under test is never taken");
-        var reference = Run(false, b, c, o, h, w, k, stride, pad, groups);
-        var fast = Run(true, b, c, o, h, w, k, stride, pad, groups);
+        // Image-parallel on 2 threads, and one thread (where the implicit GEMM replaces im2col + OpenBLAS too).
+        foreach (int threads in new[] { 2, 1 })
+            Compare(threads, b, c, o, h, w, k, stride, pad, groups);
+    }
+
+    private static void Compare(int threads, int b, int c, int o, int h, int w, int k, int stride, int pad, int groups)
+    {
+        var reference = Run(false, threads, b, c, o, h, w, k, stride, pad, groups);
+        var fast = Run(true, threads, b, c, o, h, w, k, stride, pad, groups);
         foreach (var (a, f, name) in new[] { (reference.Y, fast.Y, "y"), (reference.Dx, fast.Dx, "dx"), (reference.Dw, fast.Dw, "dw") })
         {
             Assert.Equal(a.Length, f.Length);
             double scale = a.Max(v => Math.Abs(v));
-            for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - f[i]) <= 1e-5 * scale, $"{name}[{i}]: im2col {a[i]} vs implicit {f[i]}");
+            for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - f[i]) <= 1e-5 * scale, $"{threads} threads, {name}[{i}]: im2col {a[i]} vs implicit {f[i]}");
         }
-        var again = Run(true, b, c, o, h, w, k, stride, pad, groups);
+        var again = Run(true, threads, b, c, o, h, w, k, stride, pad, groups);
         Assert.Equal(fast.Y, again.Y); Assert.Equal(fast.Dx, again.Dx);
     }
 }

@@ -35,9 +35,10 @@ public static partial class Ops
         // runs on one thread. Every image's arithmetic is the same either way.
         int workers = ImageWorkers(b, og, ohw, ckk);
         // Every image multiplies the same weights: pack each group's W_g once for all of them.
-        var packedW = workers > 1 ? PackWeights(Wt, groups, og, ckk, transposed: false) : null;
-        // With packed weights on the image-parallel path, im2col is packed straight from the image (ImplicitGemm).
-        bool implicitGemm = !direct && packedW?[0] != null && UseImplicitGemm;
+        // On the image-parallel path, and on one thread, im2col is packed straight from the image (ImplicitGemm); a
+        // batch smaller than the thread count keeps im2col and a GEMM split across threads.
+        bool implicitGemm = !direct && UseImplicitGemm && Gemm.Backend != GemmBackend.Reference && (workers > 1 || Parallelism.Threads == 1);
+        var packedW = workers > 1 || implicitGemm ? PackWeights(Wt, groups, og, ckk, transposed: false) : null;
         var geometry = new ConvGeometry(cg, h, w, kh, kw, stride, padding, oh, ow);
         var cols = direct || implicitGemm ? null : new Tensor[workers];
         for (int k = 0; k < workers && cols != null; k++) cols[k] = Tensor.Empty(ckk, ohw);
@@ -78,7 +79,7 @@ public static partial class Ops
             var dcols = new Tensor?[workers]; var colBs = new Tensor?[workers]; var dWs = new Tensor?[workers];
             // dX of a stride-1 convolution is itself a convolution: dY (padded by KH-1-pad) with the kernel flipped and
             // its in/out channels swapped, run as an implicit GEMM (no dcol matrix, no col2im scatter).
-            var packedFlip = workers > 1 && X.RequiresGrad && !direct && stride == 1 && kh == kw && padding <= kh - 1 && UseImplicitGemm
+            var packedFlip = implicitGemm && X.RequiresGrad && stride == 1 && kh == kw && padding <= kh - 1
                 ? PackFlippedWeights(Wt, groups, og, cg, kh, kw) : null;
             var geometryT = new ConvGeometry(og, oh, ow, kh, kw, 1, kh - 1 - padding, h, w);
             for (int k = 0; k < workers; k++)
@@ -125,9 +126,10 @@ public static partial class Ops
             else
             {
                 Parallelism.For(workers, k => { for (int bi = k; bi < b; bi += workers) BackwardImage(bi, k); });
-                Release(packedWt); Release(packedFlip);
+                Release(packedWt);
                 if (dW != null) for (int k = 0; k < workers; k++) TensorPrimitives.Add(dW.Span, dWs[k]!.Span, dW.Span);
             }
+            Release(packedFlip);
             Free(dcols); Free(colBs); Free(dWs);
             var D = dY.Span;
             if (bias != null && bias.RequiresGrad)
