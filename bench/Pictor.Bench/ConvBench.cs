@@ -41,5 +41,26 @@ public static class ConvBench
         Ops.UseImplicitGemm = true;
     }
 
+    /// <summary>One image's pieces of the implicit GEMM (64 channels, 32x32, 3x3): packing im2col and its transpose
+    /// for the whole K x N, and the forward and weight-gradient products. `Pictor.Bench conv-parts`.</summary>
+    public static unsafe void Parts(int reps)
+    {
+        const int c = 64, o = 64, s = 32;
+        var g = new Pictor.Engine.Kernels.ConvGeometry(c, s, s, 3, 3, 1, 1, s, s);
+        var rng = new Rng(1);
+        var x = rng.Randn(c * s * s).ToArray(); var wt = rng.Randn(o * c * 9).ToArray(); var dy = rng.Randn(o * s * s).ToArray();
+        var y = new float[o * s * s]; var dw = new float[o * c * 9];
+        var packed = new float[256 * 1024];
+        using var pw = Pictor.Engine.Kernels.Gemm.PackForSerial(false, o, c * 9, wt, c * 9)!;
+        int nr = 32;
+        double Time(Action a) { var warm = Stopwatch.StartNew(); while (warm.ElapsedMilliseconds < 500) a(); var sw = Stopwatch.StartNew(); for (int i = 0; i < reps; i++) a(); return sw.Elapsed.TotalMilliseconds / reps; }
+        double packFwd = Time(() => { fixed (float* px = x) fixed (float* pp = packed) for (int p0 = 0; p0 < g.K; p0 += 256) for (int j0 = 0; j0 < g.N; j0 += 256) Pictor.Engine.Kernels.ImplicitGemm.PackIm2Col(px, g, p0, Math.Min(256, g.K - p0), j0, Math.Min(256, g.N - j0), nr, pp); });
+        double packT = Time(() => { fixed (float* px = x) fixed (float* pp = packed) for (int p0 = 0; p0 < g.N; p0 += 256) for (int j0 = 0; j0 < g.K; j0 += 256) Pictor.Engine.Kernels.ImplicitGemm.PackIm2ColT(px, g, p0, Math.Min(256, g.N - p0), j0, Math.Min(256, g.K - j0), nr, pp); });
+        double fwd = Time(() => Pictor.Engine.Kernels.ImplicitGemm.Run(pw, x, g, 0f, y, s * s));
+        double wg = Time(() => Pictor.Engine.Kernels.ImplicitGemm.RunWeightGrad(dy, o, x, g, dw, c * 9));
+        double flop = 2.0 * o * c * 9 * s * s;
+        Console.WriteLine(FormattableString.Invariant($"per image, ms: pack im2col {packFwd:F3}, pack im2col^T {packT:F3}, forward {fwd:F3} ({flop / fwd / 1e6:F0} GFLOP/s), weight grad {wg:F3} ({flop / wg / 1e6:F0} GFLOP/s)"));
+    }
+
     private static double Median(List<double> v) { v.Sort(); return v[v.Count / 2]; }
 }

@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Pictor.Engine.Kernels;
 
@@ -131,13 +133,22 @@ internal static unsafe class ImplicitGemm
         finally { ArrayPool<float>.Shared.Return(packedA); ArrayPool<float>.Shared.Return(packedB); }
     }
 
+    /// <summary>dst[0..n) = src[0..n) for the short runs of a panel row (a Memmove call per run cost more than the copy).</summary>
+    private static void Copy(float* src, float* dst, int n)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated) for (; i <= n - 16; i += 16) Vector512.Load(src + i).Store(dst + i);
+        if (Vector256.IsHardwareAccelerated) for (; i <= n - 8; i += 8) Vector256.Load(src + i).Store(dst + i);
+        for (; i < n; i++) dst[i] = src[i];
+    }
+
     /// <summary>packed[q][p][j] = im2col(x)[j0 + q*nr + j, p0 + p] (the transpose: rows are pixels, columns are the
     /// (c, u, v) taps [j0, j0 + nb)), zero beyond them. Interior pixels, whose whole window is inside the image, read
     /// every tap at a fixed offset from the window's corner; border pixels test each tap.</summary>
     internal static void PackIm2ColT(float* x, in ConvGeometry g, int p0, int kc, int j0, int nb, int nr, float* packed)
     {
         int panels = (nb + nr - 1) / nr, khw = g.KH * g.KW, s = g.Stride, pad = g.Pad, w = g.W, h = g.H, ow = g.OW;
-        // Per tap: its channel plane, and its offset from the window's top-left corner.
+        // Per tap: its channel plane, its kernel offsets, and its offset from the window's top-left corner.
         int* plane = stackalloc int[panels * nr]; int* du = stackalloc int[panels * nr]; int* dv = stackalloc int[panels * nr];
         int* off = stackalloc int[panels * nr];
         for (int j = 0; j < nb; j++)
@@ -145,27 +156,31 @@ internal static unsafe class ImplicitGemm
             int row = j0 + j, ci = row / khw, rem = row - ci * khw, u = rem / g.KW;
             plane[j] = ci * h * w; du[j] = u; dv[j] = rem - u * g.KW; off[j] = plane[j] + u * w + dv[j];
         }
-        int oy = p0 / ow, ox = p0 - oy * ow;
-        for (int p = 0; p < kc; p++)
+        // Panel by panel: contiguous writes (see PackIm2Col).
+        for (int q = 0; q < panels; q++)
         {
-            int y0 = oy * s - pad, x0 = ox * s - pad;
-            bool interior = y0 >= 0 && y0 + g.KH <= h && x0 >= 0 && x0 + g.KW <= w;
-            float* corner = x + (long)y0 * w + x0;
-            for (int q = 0; q < panels; q++)
+            int jb = q * nr, nc = Math.Min(nr, nb - jb), oy = p0 / ow, ox = p0 - oy * ow;
+            int* offq = off + jb; int* planeq = plane + jb; int* duq = du + jb; int* dvq = dv + jb;
+            float* d = packed + (long)q * kc * nr;
+            for (int p = 0; p < kc; p++, d += nr)
             {
-                float* d = packed + ((long)q * kc + p) * nr;
-                int jb = q * nr, nc = Math.Min(nr, nb - jb), j = 0;
-                if (interior)
-                    for (; j < nc; j++) d[j] = corner[off[jb + j]];
+                int y0 = oy * s - pad, x0 = ox * s - pad, j = 0;
+                if (y0 >= 0 && y0 + g.KH <= h && x0 >= 0 && x0 + g.KW <= w)
+                {
+                    float* corner = x + (long)y0 * w + x0;   // the whole window is inside the image
+                    if (Avx2.IsSupported)
+                        for (; j <= nc - 8; j += 8) Avx2.GatherVector256(corner, Avx.LoadVector256(offq + j), 4).Store(d + j);
+                    for (; j < nc; j++) d[j] = corner[offq[j]];
+                }
                 else
                     for (; j < nc; j++)
                     {
-                        int iy = y0 + du[jb + j], ix = x0 + dv[jb + j];
-                        d[j] = (uint)iy < (uint)h && (uint)ix < (uint)w ? x[plane[jb + j] + iy * w + ix] : 0f;
+                        int iy = y0 + duq[j], ix = x0 + dvq[j];
+                        d[j] = (uint)iy < (uint)h && (uint)ix < (uint)w ? x[planeq[j] + iy * w + ix] : 0f;
                     }
                 for (; j < nr; j++) d[j] = 0f;
+                if (++ox == ow) { ox = 0; oy++; }
             }
-            if (++ox == ow) { ox = 0; oy++; }
         }
     }
 
@@ -174,16 +189,23 @@ internal static unsafe class ImplicitGemm
     internal static void PackIm2Col(float* x, in ConvGeometry g, int p0, int kc, int j0, int nb, int nr, float* packed)
     {
         int panels = (nb + nr - 1) / nr, khw = g.KH * g.KW, s = g.Stride, pad = g.Pad, w = g.W, h = g.H, ow = g.OW;
-        int* startY = stackalloc int[panels]; int* startX = stackalloc int[panels];
-        for (int q = 0; q < panels; q++) { int col = j0 + q * nr; startY[q] = col / ow; startX[q] = col - startY[q] * ow; }
+        // Per im2col row of the block: its channel plane and kernel tap.
+        int* plane = stackalloc int[kc]; int* tapU = stackalloc int[kc]; int* tapV = stackalloc int[kc];
         for (int p = 0; p < kc; p++)
         {
-            int row = p0 + p, ci = row / khw, rem = row - ci * khw, u = rem / g.KW, v = rem - u * g.KW;
-            float* xc = x + (long)ci * h * w;
-            for (int q = 0; q < panels; q++)
+            int row = p0 + p, ci = row / khw, rem = row - ci * khw;
+            plane[p] = ci * h * w; tapU[p] = rem / g.KW; tapV[p] = rem - tapU[p] * g.KW;
+        }
+        // Panel by panel, so the writes run contiguously through each panel (row by row across all panels, the
+        // panels' rows sit kc*nr floats apart and compete for the same L1 sets).
+        for (int q = 0; q < panels; q++)
+        {
+            int col = j0 + q * nr, nc = Math.Min(nr, nb - q * nr), oy0 = col / ow, ox0 = col - oy0 * ow;
+            float* dq = packed + (long)q * kc * nr;
+            for (int p = 0; p < kc; p++)
             {
-                float* d = packed + ((long)q * kc + p) * nr;
-                int nc = Math.Min(nr, nb - q * nr), j = 0, oy = startY[q], ox = startX[q];
+                float* d = dq + p * nr, xc = x + plane[p];
+                int u = tapU[p], v = tapV[p], j = 0, oy = oy0, ox = ox0;
                 while (j < nc)
                 {
                     int run = Math.Min(nc - j, ow - ox), iy = oy * s - pad + u;
@@ -194,7 +216,7 @@ internal static unsafe class ImplicitGemm
                         int ix0 = ox - pad + v, lo = Math.Clamp(-ix0, 0, run), hi = Math.Clamp(w - ix0, lo, run);
                         float* src = xc + (long)iy * w + ix0;
                         for (int t = 0; t < lo; t++) d[j + t] = 0f;
-                        new ReadOnlySpan<float>(src + lo, hi - lo).CopyTo(new Span<float>(d + j + lo, hi - lo));
+                        Copy(src + lo, d + j + lo, hi - lo);
                         for (int t = hi; t < run; t++) d[j + t] = 0f;
                     }
                     else
