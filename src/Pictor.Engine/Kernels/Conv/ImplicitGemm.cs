@@ -55,25 +55,9 @@ internal static unsafe class ImplicitGemm
                     int kc = Math.Min(KC, k - p0);
                     for (int j0 = 0; j0 < n; j0 += NC)
                     {
-                        int nb = Math.Min(NC, n - j0), panels = (nb + nr - 1) / nr;
+                        int nb = Math.Min(NC, n - j0);
                         PackIm2Col(px, g, p0, kc, j0, nb, nr, bp);
-                        for (int mb = 0; mb < mBlocks; mb++)
-                        {
-                            int i0 = mb * MC, aPanels = (Math.Min(MC, m - i0) + MR - 1) / MR;
-                            float* aBlock = pa + ((long)kb * mBlocks + mb) * MC * KC;
-                            for (int q = 0; q < panels; q++)
-                            {
-                                int jq = j0 + q * nr, nc = Math.Min(nr, n - jq);
-                                float* bPanel = bp + (long)q * kc * nr;
-                                for (int r = 0; r < aPanels; r++)
-                                {
-                                    int ri = i0 + r * MR, mr = Math.Min(MR, m - ri);
-                                    float* cTile = py + (long)ri * ldy + jq;
-                                    if (nr == 32) SimdGemm.Kernel6x32(kc, aBlock + r * kc * MR, bPanel, 1f, cTile, ldy, mr, nc, tmp);
-                                    else SimdGemm.Kernel6x16(kc, aBlock + r * kc * MR, bPanel, 1f, cTile, ldy, mr, nc, tmp);
-                                }
-                            }
-                        }
+                        MultiplyBlock(pa + (long)kb * mBlocks * MC * KC, m, kc, bp, j0, nb, nr, py, ldy, tmp);
                     }
                 }
         }
@@ -108,29 +92,38 @@ internal static unsafe class ImplicitGemm
                     for (int mb = 0; mb < mBlocks; mb++) SimdGemm.PackA(false, pdy, k, mb * MC, Math.Min(MC, m - mb * MC), p0, kc, ap + (long)mb * MC * KC);
                     for (int j0 = 0; j0 < n; j0 += NC)
                     {
-                        int nb = Math.Min(NC, n - j0), panels = (nb + nr - 1) / nr;
+                        int nb = Math.Min(NC, n - j0);
                         PackIm2ColT(px, g, p0, kc, j0, nb, nr, bp);
-                        for (int mb = 0; mb < mBlocks; mb++)
-                        {
-                            int i0 = mb * MC, aPanels = (Math.Min(MC, m - i0) + MR - 1) / MR;
-                            float* aBlock = ap + (long)mb * MC * KC;
-                            for (int q = 0; q < panels; q++)
-                            {
-                                int jq = j0 + q * nr, nc = Math.Min(nr, n - jq);
-                                float* bPanel = bp + (long)q * kc * nr;
-                                for (int r = 0; r < aPanels; r++)
-                                {
-                                    int ri = i0 + r * MR, mr = Math.Min(MR, m - ri);
-                                    float* cTile = pw + (long)ri * ldw + jq;
-                                    if (nr == 32) SimdGemm.Kernel6x32(kc, aBlock + r * kc * MR, bPanel, 1f, cTile, ldw, mr, nc, tmp);
-                                    else SimdGemm.Kernel6x16(kc, aBlock + r * kc * MR, bPanel, 1f, cTile, ldw, mr, nc, tmp);
-                                }
-                            }
-                        }
+                        MultiplyBlock(ap, m, kc, bp, j0, nb, nr, pw, ldw, tmp);
                     }
                 }
         }
         finally { ArrayPool<float>.Shared.Return(packedA); ArrayPool<float>.Shared.Return(packedB); }
+    }
+
+    /// <summary>C[:, j0 .. j0+nb) += A . B for one K block: A's row blocks packed MC x KC apart (SimdGemm's layout), B's
+    /// columns packed as nr-wide panels.</summary>
+    private static void MultiplyBlock(float* aK, int m, int kc, float* bp, int j0, int nb, int nr, float* c, int ldc, float* tmp)
+    {
+        const int MR = SimdGemm.MR, KC = SimdGemm.KC, MC = SimdGemm.MC;
+        int panels = (nb + nr - 1) / nr;
+        for (int i0 = 0; i0 < m; i0 += MC)
+        {
+            int aPanels = (Math.Min(MC, m - i0) + MR - 1) / MR;
+            float* aBlock = aK + (long)(i0 / MC) * MC * KC;
+            for (int q = 0; q < panels; q++)
+            {
+                int jq = j0 + q * nr, nc = Math.Min(nr, nb - q * nr);
+                float* bPanel = bp + (long)q * kc * nr;
+                for (int r = 0; r < aPanels; r++)
+                {
+                    int ri = i0 + r * MR, mr = Math.Min(MR, m - ri);
+                    float* cTile = c + (long)ri * ldc + jq;
+                    if (nr == 32) SimdGemm.Kernel6x32(kc, aBlock + r * kc * MR, bPanel, 1f, cTile, ldc, mr, nc, tmp);
+                    else SimdGemm.Kernel6x16(kc, aBlock + r * kc * MR, bPanel, 1f, cTile, ldc, mr, nc, tmp);
+                }
+            }
+        }
     }
 
     /// <summary>dst[0..n) = src[0..n) for the short runs of a panel row (a Memmove call per run cost more than the copy).</summary>
