@@ -148,6 +148,7 @@ public static partial class Ops
     {
         int p = Parallelism.Threads;
         if (p == 1 || batch < p || ConvSplitGemm) return 1;
+        if (UseImplicitGemm && Gemm.Backend != GemmBackend.Reference) return p;   // the implicit GEMM packs per image anyway
         return (long)m * n * k > 64L * 1024 * 1024 ? 1 : p;
     }
 
