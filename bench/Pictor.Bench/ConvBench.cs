@@ -52,7 +52,7 @@ public static class ConvBench
         var y = new float[o * s * s]; var dw = new float[o * c * 9];
         var packed = new float[256 * 1024];
         using var pw = Pictor.Engine.Kernels.Gemm.PackForSerial(false, o, c * 9, wt, c * 9)!;
-        int nr = 32;
+        int nr = Pictor.Engine.Kernels.SimdGemm.NR;   // the panel width the micro-kernel on this machine uses
         double Time(Action a) { var warm = Stopwatch.StartNew(); while (warm.ElapsedMilliseconds < 500) a(); var sw = Stopwatch.StartNew(); for (int i = 0; i < reps; i++) a(); return sw.Elapsed.TotalMilliseconds / reps; }
         double packFwd = Time(() => { fixed (float* px = x) fixed (float* pp = packed) for (int p0 = 0; p0 < g.K; p0 += 256) for (int j0 = 0; j0 < g.N; j0 += 256) Pictor.Engine.Kernels.ImplicitGemm.PackIm2Col(px, g, p0, Math.Min(256, g.K - p0), j0, Math.Min(256, g.N - j0), nr, pp); });
         double packT = Time(() => { fixed (float* px = x) fixed (float* pp = packed) for (int p0 = 0; p0 < g.N; p0 += 256) for (int j0 = 0; j0 < g.K; j0 += 256) Pictor.Engine.Kernels.ImplicitGemm.PackIm2ColT(px, g, p0, Math.Min(256, g.N - p0), j0, Math.Min(256, g.K - j0), nr, pp); });

@@ -37,7 +37,7 @@ public static partial class Ops
         // Every image multiplies the same weights: pack each group's W_g once for all of them.
         // On the image-parallel path, and on one thread, im2col is packed straight from the image (ImplicitGemm); a
         // batch smaller than the thread count keeps im2col and a GEMM split across threads.
-        bool implicitGemm = !direct && UseImplicitGemm && Gemm.Backend != GemmBackend.Reference && (workers > 1 || Parallelism.Threads == 1);
+        bool implicitGemm = !direct && ImplicitGemmOn && (workers > 1 || Parallelism.Threads == 1);
         var packedW = workers > 1 || implicitGemm ? PackWeights(Wt, groups, og, ckk, transposed: false) : null;
         var geometry = new ConvGeometry(cg, h, w, kh, kw, stride, padding, oh, ow);
         var cols = direct || implicitGemm ? null : new Tensor[workers];
@@ -149,7 +149,7 @@ public static partial class Ops
     {
         int p = Parallelism.Threads;
         if (p == 1 || batch < p || ConvSplitGemm) return 1;
-        if (UseImplicitGemm && Gemm.Backend != GemmBackend.Reference) return p;   // the implicit GEMM packs per image anyway
+        if (ImplicitGemmOn) return p;   // the implicit GEMM packs per image anyway
         return (long)m * n * k > 64L * 1024 * 1024 ? 1 : p;
     }
 
@@ -188,6 +188,10 @@ public static partial class Ops
     /// <summary>Implicit GEMM for the image-parallel convolution (default); PICTOR_CONV=im2col keeps the explicit
     /// im2col matrix, for comparison. Settable by tests and benchmarks.</summary>
     internal static bool UseImplicitGemm { get; set; } = ImplicitGemm.Available && Environment.GetEnvironmentVariable("PICTOR_CONV") != "im2col";
+
+    /// <summary>Whether this call can take the implicit GEMM: switched on, and not the reference GEMM backend (whose
+    /// triple loop is the oracle every other path is tested against).</summary>
+    private static bool ImplicitGemmOn => UseImplicitGemm && Gemm.Backend != GemmBackend.Reference;
 
     private static void Release(PackedA?[]? packs) { if (packs != null) foreach (var p in packs) p?.Dispose(); }
 
