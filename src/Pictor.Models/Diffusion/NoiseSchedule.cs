@@ -11,17 +11,26 @@ public enum Prediction { Epsilon, V }
 /// t = 0 .. T-1. The cosine schedule (Nichol and Dhariwal 2021, eq. 17): abar(t) = f(t) / f(0),
 /// f(t) = cos^2(((t / T) + s) / (1 + s) * pi / 2), s = 0.008, with each beta_t = 1 - abar_t / abar_{t-1} clipped to 0.999.
 /// Index t here is their step t + 1, so abar_0 &lt; 1 and the last step is (almost) pure noise.
+///
+/// Shift k (Hoogeboom et al. 2023, "simple diffusion", section 3.1: shifting the schedule's log-SNR): every step's
+/// signal-to-noise ratio abar / (1 - abar) is divided by k^2, i.e. abar'_t = abar_t / (abar_t + k^2 (1 - abar_t)).
+/// Small, flat, high-contrast objects stay visible in x_t to high noise levels; with k = 1 the model then reads an
+/// object's place from x_t on almost every training step and never learns it from the caption (docs/derivations/noise-shift.md).
+/// k > 1 spends more of training and sampling at the noise levels where only the caption can decide the layout.
 /// All schedule arithmetic is in double.
 /// </summary>
 public sealed class NoiseSchedule
 {
     public int Steps { get; }
+    /// <summary>k of the log-SNR shift (1 = Nichol and Dhariwal's schedule unchanged).</summary>
+    public double Shift { get; }
     private readonly double[] abar;
 
-    public NoiseSchedule(int steps = 1000)
+    public NoiseSchedule(int steps = 1000, double shift = 1)
     {
         if (steps < 2) Throw.Argument($"a noise schedule needs at least 2 steps, got {steps}");
-        Steps = steps;
+        if (!(shift >= 1 && shift <= 64)) Throw.Argument($"the schedule shift must be between 1 and 64, got {shift}");
+        Steps = steps; Shift = shift;
         abar = new double[steps];
         const double s = 0.008;
         static double F(double u) { double c = Math.Cos((u + s) / (1 + s) * Math.PI / 2); return c * c; }
@@ -30,7 +39,7 @@ public sealed class NoiseSchedule
         {
             double beta = Math.Min(1 - F((t + 1.0) / steps) / F((double)t / steps), 0.999);
             prev *= 1 - beta;
-            abar[t] = prev;
+            abar[t] = shift == 1 ? prev : prev / (prev + shift * shift * (1 - prev));   // SNR / k^2 (k = 1 bit-for-bit unchanged)
         }
     }
 

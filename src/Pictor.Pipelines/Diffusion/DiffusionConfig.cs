@@ -11,7 +11,7 @@ namespace Pictor.Pipelines.Diffusion;
 /// the prediction target and the schedule length. Stored as config.json beside the weights; a model directory or run
 /// whose config differs from what the caller expects is an error naming the field.
 /// </summary>
-public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Unet, TextEncoderConfig Text, Prediction Prediction, int ScheduleSteps = 1000)
+public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Unet, TextEncoderConfig Text, Prediction Prediction, int ScheduleSteps = 1000, double ScheduleShift = 1)
 {
     public const string Format = "pictor-diffusion";
     public const int Version = 1;
@@ -42,7 +42,7 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         var o = new JsonObject
         {
             ["format"] = Format, ["version"] = Version, ["preset"] = Preset, ["image_size"] = ImageSize,
-            ["prediction"] = Prediction == Prediction.V ? "v" : "epsilon", ["schedule"] = "cosine", ["schedule_steps"] = ScheduleSteps,
+            ["prediction"] = Prediction == Prediction.V ? "v" : "epsilon", ["schedule"] = "cosine", ["schedule_steps"] = ScheduleSteps, ["schedule_shift"] = ScheduleShift,
             ["unet"] = new JsonObject
             {
                 ["channels"] = new JsonArray(u.Channels.Select(c => (JsonNode)c).ToArray()),
@@ -75,7 +75,9 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
             var text = new TextEncoderConfig((int)t["vocab"]!, (int)t["context"]!, (int)t["layers"]!, (int)t["dim"]!, (int)t["heads"]!, (int)t["out_dim"]!);
             var pred = (string?)o["prediction"] switch { "v" => Prediction.V, "epsilon" => Prediction.Epsilon, var p => throw new FormatException($"{source}: unknown prediction '{p}' (v or epsilon)") };
             if ((string?)o["schedule"] != "cosine") throw new FormatException($"{source}: unknown schedule '{(string?)o["schedule"]}' (only cosine)");
-            return new DiffusionConfig((string?)o["preset"] ?? "custom", (int)o["image_size"]!, unet, text, pred, (int)o["schedule_steps"]!);
+            double shift = (double?)o["schedule_shift"] ?? 1;   // absent in configs written before it existed
+            if (!(shift >= 1 && shift <= 64)) throw new FormatException($"{source}: schedule_shift {shift} is outside 1..64");
+            return new DiffusionConfig((string?)o["preset"] ?? "custom", (int)o["image_size"]!, unet, text, pred, (int)o["schedule_steps"]!, shift);
         }
         catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException or FormatException)
         {

@@ -38,7 +38,7 @@ public sealed class DiffusionPipeline : ITextToImage
         Config = config; Tokenizer = tokenizer;
         TextEncoder = new TextEncoder(config.Text, rng);
         Unet = new UnetModel(config.Unet, rng);
-        Schedule = new NoiseSchedule(config.ScheduleSteps);
+        Schedule = new NoiseSchedule(config.ScheduleSteps, config.ScheduleShift);
     }
 
     /// <summary>All parameters under "text." and "unet." (the weights file's names).</summary>

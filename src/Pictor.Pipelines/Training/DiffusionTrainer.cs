@@ -26,10 +26,11 @@ public static class DiffusionTrainer
         opt = opt with { Model = Family };
         var (train, val) = TrainingSession.BeginRun(runDir, opt, ctl);
         var tok = BpeTokenizer.Train(train.Captions.SelectMany(c => c), opt.Vocab);
-        var config = DiffusionConfig.FromPreset(opt.Preset, tok.VocabSize, opt.ImageSize, opt.Context);
+        var config = DiffusionConfig.FromPreset(opt.Preset, tok.VocabSize, opt.ImageSize, opt.Context) with { ScheduleShift = opt.NoiseShift };
         var pipe = new DiffusionPipeline(config, tok, new Rng(opt.Seed));
         TrainingSession.WriteRunFiles(runDir, config.ToJson(), tok, opt);
-        ctl.Log?.Invoke($"model: preset {opt.Preset}, {pipe.NamedParameters().Sum(p => (long)p.Param.Numel):N0} parameters, {tok.VocabSize}-token BPE, context {opt.Context}");
+        ctl.Log?.Invoke($"model: preset {opt.Preset}, {pipe.NamedParameters().Sum(p => (long)p.Param.Numel):N0} parameters, {tok.VocabSize}-token BPE, context {opt.Context}"
+            + (opt.NoiseShift != 1 ? $", noise schedule shifted by {opt.NoiseShift}" : ""));
         return new Session(runDir, opt, pipe, train, val, ctl).Run(null);
     }
 
@@ -40,7 +41,7 @@ public static class DiffusionTrainer
         var (opt, ckpt) = TrainingSession.OpenRun(runDir, Family, given, givenFields);
         string cfgPath = Path.Combine(runDir, DiffusionPipeline.ConfigFile);
         var config = DiffusionConfig.FromJson(File.ReadAllText(cfgPath), cfgPath);
-        var expected = DiffusionConfig.FromPreset(opt.Preset, config.Text.Vocab, opt.ImageSize, opt.Context);
+        var expected = DiffusionConfig.FromPreset(opt.Preset, config.Text.Vocab, opt.ImageSize, opt.Context) with { ScheduleShift = opt.NoiseShift };
         if (DiffusionConfig.FirstDifference(expected, config) is { } d)
             throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' of {TrainingSession.TrainFile} ({d}); the run was edited or made by another Pictor version");
         var tok = BpeTokenizer.Load(Path.Combine(runDir, DiffusionPipeline.TokenizerDir));

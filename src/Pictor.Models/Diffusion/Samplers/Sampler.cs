@@ -16,9 +16,12 @@ public abstract class Sampler
     /// <summary>Runs the sampler from <paramref name="xT"/> (standard normal noise, flattened [N]) and returns x_0:
     /// one model call per step at t_i, then <see cref="Step"/> moves x from t_i to t_{i+1} (-1 after the last).
     /// <paramref name="rng"/> supplies any fresh noise (DDPM, DDIM with eta &gt; 0).</summary>
-    public float[] Sample(NoiseSchedule schedule, Prediction prediction, Denoise model, float[] xT, int steps, Rng rng, bool clip = true)
+    public float[] Sample(NoiseSchedule schedule, Prediction prediction, Denoise model, float[] xT, int steps, Rng rng, bool clip = true) =>
+        Sample(schedule, prediction, model, xT, Timesteps(schedule, steps), rng, clip);
+
+    /// <summary>As above, at the given decreasing steps <paramref name="ts"/> (first call at ts[0]).</summary>
+    public float[] Sample(NoiseSchedule schedule, Prediction prediction, Denoise model, float[] xT, int[] ts, Rng rng, bool clip = true)
     {
-        var ts = Timesteps(schedule.Steps, steps);
         var x = (float[])xT.Clone();
         Begin();
         for (int i = 0; i < ts.Length; i++)
@@ -48,6 +51,37 @@ public abstract class Sampler
         for (int i = 0; i < n; i++) ts[i] = (int)Math.Round(trainSteps - i * (double)trainSteps / n) - 1;
         return ts;
     }
+
+    /// <summary>
+    /// Steps uniform in log-SNR lambda = log(alpha / sigma) (Lu et al. 2022, DPM-Solver, section 3.3 and appendix D: the
+    /// "logSNR" step type, which they recommend for low-resolution images), from lambda_max = -ln 80 (EDM's sigma_max =
+    /// 80, Karras et al. 2022: noisier steps only repeat "pure noise") to lambda(0): lambda_i = lambda_max +
+    /// i (lambda(0) - lambda_max) / (n - 1), each mapped to the step with the nearest lambda and kept strictly decreasing;
+    /// the first call is then moved to t = T-1, so sampling starts from pure noise as training's last step does.
+    /// </summary>
+    public static int[] LogSnrTimesteps(NoiseSchedule s, int n)
+    {
+        int T = s.Steps;
+        if (n < 1 || n > T) Throw.Argument($"--steps must be between 1 and {T}, got {n}");
+        static double Lambda(NoiseSchedule s, int t) => 0.5 * Math.Log(s.AlphaBar(t) / (1 - s.AlphaBar(t)));
+        double hi = Math.Max(Lambda(s, T - 1), -Math.Log(80)), lo = Lambda(s, 0);
+        var ts = new int[n];
+        ts[0] = T - 1;
+        int t = T - 1;
+        for (int i = 1; i < n; i++)
+        {
+            double want = hi + i * (lo - hi) / (n - 1);
+            while (t > 0 && Math.Abs(Lambda(s, t - 1) - want) <= Math.Abs(Lambda(s, t) - want)) t--;   // lambda rises as t falls
+            t = Math.Max(Math.Min(t, ts[i - 1] - 1), n - 1 - i);   // strictly decreasing, with room for the steps to come
+            ts[i] = t;
+        }
+        return ts;
+    }
+
+    /// <summary>The steps a model with this schedule samples at: trailing for the plain cosine schedule (what every model
+    /// before the shift used, so their images regenerate exactly), log-SNR uniform for a shifted one, whose last trailing
+    /// step (t = T/n - 1) is still noisy enough that jumping from it to x0 would lose detail.</summary>
+    public static int[] Timesteps(NoiseSchedule s, int n) => s.Shift == 1 ? Timesteps(s.Steps, n) : LogSnrTimesteps(s, n);
 
     /// <summary>Looks a sampler up by its CLI name: ddpm, ddim, dpm++ (aliases dpmpp, dpm-solver++).</summary>
     public static Sampler ByName(string name, float eta = 0f) => name.ToLowerInvariant() switch
