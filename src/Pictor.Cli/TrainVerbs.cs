@@ -17,7 +17,7 @@ internal static class TrainVerbs
     ];
 
     public const string Usage = "train diffusion|vqvae|dalle|clip --data DIR --out RUN [--preset NAME] [--steps N] [--batch B] [--lr X] [--max-minutes M] ... | train diffusion|vqvae|dalle|clip --resume RUN [--max-minutes M]"
-        + " (presets: diffusion tiny|xs|xs-coord|s, default xs; vqvae tiny|s|dvae-tiny|dvae-s (Gumbel-softmax discrete VAE), default s; dalle tiny|xs|s, default xs, and --vqvae RUN names the image tokenizer, --dropout P adds embedding and residual dropout; diffusion --noise-shift K divides the schedule's SNR by K^2; clip tiny|xs|s, default xs)";
+        + " (presets: diffusion tiny|xs|xs-coord|xs-pos|s, default xs; vqvae tiny|s|dvae-tiny|dvae-s (Gumbel-softmax discrete VAE), default s; dalle tiny|xs|s, default xs, and --vqvae RUN names the image tokenizer, --dropout P adds embedding and residual dropout; diffusion --noise-shift K divides the schedule's SNR by K^2; clip tiny|xs|s, default xs)";
 
     public static int Train(string[] args)
     {
@@ -103,7 +103,9 @@ internal static class TrainVerbs
                 _ => DiffusionTrainer.Start(outDir, opt, ctl),
             };
         }
-        Console.WriteLine($"stopped at step {r.Step} ({r.StopReason}); best {r.BestBy} {r.BestVal:G5} at step {r.BestStep}; model: {r.ModelDir}");
+        Console.WriteLine(r.BestStep < 0
+            ? $"stopped at step {r.Step} ({r.StopReason}) before the first validation: no model exported yet; continue with 'pictor train {family} --resume RUN'"
+            : $"stopped at step {r.Step} ({r.StopReason}); best {r.BestBy} {r.BestVal:G5} at step {r.BestStep}; model: {r.ModelDir}");
         return 0;
     }
 

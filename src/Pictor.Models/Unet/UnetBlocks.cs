@@ -11,14 +11,17 @@ public sealed class ResBlock : Module
 {
     private readonly GroupNorm norm1, norm2;
     private readonly Conv2d conv1, conv2;
-    private readonly Linear? temb;
+    private readonly Linear? temb, tembCoord;
     private readonly Conv2d? skip;
 
-    public ResBlock(Rng rng, int cin, int cout, int timeDim, int groups)
+    /// <param name="coordinates">Also map the embedding to a per-channel slope along x and along y, added as
+    /// slope_x * x + slope_y * y over the pixels (x, y in [-1, 1]); see <see cref="UnetConfig.ResBlockCoords"/>.</param>
+    public ResBlock(Rng rng, int cin, int cout, int timeDim, int groups, bool coordinates = false)
     {
         norm1 = Child("norm1", new GroupNorm(groups, cin));
         conv1 = Child("conv1", new Conv2d(rng, cin, cout, 3, padding: 1));
         if (timeDim > 0) temb = Child("temb", new Linear(rng, timeDim, cout));
+        if (timeDim > 0 && coordinates) tembCoord = Child("temb_coord", new Linear(rng, timeDim, 2 * cout));
         norm2 = Child("norm2", new GroupNorm(groups, cout));
         conv2 = Child("conv2", new Conv2d(rng, cout, cout, 3, padding: 1));
         if (cin != cout) skip = Child("skip", new Conv2d(rng, cin, cout, 1));
@@ -31,8 +34,16 @@ public sealed class ResBlock : Module
         if (temb != null)
         {
             if (t == null) Throw.Argument("this ResBlock takes a time embedding");
-            var tb = temb.Forward(Ops.Silu(t));                                   // (B, Cout)
+            var st = Ops.Silu(t);
+            var tb = temb.Forward(st);                                            // (B, Cout)
             h = Ops.Add(h, Ops.Reshape(tb, tb.Shape[0], tb.Shape[1], 1, 1));
+            if (tembCoord != null)
+            {
+                int b = h.Shape[0], c = h.Shape[1], hh = h.Shape[2], ww = h.Shape[3];
+                var slopes = Ops.Reshape(tembCoord.Forward(st), b * c, 2);                     // (B*Cout, 2): slope along x, along y
+                var ramps = Ops.MatMul(slopes, UnetModel.CoordinatePlanes(hh, ww));             // (B*Cout, H*W)
+                h = Ops.Add(h, Ops.Reshape(ramps, b, c, hh, ww));
+            }
         }
         h = conv2.Forward(norm2.ForwardSilu(h));
         return Ops.Add(h, skip == null ? x : skip.Forward(x));

@@ -18,7 +18,8 @@ public sealed record UnetConfig(
     int Groups = 32,         // GroupNorm groups
     int ImageChannels = 3,
     int PooledDim = 0,       // width of a pooled text vector added to the time embedding; 0 = none (UNet-S)
-    bool CoordChannels = false) // conv_in also sees x and y in [-1, 1] (CoordConv, Liu et al. 2018); see CoordinateGrid
+    bool CoordChannels = false, // conv_in also sees x and y in [-1, 1] (CoordConv, Liu et al. 2018); see CoordinateGrid
+    bool ResBlockCoords = false) // every ResBlock turns the time+text embedding into per-channel x and y slopes (see ResBlock)
 {
     /// <summary>Channels conv_in reads: the image plus the two coordinate planes when <see cref="CoordChannels"/>.</summary>
     public int InputChannels => ImageChannels + (CoordChannels ? 2 : 0);
@@ -62,7 +63,7 @@ public sealed class UnetModel : Module
             int co = cfg.Channels[lvl];
             for (int i = 0; i < cfg.BlocksPerLevel; i++)
             {
-                encResList.Add(new ResBlock(rng, c, co, cfg.TimeDim, cfg.Groups)); c = co;
+                encResList.Add(new ResBlock(rng, c, co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords)); c = co;
                 if (cfg.Attention[lvl]) encAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups));
                 skips.Push(c);
             }
@@ -72,16 +73,16 @@ public sealed class UnetModel : Module
         for (int i = 0; i < encResList.Count; i++) encRes.Add(Child($"enc_res.{i}", encResList[i]));
         for (int i = 0; i < encAttnList.Count; i++) encAttn.Add(Child($"enc_attn.{i}", encAttnList[i]));
         for (int i = 0; i < downList.Count; i++) down.Add(Child($"down.{i}", downList[i]));
-        midRes1 = Child("mid_res1", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups));
+        midRes1 = Child("mid_res1", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords));
         midAttn = Child("mid_attn", new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups));
-        midRes2 = Child("mid_res2", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups));
+        midRes2 = Child("mid_res2", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords));
         var decResList = new List<ResBlock>(); var decAttnList = new List<AttnBlock>(); var upList = new List<Conv2d>();
         for (int lvl = levels - 1; lvl >= 0; lvl--)
         {
             int co = cfg.Channels[lvl];
             for (int i = 0; i < cfg.BlocksPerLevel + 1; i++)
             {
-                decResList.Add(new ResBlock(rng, c + skips.Pop(), co, cfg.TimeDim, cfg.Groups)); c = co;
+                decResList.Add(new ResBlock(rng, c + skips.Pop(), co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords)); c = co;
                 if (cfg.Attention[lvl]) decAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups));
             }
             if (lvl != 0) upList.Add(new Conv2d(rng, c, c, 3, padding: 1));
@@ -148,6 +149,7 @@ public sealed class UnetModel : Module
     /// </summary>
     public static Tensor CoordinateGrid(int b, int h, int w)
     {
+        if (b < 1 || h < 1 || w < 1) Throw.Argument($"coordinate grid needs positive sizes, got {b}x{h}x{w}");
         var g = Tensor.Empty(b, 2, h, w);
         var s = g.Span;
         for (int n = 0; n < b; n++)
@@ -160,4 +162,7 @@ public sealed class UnetModel : Module
                 }
         return g;
     }
+
+    /// <summary>The coordinate planes as a [2, H*W] matrix: row 0 every pixel's x, row 1 its y (as <see cref="CoordinateGrid"/>).</summary>
+    public static Tensor CoordinatePlanes(int h, int w) => Ops.Reshape(CoordinateGrid(1, h, w), 2, h * w);
 }

@@ -17,7 +17,9 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
     public const int Version = 1;
 
     /// <summary>Presets: "tiny" (tests, seconds), "xs" (the shipped models: ~2.6 M parameters, trains in an hour or two on
-    /// 2 cores), "xs-coord" (xs whose conv_in also reads x/y coordinate planes, so positions in captions can be learned), "s" (UNet-S of the engine issue, 8.25 M, plus a 4-layer text encoder). Vocabulary comes from the tokenizer.</summary>
+    /// 2 cores), "xs-coord" (xs whose conv_in also reads x/y coordinate planes, so positions in captions can be learned),
+    /// "xs-pos" (xs-coord whose ResBlocks also turn the time+text embedding into x and y slopes, so a caption's place is a
+    /// first-order, learnable signal; docs/derivations/noise-shift.md), "s" (UNet-S of the engine issue, 8.25 M, plus a 4-layer text encoder). Vocabulary comes from the tokenizer.</summary>
     public static DiffusionConfig FromPreset(string name, int vocab, int imageSize = 32, int context = 16) => name switch
     {
         "tiny" => new(name, imageSize,
@@ -27,14 +29,17 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
             new UnetConfig([32, 64, 128], [false, true, true], BlocksPerLevel: 1, ContextDim: 128, Heads: 4, HeadDim: 16, TimeDim: 128, TimeSinusoidDim: 64, Groups: 8, PooledDim: 128),
             new TextEncoderConfig(vocab, context, Layers: 2, Dim: 128, Heads: 4, OutDim: 128), Prediction.V),
         "xs-coord" => WithCoordinates(FromPreset("xs", vocab, imageSize, context), name),
+        "xs-pos" => WithSlopes(WithCoordinates(FromPreset("xs", vocab, imageSize, context), name)),
         "s" => new(name, imageSize, UnetConfig.S with { PooledDim = 256 },
             new TextEncoderConfig(vocab, context, Layers: 4, Dim: 256, Heads: 8, OutDim: 256), Prediction.V),
-        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord or s"),
+        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos or s"),
     };
 
     private static DiffusionConfig WithCoordinates(DiffusionConfig c, string name) => c with { Preset = name, Unet = c.Unet with { CoordChannels = true } };
 
-    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "s"];
+    private static DiffusionConfig WithSlopes(DiffusionConfig c) => c with { Unet = c.Unet with { ResBlockCoords = true } };
+
+    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "s"];
 
     public string ToJson()
     {
@@ -49,7 +54,7 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
                 ["attention"] = new JsonArray(u.Attention.Select(c => (JsonNode)c).ToArray()),
                 ["blocks_per_level"] = u.BlocksPerLevel, ["context_dim"] = u.ContextDim, ["heads"] = u.Heads, ["head_dim"] = u.HeadDim,
                 ["time_dim"] = u.TimeDim, ["time_sinusoid_dim"] = u.TimeSinusoidDim, ["groups"] = u.Groups, ["image_channels"] = u.ImageChannels,
-                ["pooled_dim"] = u.PooledDim, ["coord_channels"] = u.CoordChannels,
+                ["pooled_dim"] = u.PooledDim, ["coord_channels"] = u.CoordChannels, ["resblock_coords"] = u.ResBlockCoords,
             },
             ["text"] = new JsonObject
             {
@@ -71,7 +76,8 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
             var unet = new UnetConfig(u["channels"]!.AsArray().Select(n => (int)n!).ToArray(), u["attention"]!.AsArray().Select(n => (bool)n!).ToArray(),
                 (int)u["blocks_per_level"]!, (int)u["context_dim"]!, (int)u["heads"]!, (int)u["head_dim"]!, (int)u["time_dim"]!,
                 (int)u["time_sinusoid_dim"]!, (int)u["groups"]!, (int)u["image_channels"]!, (int)u["pooled_dim"]!,
-                CoordChannels: (bool?)u["coord_channels"] ?? false);   // absent in configs written before it existed
+                CoordChannels: (bool?)u["coord_channels"] ?? false,   // absent in configs written before it existed
+                ResBlockCoords: (bool?)u["resblock_coords"] ?? false);
             var text = new TextEncoderConfig((int)t["vocab"]!, (int)t["context"]!, (int)t["layers"]!, (int)t["dim"]!, (int)t["heads"]!, (int)t["out_dim"]!);
             var pred = (string?)o["prediction"] switch { "v" => Prediction.V, "epsilon" => Prediction.Epsilon, var p => throw new FormatException($"{source}: unknown prediction '{p}' (v or epsilon)") };
             if ((string?)o["schedule"] != "cosine") throw new FormatException($"{source}: unknown schedule '{(string?)o["schedule"]}' (only cosine)");

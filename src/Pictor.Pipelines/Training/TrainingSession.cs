@@ -216,7 +216,9 @@ public abstract class TrainingSession
             if (stop) { reason = $"early stopping: no val improvement in {Opt.Patience} validations"; break; }
         }
         if (Step % Opt.CkptEvery != 0 && Step != Opt.Steps && Step > startStep) SaveCheckpoint();   // interrupted mid-interval
-        Ctl.Log?.Invoke($"stopped at step {Step}: {reason}; best {BestBy} {bestVal:G5} at step {bestStep}");
+        Ctl.Log?.Invoke($"stopped at step {Step}: {reason}; " + (bestStep < 0
+            ? $"no validation yet (the first is at step {Opt.ValEvery}), so no model/ was exported; --resume continues the run"
+            : $"best {BestBy} {bestVal:G5} at step {bestStep}"));
         return new TrainResult(Step, reason, bestVal, bestStep, Path.Combine(RunDir, ModelDir), BestBy);
     }
 
