@@ -47,6 +47,8 @@ public sealed class NoiseSchedule
     public double AlphaBar(int t) => t < 0 ? 1.0 : abar[t];
     public double Alpha(int t) => Math.Sqrt(AlphaBar(t));
     public double Sigma(int t) => Math.Sqrt(1 - AlphaBar(t));
+    /// <summary>Half the log-SNR, lambda_t = log(alpha_t / sigma_t) (DPM-Solver's time variable).</summary>
+    public double Lambda(int t) => Math.Log(Alpha(t) / Sigma(t));
 
     /// <summary>x_t = alpha_t x0 + sigma_t eps, per batch row b with its own t[b]. x0, eps, result: [B, ...].</summary>
     public void AddNoise(ReadOnlySpan<float> x0, ReadOnlySpan<float> eps, ReadOnlySpan<int> t, Span<float> xt)

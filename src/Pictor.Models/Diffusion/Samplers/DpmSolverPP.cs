@@ -23,7 +23,7 @@ public sealed class DpmSolverPP : Sampler
     protected override void Step(NoiseSchedule s, float[] x, float[] x0, float[] eps, int t, int next, Rng rng)
     {
         if (next < 0) { x0.CopyTo(x, 0); return; }   // sigma_next = 0: the solution is the data prediction itself
-        double h = Lambda(s, next) - Lambda(s, t);
+        double h = s.Lambda(next) - s.Lambda(t);
         double ratio = s.Sigma(next) / s.Sigma(t), coef = -s.Alpha(next) * (Math.Exp(-h) - 1);
         bool second = prevX0 != null;
         double r = second ? prevH / h : 0;
@@ -35,5 +35,4 @@ public sealed class DpmSolverPP : Sampler
         prevX0 = x0; prevH = h;
     }
 
-    private static double Lambda(NoiseSchedule s, int t) => Math.Log(s.Alpha(t) / s.Sigma(t));
 }

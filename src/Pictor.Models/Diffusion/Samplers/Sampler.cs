@@ -63,15 +63,14 @@ public abstract class Sampler
     {
         int T = s.Steps;
         if (n < 1 || n > T) Throw.Argument($"--steps must be between 1 and {T}, got {n}");
-        static double Lambda(NoiseSchedule s, int t) => 0.5 * Math.Log(s.AlphaBar(t) / (1 - s.AlphaBar(t)));
-        double hi = Math.Max(Lambda(s, T - 1), -Math.Log(80)), lo = Lambda(s, 0);
+        double hi = Math.Max(s.Lambda(T - 1), -Math.Log(80)), lo = s.Lambda(0);
         var ts = new int[n];
         ts[0] = T - 1;
         int t = T - 1;
         for (int i = 1; i < n; i++)
         {
             double want = hi + i * (lo - hi) / (n - 1);
-            while (t > 0 && Math.Abs(Lambda(s, t - 1) - want) <= Math.Abs(Lambda(s, t) - want)) t--;   // lambda rises as t falls
+            while (t > 0 && Math.Abs(s.Lambda(t - 1) - want) <= Math.Abs(s.Lambda(t) - want)) t--;   // lambda rises as t falls
             t = Math.Max(Math.Min(t, ts[i - 1] - 1), n - 1 - i);   // strictly decreasing, with room for the steps to come
             ts[i] = t;
         }
