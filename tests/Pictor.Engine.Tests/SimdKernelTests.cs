@@ -150,4 +150,61 @@ public class SimdKernelTests
                     Assert.True(Math.Abs(got[i] - want[i]) <= 2e-3f * (1 + Math.Abs(want[i])), $"group n={n} offset={offset} i={i}: {got[i]} vs {want[i]}");
             }
     }
+
+    [Fact]
+    public void Vectorised_norm_backward_rows_match_the_scalar_reference()
+    {
+        // Runs sharing a channel (GroupNorm: 4 runs per row) and per-element channels (LayerNorm), lengths around the
+        // vector width and the 256-element chunk, means far from zero.
+        foreach (int n in new[] { 4, 8, 36, 64, 1024, 1028, 4096 })
+            foreach (float offset in new[] { 0f, 300f })
+            {
+                var x = Values(n, 11).Select(v => offset + 2f * v).ToArray();
+                var d = Values(n, 12); var g = Values(n, 13); var start = Values(n, 14);
+                var (m, rs) = NormKernels.RowMoments(x, 1e-5f);
+                int run = n / 4;
+                // GroupNorm: the kernels as Ops.Normalize chains them.
+                var want = (float[])start.Clone();
+                var (wantG, wantB) = NormKernels.BackwardRowReference(x, d, want, m, rs, run, i => i / run, g);
+                var got = (float[])start.Clone();
+                double s1 = 0, s2 = 0;
+                for (int j = 0; j < 4; j++)
+                {
+                    var (sumD, sumDc) = NormKernels.RunGradSums(x.AsSpan(j * run, run), d.AsSpan(j * run, run), m);
+                    Assert.True(Math.Abs(sumD - wantB[j]) <= 1e-4 * (1 + Math.Abs(wantB[j])), $"dbeta n={n} run {j}: {sumD} vs {wantB[j]}");
+                    Assert.True(Math.Abs(sumDc * rs - wantG[j]) <= 1e-4 * (1 + Math.Abs(wantG[j])), $"dgamma n={n} run {j}: {sumDc * rs} vs {wantG[j]}");
+                    s1 += g[j] * sumD; s2 += g[j] * sumDc * rs;
+                }
+                for (int j = 0; j < 4; j++)
+                    NormKernels.ApplyGradRun(x.AsSpan(j * run, run), d.AsSpan(j * run, run), got.AsSpan(j * run, run), m, rs, g[j], (float)(s1 / n), (float)(s2 / n));
+                for (int i = 0; i < n; i++)
+                    Assert.True(Math.Abs(got[i] - want[i]) <= 1e-4f * (1 + Math.Abs(want[i])), $"group dX n={n} offset={offset} i={i}: {got[i]} vs {want[i]}");
+                // LayerNorm: per-element gamma.
+                want = (float[])start.Clone(); got = (float[])start.Clone();
+                NormKernels.BackwardRowReference(x, d, want, m, rs, 1, i => i, g);
+                var (p1, p2) = NormKernels.RowGradSumsPerElement(x, d, g, m, rs);
+                NormKernels.ApplyGradPerElement(x, d, got, m, rs, g, (float)(p1 / n), (float)(p2 / n));
+                for (int i = 0; i < n; i++)
+                    Assert.True(Math.Abs(got[i] - want[i]) <= 1e-4f * (1 + Math.Abs(want[i])), $"layer dX n={n} offset={offset} i={i}: {got[i]} vs {want[i]}");
+            }
+    }
+
+    [Fact]
+    public void Vectorised_silu_gradient_through_the_norm_matches_the_scalar_definition()
+    {
+        foreach (int n in new[] { 1, 7, 16, 255, 256, 257, 1000 })
+        {
+            var x = Values(n, 15).Select(v => 3f + 4f * v).ToArray(); var dOut = Values(n, 16);
+            var (m, rs) = NormKernels.RowMoments(x, 1e-5f);
+            float g = 1.7f, b = -0.3f;
+            var got = new float[n];
+            NormKernels.SiluGradThroughRun(x, dOut, got, m, rs, g, b);
+            for (int i = 0; i < n; i++)
+            {
+                double a = (x[i] - m) * (double)rs * g + b, s = 1 / (1 + Math.Exp(-a));
+                double want = dOut[i] * s * (1 + a * (1 - s));
+                Assert.True(Math.Abs(got[i] - want) <= 1e-5 * (1 + Math.Abs(want)), $"n={n} i={i}: {got[i]} vs {want}");
+            }
+        }
+    }
 }

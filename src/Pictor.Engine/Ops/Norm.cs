@@ -102,34 +102,26 @@ public static partial class Ops
             {
                 var D = dY.Span.Slice(r * n, n); var xs = X.Span.Slice(r * n, n);
                 float m = mean[r], rs = rstd[r];
-                double s1 = 0, s2 = 0;
-                for (int i0 = 0, j = 0; i0 < n; i0 += run, j++)
-                {
-                    int ch = channelOf(r, i0);
-                    float g = G == null ? 1f : G[ch];
-                    double gsum = 0, bsum = 0;
-                    for (int i = i0; i < i0 + run; i++)
+                double s1 = 0, s2 = 0;   // sum dxhat, sum dxhat xhat
+                if (run == 1)
+                    (s1, s2) = NormKernels.RowGradSumsPerElement(xs, D, G == null ? default : G.AsSpan(channelOf(r, 0), n), m, rs);
+                else
+                    for (int i0 = 0, j = 0; i0 < n; i0 += run, j++)
                     {
-                        float xh = (xs[i] - m) * rs, d = D[i];
-                        float dxh = d * g;
-                        s1 += dxh; s2 += dxh * xh;
-                        gsum += d * xh; bsum += d;
+                        float g = G == null ? 1f : G[channelOf(r, i0)];
+                        var (sumD, sumDCentered) = NormKernels.RunGradSums(xs.Slice(i0, run), D.Slice(i0, run), m);
+                        double sumDXhat = sumDCentered * rs;
+                        s1 += g * sumD; s2 += g * sumDXhat;
+                        if (partG != null) { partG[r * runs + j] = sumDXhat; partB![r * runs + j] = sumD; }
                     }
-                    if (partG != null) { partG[r * runs + j] = gsum; partB![r * runs + j] = bsum; }
-                }
                 if (dXt == null) return;
                 var dX = dXt.Span.Slice(r * n, n);
                 float a1 = (float)(s1 / n), a2 = (float)(s2 / n);
-                for (int i0 = 0; i0 < n; i0 += run)
-                {
-                    int ch = channelOf(r, i0);
-                    float g = G == null ? 1f : G[ch];
-                    for (int i = i0; i < i0 + run; i++)
-                    {
-                        float xh = (xs[i] - m) * rs;
-                        dX[i] += rs * (D[i] * g - a1 - xh * a2);
-                    }
-                }
+                if (run == 1)
+                    NormKernels.ApplyGradPerElement(xs, D, dX, m, rs, G == null ? default : G.AsSpan(channelOf(r, 0), n), a1, a2);
+                else
+                    for (int i0 = 0; i0 < n; i0 += run)
+                        NormKernels.ApplyGradRun(xs.Slice(i0, run), D.Slice(i0, run), dX.Slice(i0, run), m, rs, G == null ? 1f : G[channelOf(r, i0)], a1, a2);
             });
             if (channels > 0)
             {
@@ -163,16 +155,22 @@ public static partial class Ops
             {
                 var xs = X.Span.Slice(r * n, n); var D = dOut.Span.Slice(r * n, n); var dAr = dA.Span.Slice(r * n, n);
                 float m = mean[r], rs = rstd[r];
-                for (int i0 = 0; i0 < n; i0 += run)
+                if (run > 1)
                 {
-                    int ch = channelOf(r, i0);
-                    for (int i = i0; i < i0 + run; i++)
+                    for (int i0 = 0; i0 < n; i0 += run)
                     {
-                        int c = run == 1 ? ch + (i - i0) : ch;
-                        float a = (xs[i] - m) * rs * (G == null ? 1f : G[c]) + (Bt == null ? 0f : Bt[c]);
-                        float sg = 1f / (1f + MathF.Exp(-a));
-                        dAr[i] = D[i] * sg * (1f + a * (1f - sg));
+                        int ch = channelOf(r, i0);
+                        NormKernels.SiluGradThroughRun(xs.Slice(i0, run), D.Slice(i0, run), dAr.Slice(i0, run), m, rs,
+                                                       G == null ? 1f : G[ch], Bt == null ? 0f : Bt[ch]);
                     }
+                    return;
+                }
+                int ch0 = channelOf(r, 0);   // per-element channels: GroupNorm over [B, C] input
+                for (int i = 0; i < n; i++)
+                {
+                    float a = (xs[i] - m) * rs * (G == null ? 1f : G[ch0 + i]) + (Bt == null ? 0f : Bt[ch0 + i]);
+                    float sg = 1f / (1f + MathF.Exp(-a));
+                    dAr[i] = D[i] * sg * (1f + a * (1f - sg));
                 }
             });
             return dA;

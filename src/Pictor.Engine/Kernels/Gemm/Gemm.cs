@@ -109,8 +109,13 @@ public static class Gemm
         Interlocked.Add(ref FlopCounter, 2L * m * n * k);
         if (m == 0 || n == 0) return;
         if (Backend == GemmBackend.Reference) ReferenceGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else if (UseNarrow && NarrowGemm.Applies(transB, n, packedA)) NarrowGemm.Run(transA, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         else SimdGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, serial: true, packedA: packedA);
     }
+
+    /// <summary>Serial products 16 to 64 columns wide take <see cref="NarrowGemm"/> (unpacked operands);
+    /// PICTOR_GEMM_NARROW=0 keeps the packed kernel (for A/B benchmarks).</summary>
+    internal static bool UseNarrow { get; set; } = Environment.GetEnvironmentVariable("PICTOR_GEMM_NARROW") != "0";
 
     /// <summary>Packs op(A) [M x K] once for many <see cref="SgemmSerial"/> calls with the same A (null when the
     /// reference backend or no SIMD is in use: pass it anyway, it is optional).</summary>
