@@ -43,9 +43,11 @@ public static class ConvBench
 
     /// <summary>One image's pieces of the implicit GEMM (64 channels, 32x32, 3x3): packing im2col and its transpose
     /// for the whole K x N, and the forward and weight-gradient products. `Pictor.Bench conv-parts`.</summary>
-    public static unsafe void Parts(int reps)
+    /// <summary>One image's convolution parts, C -> C channels at SIZE x SIZE, 3x3, padding 1:
+    /// `conv-parts REPS [SIZE [C]]` (default 32, 64).</summary>
+    public static unsafe void Parts(int reps, int s = 32, int c = 64)
     {
-        const int c = 64, o = 64, s = 32;
+        int o = c;
         var g = new Pictor.Engine.Kernels.ConvGeometry(c, s, s, 3, 3, 1, 1, s, s);
         var rng = new Rng(1);
         var x = rng.Randn(c * s * s).ToArray(); var wt = rng.Randn(o * c * 9).ToArray(); var dy = rng.Randn(o * s * s).ToArray();
@@ -59,7 +61,7 @@ public static class ConvBench
         double fwd = Time(() => Pictor.Engine.Kernels.ImplicitGemm.Run(pw, x, g, 0f, y, s * s));
         double wg = Time(() => Pictor.Engine.Kernels.ImplicitGemm.RunWeightGrad(dy, o, x, g, dw, c * 9));
         double flop = 2.0 * o * c * 9 * s * s;
-        Console.WriteLine(FormattableString.Invariant($"per image, ms: pack im2col {packFwd:F3}, pack im2col^T {packT:F3}, forward {fwd:F3} ({flop / fwd / 1e6:F0} GFLOP/s), weight grad {wg:F3} ({flop / wg / 1e6:F0} GFLOP/s)"));
+        Console.WriteLine(FormattableString.Invariant($"{c} -> {o} at {s}x{s}, per image, ms: pack im2col {packFwd:F3}, pack im2col^T {packT:F3}, forward {fwd:F3} ({flop / fwd / 1e6:F0} GFLOP/s), weight grad {wg:F3} ({flop / wg / 1e6:F0} GFLOP/s)"));
     }
 
     private static double Median(List<double> v) { v.Sort(); return v[v.Count / 2]; }

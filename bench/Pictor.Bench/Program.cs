@@ -30,7 +30,7 @@ public static class Program
             case "unet-sample": ModelBench.UnetSample(16, 10, cfg: false, iters); return 0;
             case "dalle": DalleBench.Run(iters); return 0;
             case "conv": ConvBench.Run(args.Length > 1 ? iters : 7); return 0;
-            case "conv-parts": ConvBench.Parts(args.Length > 1 ? iters : 200); return 0;
+            case "conv-parts": ConvBench.Parts(args.Length > 1 ? iters : 200, args.Length > 2 ? int.Parse(args[2]) : 32, args.Length > 3 ? int.Parse(args[3]) : 64); return 0;
             case "ar-sample": ModelBench.ArSample(16, cache: true, iters); ModelBench.ArSample(16, cache: false, Math.Max(3, iters / 3)); return 0;
             case "fuzz-png":
                 // fuzz-png [cases] [seed] [suite dir]

@@ -77,7 +77,36 @@ internal static unsafe class ImplicitGemm
         if (nr == 0) Throw.InvalidOperation("implicit GEMM needs Vector512 or Vector256; check ImplicitGemm.Available first");
         Interlocked.Add(ref Gemm.FlopCounter, 2L * m * n * k);
         if (m == 0 || n == 0 || k == 0) return;
+        if (g.Pad > 0)
+        {
+            // Zero-padded copy of the image: every pixel's window is then inside it, so PackIm2ColT gathers every
+            // pixel's taps in vector lanes instead of testing each tap of the border pixels (12% of the pixels at
+            // 32x32, 44% at 8x8, where the tested loop was most of the packing time). Same values, same product.
+            var gp = g with { H = g.H + 2 * g.Pad, W = g.W + 2 * g.Pad, Pad = 0 };
+            var xp = ArrayPool<float>.Shared.Rent(g.C * gp.H * gp.W);
+            try
+            {
+                PadImage(x, g, xp);
+                WeightGradCore(dy, m, xp, gp, dw, ldw);
+            }
+            finally { ArrayPool<float>.Shared.Return(xp); }
+        }
+        else WeightGradCore(dy, m, x, g, dw, ldw);
+    }
 
+    /// <summary>dst [C, H + 2 pad, W + 2 pad] = x [C, H, W] surrounded by <c>pad</c> zeros.</summary>
+    private static void PadImage(ReadOnlySpan<float> x, in ConvGeometry g, Span<float> dst)
+    {
+        int hp = g.H + 2 * g.Pad, wp = g.W + 2 * g.Pad;
+        dst[..(g.C * hp * wp)].Clear();
+        for (int c = 0; c < g.C; c++)
+            for (int y = 0; y < g.H; y++)
+                x.Slice((c * g.H + y) * g.W, g.W).CopyTo(dst.Slice((c * hp + y + g.Pad) * wp + g.Pad, g.W));
+    }
+
+    private static void WeightGradCore(ReadOnlySpan<float> dy, int m, ReadOnlySpan<float> x, in ConvGeometry g, Span<float> dw, int ldw)
+    {
+        int n = g.K, k = g.N, nr = SimdGemm.NR;
         const int MR = SimdGemm.MR, KC = SimdGemm.KC, MC = SimdGemm.MC;
         int mBlocks = (m + MC - 1) / MC;
         var packedA = ArrayPool<float>.Shared.Rent(mBlocks * MC * KC);
