@@ -170,10 +170,10 @@ public class SimdKernelTests
                 double s1 = 0, s2 = 0;
                 for (int j = 0; j < 4; j++)
                 {
-                    var (sumD, sumDc) = NormKernels.RunGradSums(x.AsSpan(j * run, run), d.AsSpan(j * run, run), m);
+                    var (sumD, sumDXhat) = NormKernels.GradSums(x.AsSpan(j * run, run), d.AsSpan(j * run, run), default, m, rs);
                     Assert.True(Math.Abs(sumD - wantB[j]) <= 1e-4 * (1 + Math.Abs(wantB[j])), $"dbeta n={n} run {j}: {sumD} vs {wantB[j]}");
-                    Assert.True(Math.Abs(sumDc * rs - wantG[j]) <= 1e-4 * (1 + Math.Abs(wantG[j])), $"dgamma n={n} run {j}: {sumDc * rs} vs {wantG[j]}");
-                    s1 += g[j] * sumD; s2 += g[j] * sumDc * rs;
+                    Assert.True(Math.Abs(sumDXhat - wantG[j]) <= 1e-4 * (1 + Math.Abs(wantG[j])), $"dgamma n={n} run {j}: {sumDXhat} vs {wantG[j]}");
+                    s1 += g[j] * sumD; s2 += g[j] * sumDXhat;
                 }
                 for (int j = 0; j < 4; j++)
                     NormKernels.ApplyGradRun(x.AsSpan(j * run, run), d.AsSpan(j * run, run), got.AsSpan(j * run, run), m, rs, g[j], (float)(s1 / n), (float)(s2 / n));
@@ -182,7 +182,7 @@ public class SimdKernelTests
                 // LayerNorm: per-element gamma.
                 want = (float[])start.Clone(); got = (float[])start.Clone();
                 NormKernels.BackwardRowReference(x, d, want, m, rs, 1, i => i, g);
-                var (p1, p2) = NormKernels.RowGradSumsPerElement(x, d, g, m, rs);
+                var (p1, p2) = NormKernels.GradSums(x, d, g, m, rs);
                 NormKernels.ApplyGradPerElement(x, d, got, m, rs, g, (float)(p1 / n), (float)(p2 / n));
                 for (int i = 0; i < n; i++)
                     Assert.True(Math.Abs(got[i] - want[i]) <= 1e-4f * (1 + Math.Abs(want[i])), $"layer dX n={n} offset={offset} i={i}: {got[i]} vs {want[i]}");

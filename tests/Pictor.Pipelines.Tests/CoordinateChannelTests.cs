@@ -87,6 +87,7 @@ public class CoordinateChannelTests
         var m = UnetModel.CoordinatePlanes(2, 4);   // [2, 8]
         Assert.Equal([2, 8], m.Shape);
         Assert.Equal(UnetModel.CoordinateGrid(1, 2, 4).ToArray(), m.ToArray());
+        Assert.Same(m, UnetModel.CoordinatePlanes(2, 4));   // built once per size, not on every ResBlock call
     }
 
     [Fact]

@@ -104,13 +104,12 @@ public static partial class Ops
                 float m = mean[r], rs = rstd[r];
                 double s1 = 0, s2 = 0;   // sum dxhat, sum dxhat xhat
                 if (run == 1)
-                    (s1, s2) = NormKernels.RowGradSumsPerElement(xs, D, G == null ? default : G.AsSpan(channelOf(r, 0), n), m, rs);
+                    (s1, s2) = NormKernels.GradSums(xs, D, G == null ? default : G.AsSpan(channelOf(r, 0), n), m, rs);
                 else
                     for (int i0 = 0, j = 0; i0 < n; i0 += run, j++)
                     {
                         float g = G == null ? 1f : G[channelOf(r, i0)];
-                        var (sumD, sumDCentered) = NormKernels.RunGradSums(xs.Slice(i0, run), D.Slice(i0, run), m);
-                        double sumDXhat = sumDCentered * rs;
+                        var (sumD, sumDXhat) = NormKernels.GradSums(xs.Slice(i0, run), D.Slice(i0, run), default, m, rs);
                         s1 += g * sumD; s2 += g * sumDXhat;
                         if (partG != null) { partG[r * runs + j] = sumDXhat; partB![r * runs + j] = sumD; }
                     }

@@ -163,6 +163,10 @@ public sealed class UnetModel : Module
         return g;
     }
 
-    /// <summary>The coordinate planes as a [2, H*W] matrix: row 0 every pixel's x, row 1 its y (as <see cref="CoordinateGrid"/>).</summary>
-    public static Tensor CoordinatePlanes(int h, int w) => Ops.Reshape(CoordinateGrid(1, h, w), 2, h * w);
+    /// <summary>The coordinate planes as a [2, H*W] matrix: row 0 every pixel's x, row 1 its y (as <see cref="CoordinateGrid"/>).
+    /// Built once per size and shared by every ResBlock call (read-only; not pooled, so it outlives any TensorScope).</summary>
+    public static Tensor CoordinatePlanes(int h, int w) =>
+        Planes.GetOrAdd((h, w), k => Tensor.FromArray(CoordinateGrid(1, k.H, k.W).ToArray(), 2, k.H * k.W));
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int H, int W), Tensor> Planes = new();
 }

@@ -83,32 +83,10 @@ internal static class NormKernels
     // Derivation: docs/derivations/normalization.md. The row sums are float vector partial sums over chunks of
     // Chunk elements, added in double (as RowMoments); BackwardRowReference is the scalar loop they replaced.
 
-    /// <summary>Sum d and sum d (x - m) over a run that shares one channel (GroupNorm): the run's dbeta and, times
-    /// rstd, its dgamma; times g, its share of sum dxhat and sum dxhat xhat.</summary>
-    public static (double SumD, double SumDCentered) RunGradSums(ReadOnlySpan<float> x, ReadOnlySpan<float> d, float m)
-    {
-        double sd = 0, sdx = 0;
-        var mv = new Vector<float>(m);
-        int w = Vector<float>.Count;
-        for (int c0 = 0; c0 < x.Length; c0 += Chunk)
-        {
-            int len = Math.Min(Chunk, x.Length - c0), i = 0;
-            var xs = x.Slice(c0, len); var ds = d.Slice(c0, len);
-            var a1 = Vector<float>.Zero; var a2 = Vector<float>.Zero;
-            for (; i <= len - w; i += w)
-            {
-                var dv = new Vector<float>(ds.Slice(i, w));
-                a1 += dv; a2 += dv * (new Vector<float>(xs.Slice(i, w)) - mv);
-            }
-            float s1 = Vector.Sum(a1), s2 = Vector.Sum(a2);
-            for (; i < len; i++) { s1 += ds[i]; s2 += ds[i] * (xs[i] - m); }
-            sd += s1; sdx += s2;
-        }
-        return (sd, sdx);
-    }
-
-    /// <summary>Sum d g and sum d g xhat over a row with per-element channels (LayerNorm); g empty means 1.</summary>
-    public static (double SumDg, double SumDgXhat) RowGradSumsPerElement(ReadOnlySpan<float> x, ReadOnlySpan<float> d, ReadOnlySpan<float> g, float m, float rstd)
+    /// <summary>Sum d g and sum d g xhat, xhat = (x - m) rstd, with per-element channels g (LayerNorm). With g empty
+    /// (taken as 1), over a run that shares one channel (GroupNorm), they are the run's dbeta and dgamma, and times
+    /// the channel's gamma its share of sum dxhat and sum dxhat xhat.</summary>
+    public static (double SumDg, double SumDgXhat) GradSums(ReadOnlySpan<float> x, ReadOnlySpan<float> d, ReadOnlySpan<float> g, float m, float rstd)
     {
         double s1 = 0, s2 = 0;
         var mv = new Vector<float>(m);
@@ -165,22 +143,19 @@ internal static class NormKernels
 
     /// <summary>
     /// GroupNorm+SiLU backward's first step over a run sharing one channel: a = (x - m) (rstd g) + b recomputed as the
-    /// forward's <see cref="ApplyRun"/> computed it, then dA = dOut s(a) (1 + a (1 - s(a))), s = sigmoid (written, not
-    /// accumulated). Vectorised through stack chunks as <see cref="Activations.SiluBackward"/>.
+    /// forward's <see cref="ApplyRun"/> computed it, then dA = dOut silu'(a) (written, not accumulated) by
+    /// <see cref="Activations.SiluBackward"/>, chunk by chunk through the stack.
     /// </summary>
     public static void SiluGradThroughRun(ReadOnlySpan<float> x, ReadOnlySpan<float> dOut, Span<float> dA, float m, float rstd, float g, float b)
     {
-        Span<float> a = stackalloc float[Chunk]; Span<float> s = stackalloc float[Chunk];
+        Span<float> a = stackalloc float[Chunk];
         for (int c0 = 0; c0 < x.Length; c0 += Chunk)
         {
             int len = Math.Min(Chunk, x.Length - c0);
-            var ac = a[..len]; var sc = s[..len]; var dc = dA.Slice(c0, len);
+            var ac = a[..len]; var dc = dA.Slice(c0, len);
             ApplyRun(x.Slice(c0, len), ac, m, rstd, g, b);
-            TensorPrimitives.Sigmoid(ac, sc);
-            TensorPrimitives.Subtract(1f, sc, dc);            // 1 - s
-            TensorPrimitives.MultiplyAdd(ac, dc, 1f, dc);      // 1 + a (1 - s)
-            TensorPrimitives.Multiply(dc, sc, dc);             // s (1 + a (1 - s))
-            TensorPrimitives.Multiply(dc, dOut.Slice(c0, len), dc);
+            dc.Clear();
+            Activations.SiluBackward(ac, ac, dOut.Slice(c0, len), dc);
         }
     }
 
