@@ -51,20 +51,26 @@ public sealed class ResBlock : Module
 }
 
 /// <summary>AttnBlock ("guided attention"): GN, 1x1 proj_in, [LN + self-attention] + residual, [LN + cross-attention
-/// to the text] + residual, 1x1 proj_out, + residual.</summary>
+/// to the text] + residual, 1x1 proj_out, + residual. Built with selfAttention false it has no ln1/attn1: cross-attention
+/// only, which is linear in the pixel count (T*S scores, not T^2) and so affordable at full resolution.</summary>
 public sealed class AttnBlock : Module
 {
     private readonly GroupNorm norm;
     private readonly Conv2d projIn, projOut;
-    private readonly LayerNorm ln1, ln2;
-    private readonly MultiHeadAttention attn1, attn2;
+    private readonly LayerNorm? ln1;
+    private readonly LayerNorm ln2;
+    private readonly MultiHeadAttention? attn1;
+    private readonly MultiHeadAttention attn2;
 
-    public AttnBlock(Rng rng, int channels, int heads, int headDim, int contextDim, int groups)
+    public AttnBlock(Rng rng, int channels, int heads, int headDim, int contextDim, int groups, bool selfAttention = true)
     {
         norm = Child("norm", new GroupNorm(groups, channels));
         projIn = Child("proj_in", new Conv2d(rng, channels, channels, 1));
-        ln1 = Child("ln1", new LayerNorm(channels));
-        attn1 = Child("attn1", new MultiHeadAttention(rng, channels, heads, headDim, qkvBias: false));
+        if (selfAttention)
+        {
+            ln1 = Child("ln1", new LayerNorm(channels));
+            attn1 = Child("attn1", new MultiHeadAttention(rng, channels, heads, headDim, qkvBias: false));
+        }
         ln2 = Child("ln2", new LayerNorm(channels));
         attn2 = Child("attn2", new MultiHeadAttention(rng, channels, heads, headDim, contextDim, qkvBias: false));
         projOut = Child("proj_out", new Conv2d(rng, channels, channels, 1));
@@ -76,7 +82,7 @@ public sealed class AttnBlock : Module
         int b = x.Shape[0], c = x.Shape[1], hh = x.Shape[2], ww = x.Shape[3];
         var h = projIn.Forward(norm.Forward(x));
         h = Ops.Transpose(Ops.Reshape(h, b, c, hh * ww), 1, 2);                  // (B, T, C)
-        h = Ops.Add(h, attn1.Forward(ln1.Forward(h)));
+        if (attn1 != null) h = Ops.Add(h, attn1.Forward(ln1!.Forward(h)));
         h = Ops.Add(h, attn2.Forward(ln2.Forward(h), context));
         h = Ops.Reshape(Ops.Transpose(h, 1, 2), b, c, hh, ww);                    // (B, C, H, W)
         return Ops.Add(x, projOut.Forward(h));

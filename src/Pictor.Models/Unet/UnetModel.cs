@@ -19,8 +19,13 @@ public sealed record UnetConfig(
     int ImageChannels = 3,
     int PooledDim = 0,       // width of a pooled text vector added to the time embedding; 0 = none (UNet-S)
     bool CoordChannels = false, // conv_in also sees x and y in [-1, 1] (CoordConv, Liu et al. 2018); see CoordinateGrid
-    bool ResBlockCoords = false) // every ResBlock turns the time+text embedding into per-channel x and y slopes (see ResBlock)
+    bool ResBlockCoords = false, // every ResBlock turns the time+text embedding into per-channel x and y slopes (see ResBlock)
+    bool[]? SelfAttention = null) // per level with Attention: whether its AttnBlocks also self-attend; null = all do.
+                                  // Cross-attention alone costs T*S, not T^2, so it can run at full resolution.
 {
+    /// <summary>Whether level <paramref name="lvl"/>'s AttnBlocks include self-attention (<see cref="SelfAttention"/>).</summary>
+    public bool SelfAttends(int lvl) => SelfAttention == null || SelfAttention[lvl];
+
     /// <summary>Channels conv_in reads: the image plus the two coordinate planes when <see cref="CoordChannels"/>.</summary>
     public int InputChannels => ImageChannels + (CoordChannels ? 2 : 0);
 
@@ -51,6 +56,8 @@ public sealed class UnetModel : Module
     {
         Config = cfg;
         if (cfg.Channels.Length != cfg.Attention.Length) Throw.Argument($"UNet config: {cfg.Channels.Length} channel levels but {cfg.Attention.Length} attention flags");
+        if (cfg.SelfAttention != null && cfg.SelfAttention.Length != cfg.Channels.Length)
+            Throw.Argument($"UNet config: {cfg.Channels.Length} channel levels but {cfg.SelfAttention.Length} self_attention flags; give one per level or leave it out");
         timeFc1 = Child("time.fc1", new Linear(rng, cfg.TimeSinusoidDim, cfg.TimeDim));
         timeFc2 = Child("time.fc2", new Linear(rng, cfg.TimeDim, cfg.TimeDim));
         if (cfg.PooledDim > 0) pooledFc = Child("pooled_fc", new Linear(rng, cfg.PooledDim, cfg.TimeDim));
@@ -64,7 +71,7 @@ public sealed class UnetModel : Module
             for (int i = 0; i < cfg.BlocksPerLevel; i++)
             {
                 encResList.Add(new ResBlock(rng, c, co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords)); c = co;
-                if (cfg.Attention[lvl]) encAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups));
+                if (cfg.Attention[lvl]) encAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups, cfg.SelfAttends(lvl)));
                 skips.Push(c);
             }
             if (lvl != levels - 1) { downList.Add(new Conv2d(rng, c, c, 3, stride: 2, padding: 1)); skips.Push(c); }
@@ -83,7 +90,7 @@ public sealed class UnetModel : Module
             for (int i = 0; i < cfg.BlocksPerLevel + 1; i++)
             {
                 decResList.Add(new ResBlock(rng, c + skips.Pop(), co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords)); c = co;
-                if (cfg.Attention[lvl]) decAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups));
+                if (cfg.Attention[lvl]) decAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups, cfg.SelfAttends(lvl)));
             }
             if (lvl != 0) upList.Add(new Conv2d(rng, c, c, 3, padding: 1));
         }

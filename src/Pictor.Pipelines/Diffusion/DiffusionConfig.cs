@@ -30,16 +30,31 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
             new TextEncoderConfig(vocab, context, Layers: 2, Dim: 128, Heads: 4, OutDim: 128), Prediction.V),
         "xs-coord" => WithCoordinates(FromPreset("xs", vocab, imageSize, context), name),
         "xs-pos" => WithSlopes(WithCoordinates(FromPreset("xs", vocab, imageSize, context), name)),
+        "xs-bind" => WithBinding(FromPreset("xs-pos", vocab, imageSize, context), name),
         "s" => new(name, imageSize, UnetConfig.S with { PooledDim = 256 },
             new TextEncoderConfig(vocab, context, Layers: 4, Dim: 256, Heads: 8, OutDim: 256), Prediction.V),
-        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos or s"),
+        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos, xs-bind or s"),
     };
 
     private static DiffusionConfig WithCoordinates(DiffusionConfig c, string name) => c with { Preset = name, Unet = c.Unet with { CoordChannels = true } };
 
     private static DiffusionConfig WithSlopes(DiffusionConfig c) => c with { Unet = c.Unet with { ResBlockCoords = true } };
 
-    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "s"];
+    /// <summary>xs-pos plus what binding an attribute to one of two objects needs (docs/derivations/binding.md):
+    /// cross-attention (without self-attention) at full resolution, where a shape's outline is drawn, and a 4-layer
+    /// text encoder, so a shape word's token can carry its colour word and the relation.</summary>
+    private static DiffusionConfig WithBinding(DiffusionConfig c, string name)
+    {
+        int levels = c.Unet.Channels.Length;
+        return c with
+        {
+            Preset = name,
+            Unet = c.Unet with { Attention = Enumerable.Repeat(true, levels).ToArray(), SelfAttention = c.Unet.Attention.ToArray() },
+            Text = c.Text with { Layers = 4 },
+        };
+    }
+
+    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "s"];
 
     public string ToJson()
     {
@@ -61,6 +76,8 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
                 ["vocab"] = t.Vocab, ["context"] = t.Context, ["layers"] = t.Layers, ["dim"] = t.Dim, ["heads"] = t.Heads, ["out_dim"] = t.OutDim,
             },
         };
+        // Written only when set, so configs of models without it stay byte-identical to what earlier versions wrote.
+        if (u.SelfAttention != null) o["unet"]!["self_attention"] = new JsonArray(u.SelfAttention.Select(c => (JsonNode)c).ToArray());
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
@@ -77,7 +94,8 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
                 (int)u["blocks_per_level"]!, (int)u["context_dim"]!, (int)u["heads"]!, (int)u["head_dim"]!, (int)u["time_dim"]!,
                 (int)u["time_sinusoid_dim"]!, (int)u["groups"]!, (int)u["image_channels"]!, (int)u["pooled_dim"]!,
                 CoordChannels: (bool?)u["coord_channels"] ?? false,   // absent in configs written before it existed
-                ResBlockCoords: (bool?)u["resblock_coords"] ?? false);
+                ResBlockCoords: (bool?)u["resblock_coords"] ?? false,
+                SelfAttention: u["self_attention"]?.AsArray().Select(n => (bool)n!).ToArray());
             var text = new TextEncoderConfig((int)t["vocab"]!, (int)t["context"]!, (int)t["layers"]!, (int)t["dim"]!, (int)t["heads"]!, (int)t["out_dim"]!);
             var pred = (string?)o["prediction"] switch { "v" => Prediction.V, "epsilon" => Prediction.Epsilon, var p => throw new FormatException($"{source}: unknown prediction '{p}' (v or epsilon)") };
             if ((string?)o["schedule"] != "cosine") throw new FormatException($"{source}: unknown schedule '{(string?)o["schedule"]}' (only cosine)");
