@@ -32,6 +32,9 @@ internal static class EvalVerbs
         Console.WriteLine($"|   shape | {r.SingleShape} | |");
         Console.WriteLine($"|   position | {r.SinglePosition} | |");
         Console.WriteLine($"| pairs | {r.Pairs} | {r.HeldOutPairs} |");
+        Console.WriteLine($"|   both colours | {r.PairColours} | |");
+        Console.WriteLine($"|   both objects (shape on the right colour) | {r.PairObjects} | |");
+        Console.WriteLine($"|   relation, given both objects | {r.PairRelation} | |");
         Console.WriteLine($"| counting | {r.Counting} | {r.HeldOutCounting} |");
         if (a.Optional("report") is { } rep) { AtomicFile.WriteAllText(rep, ShapesEval.ToJson(r, o, pipe.WeightsHash)); Console.WriteLine($"wrote {rep}"); }
         if (a.Optional("grid") is { } grid) { Image.Grid(images, 15).Save(grid); Console.WriteLine($"wrote {grid} (prompt order as in the report)"); }
