@@ -28,9 +28,15 @@ internal static class DataVerbs
             }
             case "emoji":
             {
-                var a = new Args("data emoji", rest, ["out", "from"]);
+                var a = new Args("data emoji", rest, ["out", "from", "split"]);
                 a.NoPositionals();
                 string outDir = a.Required("out");
+                var split = a.Optional("split") switch
+                {
+                    null or "style" => EmojiSplit.Style,
+                    "emoji" => EmojiSplit.Emoji,
+                    var v => throw new ArgumentException($"--split must be style (hold out one style of some emoji; the default) or emoji (hold out whole emoji: zero-shot), not '{v}'"),
+                };
                 string[] tgz;
                 if (a.Optional("from") is { } from) tgz = EmojiDataset.FindTarballs(from);
                 else
@@ -39,7 +45,7 @@ internal static class DataVerbs
                     Console.Error.WriteLine($"npm pack {string.Join(" ", EmojiDataset.Packages)} -> {cache}");
                     tgz = EmojiDataset.NpmPack(cache);
                 }
-                var s = EmojiDataset.Build(tgz[0], tgz[1], tgz[2], outDir, m => Console.Error.WriteLine(m));
+                var s = EmojiDataset.Build(tgz[0], tgz[1], tgz[2], outDir, m => Console.Error.WriteLine(m), split);
                 Console.WriteLine($"wrote {s.Train} train and {s.Val} val images of {s.Emoji} emoji to {outDir} ({s.SkippedUnlabelled} images without an emojibase label skipped); see {Path.Combine(outDir, "ATTRIBUTION.md")}");
                 return 0;
             }

@@ -74,4 +74,28 @@ public class EmojiDatasetTests
         var e = Assert.Throws<FileNotFoundException>(() => EmojiDataset.FindTarballs(Path.Combine(dir, "out")));
         Assert.Contains("npm pack", e.Message);
     }
+
+    [Fact]
+    public void Style_split_holds_out_one_style_of_a_fifth_of_the_emoji_and_emoji_split_whole_emoji()
+    {
+        var keys = Enumerable.Range(0, 4000).Select(i => (0x1F300 + i).ToString("X4")).ToList();
+        int styleVal = 0, emojiVal = 0;
+        foreach (var k in keys)
+        {
+            string noto = EmojiDataset.SplitOf(EmojiSplit.Style, k, 0, true), twemoji = EmojiDataset.SplitOf(EmojiSplit.Style, k, 1, true);
+            Assert.False(noto == "val" && twemoji == "val", $"{k}: both styles held out, so val would name an unseen emoji");
+            if (noto == "val" || twemoji == "val") styleVal++;
+            // an emoji with no image in the other style always trains
+            Assert.Equal("train", EmojiDataset.SplitOf(EmojiSplit.Style, k, 0, false));
+            Assert.Equal("train", EmojiDataset.SplitOf(EmojiSplit.Style, k, 1, false));
+            string a = EmojiDataset.SplitOf(EmojiSplit.Emoji, k, 0, true), b = EmojiDataset.SplitOf(EmojiSplit.Emoji, k, 1, false);
+            Assert.Equal(a, b);   // whole emoji: every style shares the split
+            if (a == "val") emojiVal++;
+        }
+        Assert.InRange(styleVal / 4000.0, 0.17, 0.23);   // a fifth of the emoji, one style each: about a tenth of the images
+        Assert.InRange(emojiVal / 4000.0, 0.07, 0.13);
+        // both styles get held out: each half of the held-out emoji
+        int notoVal = keys.Count(k => EmojiDataset.SplitOf(EmojiSplit.Style, k, 0, true) == "val");
+        Assert.InRange(notoVal / (double)styleVal, 0.4, 0.6);
+    }
 }

@@ -10,12 +10,25 @@ namespace Pictor.Imaging.Datasets;
 /// The emoji set: real art nobody here made. Images from the npm packages emoji-datasource-google (Noto Emoji,
 /// Apache-2.0) and emoji-datasource-twitter (Twemoji, CC-BY-4.0), 64 px including skin-tone variants; labels from
 /// emojibase-data (MIT). Each image is composited on white and captioned "{label}, {noto|twemoji} style", e.g.
-/// "grinning face with big eyes, twemoji style" or "waving hand: dark skin tone, noto style". Split into train/val by
-/// base emoji (an FNV-1a hash of its code points, one in ten to val), so all styles and skin tones of an emoji share a
-/// split and val captions are unseen in training. No Apple or Facebook images are used (their licences forbid it).
+/// "grinning face with big eyes, twemoji style" or "waving hand: dark skin tone, noto style". Split into train/val
+/// deterministically (an FNV-1a hash of the base emoji's code points, <see cref="SplitOf"/>) so that val captions are
+/// unseen in training, in one of two ways (<see cref="EmojiSplit"/>): by default one style of one base emoji in five is
+/// held out (val asks for an emoji the model has seen, in the style it has not); or whole base emoji, one in ten, all
+/// styles and skin tones together (val asks for emoji never seen: zero-shot). No Apple or Facebook images are used
+/// (their licences forbid it).
 /// </summary>
 public static class EmojiDataset
 {
+    /// <summary>Decides an image's split from its base emoji and style. <paramref name="otherStyleHasIt"/>: whether
+    /// the base emoji has an image in the other style (with <see cref="EmojiSplit.Style"/>, an emoji drawn in one style
+    /// only always trains, so no val caption names an emoji training never showed).</summary>
+    public static string SplitOf(EmojiSplit mode, string baseKey, int styleIndex, bool otherStyleHasIt)
+    {
+        uint h = Fnv1a(baseKey);
+        bool val = mode == EmojiSplit.Emoji ? h % 10 == 0 : h % 5 == 0 && (h / 5) % 2 == styleIndex && otherStyleHasIt;
+        return val ? "val" : "train";
+    }
+
     public static readonly string[] Packages = ["emoji-datasource-google@16.0.0", "emoji-datasource-twitter@16.0.0", "emojibase-data@17.0.0"];
 
     /// <summary>Runs `npm pack` for the three packages into <paramref name="dir"/>; returns the tarball paths.</summary>
@@ -65,7 +78,7 @@ public static class EmojiDataset
 
     public sealed record Summary(int Train, int Val, int Emoji, int SkippedUnlabelled);
 
-    public static Summary Build(string googleTgz, string twitterTgz, string emojibaseTgz, string outDir, Action<string>? log = null)
+    public static Summary Build(string googleTgz, string twitterTgz, string emojibaseTgz, string outDir, Action<string>? log = null, EmojiSplit mode = EmojiSplit.Style)
     {
         // Labels: base emoji and skin-tone variants, keyed by code points without FE0F.
         var baseFiles = ReadTgz(emojibaseTgz, n => n is "package/en/data.json" or "package/LICENSE");
@@ -83,7 +96,7 @@ public static class EmojiDataset
         int skipped = 0;
         var emoji = new HashSet<string>();
         var licences = new Dictionary<string, byte[]>();
-        foreach (var (tgz, style, name) in new[] { (googleTgz, "google", "noto"), (twitterTgz, "twitter", "twemoji") })
+        foreach (var (tgz, style, name, styleIndex, other) in new[] { (googleTgz, "google", "noto", 0, "twitter"), (twitterTgz, "twitter", "twemoji", 1, "google") })
         {
             log?.Invoke($"reading {Path.GetFileName(tgz)}");
             var files = ReadTgz(tgz, n => n == "package/emoji.json" || n == "package/LICENSE" || n.StartsWith($"package/img/{style}/64/", StringComparison.Ordinal));
@@ -96,15 +109,15 @@ public static class EmojiDataset
                 if (e.TryGetProperty("skin_variations", out var sv))
                     foreach (var v in sv.EnumerateObject())
                         variants.Add((v.Value.GetProperty("unified").GetString()!, v.Value.GetProperty("image").GetString()!, v.Value.TryGetProperty($"has_img_{style}", out var hv) && hv.GetBoolean()));
-                string split = (Fnv1a(baseKey) % 10 == 0) ? "val" : "train";
+                string to = SplitOf(mode, baseKey, styleIndex, e.TryGetProperty($"has_img_{other}", out var ho) && ho.GetBoolean());
                 foreach (var (unified, imageName, has) in variants)
                 {
                     if (!has || !files.TryGetValue($"package/img/{style}/64/{imageName}", out var png)) continue;
                     if (!labels.TryGetValue(Key(unified), out var label)) { skipped++; continue; }
                     var img = Image.Load(png).CompositeOver(255, 255, 255);
                     string file = $"{name}_{imageName}";
-                    img.Save(Path.Combine(outDir, split, file));
-                    lines[split].Add(JsonSerializer.Serialize(new Dictionary<string, string>
+                    img.Save(Path.Combine(outDir, to, file));
+                    lines[to].Add(JsonSerializer.Serialize(new Dictionary<string, string>
                     {
                         ["file_name"] = file, ["text"] = $"{label}, {name} style", ["label"] = label, ["style"] = name, ["hexcode"] = Key(unified), ["base"] = baseKey,
                     }));
@@ -120,7 +133,7 @@ public static class EmojiDataset
         return new Summary(lines["train"].Count, lines["val"].Count, emoji.Count, skipped);
     }
 
-    private static uint Fnv1a(string s)
+    internal static uint Fnv1a(string s)
     {
         uint h = 0x811C9DC5;
         foreach (char c in s) h = (h ^ c) * 0x01000193;
@@ -142,4 +155,13 @@ public static class EmojiDataset
 
         The packages' own licence files are in licenses/. No Apple or Facebook images are included.
         """;
+}
+
+/// <summary>How <c>pictor data emoji</c> holds out its val split (<see cref="EmojiDataset.SplitOf"/>).</summary>
+public enum EmojiSplit
+{
+    /// <summary>One style of one base emoji in five, when the emoji has the other style: val emoji are seen, in the other style.</summary>
+    Style,
+    /// <summary>Whole base emoji, one in ten, every style and skin tone: val emoji are never seen (zero-shot).</summary>
+    Emoji,
 }
