@@ -16,12 +16,12 @@ public static class Program
           info                 engine status: GEMM backend, threads, OpenBLAS library, SIMD width
           selftest             a 512x512x512 GEMM through every backend, checked against the reference
           data shapes          --out DIR [--count N] [--seed S] [--size 32|64]: procedural scenes with ground truth
-          data emoji           --out DIR [--from DIR]: Noto + Twemoji images with emojibase captions (npm pack)
+          data emoji           --out DIR [--from DIR] [--split style|emoji]: Noto + Twemoji images with emojibase captions (npm pack); val holds out one style of some emoji (style, default) or whole emoji (emoji: zero-shot)
           data pack            --data DIR [--size 32] --out FILE: decode an image folder once into a memory-mapped cache
           tokenizer train      --data DIR [--vocab 4096] --out DIR: byte-level BPE on a dataset's captions
           image info           IN.png: size, type, text chunks and generation parameters
           image convert        IN.png OUT.png: any valid PNG to 8-bit RGBA
-          train diffusion      --data DIR --out RUN [--preset tiny|xs|xs-coord|xs-pos|s] [--steps N] [--batch B] [--lr X] [--max-minutes M]
+          train diffusion      --data DIR --out RUN [--preset tiny|xs|xs-coord|xs-pos|xs-bind|s] [--steps N] [--batch B] [--lr X] [--max-minutes M]
                                or --resume RUN: DDPM training with validation, checkpoints, EMA, sample grids
           train vqvae          --data DIR --out RUN [--preset tiny|s|dvae-tiny|dvae-s]: the DALL-E image tokenizer (VQ or Gumbel dVAE)
           train dalle          --data DIR --vqvae RUN --out RUN [--preset tiny|xs|s]: the transformer over text + image tokens

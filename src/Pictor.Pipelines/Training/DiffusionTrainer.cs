@@ -85,6 +85,11 @@ public static class DiffusionTrainer
                 train.Read(idx, x0.AsSpan(i * per, per));
                 var caps = train.Captions[idx];
                 string cap = caps[Rng.NextInt(caps.Count)];
+                if (Opt.Hflip > 0 && Rng.NextFloat() < Opt.Hflip)   // no draw when off, so runs without it are unchanged
+                {
+                    HorizontalFlip.MirrorInPlace(x0.AsSpan(i * per, per), 3, size, size);
+                    cap = HorizontalFlip.MirrorCaption(cap);
+                }
                 captions[i] = Rng.NextFloat() < Opt.CaptionDropout ? "" : cap;
                 ts[i] = Rng.NextInt(pipe.Schedule.Steps); tf[i] = ts[i];
             }

@@ -32,6 +32,9 @@ public sealed record TrainOptions
     /// <summary>Diffusion only: k of the noise schedule's log-SNR shift (SNR / k^2; 1 = the plain cosine schedule). Stored in
     /// the model's config.json, since sampling must use the schedule training used.</summary>
     public float NoiseShift { get; init; } = 1f;
+    /// <summary>Diffusion only: probability of mirroring a training image, with "left" and "right" swapped in its caption
+    /// (<see cref="HorizontalFlip"/>; 0 = off, and runs written before it read 0).</summary>
+    public float Hflip { get; init; }
     public int ValEvery { get; init; } = 500;
     public int CkptEvery { get; init; } = 500;
     public int Keep { get; init; } = 3;              // last K step checkpoints; best.safetensors is kept besides
@@ -61,6 +64,8 @@ public sealed record TrainOptions
         Check(Dropout == 0 || Model == "dalle", $"--dropout is used by 'train dalle' only; 'train {Model}' has no dropout layers (leave it out)");
         Check(NoiseShift is >= 1 and <= 64, "--noise-shift must be between 1 and 64");
         Check(NoiseShift == 1 || Model == "diffusion", $"--noise-shift is used by 'train diffusion' only; 'train {Model}' has no noise schedule (leave it out)");
+        Check(Hflip is >= 0 and <= 1, "--hflip must be a probability in [0, 1]");
+        Check(Hflip == 0 || Model == "diffusion", $"--hflip is used by 'train diffusion' only; leave it out of 'train {Model}'");
         Check(ValEvery >= 1 && CkptEvery >= 1, "--val-every and --ckpt-every must be at least 1");
         Check(Keep >= 1, "--keep must be at least 1");
         Check(Patience >= 0, "--patience must be 0 (off) or more");
