@@ -43,6 +43,7 @@ public static class Program
         {
             string verb = args.Length == 0 ? "help" : args[0];
             var rest = args.Skip(1).ToArray();
+            if (rest.Any(a => a is "--help" or "-h")) { Console.WriteLine(VerbHelp(args)); return 0; }
             switch (verb)
             {
                 case "help" or "--help" or "-h": Console.WriteLine(Help); return 0;
@@ -65,6 +66,28 @@ public static class Program
             Console.Error.WriteLine($"pictor: {e.Message}");
             return 2;
         }
+    }
+
+    /// <summary>The lines of <see cref="Help"/> for `pictor VERB [SUBVERB] --help`: the verb's own line(s) with their
+    /// continuations, or every line of the verb family ("train", "data", ...), or the whole text for an unknown verb.</summary>
+    internal static string VerbHelp(string[] args)
+    {
+        var lines = Help.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        List<string> Lines(string key)
+        {
+            var r = new List<string>();
+            for (int i = 0; i < lines.Count; i++)
+            {
+                var t = lines[i].TrimStart();
+                if (t.Length == 0 || lines[i].Length - t.Length > 12 || !(t == key || t.StartsWith(key + " ", StringComparison.Ordinal))) continue;
+                r.Add(lines[i]);
+                for (int j = i + 1; j < lines.Count && lines[j].Length - lines[j].TrimStart().Length > 12; j++) r.Add(lines[j]);   // continuation lines
+            }
+            return r;
+        }
+        var found = args.Length > 1 && !args[1].StartsWith('-') ? Lines($"{args[0]} {args[1]}") : [];
+        if (found.Count == 0) found = Lines(args[0]);
+        return found.Count == 0 ? Help : "Usage: pictor <verb> [options]\n" + string.Join("\n", found);
     }
 
     private static void NoOptions(string verb, string[] rest)

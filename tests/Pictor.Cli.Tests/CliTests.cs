@@ -32,6 +32,24 @@ public class CliTests
     }
 
     [Fact]
+    public void Help_after_a_verb_prints_that_verb_s_usage()
+    {
+        var r = Run("train", "diffusion", "--help");
+        Assert.Equal(0, r.Code);
+        Assert.Contains("train diffusion      --data DIR --out RUN", r.Out);
+        Assert.Contains("or --resume RUN", r.Out);                          // its continuation line
+        Assert.DoesNotContain("train vqvae", r.Out);
+        r = Run("generate", "a red circle", "-h");
+        Assert.Equal(0, r.Code);
+        Assert.Contains("generate             \"PROMPT\"", r.Out);
+        Assert.Contains("--sampler dpm++|ddim|ddpm", r.Out);
+        Assert.DoesNotContain("eval shapes", r.Out);
+        r = Run("data", "--help");                                          // a verb family: all of its lines
+        Assert.Contains("data shapes", r.Out); Assert.Contains("data emoji", r.Out); Assert.Contains("data pack", r.Out);
+        Assert.DoesNotContain("train clip", r.Out);
+    }
+
+    [Fact]
     public void Shapes_tokenizer_and_image_verbs_work_together()
     {
         var dir = Directory.CreateTempSubdirectory("pictor-cli").FullName;
