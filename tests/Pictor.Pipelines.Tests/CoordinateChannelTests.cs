@@ -101,13 +101,7 @@ public class CoordinateChannelTests
         Assert.Equal(8, slopes.Count);   // tiny: 2 encoder, 2 middle and 4 decoder ResBlocks
         Assert.Contains(slopes, c => c.Name == "enc_res.0.temb_coord.weight" && c.Param.Shape.SequenceEqual([2 * 16, 32]));   // (x, y) slope per channel, from the 32-wide embedding
 
-        var xs = new float[2 * 3 * 16 * 16]; new Rng(9).FillUniform(xs, -1, 1);
-        var x = Tensor.FromArray(xs, 2, 3, 16, 16);
-        var ids = p.Tokenize(["a small red circle", "two blue squares"]);
-        p.Train(true);
-        var y = p.Forward(x, [500f, 300f], ids);
-        var before = y.ToArray();
-        Ops.Sum(Ops.Mul(y, y)).Backward();
+        var (x, ids, before) = PipelineTests.ForwardBackward(p);
         Assert.All(slopes, c => Assert.Contains(c.Param.Grad!.ToArray(), d => d != 0));
         foreach (var (name, param) in p.Unet.NamedParameters().Where(q => q.Name.Contains(".temb_coord."))) param.Span.Clear();
         using (Autograd.NoGrad()) Assert.NotEqual(before, p.Forward(x, [500f, 300f], ids).ToArray());

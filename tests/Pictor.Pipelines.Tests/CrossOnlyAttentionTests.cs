@@ -24,13 +24,7 @@ public class CrossOnlyAttentionTests
         Assert.Contains("enc_attn.1.attn1.q.weight", names);   // the 8x8 level still self-attends
         Assert.Contains("mid_attn.attn1.q.weight", names);
 
-        var xs = new float[2 * 3 * 16 * 16]; new Rng(9).FillUniform(xs, -1, 1);
-        var x = Tensor.FromArray(xs, 2, 3, 16, 16);
-        var ids = p.Tokenize(["a small red circle", "two blue squares"]);
-        p.Train(true);
-        var y = p.Forward(x, [500f, 300f], ids);
-        var before = y.ToArray();
-        Ops.Sum(Ops.Mul(y, y)).Backward();
+        var (x, ids, before) = PipelineTests.ForwardBackward(p);
         var q = p.Unet.NamedParameters().Single(n => n.Name == "enc_attn.0.attn2.q.weight").Param;
         Assert.Contains(q.Grad!.ToArray(), d => d != 0);
         // The full-resolution cross-attention is on the path: zeroing its output projection changes the prediction.

@@ -16,6 +16,20 @@ public sealed class BufferPoolCollection;
 [Collection("BufferPool")]
 public class PipelineTests
 {
+    /// <summary>A 16x16 batch of two random images and captions through <paramref name="p"/>, then backward of the
+    /// output's sum of squares: the inputs and the output, for tests that then zero weights and look again.</summary>
+    internal static (Tensor X, IntTensor Ids, float[] Output) ForwardBackward(DiffusionPipeline p)
+    {
+        var xs = new float[2 * 3 * 16 * 16]; new Rng(9).FillUniform(xs, -1, 1);
+        var x = Tensor.FromArray(xs, 2, 3, 16, 16);
+        var ids = p.Tokenize(["a small red circle", "two blue squares"]);
+        p.Train(true);
+        var y = p.Forward(x, [500f, 300f], ids);
+        var output = y.ToArray();
+        Ops.Sum(Ops.Mul(y, y)).Backward();
+        return (x, ids, output);
+    }
+
     internal static BpeTokenizer Tokenizer() => BpeTokenizer.Train(["a small red circle", "two blue squares", "a green triangle left of a white circle", "a large yellow square at the top"], 300);
 
     internal static DiffusionPipeline Tiny(ulong seed = 1)
