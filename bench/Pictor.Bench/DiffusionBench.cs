@@ -8,12 +8,16 @@ using Pictor.Text;
 namespace Pictor.Bench;
 
 /// <summary>Training step of a full text-to-image pipeline preset (text encoder + UNet), split into forward, backward
-/// and optimiser time, so the shipped models' training budget can be planned: `Pictor.Bench diffusion-train xs 32 10`.</summary>
+/// and optimiser time, so the shipped models' training budget can be planned: `Pictor.Bench diffusion-train xs 32 10`.
+/// With a fourth argument, a dataset folder (train/ + val/), the batch is real: its first images and captions, noised at
+/// random steps as training does (`diffusion-train xs-bind 32 4 data/shapes50k`); otherwise Gaussian inputs and one caption.</summary>
 internal static class DiffusionBench
 {
-    public static void Train(string preset, int batch, int iters)
+    public static void Train(string preset, int batch, int iters, string? dataDir = null)
     {
-        var tok = BpeTokenizer.Train(["a small red circle", "two blue squares", "a green triangle left of a white circle"], 300);
+        var real = dataDir == null ? null : Pictor.Pipelines.Training.ImageCaptionSet.LoadSplits(dataDir, 32).Train;
+        var captions = real == null ? ["a small red circle", "two blue squares", "a green triangle left of a white circle"] : real.Captions.SelectMany(c => c).ToList();
+        var tok = BpeTokenizer.Train(captions, 300);
         var pipe = new DiffusionPipeline(DiffusionConfig.FromPreset(preset, tok.VocabSize), tok, new Rng(1));
         var opt = new AdamW(pipe.NamedParameters(), new AdamWConfig(1e-4f));
         var data = new Rng(2);
@@ -21,6 +25,17 @@ internal static class DiffusionBench
         var x = data.Randn(batch, 3, s, s); var target = data.Randn(batch, 3, s, s);
         var t = Enumerable.Range(0, batch).Select(_ => (float)data.NextInt(1000)).ToArray();
         var ids = pipe.Tokenize(Enumerable.Repeat("a small red circle", batch).ToList());
+        if (real != null)
+        {
+            int per = 3 * s * s;
+            var x0 = new float[batch * per]; var eps = new float[batch * per];
+            var ti = t.Select(v => (int)v).ToArray();
+            for (int i = 0; i < batch; i++) real.Read(i % real.Count, x0.AsSpan(i * per, per));
+            data.FillNormal(eps);
+            pipe.Schedule.AddNoise(x0, eps, ti, x.Span);
+            pipe.Schedule.Target(pipe.Config.Prediction, x0, eps, ti, target.Span);
+            ids = pipe.Tokenize(Enumerable.Range(0, batch).Select(i => real.Captions[i % real.Count][0]).ToList(), truncate: true);
+        }
         double fwd = 0, bwd = 0, upd = 0; long flops = 0;
         long poolAllocs = 0, gcBytes = 0; int gcs = 0;
         for (int i = -2; i < iters; i++)

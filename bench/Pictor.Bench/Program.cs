@@ -23,13 +23,14 @@ public static class Program
                 ModelBench.ArSample(16, cache: true, iters);
                 ModelBench.ArSample(16, cache: false, Math.Max(3, iters / 3));
                 return 0;
-            case "diffusion-train": DiffusionBench.Train(args.Length > 1 ? args[1] : "xs", args.Length > 2 ? int.Parse(args[2]) : 32, args.Length > 3 ? int.Parse(args[3]) : 5); return 0;
+            case "diffusion-train": DiffusionBench.Train(args.Length > 1 ? args[1] : "xs", args.Length > 2 ? int.Parse(args[2]) : 32, args.Length > 3 ? int.Parse(args[3]) : 5, args.Length > 4 ? args[4] : null); return 0;
             case "serve": return RaceServer.Serve(args.Length > 1 ? args[1] : "");
             case "unet-train": ModelBench.UnetTrain(32, iters); return 0;
             case "unet-train-memory": ModelBench.UnetTrainMemory(32); return 0;
             case "unet-sample": ModelBench.UnetSample(16, 10, cfg: false, iters); return 0;
             case "dalle": DalleBench.Run(iters); return 0;
             case "conv": ConvBench.Run(args.Length > 1 ? iters : 7); return 0;
+            case "transpose": TransposeBench.Run(args.Length > 1 ? iters : 21); return 0;
             case "conv-parts": ConvBench.Parts(args.Length > 1 ? iters : 200, args.Length > 2 ? int.Parse(args[2]) : 32, args.Length > 3 ? int.Parse(args[3]) : 64); return 0;
             case "ar-sample": ModelBench.ArSample(16, cache: true, iters); ModelBench.ArSample(16, cache: false, Math.Max(3, iters / 3)); return 0;
             case "fuzz-png":
@@ -39,7 +40,7 @@ public static class Program
                 string dir = args.Length > 3 ? args[3] : Path.Combine(AppContext.BaseDirectory, "../../../../../tests/fixtures/pngsuite");
                 return PngFuzz.Run(dir, cases, seed);
             default:
-                Console.Error.WriteLine($"unknown benchmark '{what}'; available: gemm, models, diffusion-train, serve ROW, unet-train, unet-train-memory, unet-sample, ar-sample, dalle, conv, fuzz-png");
+                Console.Error.WriteLine($"unknown benchmark '{what}'; available: gemm, models, diffusion-train, serve ROW, unet-train, unet-train-memory, unet-sample, ar-sample, dalle, conv, conv-parts, transpose, fuzz-png");
                 return 2;
         }
     }

@@ -221,11 +221,19 @@ public sealed class Tensor
     public static Tensor operator *(float s, Tensor a) => Ops.MulScalar(a, s);
 }
 
-/// <summary>Copies between strided and contiguous layouts with an odometer over the logical index.</summary>
+/// <summary>Copies between strided and contiguous layouts with an odometer over the logical index (the reference);
+/// transposed matrices (last dimension strided, the one before it contiguous) go to <see cref="Kernels.TransposeTiled"/>.</summary>
 internal static class StridedCopy
 {
     /// <summary>dst[i] = src at logical index i (row-major).</summary>
     public static void ToContiguous(Tensor src, Span<float> dst)
+    {
+        if (src.Numel > 0 && Kernels.TransposeTiled.Applies(src.Shape, src.Strides)) { Kernels.TransposeTiled.Gather(src.Storage, src.Offset, src.Shape, src.Strides, dst); return; }
+        ToContiguousReference(src, dst);
+    }
+
+    /// <summary>The odometer walk of <see cref="ToContiguous"/>, for any layout.</summary>
+    public static void ToContiguousReference(Tensor src, Span<float> dst)
     {
         var s = src.Storage;
         int rank = src.Rank;
@@ -255,6 +263,13 @@ internal static class StridedCopy
 
     /// <summary>dst at logical index i = src[i] (or += when <paramref name="accumulate"/>); dst may be a strided view.</summary>
     public static void WriteFromContiguous(ReadOnlySpan<float> src, Tensor dst, bool accumulate)
+    {
+        if (dst.Numel > 0 && Kernels.TransposeTiled.Applies(dst.Shape, dst.Strides)) { Kernels.TransposeTiled.Scatter(src, dst.Storage, dst.Offset, dst.Shape, dst.Strides, accumulate); return; }
+        WriteFromContiguousReference(src, dst, accumulate);
+    }
+
+    /// <summary>The odometer walk of <see cref="WriteFromContiguous"/>, for any layout.</summary>
+    public static void WriteFromContiguousReference(ReadOnlySpan<float> src, Tensor dst, bool accumulate)
     {
         var s = dst.Storage;
         int rank = dst.Rank;
