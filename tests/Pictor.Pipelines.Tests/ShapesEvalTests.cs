@@ -52,6 +52,19 @@ public class ShapesEvalTests
     }
 
     [Fact]
+    public void Report_json_writes_an_accuracy_over_no_prompts_as_null()
+    {
+        // one pair image with nothing drawn: no image has both objects, so the relation rate has no prompts
+        var rng = new Rng(12);
+        ShapeScene pair; do pair = Shapes.Generate(rng, 32, null); while (pair.Kind != SceneKind.Pair);
+        var r = ShapesEval.Summarise([ShapesEval.Score(pair, false, Image.Solid(32, 32, 0, 0, 0))]);
+        Assert.Equal(0, r.PairRelation.Count);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(ShapesEval.ToJson(r, new Pictor.Pipelines.Diffusion.GenerateOptions("x"), "hash"))!;
+        Assert.Null(json["pair_relation"]);
+        Assert.Equal(0.0, (double)json["pairs"]!);
+    }
+
+    [Fact]
     public void Prompt_set_is_fixed_and_mixes_kinds_and_held_out_pairs()
     {
         var a = ShapesEval.PromptSet(32); var b = ShapesEval.PromptSet(32);

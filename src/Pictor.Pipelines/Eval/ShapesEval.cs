@@ -111,13 +111,18 @@ public static class ShapesEval
             Accuracy.Of(Of(SceneKind.Pair, false).Where(x => x.PositionOk != null).Select(x => x.PositionOk == true)));
     }
 
-    public static string ToJson(ShapesReport r, GenerateOptions o, string modelHash) => JsonSerializer.Serialize(new Dictionary<string, object?>
+    /// <summary>The report as JSON; an accuracy over no prompts (e.g. the relation when no image had both objects) is null.</summary>
+    public static string ToJson(ShapesReport r, GenerateOptions o, string modelHash)
     {
-        ["model_hash"] = modelHash, ["sampler"] = o.Sampler, ["steps"] = o.Steps, ["cfg_scale"] = o.CfgScale,
-        ["single"] = r.Single.Value, ["single_colour"] = r.SingleColour.Value, ["single_shape"] = r.SingleShape.Value, ["single_position"] = r.SinglePosition.Value,
-        ["pairs"] = r.Pairs.Value, ["pair_colours"] = r.PairColours.Value, ["pair_objects"] = r.PairObjects.Value, ["pair_relation"] = r.PairRelation.Value,
-        ["counting"] = r.Counting.Value,
-        ["held_out_single"] = r.HeldOutSingle.Value, ["held_out_pairs"] = r.HeldOutPairs.Value, ["held_out_counting"] = r.HeldOutCounting.Value,
-        ["prompts"] = r.Verdicts.Select((x, i) => new Dictionary<string, object?> { ["seed"] = i, ["prompt"] = x.Scene.Caption, ["held_out"] = x.HeldOut, ["correct"] = x.Correct, ["objects_found"] = x.Found }).ToList(),
-    }, new JsonSerializerOptions { WriteIndented = true });
+        static double? V(Accuracy a) => a.Count == 0 ? null : a.Value;
+        return JsonSerializer.Serialize(new Dictionary<string, object?>
+        {
+            ["model_hash"] = modelHash, ["sampler"] = o.Sampler, ["steps"] = o.Steps, ["cfg_scale"] = o.CfgScale,
+            ["single"] = V(r.Single), ["single_colour"] = V(r.SingleColour), ["single_shape"] = V(r.SingleShape), ["single_position"] = V(r.SinglePosition),
+            ["pairs"] = V(r.Pairs), ["pair_colours"] = V(r.PairColours), ["pair_objects"] = V(r.PairObjects), ["pair_relation"] = V(r.PairRelation),
+            ["counting"] = V(r.Counting),
+            ["held_out_single"] = V(r.HeldOutSingle), ["held_out_pairs"] = V(r.HeldOutPairs), ["held_out_counting"] = V(r.HeldOutCounting),
+            ["prompts"] = r.Verdicts.Select((x, i) => new Dictionary<string, object?> { ["seed"] = i, ["prompt"] = x.Scene.Caption, ["held_out"] = x.HeldOut, ["correct"] = x.Correct, ["objects_found"] = x.Found }).ToList(),
+        }, new JsonSerializerOptions { WriteIndented = true });
+    }
 }
