@@ -58,10 +58,7 @@ internal static unsafe class TransposeTiled
         fixed (float* s = src) fixed (float* d = dst)
         {
             float* sp = s, dp = d;
-            if (offs.Length > 1 && (long)offs.Length * per >= ParallelMin)
-                Parallelism.For(offs.Length, m => GatherMatrix(sp + offs[m], ld, dp + (long)m * per, rows, cols));
-            else
-                for (int m = 0; m < offs.Length; m++) GatherMatrix(sp + offs[m], ld, dp + (long)m * per, rows, cols);
+            EachMatrix(offs.Length, per, m => GatherMatrix(sp + offs[m], ld, dp + (long)m * per, rows, cols));
         }
     }
 
@@ -74,11 +71,16 @@ internal static unsafe class TransposeTiled
         fixed (float* s = src) fixed (float* d = dst)
         {
             float* sp = s, dp = d;
-            if (offs.Length > 1 && (long)offs.Length * per >= ParallelMin)
-                Parallelism.For(offs.Length, m => ScatterMatrix(sp + (long)m * per, dp + offs[m], ld, rows, cols, accumulate));
-            else
-                for (int m = 0; m < offs.Length; m++) ScatterMatrix(sp + (long)m * per, dp + offs[m], ld, rows, cols, accumulate);
+            EachMatrix(offs.Length, per, m => ScatterMatrix(sp + (long)m * per, dp + offs[m], ld, rows, cols, accumulate));
         }
+    }
+
+    /// <summary>body(m) for each of <paramref name="count"/> matrices of <paramref name="per"/> elements: over threads
+    /// when the copy is large, else in order on this one (matrices never share storage, see <see cref="Applies"/>).</summary>
+    private static void EachMatrix(int count, int per, Action<int> body)
+    {
+        if (count > 1 && (long)count * per >= ParallelMin) Parallelism.For(count, body);
+        else for (int m = 0; m < count; m++) body(m);
     }
 
     /// <summary>d[r * C + c] = s[c * ld + r], in 16x16 tiles (each tile: 16 contiguous reads from each of 16 source rows).</summary>
