@@ -24,7 +24,7 @@ internal static class DiffusionBench
         int s = pipe.Config.ImageSize;
         var x = data.Randn(batch, 3, s, s); var target = data.Randn(batch, 3, s, s);
         var t = Enumerable.Range(0, batch).Select(_ => (float)data.NextInt(1000)).ToArray();
-        var ids = pipe.Tokenize(Enumerable.Repeat("a small red circle", batch).ToList());
+        var ids = pipe.Tokenize(Enumerable.Repeat("a small red circle", batch).ToList(), truncate: true);
         if (real != null)
         {
             int per = 3 * s * s;
