@@ -46,6 +46,7 @@ internal static class ModelBench
         Console.WriteLine($"# UNet-S training step memory, batch {batch}, {Pictor.Engine.Kernels.Parallelism.Threads} threads");
         Console.WriteLine("| step | parameters x4 (weights, grads, AdamW m, v) | pooled at end of forward | pooled peak of the step | pool footprint | peak RSS |");
         Console.WriteLine("|---|---|---|---|---|---|");
+        var tally = new Dictionary<string, long>();
         for (int step = 1; step <= 3; step++)
         {
             long forward, peak;
@@ -54,7 +55,10 @@ internal static class ModelBench
                 BufferPool.ResetPeak();
                 long before = BufferPool.InUseBytes;
                 opt.ZeroGrad();
+                // The last step also attributes the forward's rentals to the ops that made them (innermost Pictor frames).
+                if (step == 3) BufferPool.RentHook = n => { var site = RentSite(); tally[site] = tally.GetValueOrDefault(site) + 4L * n; };
                 var loss = Ops.MseLoss(model.Forward(x, t, ctx), eps);
+                BufferPool.RentHook = null;
                 forward = BufferPool.InUseBytes - before;
                 loss.Backward();
                 opt.StepOnce();
@@ -62,7 +66,15 @@ internal static class ModelBench
             }
             Console.WriteLine($"| {step} | {4 * paramBytes / MiB:F0} MiB | {forward / MiB:F0} MiB | {peak / MiB:F0} MiB | {BufferPool.FootprintBytes / MiB:F0} MiB | {RaceServer.PeakRssKiB() / 1024.0:F0} MiB |");
         }
+        Console.WriteLine("\n| MiB rented in the forward of step 3 | by (innermost frames first) |\n|---|---|");
+        foreach (var kv in tally.OrderByDescending(k => k.Value).Where(k => k.Value >= 1 << 20))
+            Console.WriteLine($"| {kv.Value / MiB:F1} | {kv.Key} |");
     }
+
+    private static string RentSite() => string.Join(" < ", new System.Diagnostics.StackTrace().GetFrames()
+        .Select(f => f.GetMethod()).Where(m => m?.DeclaringType?.Namespace?.StartsWith("Pictor") == true
+            && !m.DeclaringType.Name.StartsWith('<') && m.DeclaringType.Name is not ("BufferPool" or "Tensor" or "ModelBench"))
+        .Take(3).Select(m => m!.DeclaringType!.Name + "." + m.Name));
 
     public static void UnetSample(int batch, int steps, bool cfg, int iters)
     {

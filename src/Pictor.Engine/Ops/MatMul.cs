@@ -79,6 +79,6 @@ public static partial class Ops
         if (weight.Rank != 2) Throw.Argument($"linear weight must be [out, in], got {Shape.Format(weight.Shape)}");
         if (x.Shape[^1] != weight.Shape[1]) Throw.Argument($"linear: input has {x.Shape[^1]} features, weight expects {weight.Shape[1]} (weight {Shape.Format(weight.Shape)})");
         var y = MatMul(x, Transpose(weight, 0, 1));       // (.., Out)
-        return bias == null ? y : Add(y, bias);
+        return bias == null ? y : AddInPlace(y, bias);   // y is MatMul's fresh output, which its backward never reads
     }
 }

@@ -24,12 +24,16 @@ public static class BufferPool
     /// <summary>Bytes of every array the pool ever allocated (it never frees them until <see cref="Clear"/>).</summary>
     public static long FootprintBytes { get; private set; }
 
+    /// <summary>Diagnostics: called with the length of every rental (the memory benchmark attributes a step's buffers
+    /// to the ops that rented them). Null in normal use.</summary>
+    public static Action<int>? RentHook { get; set; }
     public static void ResetPeak() { lock (Gate) PeakInUseBytes = InUseBytes; }
     [ThreadStatic] private static long rentalsOnThisThread;
 
     public static float[] Rent(int length, bool clear)
     {
         if (length == 0) return [];
+        RentHook?.Invoke(length);
         rentalsOnThisThread++;
         lock (Gate)
         {

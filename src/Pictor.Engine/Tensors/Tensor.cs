@@ -14,6 +14,7 @@ public sealed class Tensor
     private float[] storage;
     private bool pooled;     // storage came from BufferPool and goes back to it
     private bool released;   // storage was returned; any access is a bug
+    private bool spent;      // an in-place op wrote its result over this tensor's values (Ops.AddInPlace)
 
     public int Offset { get; }
     public int[] Shape { get; }
@@ -119,6 +120,9 @@ public sealed class Tensor
 
     internal void DetachFromPool() => pooled = false;
 
+    /// <summary>Marks this tensor's values as overwritten by an in-place op: any later read throws.</summary>
+    internal void MarkSpent() => spent = true;
+
     // ---------------------------------------------------------------- data access
 
     /// <summary>The underlying array (shared with views); index it with <see cref="Offset"/> and <see cref="Strides"/>.</summary>
@@ -127,6 +131,7 @@ public sealed class Tensor
         get
         {
             if (released) Throw.InvalidOperation("tensor used after its TensorScope ended; copy it out or call scope.Keep(t)");
+            if (spent) Throw.InvalidOperation("tensor read after Ops.AddInPlace wrote its sum over it; use Ops.Add where the addend is still needed (for example by its producer's backward)");
             return storage;
         }
     }

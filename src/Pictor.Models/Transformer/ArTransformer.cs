@@ -39,8 +39,8 @@ public sealed class ArBlock : Module
     /// <summary>As Forward, for new tokens only, attending through the layer's KV cache.</summary>
     public Tensor ForwardCached(Tensor x, LayerKvCache cache)   // (B, T, D) -> (B, T, D)
     {
-        x = Ops.Add(x, attn.ForwardCached(ln1.Forward(x), cache));
-        return Ops.Add(x, mlp.Forward(ln2.Forward(x)));
+        x = Ops.AddInPlace(attn.ForwardCached(ln1.Forward(x), cache), x);   // x + f(x), summed into f's fresh output
+        return Ops.AddInPlace(mlp.Forward(ln2.Forward(x)), x);
     }
 
     /// <summary>Causal for the AR transformer; bidirectional (causal: false) for the text encoder. With a
@@ -48,8 +48,8 @@ public sealed class ArBlock : Module
     /// (GPT-2's residual dropout; training only: samplers pass none).</summary>
     public Tensor Forward(Tensor x, bool causal = true, float p = 0f, Rng? dropout = null)   // (B, T, D) -> (B, T, D)
     {
-        x = Ops.Add(x, Drop(attn.Forward(ln1.Forward(x), causal: causal), p, dropout));
-        return Ops.Add(x, Drop(mlp.Forward(ln2.Forward(x)), p, dropout));
+        x = Ops.AddInPlace(Drop(attn.Forward(ln1.Forward(x), causal: causal), p, dropout), x);
+        return Ops.AddInPlace(Drop(mlp.Forward(ln2.Forward(x)), p, dropout), x);
     }
 
     internal static Tensor Drop(Tensor x, float p, Rng? rng) => rng == null || p == 0f ? x : Ops.Dropout(x, p, rng);

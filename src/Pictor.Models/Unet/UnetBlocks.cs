@@ -36,17 +36,17 @@ public sealed class ResBlock : Module
             if (t == null) Throw.Argument("this ResBlock takes a time embedding");
             var st = Ops.Silu(t);
             var tb = temb.Forward(st);                                            // (B, Cout)
-            h = Ops.Add(h, Ops.Reshape(tb, tb.Shape[0], tb.Shape[1], 1, 1));
+            h = Ops.AddInPlace(h, Ops.Reshape(tb, tb.Shape[0], tb.Shape[1], 1, 1));   // h is conv1's fresh output: no new buffer
             if (tembCoord != null)
             {
                 int b = h.Shape[0], c = h.Shape[1], hh = h.Shape[2], ww = h.Shape[3];
                 var slopes = Ops.Reshape(tembCoord.Forward(st), b * c, 2);                     // (B*Cout, 2): slope along x, along y
                 var ramps = Ops.MatMul(slopes, UnetModel.CoordinatePlanes(hh, ww));             // (B*Cout, H*W)
-                h = Ops.Add(h, Ops.Reshape(ramps, b, c, hh, ww));
+                h = Ops.AddInPlace(h, Ops.Reshape(ramps, b, c, hh, ww));
             }
         }
         h = conv2.Forward(norm2.ForwardSilu(h));
-        return Ops.Add(h, skip == null ? x : skip.Forward(x));
+        return Ops.AddInPlace(h, skip == null ? x : skip.Forward(x));
     }
 }
 
@@ -82,10 +82,10 @@ public sealed class AttnBlock : Module
         int b = x.Shape[0], c = x.Shape[1], hh = x.Shape[2], ww = x.Shape[3];
         var h = projIn.Forward(norm.Forward(x));
         h = Ops.Transpose(Ops.Reshape(h, b, c, hh * ww), 1, 2);                  // (B, T, C)
-        if (attn1 != null) h = Ops.Add(h, attn1.Forward(ln1!.Forward(h)));
-        h = Ops.Add(h, attn2.Forward(ln2.Forward(h), context));
+        if (attn1 != null) h = Ops.AddInPlace(attn1.Forward(ln1!.Forward(h)), h);   // h + attn, summed into attn's fresh output
+        h = Ops.AddInPlace(attn2.Forward(ln2.Forward(h), context), h);
         h = Ops.Reshape(Ops.Transpose(h, 1, 2), b, c, hh, ww);                    // (B, C, H, W)
-        return Ops.Add(x, projOut.Forward(h));
+        return Ops.AddInPlace(projOut.Forward(h), x);
     }
 }
 
