@@ -30,6 +30,7 @@ public static class Program
             case "unet-sample": ModelBench.UnetSample(16, 10, cfg: false, iters); return 0;
             case "dalle": DalleBench.Run(iters); return 0;
             case "conv": ConvBench.Run(args.Length > 1 ? iters : 7); return 0;
+            case "text-probe": TextProbe.Run(args.Length > 1 ? args[1] : "models/shapes", args.Length > 2 ? int.Parse(args[2]) : 4000); return 0;
             case "transpose": TransposeBench.Run(args.Length > 1 ? iters : 21); return 0;
             case "conv-parts": ConvBench.Parts(args.Length > 1 ? iters : 200, args.Length > 2 ? int.Parse(args[2]) : 32, args.Length > 3 ? int.Parse(args[3]) : 64); return 0;
             case "ar-sample": ModelBench.ArSample(16, cache: true, iters); ModelBench.ArSample(16, cache: false, Math.Max(3, iters / 3)); return 0;
@@ -40,7 +41,7 @@ public static class Program
                 string dir = args.Length > 3 ? args[3] : Path.Combine(AppContext.BaseDirectory, "../../../../../tests/fixtures/pngsuite");
                 return PngFuzz.Run(dir, cases, seed);
             default:
-                Console.Error.WriteLine($"unknown benchmark '{what}'; available: gemm, models, diffusion-train, serve ROW, unet-train, unet-train-memory, unet-sample, ar-sample, dalle, conv, conv-parts, transpose, fuzz-png");
+                Console.Error.WriteLine($"unknown benchmark '{what}'; available: gemm, models, diffusion-train, serve ROW, unet-train, unet-train-memory, unet-sample, ar-sample, dalle, conv, conv-parts, transpose, text-probe, fuzz-png");
                 return 2;
         }
     }

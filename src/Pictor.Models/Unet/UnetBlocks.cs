@@ -11,24 +11,37 @@ public sealed class ResBlock : Module
 {
     private readonly GroupNorm norm1, norm2;
     private readonly Conv2d conv1, conv2;
-    private readonly Linear? temb, tembCoord;
+    private readonly Linear? temb, tembCoord, tokChannels, tokDirection;
     private readonly Conv2d? skip;
 
     /// <param name="coordinates">Also map the embedding to a per-channel slope along x and along y, added as
     /// slope_x * x + slope_y * y over the pixels (x, y in [-1, 1]); see <see cref="UnetConfig.ResBlockCoords"/>.</param>
-    public ResBlock(Rng rng, int cin, int cout, int timeDim, int groups, bool coordinates = false)
+    /// <param name="tokenSlopeDim">Text token width for token slopes (0 = none; needs <paramref name="coordinates"/>): each
+    /// token s of the context adds V_s[c] * G_s to channel c's (x, y) slope, V = tok_slope_v(tokens) [B, S, Cout] and
+    /// G = tok_slope_g(tokens) [B, S, 2], averaged over tokens. A product per token, so a colour word whose output token
+    /// says "I go left" sends its own channels left while another token sends its channels right; the pooled embedding
+    /// is a sum of tokens taken before any such product, and a linear read-out of it cannot tell which colour goes
+    /// where (docs/derivations/binding.md, the probe).</param>
+    public ResBlock(Rng rng, int cin, int cout, int timeDim, int groups, bool coordinates = false, int tokenSlopeDim = 0)
     {
+        if (tokenSlopeDim > 0 && !(coordinates && timeDim > 0)) Throw.Argument("token slopes add to the ResBlock's x/y slopes; build it with coordinates and a time embedding");
         norm1 = Child("norm1", new GroupNorm(groups, cin));
         conv1 = Child("conv1", new Conv2d(rng, cin, cout, 3, padding: 1));
         if (timeDim > 0) temb = Child("temb", new Linear(rng, timeDim, cout));
         if (timeDim > 0 && coordinates) tembCoord = Child("temb_coord", new Linear(rng, timeDim, 2 * cout));
+        if (tokenSlopeDim > 0)
+        {
+            tokChannels = Child("tok_slope_v", new Linear(rng, tokenSlopeDim, cout));
+            tokDirection = Child("tok_slope_g", new Linear(rng, tokenSlopeDim, 2));
+        }
         norm2 = Child("norm2", new GroupNorm(groups, cout));
         conv2 = Child("conv2", new Conv2d(rng, cout, cout, 3, padding: 1));
         if (cin != cout) skip = Child("skip", new Conv2d(rng, cin, cout, 1));
     }
 
-    /// <summary>x [B, Cin, H, W], t [B, E] (null when built with timeDim 0) -> [B, Cout, H, W].</summary>
-    public Tensor Forward(Tensor x, Tensor? t = null)
+    /// <summary>x [B, Cin, H, W], t [B, E] (null when built with timeDim 0), context [B, S, Dc] (read only with token
+    /// slopes) -> [B, Cout, H, W].</summary>
+    public Tensor Forward(Tensor x, Tensor? t = null, Tensor? context = null)
     {
         var h = conv1.Forward(norm1.ForwardSilu(x));                              // (B, Cout, H, W)
         if (temb != null)
@@ -41,6 +54,14 @@ public sealed class ResBlock : Module
             {
                 int b = h.Shape[0], c = h.Shape[1], hh = h.Shape[2], ww = h.Shape[3];
                 var slopes = Ops.Reshape(tembCoord.Forward(st), b * c, 2);                     // (B*Cout, 2): slope along x, along y
+                if (tokChannels != null)
+                {
+                    if (context == null) Throw.Argument("this ResBlock has token slopes and needs the text context [B, S, Dc]");
+                    var v = tokChannels.Forward(context);                                       // (B, S, Cout)
+                    var g = tokDirection!.Forward(context);                                     // (B, S, 2)
+                    var perToken = Ops.MatMul(Ops.Transpose(v, 1, 2), g);                       // (B, Cout, 2) = sum_s V_s^T G_s
+                    slopes = Ops.Add(slopes, Ops.Reshape(Ops.MulScalar(perToken, 1f / context.Shape[1]), b * c, 2));
+                }
                 var ramps = Ops.MatMul(slopes, UnetModel.CoordinatePlanes(hh, ww));             // (B*Cout, H*W)
                 h = Ops.AddInPlace(h, Ops.Reshape(ramps, b, c, hh, ww));
             }

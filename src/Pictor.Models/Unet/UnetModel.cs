@@ -20,8 +20,10 @@ public sealed record UnetConfig(
     int PooledDim = 0,       // width of a pooled text vector added to the time embedding; 0 = none (UNet-S)
     bool CoordChannels = false, // conv_in also sees x and y in [-1, 1] (CoordConv, Liu et al. 2018); see CoordinateGrid
     bool ResBlockCoords = false, // every ResBlock turns the time+text embedding into per-channel x and y slopes (see ResBlock)
-    bool[]? SelfAttention = null) // per level with Attention: whether its AttnBlocks also self-attend; null = all do.
+    bool[]? SelfAttention = null, // per level with Attention: whether its AttnBlocks also self-attend; null = all do.
                                   // Cross-attention alone costs T*S, not T^2, so it can run at full resolution.
+    bool TokenSlopes = false)     // with ResBlockCoords: every text token also adds its own channels x its own direction
+                                  // to the slopes (see ResBlock), so "red goes left, blue goes right" needs no pooling
 {
     /// <summary>Whether level <paramref name="lvl"/>'s AttnBlocks include self-attention (<see cref="SelfAttention"/>).</summary>
     public bool SelfAttends(int lvl) => SelfAttention == null || SelfAttention[lvl];
@@ -58,6 +60,7 @@ public sealed class UnetModel : Module
         if (cfg.Channels.Length != cfg.Attention.Length) Throw.Argument($"UNet config: {cfg.Channels.Length} channel levels but {cfg.Attention.Length} attention flags");
         if (cfg.SelfAttention != null && cfg.SelfAttention.Length != cfg.Channels.Length)
             Throw.Argument($"UNet config: {cfg.Channels.Length} channel levels but {cfg.SelfAttention.Length} self_attention flags; give one per level or leave it out");
+        if (cfg.TokenSlopes && !cfg.ResBlockCoords) Throw.Argument("UNet config: token_slopes adds to the ResBlocks' x/y slopes, so it needs resblock_coords true");
         timeFc1 = Child("time.fc1", new Linear(rng, cfg.TimeSinusoidDim, cfg.TimeDim));
         timeFc2 = Child("time.fc2", new Linear(rng, cfg.TimeDim, cfg.TimeDim));
         if (cfg.PooledDim > 0) pooledFc = Child("pooled_fc", new Linear(rng, cfg.PooledDim, cfg.TimeDim));
@@ -70,7 +73,7 @@ public sealed class UnetModel : Module
             int co = cfg.Channels[lvl];
             for (int i = 0; i < cfg.BlocksPerLevel; i++)
             {
-                encResList.Add(new ResBlock(rng, c, co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords)); c = co;
+                encResList.Add(new ResBlock(rng, c, co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0)); c = co;
                 if (cfg.Attention[lvl]) encAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups, cfg.SelfAttends(lvl)));
                 skips.Push(c);
             }
@@ -80,16 +83,16 @@ public sealed class UnetModel : Module
         for (int i = 0; i < encResList.Count; i++) encRes.Add(Child($"enc_res.{i}", encResList[i]));
         for (int i = 0; i < encAttnList.Count; i++) encAttn.Add(Child($"enc_attn.{i}", encAttnList[i]));
         for (int i = 0; i < downList.Count; i++) down.Add(Child($"down.{i}", downList[i]));
-        midRes1 = Child("mid_res1", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords));
+        midRes1 = Child("mid_res1", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0));
         midAttn = Child("mid_attn", new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups));
-        midRes2 = Child("mid_res2", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords));
+        midRes2 = Child("mid_res2", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0));
         var decResList = new List<ResBlock>(); var decAttnList = new List<AttnBlock>(); var upList = new List<Conv2d>();
         for (int lvl = levels - 1; lvl >= 0; lvl--)
         {
             int co = cfg.Channels[lvl];
             for (int i = 0; i < cfg.BlocksPerLevel + 1; i++)
             {
-                decResList.Add(new ResBlock(rng, c + skips.Pop(), co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords)); c = co;
+                decResList.Add(new ResBlock(rng, c + skips.Pop(), co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0)); c = co;
                 if (cfg.Attention[lvl]) decAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups, cfg.SelfAttends(lvl)));
             }
             if (lvl != 0) upList.Add(new Conv2d(rng, c, c, 3, padding: 1));
@@ -127,19 +130,19 @@ public sealed class UnetModel : Module
         {
             for (int i = 0; i < cfg.BlocksPerLevel; i++)
             {
-                h = encRes[ri++].Forward(h, temb);
+                h = encRes[ri++].Forward(h, temb, context);
                 if (cfg.Attention[lvl]) h = encAttn[ai++].Forward(h, context);
                 hs.Push(h);
             }
             if (lvl != levels - 1) { h = down[lvl].Forward(h); hs.Push(h); }
         }
-        h = midRes2.Forward(midAttn.Forward(midRes1.Forward(h, temb), context), temb);
+        h = midRes2.Forward(midAttn.Forward(midRes1.Forward(h, temb, context), context), temb, context);
         ri = 0; ai = 0; int ui = 0;
         for (int lvl = levels - 1; lvl >= 0; lvl--)
         {
             for (int i = 0; i < cfg.BlocksPerLevel + 1; i++)
             {
-                h = decRes[ri++].Forward(Ops.Concat([h, hs.Pop()], 1), temb);
+                h = decRes[ri++].Forward(Ops.Concat([h, hs.Pop()], 1), temb, context);
                 if (cfg.Attention[lvl]) h = decAttn[ai++].Forward(h, context);
             }
             if (lvl != 0) h = up[ui++].Forward(Ops.UpsampleNearest(h, 2));

@@ -31,9 +31,10 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         "xs-coord" => WithCoordinates(FromPreset("xs", vocab, imageSize, context), name),
         "xs-pos" => WithSlopes(WithCoordinates(FromPreset("xs", vocab, imageSize, context), name)),
         "xs-bind" => WithBinding(FromPreset("xs-pos", vocab, imageSize, context), name),
+        "xs-rel" => WithTokenSlopes(FromPreset("xs-pos", vocab, imageSize, context), name),
         "s" => new(name, imageSize, UnetConfig.S with { PooledDim = 256 },
             new TextEncoderConfig(vocab, context, Layers: 4, Dim: 256, Heads: 8, OutDim: 256), Prediction.V),
-        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos, xs-bind or s"),
+        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos, xs-bind, xs-rel or s"),
     };
 
     private static DiffusionConfig WithCoordinates(DiffusionConfig c, string name) => c with { Preset = name, Unet = c.Unet with { CoordChannels = true } };
@@ -54,7 +55,12 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         };
     }
 
-    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "s"];
+    /// <summary>xs-pos plus token slopes (each text token moves its own channels along x and y) and a 4-layer text
+    /// encoder, whose colour-word tokens carry which side the colour goes (docs/derivations/binding.md).</summary>
+    private static DiffusionConfig WithTokenSlopes(DiffusionConfig c, string name) =>
+        c with { Preset = name, Unet = c.Unet with { TokenSlopes = true }, Text = c.Text with { Layers = 4 } };
+
+    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "xs-rel", "s"];
 
     public string ToJson()
     {
@@ -78,6 +84,7 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         };
         // Written only when set, so configs of models without it stay byte-identical to what earlier versions wrote.
         if (u.SelfAttention != null) o["unet"]!["self_attention"] = new JsonArray(u.SelfAttention.Select(c => (JsonNode)c).ToArray());
+        if (u.TokenSlopes) o["unet"]!["token_slopes"] = true;
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
@@ -95,7 +102,8 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
                 (int)u["time_sinusoid_dim"]!, (int)u["groups"]!, (int)u["image_channels"]!, (int)u["pooled_dim"]!,
                 CoordChannels: (bool?)u["coord_channels"] ?? false,   // absent in configs written before it existed
                 ResBlockCoords: (bool?)u["resblock_coords"] ?? false,
-                SelfAttention: u["self_attention"]?.AsArray().Select(n => (bool)n!).ToArray());
+                SelfAttention: u["self_attention"]?.AsArray().Select(n => (bool)n!).ToArray(),
+                TokenSlopes: (bool?)u["token_slopes"] ?? false);
             var text = new TextEncoderConfig((int)t["vocab"]!, (int)t["context"]!, (int)t["layers"]!, (int)t["dim"]!, (int)t["heads"]!, (int)t["out_dim"]!);
             var pred = (string?)o["prediction"] switch { "v" => Prediction.V, "epsilon" => Prediction.Epsilon, var p => throw new FormatException($"{source}: unknown prediction '{p}' (v or epsilon)") };
             if ((string?)o["schedule"] != "cosine") throw new FormatException($"{source}: unknown schedule '{(string?)o["schedule"]}' (only cosine)");
