@@ -15,6 +15,7 @@ namespace Pictor.Bench;
 ///   side pooled  which side colour c goes to, from the pooled vector (what the ResBlocks' slopes read), per colour;
 ///   side token   which side a colour goes to, from the colour word's own output token (what cross-attention's keys
 ///                and values are made from), one probe shared by all colours;
+///   shape token  which shape the colour word names (the binding), from the colour word's own output token;
 ///   side bag     the side task on bag-of-words counts: the control.
 /// Usage: Pictor.Bench text-probe MODEL_DIR [N]
 /// </summary>
@@ -26,12 +27,13 @@ public static class TextProbe
         var rng = new Rng(7);
         var colours = Enum.GetValues<ShapeColour>(); var kinds = Enum.GetValues<ShapeKind>();
         var captions = new List<string>(); var c1 = new int[n]; var c2 = new int[n]; var left = new bool[n];
-        var pos1 = new int[n]; var pos2 = new int[n];
+        var pos1 = new int[n]; var pos2 = new int[n]; var shape1 = new int[n]; var shape2 = new int[n];
         for (int i = 0; i < n; i++)
         {
             int a = rng.NextInt(colours.Length), b;
             do b = rng.NextInt(colours.Length); while (b == a);
-            var sa = Shapes.Name(kinds[rng.NextInt(kinds.Length)]); var sb = Shapes.Name(kinds[rng.NextInt(kinds.Length)]);
+            shape1[i] = rng.NextInt(kinds.Length); shape2[i] = rng.NextInt(kinds.Length);
+            var sa = Shapes.Name(kinds[shape1[i]]); var sb = Shapes.Name(kinds[shape2[i]]);
             bool l = rng.NextInt(2) == 0;
             string ca = Shapes.Name(colours[a]), cb = Shapes.Name(colours[b]);
             string rel = l ? "left of" : "right of";
@@ -80,18 +82,51 @@ public static class TextProbe
             tokenRows.Add((tokens.AsSpan((i * s + pos1[i]) * dc, dc).ToArray(), left[i] ? -1 : 1));
             tokenRows.Add((tokens.AsSpan((i * s + pos2[i]) * dc, dc).ToArray(), left[i] ? 1 : -1));
         }
+        // Binding: the shape named after a colour word, read from that colour word's token (3 one-vs-rest probes, argmax).
+        var shapeRows = new List<(float[] X, int Y)>();
+        for (int i = 0; i < n; i++)
+        {
+            shapeRows.Add((tokens.AsSpan((i * s + pos1[i]) * dc, dc).ToArray(), shape1[i]));
+            shapeRows.Add((tokens.AsSpan((i * s + pos2[i]) * dc, dc).ToArray(), shape2[i]));
+        }
         Console.WriteLine($"# text-probe {modelDir}: {n} horizontal pair captions, ridge regression, sign accuracy on the held-out quarter");
         Console.WriteLine("| probe | features | accuracy |\n|---|---|---|");
         Console.WriteLine($"| relation word | pooled ({dc}) | {relation:F3} |");
         Console.WriteLine($"| role of a colour (first or second) | pooled, per colour | {role:F3} |");
         Console.WriteLine($"| side of a colour | pooled, per colour | {SidePerColour(pooled, dc):F3} |");
         Console.WriteLine($"| side of a colour | the colour word's token, shared | {Ridge(tokenRows):F3} |");
+        Console.WriteLine($"| shape of a colour's object (3 classes, chance 0.333) | the colour word's token, shared | {Classify(shapeRows, kinds.Length):F3} |");
         Console.WriteLine($"| side of a colour (control) | bag of words ({vocab}), per colour | {SidePerColour(bag, vocab):F3} |");
     }
 
-    /// <summary>Fits w, b minimising |Xw + b - y|^2 + lambda |w|^2 on the first 3/4 of the rows (features standardised),
-    /// returns the fraction of the last 1/4 whose sign it predicts.</summary>
+    /// <summary>One-vs-rest ridge probes; the fraction of the held-out quarter whose largest score is the right class.</summary>
+    private static double Classify(List<(float[] X, int Y)> rows, int classes)
+    {
+        int m = rows.Count, train = m * 3 / 4;
+        var scores = new double[classes][];
+        for (int k = 0; k < classes; k++)
+            scores[k] = RidgeScores(rows.Select(r => (r.X, r.Y == k ? 1.0 : -1.0)).ToList());
+        int right = 0;
+        for (int i = 0; i < m - train; i++)
+        {
+            int best = 0;
+            for (int k = 1; k < classes; k++) if (scores[k][i] > scores[best][i]) best = k;
+            if (best == rows[train + i].Y) right++;
+        }
+        return (double)right / (m - train);
+    }
+
     private static double Ridge(List<(float[] X, double Y)> rows, double lambda = 1.0)
+    {
+        var scores = RidgeScores(rows, lambda);
+        int train = rows.Count * 3 / 4, right = 0;
+        for (int i = 0; i < scores.Length; i++) if (Math.Sign(scores[i]) == Math.Sign(rows[train + i].Y)) right++;
+        return (double)right / scores.Length;
+    }
+
+    /// <summary>Fits w, b minimising |Xw + b - y|^2 + lambda |w|^2 on the first 3/4 of the rows (features standardised),
+    /// returns its predictions for the last 1/4.</summary>
+    private static double[] RidgeScores(List<(float[] X, double Y)> rows, double lambda = 1.0)
     {
         int m = rows.Count, d = rows[0].X.Length, train = m * 3 / 4;
         var mean = new double[d]; var sd = new double[d];
@@ -108,14 +143,13 @@ public static class TextProbe
         }
         for (int r = 0; r < d; r++) a[r, r] += lambda;
         var w = Solve(a, rhs);
-        int right = 0;
+        var scores = new double[m - train];
         for (int i = train; i < m; i++)
         {
-            var z = Z(rows[i].X); double y = 0;
-            for (int r = 0; r < p; r++) y += w[r] * z[r];
-            if (Math.Sign(y) == Math.Sign(rows[i].Y)) right++;
+            var z = Z(rows[i].X);
+            for (int r = 0; r < p; r++) scores[i - train] += w[r] * z[r];
         }
-        return (double)right / (m - train);
+        return scores;
     }
 
     /// <summary>Gaussian elimination with partial pivoting (the systems here are small and ridge-regularised).</summary>
