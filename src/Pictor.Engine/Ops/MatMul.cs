@@ -29,7 +29,10 @@ public static partial class Ops
             // A as one tall matrix [B*M, K] when its leading dims are contiguous.
             A = Contiguous(a); lda = k; strideA = m * k;
             Bm = MatrixView(b, out tb, out ldb); strideB = 0;
-            if (y.Numel > 0) Gemm.Sgemm(false, tb, batch * m, n, k, 1f, A.Storage.AsSpan(A.Offset), lda, Bm.Storage.AsSpan(Bm.Offset), ldb, 0f, y.Span, n);
+            // Inside a PackedWeights scope (sampling), a registered weight is packed once, not at every product.
+            var packed = y.Numel > 0 && !Autograd.Needs(a, b) ? PackedWeights.For(Bm, tb, n, k, ldb) : null;
+            if (packed != null) Gemm.Sgemm(false, tb, batch * m, n, k, 1f, A.Storage.AsSpan(A.Offset), lda, Bm.Storage.AsSpan(Bm.Offset), ldb, 0f, y.Span, n, packed);
+            else if (y.Numel > 0) Gemm.Sgemm(false, tb, batch * m, n, k, 1f, A.Storage.AsSpan(A.Offset), lda, Bm.Storage.AsSpan(Bm.Offset), ldb, 0f, y.Span, n);
         }
         else
         {

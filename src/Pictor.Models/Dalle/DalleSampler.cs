@@ -48,6 +48,7 @@ public static class DalleSampler
         var guided = new float[c.ImageVocab];
         var codes = new int[b * n];
         using var _ = Autograd.NoGrad();
+        using var packs = PackedWeights.Begin(model.Parameters());   // each weight packed for GEMM once, not once per token
         var cache = useCache ? model.NewCache(rows) : null;
         for (int step = 0; step < n; step++)
         {

@@ -26,6 +26,7 @@ public static class ArSampler
         var seq = new int[b * total];
         for (int i = 0; i < b; i++) Array.Copy(prompt.Data, i * tp, seq, i * total, tp);
         using var _ = Autograd.NoGrad();
+        using var packs = PackedWeights.Begin(model.Parameters());   // each weight packed for GEMM once, not once per token
         var cache = useCache ? model.NewCache(b) : null;
         for (int step = 0; step < count; step++)
         {

@@ -95,6 +95,26 @@ public static class Gemm
         }
     }
 
+    /// <summary>C = alpha op(A) op(B) + beta C with op(B) packed beforehand (<see cref="PackB"/>): always the managed
+    /// kernel, which then skips packing B. Bit-identical to <see cref="Sgemm(GemmBackend, bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
+    /// with the SIMD backend.</summary>
+    public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
+                             ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+                             float beta, Span<float> c, int ldc, PackedB packedB)
+    {
+        Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
+        if (packedB.TransB != transB || packedB.N != n || packedB.K != k)
+            Throw.Argument($"GEMM: packed B is {(packedB.TransB ? "transposed " : "")}{packedB.K}x{packedB.N}, this call needs {(transB ? "transposed " : "")}{k}x{n}; pack the B of this call");
+        Interlocked.Add(ref FlopCounter, 2L * m * n * k);
+        if (m == 0 || n == 0) return;
+        SimdGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, packedB: packedB);
+    }
+
+    /// <summary>Packs op(B) [K x N] once for many <see cref="Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, PackedB)"/>
+    /// calls with the same B; null with the reference backend or without SIMD (then call the unpacked overload).</summary>
+    public static PackedB? PackB(bool transB, int n, int k, ReadOnlySpan<float> b, int ldb)
+        => Backend == GemmBackend.Reference ? null : SimdGemm.PackWhole(transB, n, k, b, ldb);
+
     /// <summary>GEMM on the calling thread only (for kernels that parallelise over independent problems, such as
     /// attention heads). Uses the managed kernel unless the reference backend is selected.</summary>
     /// <param name="packedA">op(A) packed by <see cref="PackForSerial"/> (the same A for many calls); optional, and

@@ -23,7 +23,7 @@ internal static unsafe class SimdGemm
 
     public static void Run(bool transA, bool transB, int m, int n, int k, float alpha,
                            ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-                           float beta, Span<float> c, int ldc, bool serial = false, PackedA? packedA = null)
+                           float beta, Span<float> c, int ldc, bool serial = false, PackedA? packedA = null, PackedB? packedB = null)
     {
         int nr = NR;
         if (nr == 0) { ReferenceGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); return; }
@@ -49,16 +49,20 @@ internal static unsafe class SimdGemm
         nGroups = (nPanels + panelsPerGroup - 1) / panelsPerGroup;
         parallel &= mBlocks * nGroups > 1;
 
-        var packedB = ArrayPool<float>.Shared.Rent(nPanels * nr * KC);
+        // With B packed beforehand (PackWhole) every K block's panels are read where they lie: no per-call packing.
+        var packBuffer = packedB == null ? ArrayPool<float>.Shared.Rent(nPanels * nr * KC) : null;
         try
         {
-            fixed (float* pa0 = a) fixed (float* pb0 = b) fixed (float* pc0 = c) fixed (float* pbPack = packedB) fixed (float* pre0 = packedA?.Data)
+            fixed (float* pa0 = a) fixed (float* pb0 = b) fixed (float* pc0 = c) fixed (float* pbPack = packBuffer) fixed (float* pre0 = packedA?.Data)
+            fixed (float* whole = packedB?.Data)
             {
-                float* pa = pa0, pb = pb0, pc = pc0, bp = pbPack, pre = pre0;
+                float* pa = pa0, pb = pb0, pc = pc0, pre = pre0;
                 for (int p0 = 0; p0 < k; p0 += KC)
                 {
                     int kc = Math.Min(KC, k - p0);
-                    PackB(transB, pb, ldb, p0, kc, n, nr, bp);
+                    float* bp = pbPack;
+                    if (whole != null) bp = whole + (long)(p0 / KC) * nPanels * nr * KC;
+                    else PackB(transB, pb, ldb, p0, kc, n, nr, bp);
                     int kcLocal = kc, p0Local = p0;
                     if (parallel)
                     {
@@ -78,7 +82,23 @@ internal static unsafe class SimdGemm
                 }
             }
         }
-        finally { ArrayPool<float>.Shared.Return(packedB); }
+        finally { if (packBuffer != null) ArrayPool<float>.Shared.Return(packBuffer); }
+    }
+
+    /// <summary>op(B) [K x N] packed once, every K block kb exactly as <see cref="Run"/> packs it (at offset
+    /// kb * panels * NR * KC), for many products with the same B: a layer's weights while a sampler feeds them a few new
+    /// rows per token. The product is bit-identical to packing on the fly. Null without SIMD.</summary>
+    public static PackedB? PackWhole(bool transB, int n, int k, ReadOnlySpan<float> b, int ldb)
+    {
+        int nr = NR;
+        if (nr == 0 || n == 0 || k == 0) return null;
+        int nPanels = (n + nr - 1) / nr, kBlocks = (k + KC - 1) / KC;
+        long block = (long)nPanels * nr * KC;
+        var data = new float[checked((int)(kBlocks * block))];   // not pooled: it lives as long as its PackedWeights scope
+        fixed (float* pb = b) fixed (float* pd = data)
+            for (int kb = 0; kb < kBlocks; kb++)
+                PackB(transB, pb, ldb, kb * KC, Math.Min(KC, k - kb * KC), n, nr, pd + kb * block);
+        return new PackedB(data, transB, n, k);
     }
 
     private static void Tile(int mb, int ng, int panelsPerGroup, bool transA, float* a, int lda, int p0, int kc,
@@ -270,4 +290,14 @@ public sealed class PackedA(float[] data, bool transA, int m, int k) : IDisposab
     public bool TransA { get; } = transA;
     public int M { get; } = m;
     public int K { get; } = k;
+}
+
+/// <summary>A B operand packed by <see cref="SimdGemm.PackWhole"/> for one (transB, N, K).</summary>
+public sealed class PackedB(float[] data, bool transB, int n, int k)
+{
+    internal float[] Data { get; } = data;
+    public bool TransB { get; } = transB;
+    public int N { get; } = n;
+    public int K { get; } = k;
+    public long Bytes => 4L * Data.Length;
 }
