@@ -54,6 +54,41 @@ public static class ArSampler
         return new IntTensor(seq, b, total);
     }
 
+    /// <summary>The k-th largest value counting repeats (what sorting ascending and taking [n - k] gives), through a
+    /// min-heap of the k largest seen so far: O(n log k) instead of sorting the whole vocabulary for every token.
+    /// NaN counts as the smallest value, as in Array.Sort.</summary>
+    public static float KthLargest(ReadOnlySpan<float> values, int k)
+    {
+        if (k < 1 || k > values.Length) Throw.Argument($"k = {k} must be in 1..{values.Length}");
+        var heap = new float[k];
+        for (int i = 0; i < k; i++) heap[i] = float.IsNaN(values[i]) ? float.NegativeInfinity : values[i];
+        for (int i = k / 2 - 1; i >= 0; i--) SiftDown(heap, i);
+        for (int i = k; i < values.Length; i++)
+            if (values[i] > heap[0]) { heap[0] = values[i]; SiftDown(heap, 0); }
+        // With fewer than k numbers the answer is a NaN (sorted first); the heap holds -inf for it.
+        if (float.IsNegativeInfinity(heap[0]))
+        {
+            int numbers = 0;
+            foreach (float v in values) if (!float.IsNaN(v)) numbers++;
+            if (numbers < k) return float.NaN;
+        }
+        return heap[0];
+    }
+
+    private static void SiftDown(float[] heap, int i)
+    {
+        int n = heap.Length;
+        while (true)
+        {
+            int l = 2 * i + 1, r = l + 1, m = i;
+            if (l < n && heap[l] < heap[m]) m = l;
+            if (r < n && heap[r] < heap[m]) m = r;
+            if (m == i) return;
+            (heap[i], heap[m]) = (heap[m], heap[i]);
+            i = m;
+        }
+    }
+
     /// <summary>Index drawn from softmax(logits / temperature) restricted to the top k, then to the top-p nucleus;
     /// argmax when temperature is 0.</summary>
     public static int Draw(ReadOnlySpan<float> logits, ArSamplingOptions opt, Rng rng)
@@ -65,12 +100,7 @@ public static class ArSampler
             return best;
         }
         float cut = float.NegativeInfinity;
-        if (opt.TopK > 0 && opt.TopK < logits.Length)
-        {
-            var sorted = logits.ToArray();
-            Array.Sort(sorted);
-            cut = sorted[^opt.TopK];
-        }
+        if (opt.TopK > 0 && opt.TopK < logits.Length) cut = KthLargest(logits, opt.TopK);
         float max = float.NegativeInfinity;
         foreach (float l in logits) max = Math.Max(max, l);
         var w = new float[logits.Length];
