@@ -49,7 +49,7 @@ public class TokenSlopesTests
     {
         var rel = DiffusionConfig.FromPreset("xs-rel", 300);
         Assert.True(rel.Unet.TokenSlopes && rel.Unet.ResBlockCoords && rel.Unet.CoordChannels);
-        Assert.Equal(4, rel.Text.Layers);
+        Assert.Equal(DiffusionConfig.FromPreset("xs-pos", 300).Text, rel.Text);   // xs-pos's 2-layer encoder
         Assert.Equal(rel.ToJson(), DiffusionConfig.FromJson(rel.ToJson(), "x").ToJson());
 
         var pos = DiffusionConfig.FromPreset("xs-pos", 300);

@@ -55,10 +55,11 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         };
     }
 
-    /// <summary>xs-pos plus token slopes (each text token moves its own channels along x and y) and a 4-layer text
-    /// encoder, whose colour-word tokens carry which side the colour goes (docs/derivations/binding.md).</summary>
+    /// <summary>xs-pos plus token slopes: each text token moves its own channels along x and y, so a colour word whose
+    /// token says which side it goes to can send that colour there (docs/derivations/binding.md). The text encoder
+    /// stays at xs-pos's 2 layers: with 4 (xs-bind, and a first xs-rel run) places were learned more slowly.</summary>
     private static DiffusionConfig WithTokenSlopes(DiffusionConfig c, string name) =>
-        c with { Preset = name, Unet = c.Unet with { TokenSlopes = true }, Text = c.Text with { Layers = 4 } };
+        c with { Preset = name, Unet = c.Unet with { TokenSlopes = true } };
 
     public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "xs-rel", "s"];
 
