@@ -35,6 +35,7 @@ internal static class EvalVerbs
         Console.WriteLine($"|   both colours | {r.PairColours} | |");
         Console.WriteLine($"|   both objects (shape on the right colour) | {r.PairObjects} | |");
         Console.WriteLine($"|   relation, given both objects | {r.PairRelation} | |");
+        Console.WriteLine($"|   relation of the two colours, given both colours | {r.PairColourRelation} | |");
         Console.WriteLine($"| counting | {r.Counting} | {r.HeldOutCounting} |");
         if (a.Optional("report") is { } rep) { AtomicFile.WriteAllText(rep, ShapesEval.ToJson(r, o, pipe.WeightsHash)); Console.WriteLine($"wrote {rep}"); }
         if (a.Optional("grid") is { } grid) { Image.Grid(images, 15).Save(grid); Console.WriteLine($"wrote {grid} (prompt order as in the report)"); }

@@ -35,10 +35,11 @@ public class ShapesEvalTests
         var v = ShapesEval.Score(single, false, Shapes.Render(other, 32));
         Assert.False(v.Correct); Assert.False(v.ColourOk); Assert.True(v.ShapeOk);
         var pair = Draw(SceneKind.Pair);
-        while (pair.Objects[0].Shape == pair.Objects[1].Shape) pair = Draw(SceneKind.Pair);
+        while (pair.Objects[0].Shape == pair.Objects[1].Shape || pair.Objects[0].Colour == pair.Objects[1].Colour) pair = Draw(SceneKind.Pair);
         var swapped = pair with { Objects = [pair.Objects[0] with { Cx = pair.Objects[1].Cx, Cy = pair.Objects[1].Cy }, pair.Objects[1] with { Cx = pair.Objects[0].Cx, Cy = pair.Objects[0].Cy }] };
         var rev = ShapesEval.Score(pair, false, Shapes.Render(swapped, 32));   // relation reversed: objects right, relation wrong
         Assert.False(rev.Correct); Assert.True(rev.ColourOk); Assert.True(rev.ShapeOk); Assert.False(rev.PositionOk);
+        Assert.False(rev.ColourRelationOk);
         var right = ShapesEval.Score(pair, false, Shapes.Render(pair, 32));
         Assert.True(right.Correct); Assert.True(right.ColourOk); Assert.True(right.ShapeOk); Assert.True(right.PositionOk);
         // shapes swapped between the colours (the binding failure): both colours, not both objects, no relation to judge
@@ -46,6 +47,8 @@ public class ShapesEvalTests
         var bound = pair with { Objects = [a0 with { Shape = b0.Shape }, b0 with { Shape = a0.Shape }] };
         var sw = ShapesEval.Score(pair, false, Shapes.Render(bound, 32));
         Assert.False(sw.Correct); Assert.True(sw.ColourOk); Assert.False(sw.ShapeOk); Assert.Null(sw.PositionOk);
+        // the layout of the colours is still judged: the objects are where the caption puts them, only their shapes swapped
+        Assert.True(sw.ColourRelationOk);
         var count = Draw(SceneKind.Count);
         var fewer = count with { Objects = count.Objects[..^1] };
         Assert.False(ShapesEval.Score(count, false, Shapes.Render(fewer, 32)).Correct);
