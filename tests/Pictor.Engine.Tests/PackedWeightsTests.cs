@@ -33,6 +33,14 @@ public class PackedWeightsTests
     public void A_scope_packs_registered_weights_once_and_nothing_else()
     {
         if (Gemm.Backend == GemmBackend.Reference) return;   // nothing is packed there
+        bool was = PackedWeights.Enabled;
+        PackedWeights.Enabled = true;   // opt-in (PICTOR_PACK_WEIGHTS=1)
+        try { ScopeBehaviour(); }
+        finally { PackedWeights.Enabled = was; }
+    }
+
+    private static void ScopeBehaviour()
+    {
         var rng = new Rng(4);
         var w = rng.Randn(24, 40); var bias = rng.Randn(24); var x = rng.Randn(5, 40);
         float[] simd = new float[5 * 24];

@@ -27,8 +27,10 @@ public sealed class PackedWeights : IDisposable
         current = this;
     }
 
-    /// <summary>PICTOR_PACK_WEIGHTS=0 turns packing off (scopes then change nothing), for A/B benchmarks.</summary>
-    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("PICTOR_PACK_WEIGHTS") != "0";
+    /// <summary>Off unless PICTOR_PACK_WEIGHTS=1 (scopes then change nothing): on one thread packing once made AR-S
+    /// sampling about 1.5x faster, but on two threads the managed kernel's split of a 16-row product lost to OpenBLAS
+    /// (bench/RESULTS.md, "AR-S sampling: weights packed once").</summary>
+    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("PICTOR_PACK_WEIGHTS") == "1";
 
     /// <summary>Opens a scope for <paramref name="weights"/> (a model's parameters; those that are not 2-D are ignored).</summary>
     public static PackedWeights Begin(IEnumerable<Tensor> weights) => new(weights);
