@@ -30,9 +30,13 @@ public static partial class Ops
             A = Contiguous(a); lda = k; strideA = m * k;
             Bm = MatrixView(b, out tb, out ldb); strideB = 0;
             // Inside a PackedWeights scope (sampling), a registered weight is packed once, not at every product.
-            var packed = y.Numel > 0 && !Autograd.Needs(a, b) ? PackedWeights.For(Bm, tb, n, k, ldb) : null;
-            if (packed != null) Gemm.Sgemm(false, tb, batch * m, n, k, 1f, A.Storage.AsSpan(A.Offset), lda, Bm.Storage.AsSpan(Bm.Offset), ldb, 0f, y.Span, n, packed);
-            else if (y.Numel > 0) Gemm.Sgemm(false, tb, batch * m, n, k, 1f, A.Storage.AsSpan(A.Offset), lda, Bm.Storage.AsSpan(Bm.Offset), ldb, 0f, y.Span, n);
+            if (y.Numel > 0)
+            {
+                var packed = Autograd.Needs(a, b) ? null : PackedWeights.For(Bm, tb, n, k, ldb);
+                ReadOnlySpan<float> av = A.Storage.AsSpan(A.Offset), bv = Bm.Storage.AsSpan(Bm.Offset);
+                if (packed != null) Gemm.Sgemm(false, tb, batch * m, n, k, 1f, av, lda, bv, ldb, 0f, y.Span, n, packed);
+                else Gemm.Sgemm(false, tb, batch * m, n, k, 1f, av, lda, bv, ldb, 0f, y.Span, n);
+            }
         }
         else
         {

@@ -22,7 +22,7 @@ public sealed class PackedWeights : IDisposable
 
     private PackedWeights(IEnumerable<Tensor> weights)
     {
-        foreach (var w in weights) if (w.Rank == 2) eligible.Add(w.Storage);
+        if (Enabled) foreach (var w in weights) if (w.Rank == 2) eligible.Add(w.Storage);   // off: nothing registered, nothing packed
         parent = current;
         current = this;
     }
