@@ -13,6 +13,7 @@ public sealed class ResBlock : Module
     private readonly Conv2d conv1, conv2;
     private readonly Linear? temb, tembCoord, tokChannels, tokDirection;
     private readonly Conv2d? skip;
+    private readonly TokenBlobs? tokBlobs;
 
     /// <param name="coordinates">Also map the embedding to a per-channel slope along x and along y, added as
     /// slope_x * x + slope_y * y over the pixels (x, y in [-1, 1]); see <see cref="UnetConfig.ResBlockCoords"/>.</param>
@@ -22,8 +23,11 @@ public sealed class ResBlock : Module
     /// says "I go left" sends its own channels left while another token sends its channels right; the pooled embedding
     /// is a sum of tokens taken before any such product, and a linear read-out of it cannot tell which colour goes
     /// where (docs/derivations/binding.md, the probe).</param>
-    public ResBlock(Rng rng, int cin, int cout, int timeDim, int groups, bool coordinates = false, int tokenSlopeDim = 0)
+    /// <param name="tokenBlobDim">Text token width for token blobs (0 = none): each token adds its own channels at its
+    /// own place after the time embedding (<see cref="TokenBlobs"/>).</param>
+    public ResBlock(Rng rng, int cin, int cout, int timeDim, int groups, bool coordinates = false, int tokenSlopeDim = 0, int tokenBlobDim = 0)
     {
+        if (tokenBlobDim > 0 && timeDim == 0) Throw.Argument("token blobs are added beside the time embedding; build the ResBlock with a time embedding");
         if (tokenSlopeDim > 0 && !(coordinates && timeDim > 0)) Throw.Argument("token slopes add to the ResBlock's x/y slopes; build it with coordinates and a time embedding");
         norm1 = Child("norm1", new GroupNorm(groups, cin));
         conv1 = Child("conv1", new Conv2d(rng, cin, cout, 3, padding: 1));
@@ -34,13 +38,14 @@ public sealed class ResBlock : Module
             tokChannels = Child("tok_slope_v", new Linear(rng, tokenSlopeDim, cout));
             tokDirection = Child("tok_slope_g", new Linear(rng, tokenSlopeDim, 2));
         }
+        if (tokenBlobDim > 0) tokBlobs = Child("tok_blob", new TokenBlobs(rng, tokenBlobDim, cout));
         norm2 = Child("norm2", new GroupNorm(groups, cout));
         conv2 = Child("conv2", new Conv2d(rng, cout, cout, 3, padding: 1));
         if (cin != cout) skip = Child("skip", new Conv2d(rng, cin, cout, 1));
     }
 
     /// <summary>x [B, Cin, H, W], t [B, E] (null when built with timeDim 0), context [B, S, Dc] (read only with token
-    /// slopes) -> [B, Cout, H, W].</summary>
+    /// slopes or blobs) -> [B, Cout, H, W].</summary>
     public Tensor Forward(Tensor x, Tensor? t = null, Tensor? context = null)
     {
         var h = conv1.Forward(norm1.ForwardSilu(x));                              // (B, Cout, H, W)
@@ -64,6 +69,11 @@ public sealed class ResBlock : Module
                 }
                 var ramps = Ops.MatMul(slopes, UnetModel.CoordinatePlanes(hh, ww));             // (B*Cout, H*W)
                 h = Ops.AddInPlace(h, Ops.Reshape(ramps, b, c, hh, ww));
+            }
+            if (tokBlobs != null)
+            {
+                if (context == null) Throw.Argument("this ResBlock has token blobs and needs the text context [B, S, Dc]");
+                h = Ops.AddInPlace(h, tokBlobs.Forward(context, h.Shape[2], h.Shape[3]));   // (B, Cout, H, W)
             }
         }
         h = conv2.Forward(norm2.ForwardSilu(h));

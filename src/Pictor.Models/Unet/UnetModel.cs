@@ -22,8 +22,9 @@ public sealed record UnetConfig(
     bool ResBlockCoords = false, // every ResBlock turns the time+text embedding into per-channel x and y slopes (see ResBlock)
     bool[]? SelfAttention = null, // per level with Attention: whether its AttnBlocks also self-attend; null = all do.
                                   // Cross-attention alone costs T*S, not T^2, so it can run at full resolution.
-    bool TokenSlopes = false)     // with ResBlockCoords: every text token also adds its own channels x its own direction
+    bool TokenSlopes = false,     // with ResBlockCoords: every text token also adds its own channels x its own direction
                                   // to the slopes (see ResBlock), so "red goes left, blue goes right" needs no pooling
+    bool TokenBlobs = false)      // every ResBlock also lets each text token add its own channels at its own place (TokenBlobs)
 {
     /// <summary>Whether level <paramref name="lvl"/>'s AttnBlocks include self-attention (<see cref="SelfAttention"/>).</summary>
     public bool SelfAttends(int lvl) => SelfAttention == null || SelfAttention[lvl];
@@ -73,7 +74,7 @@ public sealed class UnetModel : Module
             int co = cfg.Channels[lvl];
             for (int i = 0; i < cfg.BlocksPerLevel; i++)
             {
-                encResList.Add(new ResBlock(rng, c, co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0)); c = co;
+                encResList.Add(new ResBlock(rng, c, co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0)); c = co;
                 if (cfg.Attention[lvl]) encAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups, cfg.SelfAttends(lvl)));
                 skips.Push(c);
             }
@@ -83,16 +84,16 @@ public sealed class UnetModel : Module
         for (int i = 0; i < encResList.Count; i++) encRes.Add(Child($"enc_res.{i}", encResList[i]));
         for (int i = 0; i < encAttnList.Count; i++) encAttn.Add(Child($"enc_attn.{i}", encAttnList[i]));
         for (int i = 0; i < downList.Count; i++) down.Add(Child($"down.{i}", downList[i]));
-        midRes1 = Child("mid_res1", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0));
+        midRes1 = Child("mid_res1", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0));
         midAttn = Child("mid_attn", new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups));
-        midRes2 = Child("mid_res2", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0));
+        midRes2 = Child("mid_res2", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0));
         var decResList = new List<ResBlock>(); var decAttnList = new List<AttnBlock>(); var upList = new List<Conv2d>();
         for (int lvl = levels - 1; lvl >= 0; lvl--)
         {
             int co = cfg.Channels[lvl];
             for (int i = 0; i < cfg.BlocksPerLevel + 1; i++)
             {
-                decResList.Add(new ResBlock(rng, c + skips.Pop(), co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0)); c = co;
+                decResList.Add(new ResBlock(rng, c + skips.Pop(), co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0)); c = co;
                 if (cfg.Attention[lvl]) decAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups, cfg.SelfAttends(lvl)));
             }
             if (lvl != 0) upList.Add(new Conv2d(rng, c, c, 3, padding: 1));

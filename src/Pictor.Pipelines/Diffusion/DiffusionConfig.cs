@@ -32,9 +32,10 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         "xs-pos" => WithSlopes(WithCoordinates(FromPreset("xs", vocab, imageSize, context), name)),
         "xs-bind" => WithBinding(FromPreset("xs-pos", vocab, imageSize, context), name),
         "xs-rel" => WithTokenSlopes(FromPreset("xs-pos", vocab, imageSize, context), name),
+        "xs-blob" => WithTokenBlobs(FromPreset("xs-pos", vocab, imageSize, context), name),
         "s" => new(name, imageSize, UnetConfig.S with { PooledDim = 256 },
             new TextEncoderConfig(vocab, context, Layers: 4, Dim: 256, Heads: 8, OutDim: 256), Prediction.V),
-        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos, xs-bind, xs-rel or s"),
+        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos, xs-bind, xs-rel, xs-blob or s"),
     };
 
     private static DiffusionConfig WithCoordinates(DiffusionConfig c, string name) => c with { Preset = name, Unet = c.Unet with { CoordChannels = true } };
@@ -61,7 +62,13 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
     private static DiffusionConfig WithTokenSlopes(DiffusionConfig c, string name) =>
         c with { Preset = name, Unet = c.Unet with { TokenSlopes = true } };
 
-    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "xs-rel", "s"];
+    /// <summary>xs-pos plus token blobs: each text token adds its own channels at its own place in every ResBlock, so a
+    /// colour word's token can put its colour where it goes, and its shape word's token the shape at the same place,
+    /// without asking the noisy image (docs/derivations/binding.md).</summary>
+    private static DiffusionConfig WithTokenBlobs(DiffusionConfig c, string name) =>
+        c with { Preset = name, Unet = c.Unet with { TokenBlobs = true } };
+
+    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "xs-rel", "xs-blob", "s"];
 
     public string ToJson()
     {
@@ -86,6 +93,7 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         // Written only when set, so configs of models without it stay byte-identical to what earlier versions wrote.
         if (u.SelfAttention != null) o["unet"]!["self_attention"] = new JsonArray(u.SelfAttention.Select(c => (JsonNode)c).ToArray());
         if (u.TokenSlopes) o["unet"]!["token_slopes"] = true;
+        if (u.TokenBlobs) o["unet"]!["token_blobs"] = true;
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
@@ -104,7 +112,8 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
                 CoordChannels: (bool?)u["coord_channels"] ?? false,   // absent in configs written before it existed
                 ResBlockCoords: (bool?)u["resblock_coords"] ?? false,
                 SelfAttention: u["self_attention"]?.AsArray().Select(n => (bool)n!).ToArray(),
-                TokenSlopes: (bool?)u["token_slopes"] ?? false);
+                TokenSlopes: (bool?)u["token_slopes"] ?? false,
+                TokenBlobs: (bool?)u["token_blobs"] ?? false);
             var text = new TextEncoderConfig((int)t["vocab"]!, (int)t["context"]!, (int)t["layers"]!, (int)t["dim"]!, (int)t["heads"]!, (int)t["out_dim"]!);
             var pred = (string?)o["prediction"] switch { "v" => Prediction.V, "epsilon" => Prediction.Epsilon, var p => throw new FormatException($"{source}: unknown prediction '{p}' (v or epsilon)") };
             if ((string?)o["schedule"] != "cosine") throw new FormatException($"{source}: unknown schedule '{(string?)o["schedule"]}' (only cosine)");

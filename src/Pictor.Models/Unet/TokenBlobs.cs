@@ -1,0 +1,69 @@
+using Pictor.Engine;
+using Pictor.Nn;
+
+namespace Pictor.Models.Unet;
+
+// Dimension legend: B batch, C channels, H/W spatial, P = H*W pixels, S text tokens, Dc text width.
+
+/// <summary>
+/// Token blobs: every text token places its own channel vector at its own place. Token s of the context gives a
+/// centre m_s = tanh(W_m c_s) in [-1, 1]^2 (pixel coordinates as <see cref="UnetModel.CoordinateGrid"/>) and channels
+/// v_s = W_v c_s, and pixel p at position x_p receives
+///
+///     out[b, c, p] = (1/S) sum_s v[b, s, c] exp(-|x_p - m[b, s]|^2 / (2 sigma^2)),   sigma = 0.3
+///
+/// (half the width of a large shapes object; 0.3 of the half-image). A per-pixel read-out of the text that needs no
+/// query from the (noisy) image: cross-attention asks the caption from each pixel's features, which at the noisiest
+/// steps hold no layout yet; here the caption writes the layout itself. A colour word's token that knows it goes left
+/// (docs/derivations/binding.md, the probe) puts that colour's channels on the left, and a shape word's token, which
+/// knows its colour, puts its shape's channels at the same place: the binding, first order.
+/// </summary>
+public sealed class TokenBlobs : Module
+{
+    public const float Sigma = 0.3f;
+    private readonly Linear channels, centre;
+
+    public TokenBlobs(Rng rng, int contextDim, int outChannels)
+    {
+        channels = Child("v", new Linear(rng, contextDim, outChannels));
+        centre = Child("m", new Linear(rng, contextDim, 2));
+    }
+
+    /// <summary>context [B, S, Dc], output size H x W -> [B, C, H, W].</summary>
+    public Tensor Forward(Tensor context, int h, int w) =>
+        Place(channels.Forward(context), Ops.Tanh(centre.Forward(context)), h, w);
+
+    /// <summary>Channels v [B, S, C] and centres m [B, S, 2] -> [B, C, H, W], (1/S) sum_s v_s blob(m_s).</summary>
+    public static Tensor Place(Tensor v, Tensor m, int h, int w)
+    {
+        if (v.Rank != 3 || m.Rank != 3 || m.Shape[2] != 2 || m.Shape[0] != v.Shape[0] || m.Shape[1] != v.Shape[1])
+            Throw.Argument($"token blobs need channels [B, S, C] and centres [B, S, 2], got {Shape.Format(v.Shape)} and {Shape.Format(m.Shape)}");
+        int b = v.Shape[0], s = v.Shape[1], c = v.Shape[2];
+        var blobs = Ops.Reshape(Blobs(Ops.Reshape(m, b * s, 2), h, w), b, s, h * w);         // (B, S, P)
+        var o = Ops.MatMul(Ops.Transpose(v, 1, 2), blobs);                                   // (B, C, P) = sum_s v_s^T blob_s
+        return Ops.Reshape(Ops.MulScalar(o, 1f / s), b, c, h, w);
+    }
+
+    /// <summary>Gaussian bumps: centres m [N, 2] (x, y) -> [N, H*W], exp(-|x_p - m|^2 / (2 sigma^2)), with
+    /// |x_p - m|^2 = |m|^2 - 2 m . x_p + |x_p|^2 so the cross term is one [N, 2] x [2, P] product.</summary>
+    public static Tensor Blobs(Tensor m, int h, int w)
+    {
+        var planes = UnetModel.CoordinatePlanes(h, w);                                       // (2, P)
+        var cross = Ops.MatMul(m, planes);                                                   // (N, P)
+        var mm = Ops.Sum(Ops.Square(m), [1], keepDim: true);                                   // (N, 1)
+        var d2 = Ops.Add(Ops.Sub(mm, Ops.MulScalar(cross, 2f)), PlaneNorms(h, w));          // (N, P)
+        return Ops.Exp(Ops.MulScalar(d2, -1f / (2 * Sigma * Sigma)));
+    }
+
+    /// <summary>|x_p|^2 for every pixel, [1, H*W]; built once per size (read-only, not pooled).</summary>
+    private static Tensor PlaneNorms(int h, int w) => Norms.GetOrAdd((h, w), k =>
+    {
+        var p = UnetModel.CoordinatePlanes(k.H, k.W).Span;
+        int n = k.H * k.W;
+        var r = new float[n];
+        for (int i = 0; i < n; i++) r[i] = p[i] * p[i] + p[n + i] * p[n + i];
+        return Tensor.FromArray(r, 1, n);
+    });
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int H, int W), Tensor> Norms = new();
+}
