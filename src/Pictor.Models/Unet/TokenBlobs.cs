@@ -44,24 +44,25 @@ public sealed class TokenBlobs : Module
         return Ops.Reshape(Ops.MulScalar(o, 1f / s), b, c, h, w);
     }
 
-    /// <summary>Gaussian bumps: centres m [N, 2] (x, y) -> [N, H*W], exp(-|x_p - m|^2 / (2 sigma^2)), with
-    /// |x_p - m|^2 = |m|^2 - 2 m . x_p + |x_p|^2 so the cross term is one [N, 2] x [2, P] product.</summary>
+    /// <summary>Gaussian bumps: centres m [N, 2] (x, y) -> [N, H*W], exp(a |x_p - m|^2) with a = -1 / (2 sigma^2), and
+    /// a |x_p - m|^2 = (-2a m) . x_p + a |m|^2 + a |x_p|^2: one [N, 2] x [2, P] product and two sums over its fresh
+    /// output, so a ResBlock makes two [N, P] buffers (the product and the exponential), not five.</summary>
     public static Tensor Blobs(Tensor m, int h, int w)
     {
-        var planes = UnetModel.CoordinatePlanes(h, w);                                       // (2, P)
-        var cross = Ops.MatMul(m, planes);                                                   // (N, P)
-        var mm = Ops.Sum(Ops.Square(m), [1], keepDim: true);                                   // (N, 1)
-        var d2 = Ops.Add(Ops.Sub(mm, Ops.MulScalar(cross, 2f)), PlaneNorms(h, w));          // (N, P)
-        return Ops.Exp(Ops.MulScalar(d2, -1f / (2 * Sigma * Sigma)));
+        const float a = -1f / (2 * Sigma * Sigma);
+        var z = Ops.MatMul(Ops.MulScalar(m, -2 * a), UnetModel.CoordinatePlanes(h, w));     // (N, P)
+        z = Ops.AddInPlace(z, Ops.MulScalar(Ops.Sum(Ops.Square(m), [1], keepDim: true), a));   // + a |m|^2, (N, 1)
+        z = Ops.AddInPlace(z, ScaledPlaneNorms(h, w, a));                                     // + a |x_p|^2, (1, P)
+        return Ops.Exp(z);
     }
 
-    /// <summary>|x_p|^2 for every pixel, [1, H*W]; built once per size (read-only, not pooled).</summary>
-    private static Tensor PlaneNorms(int h, int w) => Norms.GetOrAdd((h, w), k =>
+    /// <summary>a |x_p|^2 for every pixel, [1, H*W]; built once per size (read-only, not pooled).</summary>
+    private static Tensor ScaledPlaneNorms(int h, int w, float a) => Norms.GetOrAdd((h, w), k =>
     {
         var p = UnetModel.CoordinatePlanes(k.H, k.W).Span;
         int n = k.H * k.W;
         var r = new float[n];
-        for (int i = 0; i < n; i++) r[i] = p[i] * p[i] + p[n + i] * p[n + i];
+        for (int i = 0; i < n; i++) r[i] = a * (p[i] * p[i] + p[n + i] * p[n + i]);
         return Tensor.FromArray(r, 1, n);
     });
 
