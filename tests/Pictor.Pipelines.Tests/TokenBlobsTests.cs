@@ -87,11 +87,11 @@ public class TokenBlobsTests
     public void Preset_round_trips_and_configs_without_the_field_have_none()
     {
         var blob = DiffusionConfig.FromPreset("xs-blob", 300);
-        Assert.True(blob.Unet.TokenBlobs && blob.Unet.ResBlockCoords && !blob.Unet.TokenSlopes);
+        Assert.True(blob.Unet.TokenBlobs && blob.Unet.TokenSlopes && blob.Unet.ResBlockCoords);   // xs-rel + blobs
         Assert.Equal(blob.ToJson(), DiffusionConfig.FromJson(blob.ToJson(), "x").ToJson());
         var pos = DiffusionConfig.FromPreset("xs-pos", 300);
         Assert.DoesNotContain("token_blobs", pos.ToJson());   // older models' config.json stays byte-identical
         Assert.False(DiffusionConfig.FromJson(pos.ToJson(), "x").Unet.TokenBlobs);
-        Assert.Equal("unet.token_blobs: true vs null", DiffusionConfig.FirstDifference(blob with { Preset = "xs-pos" }, pos));
+        Assert.Equal("unet.token_blobs: true vs null", DiffusionConfig.FirstDifference(blob with { Preset = "xs-rel" }, DiffusionConfig.FromPreset("xs-rel", 300)));
     }
 }
