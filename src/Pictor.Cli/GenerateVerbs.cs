@@ -73,7 +73,7 @@ internal static class GenerateVerbs
     /// <summary>Generation options from the command line, with the model family's defaults for what is not given.</summary>
     public static GenerateOptions Options(Args a, ITextToImage pipe, string prompt) =>
         new(prompt, a.Optional("negative"), a.Optional("sampler") ?? pipe.DefaultSampler, a.Int("steps", pipe.DefaultSteps, 1, 100_000),
-            a.Float("cfg", 3f, 0f, 50f), a.ULong("seed", 0), a.Int("count", 1, 1, GenerateOptions.MaxCount), a.Float("eta", 0f, 0f, 1f),
+            a.Float("cfg", pipe.DefaultCfg, 0f, 50f), a.ULong("seed", 0), a.Int("count", 1, 1, GenerateOptions.MaxCount), a.Float("eta", 0f, 0f, 1f),
             a.Float("temperature", 1f, 0f, 10f), a.Int("top-k", 0, 0, 1_000_000), a.Float("top-p", 1f, 0f, 1f));
 
     public static int Verify(string[] args)

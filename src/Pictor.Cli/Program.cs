@@ -26,11 +26,12 @@ public static class Program
           train vqvae          --data DIR --out RUN [--preset tiny|s|dvae-tiny|dvae-s]: the DALL-E image tokenizer (VQ or Gumbel dVAE)
           train dalle          --data DIR --vqvae RUN --out RUN [--preset tiny|xs|s]: the transformer over text + image tokens
           train clip           --data DIR --out RUN [--preset tiny|xs|s]: contrastive text/image encoders (retrieval accuracy)
-          generate             "PROMPT" --out FILE.png [--model DIR] [--cfg 3] [--negative TEXT] [--seed N] [-n N] [--grid]
+          generate             "PROMPT" --out FILE.png [--model DIR] [--cfg S] [--negative TEXT] [--seed N] [-n N] [--grid]
+                               --cfg: guidance scale, default the model's default_cfg (3 when its config.json has none)
                                diffusion: [--sampler dpm++|ddim|ddpm] [--steps 20] [--eta X]; DALL-E: [--temperature T] [--top-k K] [--top-p P]
                                reranking: [--candidates 32 --keep 4 --clip DIR]
           verify               FILE.png [--model DIR]: regenerate from the PNG's metadata and compare pixels
-          eval shapes          --model DIR [--sampler] [--steps] [--cfg] [--report FILE.json] [--grid FILE.png]
+          eval shapes          --model DIR [--sampler] [--steps] [--cfg] [--seed 0] [--report FILE.json] [--grid FILE.png]
           eval clip            --model DIR --clip DIR --data DIR [--images 100] [--candidates 100] [--report FILE.json]
           help                 this text
 

@@ -21,6 +21,8 @@ public interface ITextToImage
     /// <summary>The sampler and step count used when the caller names none.</summary>
     string DefaultSampler { get; }
     int DefaultSteps { get; }
+    /// <summary>The classifier-free guidance scale used when the caller names none: 3 unless the model says otherwise.</summary>
+    float DefaultCfg => 3f;
 
     /// <summary>Images [B, 3, H, W] in [-1, 1]; row i uses prompts[i] and seed o.Seed + i (o.Prompt and o.Count are ignored).</summary>
     Tensor Sample(IReadOnlyList<string> prompts, GenerateOptions o);

@@ -201,5 +201,27 @@ public class CliTests
         Assert.True(r.Code == 0, r.Err);
         Assert.Contains("| single (all rules) |", r.Out);
         Assert.Contains("\"held_out_pairs\"", File.ReadAllText(report));
+
+        // A model whose config.json names a default_cfg samples with it when --cfg is not given, and says so.
+        string tuned = Path.Combine(dir, "tuned");
+        Directory.CreateDirectory(tuned);
+        foreach (var f in Directory.GetFiles(Path.Combine(run, "model"))) File.Copy(f, Path.Combine(tuned, Path.GetFileName(f)));
+        Directory.CreateDirectory(Path.Combine(tuned, "tokenizer"));
+        foreach (var f in Directory.GetFiles(Path.Combine(run, "model", "tokenizer"))) File.Copy(f, Path.Combine(tuned, "tokenizer", Path.GetFileName(f)));
+        string cfgFile = Path.Combine(tuned, "config.json");
+        File.WriteAllText(cfgFile, File.ReadAllText(cfgFile).Replace("\"schedule_shift\": 1,", "\"schedule_shift\": 1,\n  \"default_cfg\": 1.5,"));
+        png = Path.Combine(dir, "out", "tuned.png");
+        r = Run("generate", "a red circle", "--model", tuned, "--steps", "2", "--out", png);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Equal(1.5f, Imaging.Png.GenerationParameters.FromPng(Imaging.Png.PngDecoder.DecodeFile(png))!.CfgScale);
+        Assert.Equal(0, Run("verify", png).Code);
+        r = Run("generate", "a red circle", "--model", tuned, "--steps", "2", "--cfg", "4", "--out", png);
+        Assert.Equal(4f, Imaging.Png.GenerationParameters.FromPng(Imaging.Png.PngDecoder.DecodeFile(png))!.CfgScale);   // the option still wins
+        // eval shapes --seed N: a second look at the same prompts with other seeds, reported as such
+        r = Run("eval", "shapes", "--model", tuned, "--steps", "1", "--batch", "64", "--seed", "1000", "--report", report);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("CFG 1.5, seeds from 1000", r.Out);
+        var prompts = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(report))!["prompts"]!.AsArray();
+        Assert.Equal(1000, (int)prompts[0]!["seed"]!); Assert.Equal(1209, (int)prompts[209]!["seed"]!);
     }
 }

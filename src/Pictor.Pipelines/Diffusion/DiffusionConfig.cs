@@ -11,8 +11,13 @@ namespace Pictor.Pipelines.Diffusion;
 /// the prediction target and the schedule length. Stored as config.json beside the weights; a model directory or run
 /// whose config differs from what the caller expects is an error naming the field.
 /// </summary>
-public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Unet, TextEncoderConfig Text, Prediction Prediction, int ScheduleSteps = 1000, double ScheduleShift = 1)
+public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Unet, TextEncoderConfig Text, Prediction Prediction, int ScheduleSteps = 1000, double ScheduleShift = 1,
+    double DefaultCfg = DiffusionConfig.StandardCfg)
 {
+    /// <summary>The guidance scale used when a caller names none, unless a model's config.json says otherwise
+    /// ("default_cfg": the scale its authors found best on their eval; it changes no weights).</summary>
+    public const double StandardCfg = 3;
+
     public const string Format = "pictor-diffusion";
     public const int Version = 1;
 
@@ -95,6 +100,7 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         if (u.SelfAttention != null) o["unet"]!["self_attention"] = new JsonArray(u.SelfAttention.Select(c => (JsonNode)c).ToArray());
         if (u.TokenSlopes) o["unet"]!["token_slopes"] = true;
         if (u.TokenBlobs) o["unet"]!["token_blobs"] = true;
+        if (DefaultCfg != StandardCfg) o["default_cfg"] = DefaultCfg;
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
@@ -120,7 +126,9 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
             if ((string?)o["schedule"] != "cosine") throw new FormatException($"{source}: unknown schedule '{(string?)o["schedule"]}' (only cosine)");
             double shift = (double?)o["schedule_shift"] ?? 1;   // absent in configs written before it existed
             if (!(shift >= 1 && shift <= 64)) throw new FormatException($"{source}: schedule_shift {shift} is outside 1..64");
-            return new DiffusionConfig((string?)o["preset"] ?? "custom", (int)o["image_size"]!, unet, text, pred, (int)o["schedule_steps"]!, shift);
+            double cfg = (double?)o["default_cfg"] ?? StandardCfg;
+            if (!(cfg >= 0 && cfg <= 50)) throw new FormatException($"{source}: default_cfg {cfg} is outside 0..50 (a guidance scale; 3 when absent)");
+            return new DiffusionConfig((string?)o["preset"] ?? "custom", (int)o["image_size"]!, unet, text, pred, (int)o["schedule_steps"]!, shift, cfg);
         }
         catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException or FormatException)
         {
@@ -137,8 +145,8 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         {
             if (p is JsonObject po && q is JsonObject qo)
             {
-                foreach (var kv in po)
-                    if (Diff(kv.Value, qo[kv.Key], path == "" ? kv.Key : path + "." + kv.Key) is { } d) return d;
+                foreach (var key in po.Select(kv => kv.Key).Concat(qo.Select(kv => kv.Key).Where(k => !po.ContainsKey(k))))   // a field only b has counts too
+                    if (Diff(po[key], qo[key], path == "" ? key : path + "." + key) is { } d) return d;
                 return null;
             }
             string ps = p?.ToJsonString() ?? "null", qs = q?.ToJsonString() ?? "null";

@@ -30,6 +30,7 @@ public sealed class DiffusionPipeline : ITextToImage
     public int TextContext => Config.Text.Context;
     public string DefaultSampler => "dpm++";
     public int DefaultSteps => 20;
+    public float DefaultCfg => (float)Config.DefaultCfg;
 
     public DiffusionPipeline(DiffusionConfig config, BpeTokenizer tokenizer, Rng rng)
     {

@@ -35,7 +35,7 @@ public sealed record ShapesReport(Accuracy Single, Accuracy SingleColour, Accura
 /// <see cref="ShapesChecker"/>. The set: <see cref="SeenPrompts"/> scenes from Shapes.Generate(Rng(20261122), heldOut:
 /// false) and <see cref="HeldOutPrompts"/> from Shapes.Generate(Rng(20261123), heldOut: true) (each has at least one of
 /// the colour-shape pairs never seen in training), so roughly a third single objects, a third pairs, a third counts.
-/// Image i uses seed i. Scoring:
+/// Image i uses seed i (seed + i with a first seed other than 0, for a second look at the same prompts). Scoring:
 ///   single: exactly one object, of the right colour, shape and size, in the named position if there is one
 ///           (colour, shape and position are also reported alone, for the largest object found);
 ///   pair:   an object of each named colour and shape, the relation holding between their centres;
@@ -98,7 +98,7 @@ public static class ShapesEval
         for (int s = 0; s < set.Count; s += batch)
         {
             var chunk = set.Skip(s).Take(batch).Select(p => p.Scene.Caption).ToList();
-            var x = pipe.Sample(chunk, options with { Seed = (ulong)s });
+            var x = pipe.Sample(chunk, options with { Seed = options.Seed + (ulong)s });   // image i: options.Seed + i
             for (int i = 0; i < chunk.Count; i++) images.Add(Image.FromTensor(Ops.Reshape(Ops.Narrow(x, 0, i, 1), 3, size, size)));
             progress?.Invoke(Math.Min(s + batch, set.Count), set.Count);
         }
@@ -131,7 +131,7 @@ public static class ShapesEval
             ["pairs"] = V(r.Pairs), ["pair_colours"] = V(r.PairColours), ["pair_objects"] = V(r.PairObjects), ["pair_relation"] = V(r.PairRelation), ["pair_colour_relation"] = V(r.PairColourRelation),
             ["counting"] = V(r.Counting),
             ["held_out_single"] = V(r.HeldOutSingle), ["held_out_pairs"] = V(r.HeldOutPairs), ["held_out_counting"] = V(r.HeldOutCounting),
-            ["prompts"] = r.Verdicts.Select((x, i) => new Dictionary<string, object?> { ["seed"] = i, ["prompt"] = x.Scene.Caption, ["held_out"] = x.HeldOut, ["correct"] = x.Correct, ["objects_found"] = x.Found }).ToList(),
+            ["prompts"] = r.Verdicts.Select((x, i) => new Dictionary<string, object?> { ["seed"] = o.Seed + (ulong)i, ["prompt"] = x.Scene.Caption, ["held_out"] = x.HeldOut, ["correct"] = x.Correct, ["objects_found"] = x.Found }).ToList(),
         }, new JsonSerializerOptions { WriteIndented = true });
     }
 }
