@@ -17,11 +17,18 @@ shapes=("a large red circle on the left" "a small blue square at the top" "a gre
         "three white squares" "a red square left of a blue circle" "a cyan circle above an orange triangle" "a large purple square")
 want shapes && for i in "${!shapes[@]}"; do gen "${shapes[$i]}" --model "models/shapes" -n 4 --grid --out "$img/shapes-$i.png"; done
 
-# Val-set emoji (held out whole from training) and the last two from the training set.
+# models/emoji (trained on `pictor data emoji`, the default style split): val-set prompts, emoji the model has seen
+# only in the other style, and the last two from the training set.
+emoji_style=("cat face, noto style" "red apple, noto style" "grapes, noto style" "hamburger, noto style" "basketball, noto style"
+       "panda, noto style" "purple heart, noto style" "rocket, noto style" "face with tears of joy, noto style"
+       "pile of poo, noto style" "robot, noto style" "dog face, twemoji style" "grinning cat, noto style" "blue heart, twemoji style")
+want emoji && for i in "${!emoji_style[@]}"; do gen "${emoji_style[$i]}" --model "models/emoji" -n 4 --grid --out "$img/emoji-$i.png"; done
+
+# The DALL-E models (trained on `--split emoji`): val-set emoji (held out whole from training) and the last two from
+# the training set.
 emoji=("cat face, noto style" "red apple, twemoji style" "grapes, noto style" "hamburger, twemoji style" "basketball, noto style"
        "panda, twemoji style" "purple heart, noto style" "rocket, twemoji style" "face with tears of joy, noto style"
        "pile of poo, twemoji style" "robot, noto style" "doughnut, twemoji style" "grinning cat, noto style" "blue heart, twemoji style")
-want emoji && for i in "${!emoji[@]}"; do gen "${emoji[$i]}" --model "models/emoji" -n 4 --grid --out "$img/emoji-$i.png"; done
 
 if want dalle && [ -d "models/emoji-dalle" ]; then
   for i in "${!emoji[@]}"; do
