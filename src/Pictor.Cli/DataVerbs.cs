@@ -16,14 +16,15 @@ internal static class DataVerbs
         {
             case "shapes":
             {
-                var a = new Args("data shapes", rest, ["out", "count", "seed", "size"]);
+                var a = new Args("data shapes", rest, ["out", "count", "seed", "size", "mix"]);
                 a.NoPositionals();
                 string outDir = a.Required("out");
                 int count = a.Int("count", 10_000, 2, 10_000_000), size = a.Int("size", 32, 32, 64);
                 if (size is not (32 or 64)) throw new ArgumentException($"--size must be 32 or 64, got {size}");
-                var (train, val) = Shapes.WriteDataset(outDir, count, a.ULong("seed", 0), size, Progress("shapes"));
+                var mix = ShapesMix.Parse(a.Optional("mix") ?? "1:1:1");
+                var (train, val) = Shapes.WriteDataset(outDir, count, a.ULong("seed", 0), size, Progress("shapes"), mix);
                 Console.Error.WriteLine();
-                Console.WriteLine($"wrote {train} train and {val} val images ({size}x{size}) to {outDir}");
+                Console.WriteLine($"wrote {train} train and {val} val images ({size}x{size}, scene mix single:pair:count {mix}) to {outDir}");
                 return 0;
             }
             case "emoji":
@@ -61,7 +62,7 @@ internal static class DataVerbs
                 return 0;
             }
             default:
-                throw new ArgumentException($"'data {sub}' is not a verb; use 'data shapes --out DIR [--count N] [--seed S] [--size 32|64]', 'data emoji --out DIR [--from DIR]' or 'data pack --data DIR [--size 32] --out FILE'");
+                throw new ArgumentException($"'data {sub}' is not a verb; use 'data shapes --out DIR [--count N] [--seed S] [--size 32|64] [--mix S:P:C]', 'data emoji --out DIR [--from DIR]' or 'data pack --data DIR [--size 32] --out FILE'");
         }
     }
 

@@ -108,4 +108,45 @@ public class ShapesTests
         Assert.All(s.Objects, o => Assert.Contains(o.Diameter, new[] { 16.0, 28.0 }));
         Assert.Throws<ArgumentException>(() => Shapes.Generate(new Rng(1), 48, null));
     }
+
+    [Fact]
+    public void Uniform_mix_draws_the_same_kinds_as_one_draw_of_three()
+    {
+        // The reproduce commands of shipped models predate --mix: the default must not move the random stream.
+        var a = new Rng(11); var b = new Rng(11);
+        for (int i = 0; i < 2000; i++) Assert.Equal((SceneKind)b.NextInt(3), ShapesMix.Uniform.Draw(a));
+        var c = new Rng(5); var d = new Rng(5);
+        for (int i = 0; i < 50; i++) Assert.Equal(Shapes.Generate(c, 32, false).Caption, Shapes.Generate(d, 32, false, ShapesMix.Parse("1:1:1")).Caption);
+    }
+
+    [Fact]
+    public void Mix_weights_set_the_scene_kinds_frequencies()
+    {
+        var rng = new Rng(2);
+        var counts = new int[3];
+        const int n = 6000;
+        for (int i = 0; i < n; i++) counts[(int)new ShapesMix(1, 3, 2).Draw(rng)]++;
+        Assert.InRange(counts[0] / (double)n, 1 / 6.0 - 0.02, 1 / 6.0 + 0.02);
+        Assert.InRange(counts[1] / (double)n, 3 / 6.0 - 0.02, 3 / 6.0 + 0.02);
+        Assert.InRange(counts[2] / (double)n, 2 / 6.0 - 0.02, 2 / 6.0 + 0.02);
+        // Scenes that fail placement (or, in training, hold a held-out pair) are drawn again from the kind up, and
+        // pairs fail most: 1:1:1 yields about 36/27/38 %, 1:4:2 about 17/48/35 %.
+        double PairShare(ShapesMix m) { var r = new Rng(4); return Enumerable.Range(0, 3000).Count(_ => Shapes.Generate(r, 32, false, m).Kind == SceneKind.Pair) / 3000.0; }
+        Assert.InRange(PairShare(ShapesMix.Uniform), 0.22, 0.31);
+        Assert.InRange(PairShare(new ShapesMix(1, 4, 2)), 0.43, 0.53);
+        for (int i = 0; i < 200; i++) Assert.Equal(SceneKind.Pair, Shapes.Generate(rng, 32, null, new ShapesMix(0, 1, 0)).Kind);
+        var d = Directory.CreateTempSubdirectory("pictor-shapes-mix").FullName;
+        Shapes.WriteDataset(d, 40, seed: 1, mix: new ShapesMix(0, 0, 1));
+        foreach (var split in new[] { "train", "val" })
+            Assert.All(File.ReadAllLines(Path.Combine(d, split, "metadata.jsonl")), l => Assert.Matches("\"(two|three) ", l));
+    }
+
+    [Theory]
+    [InlineData("1:2"), InlineData("a:b:c"), InlineData("0:0:0"), InlineData("-1:1:1"), InlineData("1:1:1001"), InlineData("")]
+    public void Bad_mix_is_a_clear_error(string text)
+    {
+        var e = Assert.Throws<ArgumentException>(() => ShapesMix.Parse(text));
+        Assert.Contains("--mix", e.Message);
+        Assert.Matches(@"(such as|e\.g\.) \d+:\d+:\d+", e.Message);   // says what a good value looks like
+    }
 }

@@ -8,6 +8,41 @@ public enum ShapeColour { Red, Green, Blue, Yellow, Purple, Orange, Cyan, White 
 public enum ShapeSize { Small, Large }
 public enum SceneKind { Single, Pair, Count }
 
+/// <summary>
+/// Relative weights of the three scene kinds in a generated set ("S:P:C" on the command line; the default 1:1:1).
+/// Only pairs hold two different objects, so only they teach which shape goes with which colour: a mix such as 1:3:2
+/// gives that binding more of the data at the cost of single-object scenes. The weights are those of the draw: a scene
+/// that cannot be placed (or, in the training split, holds a held-out colour-shape pair) is drawn again from the kind
+/// up, and pairs are rejected most, so 1:1:1 yields about 36 % single, 27 % pair and 38 % count scenes, and 1:4:2
+/// about 17 / 48 / 35 % (the shares a 1:3:2 draw would promise).
+/// </summary>
+public readonly record struct ShapesMix(int Single, int Pair, int Count)
+{
+    public static readonly ShapesMix Uniform = new(1, 1, 1);
+    public int Total => Single + Pair + Count;
+
+    /// <summary>Parses "S:P:C" (non-negative integers, at least one positive, each at most 1000).</summary>
+    public static ShapesMix Parse(string text)
+    {
+        var parts = text.Split(':');
+        if (parts.Length != 3 || !parts.All(p => int.TryParse(p, out int w) && w is >= 0 and <= 1000))
+            throw new ArgumentException($"--mix must be three weights SINGLE:PAIR:COUNT, whole numbers 0..1000 such as 1:3:2, not '{text}'");
+        var m = new ShapesMix(int.Parse(parts[0]), int.Parse(parts[1]), int.Parse(parts[2]));
+        if (m.Total == 0) throw new ArgumentException($"--mix '{text}' gives every scene kind weight 0; make at least one positive, e.g. 1:1:1");
+        return m;
+    }
+
+    /// <summary>Draws a kind with these weights: one NextInt(Total), so the uniform mix draws exactly what the
+    /// generator drew before mixes existed (the same scenes for the same seed).</summary>
+    public SceneKind Draw(Rng rng)
+    {
+        int r = rng.NextInt(Total);
+        return r < Single ? SceneKind.Single : r < Single + Pair ? SceneKind.Pair : SceneKind.Count;
+    }
+
+    public override string ToString() => $"{Single}:{Pair}:{Count}";
+}
+
 /// <summary>One drawn object: its colour, shape, size class, centre and bounding box [x0, y0, x1, y1) in pixels.</summary>
 public sealed record ShapeObject(ShapeColour Colour, ShapeKind Shape, ShapeSize Size, double Cx, double Cy, double Diameter)
 {
@@ -46,13 +81,16 @@ public static class Shapes
     private const int Supersample = 4;
 
     /// <summary>Generates one scene. <paramref name="heldOut"/>: null = any pair allowed; false = never a held-out
-    /// colour-shape pair (training); true = at least one object is a held-out pair.</summary>
-    public static ShapeScene Generate(Rng rng, int size, bool? heldOut)
+    /// colour-shape pair (training); true = at least one object is a held-out pair. <paramref name="mix"/>: the
+    /// scene kinds' weights (default 1:1:1).</summary>
+    public static ShapeScene Generate(Rng rng, int size, bool? heldOut, ShapesMix? mix = null)
     {
+        var m = mix ?? ShapesMix.Uniform;
+        if (m.Single < 0 || m.Pair < 0 || m.Count < 0 || m.Total == 0) throw new ArgumentException($"scene mix {m} needs non-negative weights, at least one positive");
         if (size is not (32 or 64)) throw new ArgumentException($"shapes images are 32 or 64 pixels, not {size}");
         for (int attempt = 0; ; attempt++)
         {
-            var scene = (SceneKind)rng.NextInt(3) switch
+            var scene = m.Draw(rng) switch
             {
                 SceneKind.Single => Single(rng, size),
                 SceneKind.Pair => Pair(rng, size),
@@ -185,15 +223,17 @@ public static class Shapes
 
     /// <summary>
     /// Writes DIR/train and DIR/val image folders (metadata.jsonl + PNGs). Val gets a tenth of <paramref name="count"/>
-    /// (at least 1), half of it forced to contain a held-out pair; train never contains one.
+    /// (at least 1), half of it forced to contain a held-out pair; train never contains one. Both splits draw scene
+    /// kinds with <paramref name="mix"/> (default 1:1:1), so the val loss measures the distribution trained on.
     /// </summary>
-    public static (int Train, int Val) WriteDataset(string dir, int count, ulong seed, int size = 32, Action<int, int>? progress = null)
+    public static (int Train, int Val) WriteDataset(string dir, int count, ulong seed, int size = 32, Action<int, int>? progress = null,
+        ShapesMix? mix = null)
     {
         if (count < 2) throw new ArgumentException($"--count must be at least 2 (one train and one val image), got {count}");
         int val = Math.Max(1, count / 10), train = count - val;
         var rng = new Rng(seed);
-        WriteSplit(Path.Combine(dir, "train"), train, i => Generate(rng, size, heldOut: false), size, progress);
-        WriteSplit(Path.Combine(dir, "val"), val, i => Generate(rng, size, heldOut: i % 2 == 0 ? true : null), size, progress);
+        WriteSplit(Path.Combine(dir, "train"), train, i => Generate(rng, size, heldOut: false, mix), size, progress);
+        WriteSplit(Path.Combine(dir, "val"), val, i => Generate(rng, size, heldOut: i % 2 == 0 ? true : null, mix), size, progress);
         return (train, val);
     }
 
