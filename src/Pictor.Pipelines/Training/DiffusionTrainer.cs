@@ -8,7 +8,8 @@ namespace Pictor.Pipelines.Training;
 
 /// <summary>
 /// DDPM training of a text-to-image pipeline (Ho et al. 2020, algorithm 1, with the cosine schedule and eps or v target):
-/// per image a uniform step t, x_t = alpha_t x0 + sigma_t eps, loss = mean (model(x_t, t, text) - target)^2. Captions are
+/// per image a uniform step t, x_t = alpha_t x0 + sigma_t eps, loss = mean (model(x_t, t, text) - target)^2 (each image's
+/// term weighted by <see cref="MinSnrWeighting"/> with --min-snr; the val loss stays unweighted, comparable across runs). Captions are
 /// replaced by the empty caption with probability caption_dropout so the same model gives the unconditional prediction
 /// for classifier-free guidance. The loop (AdamW, EMA, validation, checkpoints, resume) is <see cref="TrainingSession"/>.
 ///
@@ -97,7 +98,10 @@ public static class DiffusionTrainer
             pipe.Schedule.AddNoise(x0, eps, ts, xt);
             pipe.Schedule.Target(pipe.Config.Prediction, x0, eps, ts, target);
             var outp = pipe.Forward(Tensor.FromArray(xt, b, 3, size, size), tf, pipe.Tokenize(captions, truncate: true));
-            return Ops.MseLoss(outp, Tensor.FromArray(target, b, 3, size, size));
+            if (Opt.MinSnr == 0) return Ops.MseLoss(outp, Tensor.FromArray(target, b, 3, size, size));
+            // mean over images and pixels of w_t (out - target)^2 (MinSnrWeighting)
+            var w = Tensor.FromArray(MinSnrWeighting.Weights(pipe.Schedule, pipe.Config.Prediction, ts, Opt.MinSnr), b, 1, 1, 1);
+            return Ops.Mean(Ops.Mul(Ops.Square(Ops.Sub(outp, Tensor.FromArray(target, b, 3, size, size))), w));
         }
 
         /// <summary>Val loss of the EMA weights on a fixed subset with fixed steps and noise.</summary>

@@ -35,6 +35,9 @@ public sealed record TrainOptions
     /// <summary>Diffusion only: probability of mirroring a training image, with "left" and "right" swapped in its caption
     /// (<see cref="HorizontalFlip"/>; 0 = off, and runs written before it read 0).</summary>
     public float Hflip { get; init; }
+    /// <summary>Diffusion only: gamma of min-SNR loss weighting (<see cref="MinSnrWeighting"/>; 0 = off, and runs written
+    /// before it read 0).</summary>
+    public float MinSnr { get; init; }
     public int ValEvery { get; init; } = 500;
     public int CkptEvery { get; init; } = 500;
     public int Keep { get; init; } = 3;              // last K step checkpoints; best.safetensors is kept besides
@@ -66,6 +69,8 @@ public sealed record TrainOptions
         Check(NoiseShift == 1 || Model == "diffusion", $"--noise-shift is used by 'train diffusion' only; 'train {Model}' has no noise schedule (leave it out)");
         Check(Hflip is >= 0 and <= 1, "--hflip must be a probability in [0, 1]");
         Check(Hflip == 0 || Model == "diffusion", $"--hflip is used by 'train diffusion' only; leave it out of 'train {Model}'");
+        Check(MinSnr is >= 0 and <= 1000, "--min-snr must be 0 (off) or a gamma up to 1000 (the paper's default is 5)");
+        Check(MinSnr == 0 || Model == "diffusion", $"--min-snr is used by 'train diffusion' only; leave it out of 'train {Model}'");
         Check(ValEvery >= 1 && CkptEvery >= 1, "--val-every and --ckpt-every must be at least 1");
         Check(Keep >= 1, "--keep must be at least 1");
         Check(Patience >= 0, "--patience must be 0 (off) or more");
