@@ -16,15 +16,17 @@ internal static class EvalVerbs
     public static int Eval(string[] args)
     {
         if (args.Length > 0 && args[0] == "clip") return Clip(args);
-        if (args.Length == 0 || args[0] != "shapes") throw new ArgumentException("use 'eval shapes --model DIR [--sampler dpm++] [--steps 20] [--cfg S] [--seed 0] [--temperature T] [--top-k K] [--top-p P] [--report FILE.json] [--grid FILE.png]'");
-        var a = new Args("eval shapes", args.Skip(1), ["model", "sampler", "steps", "cfg", "seed", "report", "grid", "batch", "temperature", "top-k", "top-p"]);
+        if (args.Length == 0 || args[0] != "shapes") throw new ArgumentException("use 'eval shapes --model DIR [--sampler dpm++] [--steps 20] [--cfg S] [--seed 0] [--temperature T] [--top-k K] [--top-p P] [--repeats K] [--report FILE.json] [--grid FILE.png]'");
+        var a = new Args("eval shapes", args.Skip(1), ["model", "sampler", "steps", "cfg", "seed", "report", "grid", "batch", "temperature", "top-k", "top-p", "repeats"]);
         a.NoPositionals();
         string model = a.Required("model");
         var pipe = TextToImage.Load(GenerateVerbs.ResolveModel(model));
         var o = GenerateVerbs.Options(a, pipe, "");
-        var (r, images) = ShapesEval.Run(pipe, o, a.Int("batch", 32, 1, 256), (d, n) => Console.Error.Write($"\rgenerating {d}/{n}"));
+        int repeats = a.Int("repeats", 1, 1, 100);
+        var (r, images) = ShapesEval.Run(pipe, o, a.Int("batch", 32, 1, 256), (d, n) => Console.Error.Write($"\rgenerating {d}/{n}"), repeats);
         Console.Error.WriteLine();
-        Console.WriteLine($"pictor eval shapes: {model} ({pipe.WeightsHash}), {o.Sampler} {o.Steps} steps, CFG {o.CfgScale}{(o.Seed != 0 ? $", seeds from {o.Seed}" : "")}");
+        Console.WriteLine($"pictor eval shapes: {model} ({pipe.WeightsHash}), {o.Sampler} {o.Steps} steps, CFG {o.CfgScale}{(o.Seed != 0 ? $", seeds from {o.Seed}" : "")}"
+            + (repeats > 1 ? $", every prompt {repeats} times" : ""));
         Console.WriteLine($"| group | seen pairs | held-out pairs |");
         Console.WriteLine($"|---|---|---|");
         Console.WriteLine($"| single (all rules) | {r.Single} | {r.HeldOutSingle} |");

@@ -31,7 +31,7 @@ public static class Program
                                diffusion: [--sampler dpm++|ddim|ddpm] [--steps 20] [--eta X]; DALL-E: [--temperature T] [--top-k K] [--top-p P]
                                reranking: [--candidates 32 --keep 4 --clip DIR]
           verify               FILE.png [--model DIR]: regenerate from the PNG's metadata and compare pixels
-          eval shapes          --model DIR [--sampler] [--steps] [--cfg] [--seed 0] [--report FILE.json] [--grid FILE.png]
+          eval shapes          --model DIR [--sampler] [--steps] [--cfg] [--seed 0] [--repeats K] [--report FILE.json] [--grid FILE.png]
           eval clip            --model DIR --clip DIR --data DIR [--images 100] [--candidates 100] [--report FILE.json]
           help                 this text
 

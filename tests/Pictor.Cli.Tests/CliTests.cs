@@ -202,6 +202,24 @@ public class CliTests
         Assert.Contains("| single (all rules) |", r.Out);
         Assert.Contains("\"held_out_pairs\"", File.ReadAllText(report));
 
+        // --repeats K generates the same prompts K times on consecutive seeds; the first repeat is the plain run.
+        string report2 = Path.Combine(dir, "eval2.json");
+        r = Run("eval", "shapes", "--model", run, "--steps", "1", "--batch", "64", "--repeats", "2", "--report", report2);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("every prompt 2 times", r.Out);
+        var once = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(report))!["prompts"]!.AsArray();
+        var twice = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(report2))!["prompts"]!.AsArray();
+        Assert.Equal(2 * once.Count, twice.Count);
+        Assert.Equal(419, (int)twice[419]!["seed"]!);
+        for (int i = 0; i < once.Count; i++)
+        {
+            Assert.Equal(once[i]!.ToJsonString(), twice[i]!.ToJsonString());
+            Assert.Equal((string)once[i]!["prompt"]!, (string)twice[once.Count + i]!["prompt"]!);
+        }
+        r = Run("eval", "shapes", "--model", run, "--repeats", "0");
+        Assert.NotEqual(0, r.Code);
+        Assert.Contains("--repeats", r.Err);
+
         // A model whose config.json names a default_cfg samples with it when --cfg is not given, and says so.
         string tuned = Path.Combine(dir, "tuned");
         Directory.CreateDirectory(tuned);

@@ -88,12 +88,19 @@ public static class ShapesEval
         }
     }
 
-    /// <summary>Generates every prompt of the set (batches of <paramref name="batch"/>) and scores the images.</summary>
-    public static (ShapesReport Report, List<Image> Images) Run(ITextToImage pipe, GenerateOptions options, int batch = 32, Action<int, int>? progress = null)
+    /// <summary>Generates every prompt of the set (batches of <paramref name="batch"/>) and scores the images. With
+    /// <paramref name="repeats"/> K > 1 the set is generated K times over, image i of the whole run taking seed
+    /// options.Seed + i (so repeat r is what --seed r * 210 alone would give, and repeat 0 is the plain run): the
+    /// prompts stay the documented ones, and each accuracy's standard error falls by sqrt(K) (36 seen pair prompts
+    /// alone move by about 0.08 from one seed set to the next).</summary>
+    public static (ShapesReport Report, List<Image> Images) Run(ITextToImage pipe, GenerateOptions options, int batch = 32, Action<int, int>? progress = null,
+        int repeats = 1)
     {
         int size = pipe.ImageSize;
         if (size is not (32 or 64)) throw new ArgumentException($"eval shapes needs a model that makes 32x32 or 64x64 images (the shapes grammar's sizes); this one makes {size}x{size}");
-        var set = PromptSet(size);
+        if (repeats is < 1 or > 100) throw new ArgumentException($"--repeats must be between 1 and 100 (each repeat generates all {SeenPrompts + HeldOutPrompts} prompts again), got {repeats}");
+        var once = PromptSet(size);
+        var set = Enumerable.Repeat(once, repeats).SelectMany(x => x).ToList();
         var images = new List<Image>();
         for (int s = 0; s < set.Count; s += batch)
         {
