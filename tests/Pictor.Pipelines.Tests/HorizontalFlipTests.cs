@@ -42,21 +42,6 @@ public class HorizontalFlipTests
         Assert.Contains("'train diffusion' only", Assert.Throws<ArgumentException>(() => new TrainOptions { Model = "clip", Hflip = 0.5f }.Validate()).Message);
         Assert.Equal(0f, TrainOptions.FromJson("{\"model\": \"diffusion\"}", "old").Hflip);   // runs written before the option
 
-        var opt = new TrainOptions
-        {
-            Data = TrainerTests.Data.Value, Preset = "tiny", ImageSize = 16, Context = 12, Batch = 8, Steps = 6, Lr = 2e-3f, Warmup = 2,
-            ValEvery = 2, CkptEvery = 2, Keep = 2, ValImages = 4, Patience = 0, Seed = 9, Hflip = 0.5f,
-        };
-        string straight = TrainerTests.NewRun(), split = TrainerTests.NewRun(), plain = TrainerTests.NewRun();
-        DiffusionTrainer.Start(straight, opt, new TrainControl());
-        Assert.Contains("\"hflip\": 0.5", File.ReadAllText(Path.Combine(straight, "train.json")));
-        DiffusionTrainer.Start(split, opt, new TrainControl(StopAtStep: 3));
-        DiffusionTrainer.Resume(split, new TrainControl());
-        var a = TrainerTests.Tensors(Path.Combine(straight, "checkpoints", "step-0000006.safetensors"));
-        var b = TrainerTests.Tensors(Path.Combine(split, "checkpoints", "step-0000006.safetensors"));
-        foreach (var k in a.Keys) Assert.True(a[k].AsSpan().SequenceEqual(b[k]), $"{k} differs after resume");
-        // and the flips change what is learned (the same run without them ends elsewhere)
-        DiffusionTrainer.Start(plain, opt with { Hflip = 0 }, new TrainControl());
-        Assert.NotEqual(a["model.unet.conv_in.weight"], TrainerTests.Tensors(Path.Combine(plain, "checkpoints", "step-0000006.safetensors"))["model.unet.conv_in.weight"]);
+        TrainerTests.AssertOptionStoredResumesExactlyAndMatters(o => o with { Hflip = 0.5f }, o => o with { Hflip = 0 }, "\"hflip\": 0.5");
     }
 }

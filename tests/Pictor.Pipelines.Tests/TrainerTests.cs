@@ -31,6 +31,28 @@ public class TrainerTests
         return f.Tensors.ToDictionary(t => t.Name, t => f.ReadFloat32(t.Name));
     }
 
+    /// <summary>For a diffusion training option: a tiny 6-step run with <paramref name="on"/> stores
+    /// <paramref name="storedJson"/> in train.json, stopping at 3 and resuming ends bit-identical to running straight,
+    /// and the same run with <paramref name="off"/> ends with other weights (so the option does something).</summary>
+    internal static void AssertOptionStoredResumesExactlyAndMatters(Func<TrainOptions, TrainOptions> on, Func<TrainOptions, TrainOptions> off, string storedJson)
+    {
+        var opt = on(new TrainOptions
+        {
+            Data = Data.Value, Preset = "tiny", ImageSize = 16, Context = 12, Batch = 8, Steps = 6, Lr = 2e-3f, Warmup = 2,
+            ValEvery = 2, CkptEvery = 2, Keep = 2, ValImages = 4, Patience = 0, Seed = 9,
+        });
+        string straight = NewRun(), split = NewRun(), plain = NewRun();
+        DiffusionTrainer.Start(straight, opt, new TrainControl());
+        Assert.Contains(storedJson, File.ReadAllText(Path.Combine(straight, "train.json")));
+        DiffusionTrainer.Start(split, opt, new TrainControl(StopAtStep: 3));
+        DiffusionTrainer.Resume(split, new TrainControl());
+        var a = Tensors(Path.Combine(straight, "checkpoints", "step-0000006.safetensors"));
+        var b = Tensors(Path.Combine(split, "checkpoints", "step-0000006.safetensors"));
+        foreach (var k in a.Keys) Assert.True(a[k].AsSpan().SequenceEqual(b[k]), $"{k} differs after resume");
+        DiffusionTrainer.Start(plain, off(opt), new TrainControl());
+        Assert.NotEqual(a["model.unet.conv_in.weight"], Tensors(Path.Combine(plain, "checkpoints", "step-0000006.safetensors"))["model.unet.conv_in.weight"]);
+    }
+
     [Fact]
     public void Resume_continues_bit_exactly()
     {
