@@ -55,7 +55,7 @@ public class CliTests
         var dir = Directory.CreateTempSubdirectory("pictor-cli").FullName;
         var r = Run("data", "shapes", "--out", Path.Combine(dir, "shapes"), "--count", "60", "--seed", "3");
         Assert.Equal(0, r.Code);
-        Assert.Contains("wrote 54 train and 6 val images (32x32)", r.Out);
+        Assert.Contains("wrote 54 train and 6 val images (32x32, scene mix single:pair:count 1:1:1)", r.Out);
         r = Run("tokenizer", "train", "--data", Path.Combine(dir, "shapes"), "--vocab", "300", "--out", Path.Combine(dir, "tok"));
         Assert.Equal(0, r.Code);
         Assert.True(File.Exists(Path.Combine(dir, "tok", "merges.txt")));
