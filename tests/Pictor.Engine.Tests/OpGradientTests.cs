@@ -166,6 +166,9 @@ public class OpGradientTests
         Check("cross entropy row weights", [x], t => Ops.CrossEntropy(t[0], new IntTensor(tg, 4), rowWeights: rw.Select(v => (float)v).ToArray()), d => RefOps.CrossEntropy(d[0], tg, -100, 0, rw));
         var y = Randn(63, true, 4, 7);
         Check("mse", [x, y], t => Ops.MseLoss(t[0], t[1]), d => new D([d[0].V.Zip(d[1].V, (p, q) => (p - q) * (p - q)).Average()], []));
+        float[] mw = [0.25f, 2f, 0f, 1.5f];   // one weight per row of the [4, 7] inputs, broadcast over the row
+        Check("mse row-weighted", [x, y], t => Ops.MseLoss(t[0], t[1], Tensor.FromArray(mw, 4, 1)),
+            d => new D([d[0].V.Zip(d[1].V, (p, q) => (p - q) * (p - q)).Select((e, i) => mw[i / 7] * e).Average()], []));
     }
 
     private static D Permute3(D x, int[] p)

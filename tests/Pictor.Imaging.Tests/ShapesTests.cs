@@ -130,7 +130,7 @@ public class ShapesTests
         Assert.InRange(counts[1] / (double)n, 3 / 6.0 - 0.02, 3 / 6.0 + 0.02);
         Assert.InRange(counts[2] / (double)n, 2 / 6.0 - 0.02, 2 / 6.0 + 0.02);
         // Scenes that fail placement (or, in training, hold a held-out pair) are drawn again from the kind up, and
-        // pairs fail most: 1:1:1 yields about 36/27/38 %, 1:4:2 about 17/48/35 %.
+        // pairs fail most: 1:1:1 yields about 36/27/38 %, 1:4:2 about 17/47/36 %.
         double PairShare(ShapesMix m) { var r = new Rng(4); return Enumerable.Range(0, 3000).Count(_ => Shapes.Generate(r, 32, false, m).Kind == SceneKind.Pair) / 3000.0; }
         Assert.InRange(PairShare(ShapesMix.Uniform), 0.22, 0.31);
         Assert.InRange(PairShare(new ShapesMix(1, 4, 2)), 0.43, 0.53);

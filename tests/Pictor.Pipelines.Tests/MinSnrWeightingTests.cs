@@ -39,7 +39,9 @@ public class MinSnrWeightingTests
     public void Weights_cap_the_easy_steps_and_leave_the_hard_ones()
     {
         var s = new NoiseSchedule();
-        Assert.Equal(5 / (s.AlphaBar(0) / (1 - s.AlphaBar(0))), MinSnrWeighting.Weight(s, Prediction.Epsilon, 0, 5), 5);   // SNR >> 5: eps weight gamma / SNR
+        double snr0 = s.AlphaBar(0) / (1 - s.AlphaBar(0));   // SNR >> 5 (about 1e4): eps weight gamma / SNR, v weight gamma / (SNR + 1)
+        Assert.Equal(1.0, MinSnrWeighting.Weight(s, Prediction.Epsilon, 0, 5) / (5 / snr0), 5);
+        Assert.Equal(1.0, MinSnrWeighting.Weight(s, Prediction.V, 0, 5) / (5 / (snr0 + 1)), 5);
         Assert.Equal(1f, MinSnrWeighting.Weight(s, Prediction.Epsilon, 900, 5), 6);                                       // SNR < 5: eps weight 1
         double abar = s.AlphaBar(900), snr = abar / (1 - abar);
         Assert.Equal(snr / (snr + 1), MinSnrWeighting.Weight(s, Prediction.V, 900, 5), 5);

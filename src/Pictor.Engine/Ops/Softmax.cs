@@ -154,10 +154,13 @@ public static partial class Ops
 
     private const int RowBlock = 64;   // cross-entropy rows per parallel work item
 
-    /// <summary>Mean squared error, mean((a - b)^2). PyTorch: F.mse_loss.</summary>
-    public static Tensor MseLoss(Tensor a, Tensor b)
+    /// <summary>Mean squared error, mean((a - b)^2). PyTorch: F.mse_loss. With <paramref name="weight"/> (a constant that
+    /// broadcasts against a, e.g. one weight per image [B, 1, 1, 1]): mean(weight * (a - b)^2), still divided by the
+    /// element count.</summary>
+    public static Tensor MseLoss(Tensor a, Tensor b, Tensor? weight = null)
     {
         Throw.IfShapeMismatch(b.Shape, a.Shape, "mse loss target");
-        return Mean(Square(Sub(a, b)));
+        var sq = Square(Sub(a, b));
+        return Mean(weight is null ? sq : Mul(sq, weight));
     }
 }

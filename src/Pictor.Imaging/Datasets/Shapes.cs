@@ -14,7 +14,7 @@ public enum SceneKind { Single, Pair, Count }
 /// gives that binding more of the data at the cost of single-object scenes. The weights are those of the draw: a scene
 /// that cannot be placed (or, in the training split, holds a held-out colour-shape pair) is drawn again from the kind
 /// up, and pairs are rejected most, so 1:1:1 yields about 36 % single, 27 % pair and 38 % count scenes, and 1:4:2
-/// about 17 / 48 / 35 % (the shares a 1:3:2 draw would promise).
+/// about 17 / 47 / 36 % (the shares a 1:3:2 draw would promise).
 /// </summary>
 public readonly record struct ShapesMix(int Single, int Pair, int Count)
 {

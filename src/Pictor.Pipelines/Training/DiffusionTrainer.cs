@@ -98,10 +98,9 @@ public static class DiffusionTrainer
             pipe.Schedule.AddNoise(x0, eps, ts, xt);
             pipe.Schedule.Target(pipe.Config.Prediction, x0, eps, ts, target);
             var outp = pipe.Forward(Tensor.FromArray(xt, b, 3, size, size), tf, pipe.Tokenize(captions, truncate: true));
-            if (Opt.MinSnr == 0) return Ops.MseLoss(outp, Tensor.FromArray(target, b, 3, size, size));
-            // mean over images and pixels of w_t (out - target)^2 (MinSnrWeighting)
-            var w = Tensor.FromArray(MinSnrWeighting.Weights(pipe.Schedule, pipe.Config.Prediction, ts, Opt.MinSnr), b, 1, 1, 1);
-            return Ops.Mean(Ops.Mul(Ops.Square(Ops.Sub(outp, Tensor.FromArray(target, b, 3, size, size))), w));
+            var w = Opt.MinSnr == 0 ? null   // per-image w_t of MinSnrWeighting, broadcast over the image
+                : Tensor.FromArray(MinSnrWeighting.Weights(pipe.Schedule, pipe.Config.Prediction, ts, Opt.MinSnr), b, 1, 1, 1);
+            return Ops.MseLoss(outp, Tensor.FromArray(target, b, 3, size, size), w);
         }
 
         /// <summary>Val loss of the EMA weights on a fixed subset with fixed steps and noise.</summary>
