@@ -13,6 +13,8 @@ public class PackedWeightsTests
     [InlineData(true, 16, 100, 600)]
     [InlineData(true, 130, 70, 40)]
     [InlineData(false, 1, 33, 257)]
+    [InlineData(true, 16, 300, 600)]    // big enough to be shared among threads: one fork, each tile over every K block
+    [InlineData(false, 200, 300, 600)]  // and with several row blocks
     public void Packed_B_gives_the_managed_kernels_product_bit_for_bit(bool transB, int m, int n, int k)
     {
         var rng = new Rng(3);
@@ -34,8 +36,31 @@ public class PackedWeightsTests
     {
         if (Gemm.Backend == GemmBackend.Reference) return;   // nothing is packed there
         bool was = PackedWeights.Enabled;
-        PackedWeights.Enabled = true;   // opt-in (PICTOR_PACK_WEIGHTS=1)
+        PackedWeights.Enabled = true;   // the default; PICTOR_PACK_WEIGHTS=0 turns it off
         try { ScopeBehaviour(); }
+        finally { PackedWeights.Enabled = was; }
+    }
+
+    [Fact]
+    public void A_closed_scopes_arrays_are_reused_with_the_new_weights_values()
+    {
+        if (Gemm.Backend == GemmBackend.Reference) return;
+        bool was = PackedWeights.Enabled;
+        PackedWeights.Enabled = true;
+        try
+        {
+            var rng = new Rng(5);
+            var x = rng.Randn(16, 300);
+            var w1 = rng.Randn(200, 300); var w2 = rng.Randn(200, 300);   // same shape: the second scope gets w1's array
+            using var ng = Autograd.NoGrad();
+            foreach (var w in new[] { w1, w2, w1 })
+            {
+                var want = new float[16 * 200];
+                Gemm.Sgemm(GemmBackend.Simd, false, true, 16, 200, 300, 1f, x.ToArray(), 300, w.ToArray(), 300, 0f, want, 200);
+                using var scope = PackedWeights.Begin([w]);
+                Assert.Equal(want, Ops.Linear(x, w).ToArray());
+            }
+        }
         finally { PackedWeights.Enabled = was; }
     }
 

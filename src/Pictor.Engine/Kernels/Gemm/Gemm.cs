@@ -91,7 +91,9 @@ public static class Gemm
         {
             case GemmBackend.Reference: ReferenceGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
             case GemmBackend.Simd: SimdGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
-            default: OpenBlas.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+            default:
+                if (2L * m * n * k > 2_000_000) Parallelism.Hush();   // OpenBLAS's threads need the cores our workers watch on
+                OpenBlas.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
         }
     }
 
@@ -113,7 +115,12 @@ public static class Gemm
     /// <summary>Packs op(B) [K x N] once for many <see cref="Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, PackedB)"/>
     /// calls with the same B; null with the reference backend or without SIMD (then call the unpacked overload).</summary>
     public static PackedB? PackB(bool transB, int n, int k, ReadOnlySpan<float> b, int ldb)
-        => Backend == GemmBackend.Reference ? null : SimdGemm.PackWhole(transB, n, k, b, ldb);
+        => PackB(transB, n, k, b, ldb, null);
+
+    /// <summary><see cref="PackB(bool, int, int, ReadOnlySpan{float}, int)"/> into an array from
+    /// <paramref name="rent"/> (given the length it needs; it may return null for a new array).</summary>
+    internal static PackedB? PackB(bool transB, int n, int k, ReadOnlySpan<float> b, int ldb, Func<int, float[]?>? rent)
+        => Backend == GemmBackend.Reference ? null : SimdGemm.PackWhole(transB, n, k, b, ldb, rent);
 
     /// <summary>GEMM on the calling thread only (for kernels that parallelise over independent problems, such as
     /// attention heads). Uses the managed kernel unless the reference backend is selected.</summary>
@@ -155,35 +162,3 @@ public static class Gemm
     }
 }
 
-/// <summary>The number of threads kernels use (PICTOR_THREADS, default: all cores).</summary>
-public static class Parallelism
-{
-    private static int threads = Initial();
-
-    private static int Initial()
-    {
-        var env = Environment.GetEnvironmentVariable("PICTOR_THREADS");
-        if (int.TryParse(env, out int t) && t > 0) return t;
-        return Environment.ProcessorCount;
-    }
-
-    public static int Threads
-    {
-        get => threads;
-        set
-        {
-            if (value < 1) Throw.Argument($"thread count must be >= 1, got {value}");
-            threads = value;
-            OpenBlas.SetThreads(value);
-        }
-    }
-
-    /// <summary>Runs body(i) for i in [0, count) on up to <see cref="Threads"/> threads. Each index is one fixed
-    /// unit of work, so which thread runs it never changes the result.</summary>
-    public static void For(int count, Action<int> body)
-    {
-        if (count <= 0) return;
-        if (threads == 1 || count == 1) { for (int i = 0; i < count; i++) body(i); return; }
-        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
-    }
-}

@@ -20,17 +20,21 @@ public sealed class PackedWeights : IDisposable
     private readonly Dictionary<(float[] Storage, int Offset, bool Trans, int N, int K, int Ld), PackedB> packs = new(new KeyComparer());
     private bool disposed;
 
+    private readonly IDisposable dense;
+
     private PackedWeights(IEnumerable<Tensor> weights)
     {
         if (Enabled) foreach (var w in weights) if (w.Rank == 2) eligible.Add(w.Storage);   // off: nothing registered, nothing packed
         parent = current;
         current = this;
+        dense = Parallelism.DenseForks();   // decoding forks a few rows' product per weight per token
     }
 
-    /// <summary>Off unless PICTOR_PACK_WEIGHTS=1 (scopes then change nothing): on one thread packing once made AR-S
-    /// sampling about 1.5x faster, but on two threads the managed kernel's split of a 16-row product lost to OpenBLAS
-    /// (bench/RESULTS.md, "AR-S sampling: weights packed once").</summary>
-    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("PICTOR_PACK_WEIGHTS") == "1";
+    /// <summary>On unless PICTOR_PACK_WEIGHTS=0 (scopes then pack nothing). It was opt-in while two threads lost with
+    /// it (a fork per K block, 35 MB of fresh arrays per call, sleeping workers: bench/RESULTS.md, "AR-S sampling:
+    /// weights packed once"); with one fork per product, reused arrays and watching workers it wins on two threads
+    /// too ("AR-S sampling: a fork that does not wait for the kernel").</summary>
+    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("PICTOR_PACK_WEIGHTS") != "0";
 
     /// <summary>Opens a scope for <paramref name="weights"/> (a model's parameters; those that are not 2-D are ignored).</summary>
     public static PackedWeights Begin(IEnumerable<Tensor> weights) => new(weights);
@@ -48,7 +52,7 @@ public sealed class PackedWeights : IDisposable
         if (!scope.eligible.Contains(storage)) return null;
         var key = (storage, b.Offset, trans, n, k, ld);
         if (scope.packs.TryGetValue(key, out var packed)) return packed;
-        packed = Gemm.PackB(trans, n, k, storage.AsSpan(b.Offset), ld);
+        packed = Gemm.PackB(trans, n, k, storage.AsSpan(b.Offset), ld, RentSpare);
         if (packed != null) scope.packs[key] = packed;
         return packed;
     }
@@ -59,7 +63,31 @@ public sealed class PackedWeights : IDisposable
         disposed = true;
         if (current != this) Throw.InvalidOperation("PackedWeights scope disposed out of order; dispose inner scopes first (use 'using')");
         current = parent;
+        dense.Dispose();
+        lock (spares)
+            foreach (var p in packs.Values)
+                if (spareBytes + p.Bytes <= MaxSpareBytes) { spares.Add(p.Data); spareBytes += p.Bytes; }
         packs.Clear();
+    }
+
+    // A closed scope's arrays, lent to the next scope that needs the same length: a sampler that opens a scope per call
+    // then packs into memory it already has instead of 35 MB of fresh pages per AR-S call (bench/RESULTS.md, "AR-S
+    // sampling: a fork that does not wait for the kernel"). Shared by all threads; at most MaxSpareBytes are kept.
+    private const long MaxSpareBytes = 256L << 20;
+    private static readonly List<float[]> spares = [];
+    private static long spareBytes;
+
+    private static float[]? RentSpare(int length)
+    {
+        lock (spares)
+        {
+            int i = spares.FindIndex(a => a.Length == length);
+            if (i < 0) return null;   // PackWhole allocates
+            var a = spares[i];
+            spares.RemoveAt(i);
+            spareBytes -= 4L * a.Length;
+            return a;
+        }
     }
 
     private sealed class KeyComparer : IEqualityComparer<(float[] Storage, int Offset, bool Trans, int N, int K, int Ld)>

@@ -57,6 +57,22 @@ internal static unsafe class SimdGemm
             fixed (float* whole = packedB?.Data)
             {
                 float* pa = pa0, pb = pb0, pc = pc0, pre = pre0;
+                if (parallel && whole != null)
+                {
+                    // B packed beforehand: one fork for the whole product, each tile walking every K block itself, in
+                    // the same K order, so each C element sees the same operations as below (bit-identical). Forking
+                    // per K block cost a 16-row decoding product more than its arithmetic (bench/RESULTS.md, "AR-S
+                    // sampling: one fork per packed product").
+                    nint ia = (nint)pa, ib = (nint)whole, ic = (nint)pc;
+                    long kBlockStride = (long)nPanels * nr * KC;
+                    Parallelism.For(mBlocks * nGroups, t =>
+                    {
+                        for (int p0 = 0; p0 < k; p0 += KC)
+                            Tile(t / nGroups, t % nGroups, panelsPerGroup, transA, (float*)ia, lda, p0, Math.Min(KC, k - p0), m, n, nr,
+                                 (float*)ib + (p0 / KC) * kBlockStride, alpha, (float*)ic, ldc, null);
+                    });
+                    return;
+                }
                 for (int p0 = 0; p0 < k; p0 += KC)
                 {
                     int kc = Math.Min(KC, k - p0);
@@ -88,13 +104,16 @@ internal static unsafe class SimdGemm
     /// <summary>op(B) [K x N] packed once, every K block kb exactly as <see cref="Run"/> packs it (at offset
     /// kb * panels * NR * KC), for many products with the same B: a layer's weights while a sampler feeds them a few new
     /// rows per token. The product is bit-identical to packing on the fly. Null without SIMD.</summary>
-    public static PackedB? PackWhole(bool transB, int n, int k, ReadOnlySpan<float> b, int ldb)
+    public static PackedB? PackWhole(bool transB, int n, int k, ReadOnlySpan<float> b, int ldb, Func<int, float[]?>? rent = null)
     {
         int nr = NR;
         if (nr == 0 || n == 0 || k == 0) return null;
         int nPanels = (n + nr - 1) / nr, kBlocks = (k + KC - 1) / KC;
         long block = (long)nPanels * nr * KC;
-        var data = new float[checked((int)(kBlocks * block))];   // not pooled: it lives as long as its PackedWeights scope
+        // Not zeroed (PackB writes every element a product reads, padding included; the tail of a short last K block is
+        // never read), and from the caller's spares when it has some (PackedWeights reuses a closed scope's arrays).
+        int length = checked((int)(kBlocks * block));
+        var data = rent?.Invoke(length) ?? GC.AllocateUninitializedArray<float>(length);
         fixed (float* pb = b) fixed (float* pd = data)
             for (int kb = 0; kb < kBlocks; kb++)
                 PackB(transB, pb, ldb, kb * KC, Math.Min(KC, k - kb * KC), n, nr, pd + kb * block);
