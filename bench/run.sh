@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The performance race of issue 4, in one invocation: GEMM through Pictor vs OpenBLAS called directly, then every model
 # row against PyTorch, alternating (bench/race.py), with OPENBLAS_CORETYPE as the environment sets it and unset.
-#   bash bench/run.sh [--iters 10] [--rows unet-train,...]     (extra arguments go to bench/race.py)
+#   bash bench/run.sh [--iters 10] [--rows unet-train,...] [--processes N]   (extra arguments go to bench/race.py)
 #   RACE_MODES=given|unset bash bench/run.sh ...                (one OPENBLAS_CORETYPE setting only; default both)
 # Installs python3-torch from apt when it is missing (root), like scripts/setup.sh does for OpenBLAS.
 set -euo pipefail
