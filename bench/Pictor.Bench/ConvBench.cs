@@ -13,32 +13,36 @@ public static class ConvBench
     public static void Run(int iters)
     {
         Console.WriteLine($"# 3x3 convolution, stride 1, pad 1, batch 32, {Pictor.Engine.Kernels.Parallelism.Threads} threads, median of {iters}, ms");
-        Console.WriteLine("| C -> O, size | pass | im2col | implicit | speed-up | implicit GFLOP/s |");
-        Console.WriteLine("|---|---|---|---|---|---|");
+        Console.WriteLine("| C -> O, size | pass | im2col | implicit | Winograd | Winograd / implicit speed-up | implicit GFLOP/s | Winograd effective GFLOP/s | max difference |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
         foreach (var (c, o, s) in new[] { (64, 64, 32), (128, 128, 16), (256, 256, 8), (128, 64, 32) })
             foreach (bool backward in new[] { false, true })
             {
                 var rng = new Rng(1);
                 var x = rng.Randn(32, c, s, s); var w = rng.Randn(o, c, 3, 3);
                 x.RequiresGrad = backward; w.RequiresGrad = backward;
-                var times = new List<double>[] { [], [] };
+                var times = new List<double>[] { [], [], [] };
+                var outs = new float[3][];
                 for (int it = 0; it < iters + 1; it++)
-                    for (int mode = 0; mode < 2; mode++)
+                    for (int mode = 0; mode < 3; mode++)
                     {
-                        Ops.UseImplicitGemm = mode == 1;
+                        Ops.UseImplicitGemm = mode >= 1;
+                        Ops.UseWinograd = mode == 2;
                         var sw = Stopwatch.StartNew();
                         using (TensorScope.Begin())
                         {
                             var y = Ops.Conv2d(x, w, null, 1, 1);
                             if (backward) { Ops.Sum(y).Backward(); x.Grad = null; w.Grad = null; }
+                            else if (it == 0) outs[mode] = y.ToArray();
                         }
                         if (it > 0) times[mode].Add(sw.Elapsed.TotalMilliseconds);
                     }
-                double a = Median(times[0]), b = Median(times[1]);
+                Ops.UseImplicitGemm = true; Ops.UseWinograd = Pictor.Engine.Kernels.Winograd.Available;
+                double a = Median(times[0]), b = Median(times[1]), wg = Median(times[2]);
                 double flop = 2.0 * 32 * o * c * 9 * s * s * (backward ? 3 : 1);
-                Console.WriteLine(FormattableString.Invariant($"| {c} -> {o}, {s}x{s} | {(backward ? "fwd + bwd" : "fwd")} | {a:F1} | {b:F1} | {a / b:F2} | {flop / b / 1e6:F0} |"));
+                string diff = backward ? "" : FormattableString.Invariant($"{outs[1].Zip(outs[2], (p, q) => Math.Abs(p - q)).Max():G3} (of max |y| {outs[1].Max(Math.Abs):G3})");
+                Console.WriteLine(FormattableString.Invariant($"| {c} -> {o}, {s}x{s} | {(backward ? "fwd + bwd" : "fwd")} | {a:F1} | {b:F1} | {wg:F1} | {b / wg:F2} | {flop / b / 1e6:F0} | {flop / wg / 1e6:F0} | {diff} |"));
             }
-        Ops.UseImplicitGemm = true;
     }
 
     /// <summary>One image's pieces of the implicit GEMM (64 channels, 32x32, 3x3): packing im2col and its transpose

@@ -101,7 +101,7 @@ internal static class GenerateVerbs
             if (d != 0) { diff++; max = Math.Max(max, d); }
         }
         if (diff == 0) { Console.WriteLine($"IDENTICAL: {file} regenerates pixel for pixel from its metadata (seed {g.Seed}, {g.Sampler}, {g.Steps} steps, CFG {g.CfgScale})"); return 0; }
-        Console.WriteLine($"DIFFERENT: {diff} of {mine.Rgba.Length} channel values differ (largest difference {max}); the same weights and settings gave other pixels (different thread count or GEMM backend?)");
+        Console.WriteLine($"DIFFERENT: {diff} of {mine.Rgba.Length} channel values differ (largest difference {max}); the same weights and settings gave other pixels (different thread count or GEMM backend? images made before Winograd convolutions came in, or on a machine without AVX-512, regenerate exactly with PICTOR_CONV_WINOGRAD=0)");
         return 1;
     }
 

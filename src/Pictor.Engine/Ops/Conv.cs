@@ -38,8 +38,11 @@ public static partial class Ops
         // On the image-parallel path, and on one thread, im2col is packed straight from the image (ImplicitGemm); a
         // batch smaller than the thread count keeps im2col and a GEMM split across threads.
         bool implicitGemm = !direct && ImplicitGemmOn && (workers > 1 || Parallelism.Threads == 1);
-        var packedW = workers > 1 || implicitGemm ? PackWeights(Wt, groups, og, ckk, transposed: false) : null;
         var geometry = new ConvGeometry(cg, h, w, kh, kw, stride, padding, oh, ow);
+        // A 3x3 stride-1 convolution on the implicit-GEMM path takes Winograd's F(2x2, 3x3) instead: 2.25x fewer
+        // multiply-adds (Kernels/Conv/Winograd.cs), the weights transformed once for every image.
+        var winograd = implicitGemm && groups == 1 && WinogradOn && Winograd.Applies(geometry) ? Winograd.TransformWeights(Wt.Span, o, c) : null;
+        var packedW = winograd == null && (workers > 1 || implicitGemm) ? PackWeights(Wt, groups, og, ckk, transposed: false) : null;
         var cols = direct || implicitGemm ? null : new Tensor[workers];
         for (int k = 0; k < workers && cols != null; k++) cols[k] = Tensor.Empty(ckk, ohw);
         void ForwardImage(int bi, int k)
@@ -59,9 +62,11 @@ public static partial class Ops
                 ConvGemm(workers, false, false, og, ohw, ckk, ws.Slice(g * og * ckk), ckk, colSpan, ohw, 0f, ys.Slice((bi * o + g * og) * ohw, og * ohw), ohw, packedW?[g]);
             }
         }
-        if (workers == 1) for (int bi = 0; bi < b; bi++) ForwardImage(bi, 0);
+        if (winograd != null) WinogradBatch(winograd, X, geometry, 0f, y, b, o, workers);
+        else if (workers == 1) for (int bi = 0; bi < b; bi++) ForwardImage(bi, 0);
         else Parallelism.For(workers, k => { for (int bi = k; bi < b; bi += workers) ForwardImage(bi, k); });
         Release(packedW);
+        winograd?.Dispose();
         Free(cols);
         var ys = y.Span;
         if (bias != null)
@@ -79,9 +84,12 @@ public static partial class Ops
             var dcols = new Tensor?[workers]; var colBs = new Tensor?[workers]; var dWs = new Tensor?[workers];
             // dX of a stride-1 convolution is itself a convolution: dY (padded by KH-1-pad) with the kernel flipped and
             // its in/out channels swapped, run as an implicit GEMM (no dcol matrix, no col2im scatter).
-            var packedFlip = implicitGemm && X.RequiresGrad && stride == 1 && kh == kw && padding <= kh - 1
-                ? PackFlippedWeights(Wt, groups, og, cg, kh, kw) : null;
             var geometryT = new ConvGeometry(og, oh, ow, kh, kw, 1, kh - 1 - padding, h, w);
+            // That convolution is 3x3, stride 1, padding 1 too when the forward one is: Winograd again.
+            var winogradT = winograd != null && X.RequiresGrad && Winograd.Applies(geometryT)
+                ? Winograd.TransformWeights(FlippedWeights(Wt, 0, og, cg, kh, kw), c, o) : null;
+            var packedFlip = winogradT == null && implicitGemm && X.RequiresGrad && stride == 1 && kh == kw && padding <= kh - 1
+                ? PackFlippedWeights(Wt, groups, og, cg, kh, kw) : null;
             for (int k = 0; k < workers; k++)
             {
                 if (X.RequiresGrad && !direct && packedFlip == null) dcols[k] = Tensor.Empty(ckk, ohw);
@@ -108,11 +116,12 @@ public static partial class Ops
                         var dWk = workers > 1 ? dWs[k]!.Span : dW.Span;
                         ConvGemm(workers, false, true, og, ckk, ohw, dYg, ohw, cs, ohw, 1f, dWk.Slice(g * og * ckk, og * ckk), ckk);
                     }
-                    if (dX != null)
+                    if (dX != null && winogradT == null)
                     {
                         // dcol = W_g^T (CKK x Og) . dY_g (Og x OHW); dX += col2im(dcol)
                         var dXg = dX.Span.Slice((bi * c + g * cg) * h * w, cg * h * w);
-                        if (packedFlip != null) ImplicitGemm.Run(packedFlip[g]!, dYg, geometryT, 1f, dXg, h * w);
+                        if (winogradT != null) Winograd.Run(winogradT, dYg, geometryT, 1f, dXg);
+                        else if (packedFlip != null) ImplicitGemm.Run(packedFlip[g]!, dYg, geometryT, 1f, dXg, h * w);
                         else if (direct) ConvGemm(workers, true, false, ckk, ohw, og, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 1f, dXg, ohw, packedWt?[g]);
                         else
                         {
@@ -122,6 +131,7 @@ public static partial class Ops
                     }
                 }
             }
+            if (winogradT != null) WinogradBatch(winogradT, dY, geometryT, 1f, dX!, b, c, workers);
             if (workers == 1) for (int bi = 0; bi < b; bi++) BackwardImage(bi, 0);
             else
             {
@@ -130,6 +140,7 @@ public static partial class Ops
                 if (dW != null) for (int k = 0; k < workers; k++) TensorPrimitives.Add(dW.Span, dWs[k]!.Span, dW.Span);
             }
             Release(packedFlip);
+            winogradT?.Dispose();
             Free(dcols); Free(colBs); Free(dWs);
             var D = dY.Span;
             if (bias != null && bias.RequiresGrad)
@@ -139,6 +150,20 @@ public static partial class Ops
                     for (int oc = 0; oc < o; oc++) db[oc] += TensorPrimitives.Sum(D.Slice((bi * o + oc) * ohw, ohw));
             }
         });
+    }
+
+    /// <summary>y = beta y + the Winograd convolution of every image of x ([B, C, H, W] -> [B, O, H, W], o = O): calls
+    /// of one image, or of several small ones sharing a chunk, shared out among the workers as images are.</summary>
+    private static void WinogradBatch(Winograd.Weights u, Tensor x, ConvGeometry g, float beta, Tensor y, int b, int o, int workers)
+    {
+        int ipc = Winograd.ImagesPerCall(g, b, workers), calls = (b + ipc - 1) / ipc, inSize = g.C * g.H * g.W, outSize = o * g.OH * g.OW;
+        void Call(int ci)
+        {
+            int b0 = ci * ipc, n = Math.Min(ipc, b - b0);
+            Winograd.Run(u, x.Span.Slice(b0 * inSize, n * inSize), g, beta, y.Span.Slice(b0 * outSize, n * outSize), n);
+        }
+        if (workers == 1) for (int ci = 0; ci < calls; ci++) Call(ci);
+        else Parallelism.For(workers, k => { for (int ci = k; ci < calls; ci += workers) Call(ci); });
     }
 
     /// <summary>How many workers a convolution shares its images among: one per thread when the batch has at least one
@@ -169,20 +194,24 @@ public static partial class Ops
     /// convolution that maps dY to dX (stride 1).</summary>
     private static PackedA?[] PackFlippedWeights(Tensor w, int groups, int og, int cg, int kh, int kw)
     {
-        int khw = kh * kw, ckk = cg * khw;
+        int khw = kh * kw;
         var packs = new PackedA?[groups];
+        for (int g = 0; g < groups; g++) packs[g] = Gemm.PackForSerial(false, cg, og * khw, FlippedWeights(w, g, og, cg, kh, kw), og * khw);
+        return packs;
+    }
+
+    /// <summary>Group g's W'[c, o, u, v] = W[o, c, KH-1-u, KW-1-v], as [Cg, Og, KH, KW].</summary>
+    private static float[] FlippedWeights(Tensor w, int g, int og, int cg, int kh, int kw)
+    {
+        int khw = kh * kw, ckk = cg * khw;
         var flip = new float[cg * og * khw];
         var ws = w.Span;
-        for (int g = 0; g < groups; g++)
-        {
-            for (int o = 0; o < og; o++)
-                for (int ci = 0; ci < cg; ci++)
-                    for (int u = 0; u < kh; u++)
-                        for (int v = 0; v < kw; v++)
-                            flip[(ci * og + o) * khw + (kh - 1 - u) * kw + (kw - 1 - v)] = ws[(g * og + o) * ckk + (ci * kh + u) * kw + v];
-            packs[g] = Gemm.PackForSerial(false, cg, og * khw, flip, og * khw);
-        }
-        return packs;
+        for (int o = 0; o < og; o++)
+            for (int ci = 0; ci < cg; ci++)
+                for (int u = 0; u < kh; u++)
+                    for (int v = 0; v < kw; v++)
+                        flip[(ci * og + o) * khw + (kh - 1 - u) * kw + (kw - 1 - v)] = ws[(g * og + o) * ckk + (ci * kh + u) * kw + v];
+        return flip;
     }
 
     /// <summary>Implicit GEMM for the image-parallel convolution (default); PICTOR_CONV=im2col keeps the explicit
@@ -192,6 +221,13 @@ public static partial class Ops
     /// <summary>Whether this call can take the implicit GEMM: switched on, and not the reference GEMM backend (whose
     /// triple loop is the oracle every other path is tested against).</summary>
     private static bool ImplicitGemmOn => UseImplicitGemm && Gemm.Backend != GemmBackend.Reference;
+
+    /// <summary>Winograd F(2x2, 3x3) for the 3x3 stride-1 convolutions that the implicit GEMM would run (default where
+    /// Vector512 is accelerated); PICTOR_CONV_WINOGRAD=0 keeps the implicit GEMM, for comparison. Settable by tests and
+    /// benchmarks.</summary>
+    internal static bool UseWinograd { get; set; } = Winograd.Available && Environment.GetEnvironmentVariable("PICTOR_CONV_WINOGRAD") != "0";
+
+    private static bool WinogradOn => UseWinograd && Winograd.Available;
 
     private static void Release(PackedA?[]? packs) { if (packs != null) foreach (var p in packs) p?.Dispose(); }
 
