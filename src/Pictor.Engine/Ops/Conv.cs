@@ -116,12 +116,11 @@ public static partial class Ops
                         var dWk = workers > 1 ? dWs[k]!.Span : dW.Span;
                         ConvGemm(workers, false, true, og, ckk, ohw, dYg, ohw, cs, ohw, 1f, dWk.Slice(g * og * ckk, og * ckk), ckk);
                     }
-                    if (dX != null && winogradT == null)
+                    if (dX != null && winogradT == null)   // with Winograd, dX is done for the whole batch (below)
                     {
                         // dcol = W_g^T (CKK x Og) . dY_g (Og x OHW); dX += col2im(dcol)
                         var dXg = dX.Span.Slice((bi * c + g * cg) * h * w, cg * h * w);
-                        if (winogradT != null) Winograd.Run(winogradT, dYg, geometryT, 1f, dXg);
-                        else if (packedFlip != null) ImplicitGemm.Run(packedFlip[g]!, dYg, geometryT, 1f, dXg, h * w);
+                        if (packedFlip != null) ImplicitGemm.Run(packedFlip[g]!, dYg, geometryT, 1f, dXg, h * w);
                         else if (direct) ConvGemm(workers, true, false, ckk, ohw, og, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 1f, dXg, ohw, packedWt?[g]);
                         else
                         {

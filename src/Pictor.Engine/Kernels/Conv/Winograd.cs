@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics.X86;
 namespace Pictor.Engine.Kernels;
 
 /// <summary>
-/// A 3x3, stride-1, padding-1 convolution of one image by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray
+/// A 3x3, stride-1, padding-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray
 /// 2016, "Fast Algorithms for Convolutional Neural Networks", section 4.1): every 2x2 output tile is
 /// Y = A^T [ (G g G^T) (.) (B^T d B) ] A, summed over input channels, for the 4x4 input tile d around it. The sum over
 /// channels of the 16 element-wise products is 16 GEMMs, [O x C] . [C x tiles], which do 16 multiply-adds per 2x2
@@ -15,9 +15,10 @@ namespace Pictor.Engine.Kernels;
 /// The oracle is the implicit-GEMM / im2col convolution it replaces (ConvWinogradTests); the results agree to float
 /// rounding, not bit for bit, since the sums run in another order.
 ///
-/// Layout, per image: the input is copied channels-last with its zero border, xt [H+2, W+2, C], so the input transform
-/// runs on 16 channels at a time; tiles go in chunks of <see cref="Chunk"/>, each chunk's transformed input
-/// V [16, tiles, C] and product M [16, O, tiles] small enough to stay in L2 between the transform and the GEMM.
+/// Layout: tiles go in chunks of <see cref="Chunk"/> (whole tile rows; several small images may share one). Each
+/// chunk's transformed input V is written straight in the micro-kernel's packed-B layout (per position, K blocks of
+/// 32-tile panels, the tiles of a tile row in vector lanes), so the 16 products pack nothing; V and the products
+/// M [16, O, Chunk] stay in L2 between the transforms and the GEMMs.
 /// </summary>
 internal static unsafe class Winograd
 {
