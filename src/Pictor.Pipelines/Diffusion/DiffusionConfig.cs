@@ -38,9 +38,10 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         "xs-bind" => WithBinding(FromPreset("xs-pos", vocab, imageSize, context), name),
         "xs-rel" => WithTokenSlopes(FromPreset("xs-pos", vocab, imageSize, context), name),
         "xs-blob" => WithTokenBlobs(FromPreset("xs-rel", vocab, imageSize, context), name),
+        "xs-phrase" => WithPhraseMixing(FromPreset("xs-rel", vocab, imageSize, context), name),
         "s" => new(name, imageSize, UnetConfig.S with { PooledDim = 256 },
             new TextEncoderConfig(vocab, context, Layers: 4, Dim: 256, Heads: 8, OutDim: 256), Prediction.V),
-        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos, xs-bind, xs-rel, xs-blob or s"),
+        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos, xs-bind, xs-rel, xs-blob, xs-phrase or s"),
     };
 
     private static DiffusionConfig WithCoordinates(DiffusionConfig c, string name) => c with { Preset = name, Unet = c.Unet with { CoordChannels = true } };
@@ -74,7 +75,13 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
     private static DiffusionConfig WithTokenBlobs(DiffusionConfig c, string name) =>
         c with { Preset = name, Unet = c.Unet with { TokenBlobs = true } };
 
-    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "xs-rel", "xs-blob", "s"];
+    /// <summary>xs-rel whose text encoder mixes each token with its two neighbours before attention, so the colour word's
+    /// token carries its own shape word (docs/derivations/binding.md, "Phrase mixing"). The token slopes then move a
+    /// colour's shape channels to the colour's side as well: binding through the path that learned the relation.</summary>
+    private static DiffusionConfig WithPhraseMixing(DiffusionConfig c, string name) =>
+        c with { Preset = name, Text = c.Text with { PhraseWidth = 3 } };
+
+    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "xs-rel", "xs-blob", "xs-phrase", "s"];
 
     public string ToJson()
     {
@@ -100,6 +107,7 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         if (u.SelfAttention != null) o["unet"]!["self_attention"] = new JsonArray(u.SelfAttention.Select(c => (JsonNode)c).ToArray());
         if (u.TokenSlopes) o["unet"]!["token_slopes"] = true;
         if (u.TokenBlobs) o["unet"]!["token_blobs"] = true;
+        if (t.PhraseWidth != 0) o["text"]!["phrase_width"] = t.PhraseWidth;
         if (DefaultCfg != StandardCfg) o["default_cfg"] = DefaultCfg;
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
@@ -121,7 +129,8 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
                 SelfAttention: u["self_attention"]?.AsArray().Select(n => (bool)n!).ToArray(),
                 TokenSlopes: (bool?)u["token_slopes"] ?? false,
                 TokenBlobs: (bool?)u["token_blobs"] ?? false);
-            var text = new TextEncoderConfig((int)t["vocab"]!, (int)t["context"]!, (int)t["layers"]!, (int)t["dim"]!, (int)t["heads"]!, (int)t["out_dim"]!);
+            var text = new TextEncoderConfig((int)t["vocab"]!, (int)t["context"]!, (int)t["layers"]!, (int)t["dim"]!, (int)t["heads"]!, (int)t["out_dim"]!,
+                PhraseWidth: (int?)t["phrase_width"] ?? 0);
             var pred = (string?)o["prediction"] switch { "v" => Prediction.V, "epsilon" => Prediction.Epsilon, var p => throw new FormatException($"{source}: unknown prediction '{p}' (v or epsilon)") };
             if ((string?)o["schedule"] != "cosine") throw new FormatException($"{source}: unknown schedule '{(string?)o["schedule"]}' (only cosine)");
             double shift = (double?)o["schedule_shift"] ?? 1;   // absent in configs written before it existed
