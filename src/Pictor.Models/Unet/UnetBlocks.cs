@@ -1,5 +1,6 @@
 using Pictor.Engine;
 using Pictor.Nn;
+using Pictor.Models.Text;
 
 namespace Pictor.Models.Unet;
 
@@ -14,6 +15,7 @@ public sealed class ResBlock : Module
     private readonly Linear? temb, tembCoord, tokChannels, tokDirection;
     private readonly Conv2d? skip;
     private readonly TokenBlobs? tokBlobs;
+    private readonly int tokWidth;
 
     /// <param name="coordinates">Also map the embedding to a per-channel slope along x and along y, added as
     /// slope_x * x + slope_y * y over the pixels (x, y in [-1, 1]); see <see cref="UnetConfig.ResBlockCoords"/>.</param>
@@ -25,8 +27,14 @@ public sealed class ResBlock : Module
     /// where (docs/derivations/binding.md, the probe).</param>
     /// <param name="tokenBlobDim">Text token width for token blobs (0 = none): each token adds its own channels at its
     /// own place after the time embedding (<see cref="TokenBlobs"/>).</param>
-    public ResBlock(Rng rng, int cin, int cout, int timeDim, int groups, bool coordinates = false, int tokenSlopeDim = 0, int tokenBlobDim = 0)
+    /// <param name="tokenSlopeWidth">The odd window of tokens V is read from: 1, V_s = tok_slope_v(c_s); k > 1,
+    /// V_s = tok_slope_v([c_{s-k/2}; ..; c_{s+k/2}]) with zeros past either end (<see cref="TextEncoder.Neighbours"/>),
+    /// so the colour word's channels can include those of the shape word beside it. G always reads the token alone.</param>
+    public ResBlock(Rng rng, int cin, int cout, int timeDim, int groups, bool coordinates = false, int tokenSlopeDim = 0, int tokenBlobDim = 0,
+        int tokenSlopeWidth = 1)
     {
+        if (tokenSlopeWidth < 1 || tokenSlopeWidth % 2 == 0) Throw.Argument($"token slope width {tokenSlopeWidth} must be odd, such as 1 or 3");
+        tokWidth = tokenSlopeWidth;
         if (tokenBlobDim > 0 && timeDim == 0) Throw.Argument("token blobs are added beside the time embedding; build the ResBlock with a time embedding");
         if (tokenSlopeDim > 0 && !(coordinates && timeDim > 0)) Throw.Argument("token slopes add to the ResBlock's x/y slopes; build it with coordinates and a time embedding");
         norm1 = Child("norm1", new GroupNorm(groups, cin));
@@ -35,7 +43,7 @@ public sealed class ResBlock : Module
         if (timeDim > 0 && coordinates) tembCoord = Child("temb_coord", new Linear(rng, timeDim, 2 * cout));
         if (tokenSlopeDim > 0)
         {
-            tokChannels = Child("tok_slope_v", new Linear(rng, tokenSlopeDim, cout));
+            tokChannels = Child("tok_slope_v", new Linear(rng, tokenSlopeWidth * tokenSlopeDim, cout));
             tokDirection = Child("tok_slope_g", new Linear(rng, tokenSlopeDim, 2));
         }
         if (tokenBlobDim > 0) tokBlobs = Child("tok_blob", new TokenBlobs(rng, tokenBlobDim, cout));
@@ -62,7 +70,8 @@ public sealed class ResBlock : Module
                 if (tokChannels != null)
                 {
                     if (context == null) Throw.Argument("this ResBlock has token slopes and needs the text context [B, S, Dc]");
-                    var v = tokChannels.Forward(context);                                       // (B, S, Cout)
+                    var v = tokChannels.Forward(tokWidth == 1 ? context                        // (B, S, Cout)
+                        : TextEncoder.Neighbours(context, tokWidth));                      // from (B, S, k Dc)
                     var g = tokDirection!.Forward(context);                                     // (B, S, 2)
                     var perToken = Ops.MatMul(Ops.Transpose(v, 1, 2), g);                       // (B, Cout, 2) = sum_s V_s^T G_s
                     slopes = Ops.Add(slopes, Ops.Reshape(Ops.MulScalar(perToken, 1f / context.Shape[1]), b * c, 2));

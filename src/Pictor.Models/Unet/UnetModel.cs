@@ -24,7 +24,9 @@ public sealed record UnetConfig(
                                   // Cross-attention alone costs T*S, not T^2, so it can run at full resolution.
     bool TokenSlopes = false,     // with ResBlockCoords: every text token also adds its own channels x its own direction
                                   // to the slopes (see ResBlock), so "red goes left, blue goes right" needs no pooling
-    bool TokenBlobs = false)      // every ResBlock also lets each text token add its own channels at its own place (TokenBlobs)
+    bool TokenBlobs = false,      // every ResBlock also lets each text token add its own channels at its own place (TokenBlobs)
+    int TokenSlopeWidth = 1)      // with TokenSlopes: the window of tokens (odd) a token's channels V are read from; 1 = the token
+                                  // alone, 3 = the token and its two neighbours ("red" beside "circle" carries the circle)
 {
     /// <summary>Whether level <paramref name="lvl"/>'s AttnBlocks include self-attention (<see cref="SelfAttention"/>).</summary>
     public bool SelfAttends(int lvl) => SelfAttention == null || SelfAttention[lvl];
@@ -62,6 +64,8 @@ public sealed class UnetModel : Module
         if (cfg.SelfAttention != null && cfg.SelfAttention.Length != cfg.Channels.Length)
             Throw.Argument($"UNet config: {cfg.Channels.Length} channel levels but {cfg.SelfAttention.Length} self_attention flags; give one per level or leave it out");
         if (cfg.TokenSlopes && !cfg.ResBlockCoords) Throw.Argument("UNet config: token_slopes adds to the ResBlocks' x/y slopes, so it needs resblock_coords true");
+        if (cfg.TokenSlopeWidth < 1 || cfg.TokenSlopeWidth % 2 == 0 || (cfg.TokenSlopeWidth > 1 && !cfg.TokenSlopes))
+            Throw.Argument($"UNet config: token_slope_width {cfg.TokenSlopeWidth} must be an odd window such as 1 (the token alone) or 3, and more than 1 only with token_slopes true");
         timeFc1 = Child("time.fc1", new Linear(rng, cfg.TimeSinusoidDim, cfg.TimeDim));
         timeFc2 = Child("time.fc2", new Linear(rng, cfg.TimeDim, cfg.TimeDim));
         if (cfg.PooledDim > 0) pooledFc = Child("pooled_fc", new Linear(rng, cfg.PooledDim, cfg.TimeDim));
@@ -74,7 +78,7 @@ public sealed class UnetModel : Module
             int co = cfg.Channels[lvl];
             for (int i = 0; i < cfg.BlocksPerLevel; i++)
             {
-                encResList.Add(new ResBlock(rng, c, co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0)); c = co;
+                encResList.Add(new ResBlock(rng, c, co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth)); c = co;
                 if (cfg.Attention[lvl]) encAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups, cfg.SelfAttends(lvl)));
                 skips.Push(c);
             }
@@ -84,16 +88,16 @@ public sealed class UnetModel : Module
         for (int i = 0; i < encResList.Count; i++) encRes.Add(Child($"enc_res.{i}", encResList[i]));
         for (int i = 0; i < encAttnList.Count; i++) encAttn.Add(Child($"enc_attn.{i}", encAttnList[i]));
         for (int i = 0; i < downList.Count; i++) down.Add(Child($"down.{i}", downList[i]));
-        midRes1 = Child("mid_res1", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0));
+        midRes1 = Child("mid_res1", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth));
         midAttn = Child("mid_attn", new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups));
-        midRes2 = Child("mid_res2", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0));
+        midRes2 = Child("mid_res2", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth));
         var decResList = new List<ResBlock>(); var decAttnList = new List<AttnBlock>(); var upList = new List<Conv2d>();
         for (int lvl = levels - 1; lvl >= 0; lvl--)
         {
             int co = cfg.Channels[lvl];
             for (int i = 0; i < cfg.BlocksPerLevel + 1; i++)
             {
-                decResList.Add(new ResBlock(rng, c + skips.Pop(), co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0)); c = co;
+                decResList.Add(new ResBlock(rng, c + skips.Pop(), co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth)); c = co;
                 if (cfg.Attention[lvl]) decAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups, cfg.SelfAttends(lvl)));
             }
             if (lvl != 0) upList.Add(new Conv2d(rng, c, c, 3, padding: 1));

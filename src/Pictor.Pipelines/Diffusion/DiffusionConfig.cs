@@ -39,9 +39,10 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         "xs-rel" => WithTokenSlopes(FromPreset("xs-pos", vocab, imageSize, context), name),
         "xs-blob" => WithTokenBlobs(FromPreset("xs-rel", vocab, imageSize, context), name),
         "xs-phrase" => WithPhraseMixing(FromPreset("xs-rel", vocab, imageSize, context), name),
+        "xs-rel-phrase" => WithPhraseSlopes(FromPreset("xs-rel", vocab, imageSize, context), name),
         "s" => new(name, imageSize, UnetConfig.S with { PooledDim = 256 },
             new TextEncoderConfig(vocab, context, Layers: 4, Dim: 256, Heads: 8, OutDim: 256), Prediction.V),
-        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos, xs-bind, xs-rel, xs-blob, xs-phrase or s"),
+        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos, xs-bind, xs-rel, xs-blob, xs-phrase, xs-rel-phrase or s"),
     };
 
     private static DiffusionConfig WithCoordinates(DiffusionConfig c, string name) => c with { Preset = name, Unet = c.Unet with { CoordChannels = true } };
@@ -77,11 +78,18 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
 
     /// <summary>xs-rel whose text encoder mixes each token with its two neighbours before attention, so the colour word's
     /// token carries its own shape word (docs/derivations/binding.md, "Phrase mixing"). The token slopes then move a
-    /// colour's shape channels to the colour's side as well: binding through the path that learned the relation.</summary>
+    /// colour's shape channels to the colour's side as well: binding through the path that learned the relation. In its
+    /// 2-hour run the encoder lost the relation word instead (pairs 0.148); kept so that result can be reproduced.</summary>
     private static DiffusionConfig WithPhraseMixing(DiffusionConfig c, string name) =>
         c with { Preset = name, Text = c.Text with { PhraseWidth = 3 } };
 
-    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "xs-rel", "xs-blob", "xs-phrase", "s"];
+    /// <summary>xs-rel whose token slopes read each token's channels V from the token and its two neighbours, leaving the
+    /// text encoder as it is: xs-phrase mixed neighbours into the encoder's input and the encoder lost the relation word
+    /// (docs/derivations/binding.md), so here the mixing happens on the UNet's side, after the encoder.</summary>
+    private static DiffusionConfig WithPhraseSlopes(DiffusionConfig c, string name) =>
+        c with { Preset = name, Unet = c.Unet with { TokenSlopeWidth = 3 } };
+
+    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "xs-rel", "xs-blob", "xs-phrase", "xs-rel-phrase", "s"];
 
     public string ToJson()
     {
@@ -107,6 +115,7 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         if (u.SelfAttention != null) o["unet"]!["self_attention"] = new JsonArray(u.SelfAttention.Select(c => (JsonNode)c).ToArray());
         if (u.TokenSlopes) o["unet"]!["token_slopes"] = true;
         if (u.TokenBlobs) o["unet"]!["token_blobs"] = true;
+        if (u.TokenSlopeWidth != 1) o["unet"]!["token_slope_width"] = u.TokenSlopeWidth;
         if (t.PhraseWidth != 0) o["text"]!["phrase_width"] = t.PhraseWidth;
         if (DefaultCfg != StandardCfg) o["default_cfg"] = DefaultCfg;
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
@@ -128,7 +137,8 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
                 ResBlockCoords: (bool?)u["resblock_coords"] ?? false,
                 SelfAttention: u["self_attention"]?.AsArray().Select(n => (bool)n!).ToArray(),
                 TokenSlopes: (bool?)u["token_slopes"] ?? false,
-                TokenBlobs: (bool?)u["token_blobs"] ?? false);
+                TokenBlobs: (bool?)u["token_blobs"] ?? false,
+                TokenSlopeWidth: (int?)u["token_slope_width"] ?? 1);
             var text = new TextEncoderConfig((int)t["vocab"]!, (int)t["context"]!, (int)t["layers"]!, (int)t["dim"]!, (int)t["heads"]!, (int)t["out_dim"]!,
                 PhraseWidth: (int?)t["phrase_width"] ?? 0);
             var pred = (string?)o["prediction"] switch { "v" => Prediction.V, "epsilon" => Prediction.Epsilon, var p => throw new FormatException($"{source}: unknown prediction '{p}' (v or epsilon)") };
