@@ -29,7 +29,7 @@ internal static class DataVerbs
             }
             case "emoji":
             {
-                var a = new Args("data emoji", rest, ["out", "from", "split"]);
+                var a = new Args("data emoji", rest, ["out", "from", "split", "categories", "skin-tones"]);
                 a.NoPositionals();
                 string outDir = a.Required("out");
                 var split = a.Optional("split") switch
@@ -37,6 +37,13 @@ internal static class DataVerbs
                     null or "style" => EmojiSplit.Style,
                     "emoji" => EmojiSplit.Emoji,
                     var v => throw new ArgumentException($"--split must be style (hold out one style of some emoji; the default) or emoji (hold out whole emoji: zero-shot), not '{v}'"),
+                };
+                var categories = a.Optional("categories")?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+                bool skinTones = a.Optional("skin-tones") switch
+                {
+                    null or "all" => true,
+                    "none" => false,
+                    var v => throw new ArgumentException($"--skin-tones must be all (every skin-tone variant of the people emoji; the default) or none (the default yellow ones only), not '{v}'"),
                 };
                 string[] tgz;
                 if (a.Optional("from") is { } from) tgz = EmojiDataset.FindTarballs(from);
@@ -46,7 +53,7 @@ internal static class DataVerbs
                     Console.Error.WriteLine($"npm pack {string.Join(" ", EmojiDataset.Packages)} -> {cache}");
                     tgz = EmojiDataset.NpmPack(cache);
                 }
-                var s = EmojiDataset.Build(tgz[0], tgz[1], tgz[2], outDir, m => Console.Error.WriteLine(m), split);
+                var s = EmojiDataset.Build(tgz[0], tgz[1], tgz[2], outDir, m => Console.Error.WriteLine(m), split, new EmojiSelection(categories, skinTones));
                 Console.WriteLine($"wrote {s.Train} train and {s.Val} val images of {s.Emoji} emoji to {outDir} ({s.SkippedUnlabelled} images without an emojibase label skipped); see {Path.Combine(outDir, "ATTRIBUTION.md")}");
                 return 0;
             }
@@ -62,7 +69,7 @@ internal static class DataVerbs
                 return 0;
             }
             default:
-                throw new ArgumentException($"'data {sub}' is not a verb; use 'data shapes --out DIR [--count N] [--seed S] [--size 32|64] [--mix S:P:C]', 'data emoji --out DIR [--from DIR]' or 'data pack --data DIR [--size 32] --out FILE'");
+                throw new ArgumentException($"'data {sub}' is not a verb; use 'data shapes --out DIR [--count N] [--seed S] [--size 32|64] [--mix S:P:C]', 'data emoji --out DIR [--from DIR] [--split style|emoji] [--categories LIST] [--skin-tones all|none]' or 'data pack --data DIR [--size 32] --out FILE'");
         }
     }
 

@@ -16,7 +16,7 @@ public static class Program
           info                 engine status: GEMM backend, threads, OpenBLAS library, SIMD width
           selftest             a 512x512x512 GEMM through every backend, checked against the reference
           data shapes          --out DIR [--count N] [--seed S] [--size 32|64] [--mix S:P:C]: procedural scenes with ground truth (mix: scene kinds' weights, default 1:1:1)
-          data emoji           --out DIR [--from DIR] [--split style|emoji]: Noto + Twemoji images with emojibase captions (npm pack); val holds out one style of some emoji (style, default) or whole emoji (emoji: zero-shot)
+          data emoji           --out DIR [--from DIR] [--split style|emoji] [--categories LIST] [--skin-tones all|none]: Noto + Twemoji images with emojibase captions (npm pack); val holds out one style of some emoji (style, default) or whole emoji (emoji: zero-shot); --categories keeps some emoji-datasource categories, e.g. "Smileys & Emotion,Animals & Nature,Food & Drink"
           data pack            --data DIR [--size 32] --out FILE: decode an image folder once into a memory-mapped cache
           tokenizer train      --data DIR [--vocab 4096] --out DIR: byte-level BPE on a dataset's captions
           image info           IN.png: size, type, text chunks and generation parameters

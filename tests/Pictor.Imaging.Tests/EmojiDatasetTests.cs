@@ -26,19 +26,18 @@ public class EmojiDatasetTests
 
     private static byte[] Png(byte r, byte a) => PngEncoder.Encode(Enumerable.Range(0, 64 * 64).SelectMany(_ => new[] { r, (byte)0, (byte)0, a }).ToArray(), 64, 64);
 
-    [Fact]
-    public void Builds_captioned_split_folders_with_skin_tones_and_attribution()
+    /// <summary>Three emoji in two categories, one with a skin-tone variant, as the three packages; returns the tarballs.</summary>
+    private static (string Google, string Twitter, string Emojibase) Packages(string dir)
     {
-        var dir = Directory.CreateTempSubdirectory("pictor-emoji").FullName;
         var index = JsonSerializer.SerializeToUtf8Bytes(new object[]
         {
-            new Dictionary<string, object> { ["unified"] = "1F603", ["image"] = "1f603.png", ["has_img_google"] = true, ["has_img_twitter"] = true },
+            new Dictionary<string, object> { ["unified"] = "1F603", ["image"] = "1f603.png", ["category"] = "Smileys & Emotion", ["has_img_google"] = true, ["has_img_twitter"] = true },
             new Dictionary<string, object>
             {
-                ["unified"] = "1F44B", ["image"] = "1f44b.png", ["has_img_google"] = true, ["has_img_twitter"] = false,
+                ["unified"] = "1F44B", ["image"] = "1f44b.png", ["category"] = "People & Body", ["has_img_google"] = true, ["has_img_twitter"] = false,
                 ["skin_variations"] = new Dictionary<string, object> { ["1F3FF"] = new Dictionary<string, object> { ["unified"] = "1F44B-1F3FF", ["image"] = "1f44b-1f3ff.png", ["has_img_google"] = true } },
             },
-            new Dictionary<string, object> { ["unified"] = "2764-FE0F", ["image"] = "2764-fe0f.png", ["has_img_google"] = true, ["has_img_twitter"] = true },
+            new Dictionary<string, object> { ["unified"] = "2764-FE0F", ["image"] = "2764-fe0f.png", ["category"] = "Smileys & Emotion", ["has_img_google"] = true, ["has_img_twitter"] = true },
         });
         var labels = JsonSerializer.SerializeToUtf8Bytes(new object[]
         {
@@ -53,6 +52,19 @@ public class EmojiDatasetTests
         string t = Tgz(dir, "emoji-datasource-twitter-16.0.0.tgz", new() { ["package/emoji.json"] = index, ["package/LICENSE"] = lic,
             ["package/img/twitter/64/1f603.png"] = Png(50, 255), ["package/img/twitter/64/2764-fe0f.png"] = Png(60, 255) });
         string b = Tgz(dir, "emojibase-data-17.0.0.tgz", new() { ["package/en/data.json"] = labels, ["package/LICENSE"] = lic });
+        return (g, t, b);
+    }
+
+    [Fact]
+    public void Builds_captioned_split_folders_with_skin_tones_and_attribution()
+    {
+        var dir = Directory.CreateTempSubdirectory("pictor-emoji").FullName;
+        try { BuildsEverything(dir); } finally { Directory.Delete(dir, true); }
+    }
+
+    private static void BuildsEverything(string dir)
+    {
+        var (g, t, b) = Packages(dir);
         Assert.Equal(new[] { g, t, b }, EmojiDataset.FindTarballs(dir));
 
         var outDir = Path.Combine(dir, "out");
@@ -97,5 +109,37 @@ public class EmojiDatasetTests
         // both styles get held out: each half of the held-out emoji
         int notoVal = keys.Count(k => EmojiDataset.SplitOf(EmojiSplit.Style, k, 0, true) == "val");
         Assert.InRange(notoVal / (double)styleVal, 0.4, 0.6);
+    }
+
+    [Fact]
+    public void Categories_and_skin_tones_select_emoji_and_a_misspelt_category_is_named_before_anything_is_written()
+    {
+        var dir = Directory.CreateTempSubdirectory("pictor-emoji").FullName;
+        try
+        {
+            var (g, t, b) = Packages(dir);
+            Assert.Equal(new[] { "People & Body", "Smileys & Emotion" }, EmojiDataset.CategoriesOf(g).Order(StringComparer.Ordinal));
+
+            // one category, matched without regard to case: the face and the heart in both styles, no hand
+            var faces = Path.Combine(dir, "faces");
+            var s = EmojiDataset.Build(g, t, b, faces, select: new EmojiSelection(["smileys & emotion"], SkinTones: true));
+            Assert.Equal((4, 2), (s.Train + s.Val, s.Emoji));
+            var meta = Directory.GetFiles(faces, "metadata.jsonl", SearchOption.AllDirectories).SelectMany(File.ReadAllLines).Where(l => l.Length > 0).ToList();
+            Assert.All(meta, l => Assert.Equal("Smileys & Emotion", JsonDocument.Parse(l).RootElement.GetProperty("category").GetString()));
+
+            // no skin tones: the waving hand stays, its dark-skin variant goes
+            var plain = Path.Combine(dir, "plain");
+            s = EmojiDataset.Build(g, t, b, plain, select: new EmojiSelection(null, SkinTones: false));
+            Assert.Equal(5, s.Train + s.Val);
+            Assert.NotEmpty(Directory.GetFiles(plain, "noto_1f44b.png", SearchOption.AllDirectories));
+            Assert.Empty(Directory.GetFiles(plain, "noto_1f44b-1f3ff.png", SearchOption.AllDirectories));
+
+            var bad = Path.Combine(dir, "bad");
+            var e = Assert.Throws<ArgumentException>(() => EmojiDataset.Build(g, t, b, bad, select: new EmojiSelection(["Smileys", "People & Body"], true)));
+            Assert.Contains("'Smileys'", e.Message);
+            Assert.Contains("Smileys & Emotion", e.Message);   // the fix: the names there are
+            Assert.False(Directory.Exists(bad));
+        }
+        finally { Directory.Delete(dir, true); }
     }
 }

@@ -78,8 +78,20 @@ public static class EmojiDataset
 
     public sealed record Summary(int Train, int Val, int Emoji, int SkippedUnlabelled);
 
-    public static Summary Build(string googleTgz, string twitterTgz, string emojibaseTgz, string outDir, Action<string>? log = null, EmojiSplit mode = EmojiSplit.Style)
+    public static Summary Build(string googleTgz, string twitterTgz, string emojibaseTgz, string outDir, Action<string>? log = null, EmojiSplit mode = EmojiSplit.Style, EmojiSelection? select = null)
     {
+        select ??= EmojiSelection.All;
+        HashSet<string>? categories = null;
+        if (select.Categories is { Count: > 0 } wanted)
+        {
+            // Checked before anything is written: a misspelt category would otherwise make an empty or partial set.
+            var known = CategoriesOf(googleTgz);
+            var unknown = wanted.Where(c => !known.Contains(c)).ToList();
+            if (unknown.Count > 0)
+                throw new ArgumentException($"unknown emoji categor{(unknown.Count == 1 ? "y" : "ies")} {string.Join(", ", unknown.Select(c => $"'{c}'"))}; " +
+                    $"use a comma-separated list of: {string.Join(", ", known.Order(StringComparer.Ordinal))}");
+            categories = new HashSet<string>(wanted.Select(c => known.First(k => string.Equals(k, c, StringComparison.OrdinalIgnoreCase))), StringComparer.Ordinal);
+        }
         // Labels: base emoji and skin-tone variants, keyed by code points without FE0F.
         var baseFiles = ReadTgz(emojibaseTgz, n => n is "package/en/data.json" or "package/LICENSE");
         if (!baseFiles.TryGetValue("package/en/data.json", out var dataJson)) throw new DatasetFormatException($"'{emojibaseTgz}' has no package/en/data.json; is it emojibase-data?");
@@ -104,9 +116,11 @@ public static class EmojiDataset
             if (files.TryGetValue("package/LICENSE", out var lic)) licences[$"emoji-datasource-{style}.LICENSE.txt"] = lic;
             foreach (var e in JsonDocument.Parse(ej).RootElement.EnumerateArray())
             {
+                string category = e.TryGetProperty("category", out var cat) ? cat.GetString() ?? "" : "";
+                if (categories != null && !categories.Contains(category)) continue;
                 string baseKey = Key(e.GetProperty("unified").GetString()!);
                 var variants = new List<(string Unified, string Image, bool Has)> { (e.GetProperty("unified").GetString()!, e.GetProperty("image").GetString()!, e.TryGetProperty($"has_img_{style}", out var h) && h.GetBoolean()) };
-                if (e.TryGetProperty("skin_variations", out var sv))
+                if (select.SkinTones && e.TryGetProperty("skin_variations", out var sv))
                     foreach (var v in sv.EnumerateObject())
                         variants.Add((v.Value.GetProperty("unified").GetString()!, v.Value.GetProperty("image").GetString()!, v.Value.TryGetProperty($"has_img_{style}", out var hv) && hv.GetBoolean()));
                 string to = SplitOf(mode, baseKey, styleIndex, e.TryGetProperty($"has_img_{other}", out var ho) && ho.GetBoolean());
@@ -119,18 +133,29 @@ public static class EmojiDataset
                     img.Save(Path.Combine(outDir, to, file));
                     lines[to].Add(JsonSerializer.Serialize(new Dictionary<string, string>
                     {
-                        ["file_name"] = file, ["text"] = $"{label}, {name} style", ["label"] = label, ["style"] = name, ["hexcode"] = Key(unified), ["base"] = baseKey,
+                        ["file_name"] = file, ["text"] = $"{label}, {name} style", ["label"] = label, ["style"] = name, ["hexcode"] = Key(unified), ["base"] = baseKey, ["category"] = category,
                     }));
                     emoji.Add(baseKey);
                 }
             }
         }
+        if (lines["train"].Count == 0) throw new ArgumentException("the selection keeps no emoji images; choose other --categories");
         foreach (var (split, l) in lines) AtomicFile.WriteAllText(Path.Combine(outDir, split, "metadata.jsonl"), string.Join("\n", l) + "\n");
         if (baseFiles.TryGetValue("package/LICENSE", out var bl)) licences["emojibase-data.LICENSE.txt"] = bl;
         Directory.CreateDirectory(Path.Combine(outDir, "licenses"));
         foreach (var (f, b) in licences) AtomicFile.WriteAllBytes(Path.Combine(outDir, "licenses", f), b);
         AtomicFile.WriteAllText(Path.Combine(outDir, "ATTRIBUTION.md"), Attribution);
         return new Summary(lines["train"].Count, lines["val"].Count, emoji.Count, skipped);
+    }
+
+    /// <summary>The emoji-datasource categories ("Smileys & Emotion", "Animals & Nature", ...) named in a package's index.</summary>
+    public static HashSet<string> CategoriesOf(string datasourceTgz)
+    {
+        var files = ReadTgz(datasourceTgz, n => n == "package/emoji.json");
+        if (!files.TryGetValue("package/emoji.json", out var ej)) throw new DatasetFormatException($"'{datasourceTgz}' has no package/emoji.json; is it emoji-datasource-google?");
+        return JsonDocument.Parse(ej).RootElement.EnumerateArray()
+            .Select(e => e.TryGetProperty("category", out var c) ? c.GetString() : null).OfType<string>()
+            .ToHashSet(StringComparer.OrdinalIgnoreCase);
     }
 
     internal static uint Fnv1a(string s)
@@ -155,6 +180,14 @@ public static class EmojiDataset
 
         The packages' own licence files are in licenses/. No Apple or Facebook images are included.
         """;
+}
+
+/// <summary>Which emoji <c>pictor data emoji</c> keeps: some emoji-datasource categories (null or empty: all), and
+/// whether skin-tone variants come with the people emoji. A smaller, denser set (say faces, animals and food without
+/// skin tones: about 920 images rather than 7,600) is seen many more times in the same training budget.</summary>
+public sealed record EmojiSelection(IReadOnlyList<string>? Categories, bool SkinTones)
+{
+    public static readonly EmojiSelection All = new(null, true);
 }
 
 /// <summary>How <c>pictor data emoji</c> holds out its val split (<see cref="EmojiDataset.SplitOf"/>).</summary>
