@@ -8,8 +8,10 @@ namespace Pictor.Models.Text;
 
 /// <summary>Text encoder configuration. The context length S is the tokenizer's fixed model input length. PhraseWidth
 /// (odd, 0 = none) mixes each token's input embedding with its neighbours' before the first block (see
-/// <see cref="TextEncoder"/>).</summary>
-public sealed record TextEncoderConfig(int Vocab, int Context = 16, int Layers = 2, int Dim = 128, int Heads = 4, int OutDim = 128, int PhraseWidth = 0);
+/// <see cref="TextEncoder"/>). Rotary adds rotary position embedding to every block's attention, beside the learned
+/// absolute positions.</summary>
+public sealed record TextEncoderConfig(int Vocab, int Context = 16, int Layers = 2, int Dim = 128, int Heads = 4, int OutDim = 128, int PhraseWidth = 0,
+    bool Rotary = false);
 
 /// <summary>
 /// Bidirectional transformer over BPE token ids (CLIP's text tower without the causal mask): token + learned position
@@ -21,6 +23,9 @@ public sealed record TextEncoderConfig(int Vocab, int Context = 16, int Layers =
 /// shape word beside it from the first layer on ("red" in "a red circle" is red-next-to-circle), so which shape goes
 /// with which colour is a first-order fact of every token instead of something attention has to learn
 /// (docs/derivations/binding.md, "Phrase mixing").
+/// With <c>Rotary</c> every block's attention also turns queries and keys by their positions (<see cref="Pictor.Nn.Rotary"/>),
+/// so attending to "the next word" is one pattern wherever the word stands ("Relative positions" in binding.md); it
+/// adds no parameters and leaves each token's input as it is.
 /// </summary>
 public sealed class TextEncoder : Module
 {
@@ -37,7 +42,7 @@ public sealed class TextEncoder : Module
         Config = cfg;
         tokEmb = Child("tok_emb", new Embedding(rng, cfg.Vocab, cfg.Dim, std: 0.02f));
         posEmb = Param("pos_emb", Init.Normal(rng, 0.02f, cfg.Context, cfg.Dim));
-        for (int i = 0; i < cfg.Layers; i++) blocks.Add(Child($"blocks.{i}", new ArBlock(rng, cfg.Dim, cfg.Heads)));
+        for (int i = 0; i < cfg.Layers; i++) blocks.Add(Child($"blocks.{i}", new ArBlock(rng, cfg.Dim, cfg.Heads, cfg.Rotary)));
         lnF = Child("ln_f", new LayerNorm(cfg.Dim));
         proj = Child("proj", new Linear(rng, cfg.Dim, cfg.OutDim));
         if (cfg.PhraseWidth < 0 || (cfg.PhraseWidth % 2 == 0 && cfg.PhraseWidth != 0) || cfg.PhraseWidth > cfg.Context)

@@ -28,10 +28,11 @@ public sealed class ArBlock : Module
     private readonly MultiHeadAttention attn;
     private readonly Mlp mlp;
 
-    public ArBlock(Rng rng, int dim, int heads)
+    /// <param name="rotary">Rotary position embedding in the attention (no parameters; <see cref="Rotary"/>).</param>
+    public ArBlock(Rng rng, int dim, int heads, bool rotary = false)
     {
         ln1 = Child("ln1", new LayerNorm(dim));
-        attn = Child("attn", new MultiHeadAttention(rng, dim, heads));
+        attn = Child("attn", new MultiHeadAttention(rng, dim, heads, rotary: rotary));
         ln2 = Child("ln2", new LayerNorm(dim));
         mlp = Child("mlp", new Mlp(rng, dim, 4 * dim, Activation.Gelu));
     }

@@ -40,9 +40,10 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         "xs-blob" => WithTokenBlobs(FromPreset("xs-rel", vocab, imageSize, context), name),
         "xs-phrase" => WithPhraseMixing(FromPreset("xs-rel", vocab, imageSize, context), name),
         "xs-rel-phrase" => WithPhraseSlopes(FromPreset("xs-rel", vocab, imageSize, context), name),
+        "xs-rel-rope" => WithRotaryText(FromPreset("xs-rel", vocab, imageSize, context), name),
         "s" => new(name, imageSize, UnetConfig.S with { PooledDim = 256 },
             new TextEncoderConfig(vocab, context, Layers: 4, Dim: 256, Heads: 8, OutDim: 256), Prediction.V),
-        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos, xs-bind, xs-rel, xs-blob, xs-phrase, xs-rel-phrase or s"),
+        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos, xs-bind, xs-rel, xs-blob, xs-phrase, xs-rel-phrase, xs-rel-rope or s"),
     };
 
     private static DiffusionConfig WithCoordinates(DiffusionConfig c, string name) => c with { Preset = name, Unet = c.Unet with { CoordChannels = true } };
@@ -89,7 +90,14 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
     private static DiffusionConfig WithPhraseSlopes(DiffusionConfig c, string name) =>
         c with { Preset = name, Unet = c.Unet with { TokenSlopeWidth = 3 } };
 
-    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "xs-rel", "xs-blob", "xs-phrase", "xs-rel-phrase", "s"];
+    /// <summary>xs-rel whose text encoder adds rotary position embedding to its attention, beside the learned absolute
+    /// positions: a colour word finds the shape word right after it by one relative pattern wherever the pair stands,
+    /// so it can carry its shape (what pairs lack), while every token's input stays its own word, which xs-phrase's
+    /// mixer took away from the relation words (docs/derivations/binding.md, "Relative positions").</summary>
+    private static DiffusionConfig WithRotaryText(DiffusionConfig c, string name) =>
+        c with { Preset = name, Text = c.Text with { Rotary = true } };
+
+    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "xs-rel", "xs-blob", "xs-phrase", "xs-rel-phrase", "xs-rel-rope", "s"];
 
     public string ToJson()
     {
@@ -117,6 +125,7 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         if (u.TokenBlobs) o["unet"]!["token_blobs"] = true;
         if (u.TokenSlopeWidth != 1) o["unet"]!["token_slope_width"] = u.TokenSlopeWidth;
         if (t.PhraseWidth != 0) o["text"]!["phrase_width"] = t.PhraseWidth;
+        if (t.Rotary) o["text"]!["rotary"] = true;
         if (DefaultCfg != StandardCfg) o["default_cfg"] = DefaultCfg;
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
@@ -140,7 +149,7 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
                 TokenBlobs: (bool?)u["token_blobs"] ?? false,
                 TokenSlopeWidth: (int?)u["token_slope_width"] ?? 1);
             var text = new TextEncoderConfig((int)t["vocab"]!, (int)t["context"]!, (int)t["layers"]!, (int)t["dim"]!, (int)t["heads"]!, (int)t["out_dim"]!,
-                PhraseWidth: (int?)t["phrase_width"] ?? 0);
+                PhraseWidth: (int?)t["phrase_width"] ?? 0, Rotary: (bool?)t["rotary"] ?? false);
             var pred = (string?)o["prediction"] switch { "v" => Prediction.V, "epsilon" => Prediction.Epsilon, var p => throw new FormatException($"{source}: unknown prediction '{p}' (v or epsilon)") };
             if ((string?)o["schedule"] != "cosine") throw new FormatException($"{source}: unknown schedule '{(string?)o["schedule"]}' (only cosine)");
             double shift = (double?)o["schedule_shift"] ?? 1;   // absent in configs written before it existed
