@@ -17,10 +17,11 @@ shapes=("a large red circle on the left" "a small blue square at the top" "a gre
         "three white squares" "a red square left of a blue circle" "a cyan circle above an orange triangle" "a large purple square")
 want shapes && for i in "${!shapes[@]}"; do gen "${shapes[$i]}" --model "models/shapes" -n 4 --grid --out "$img/shapes-$i.png"; done
 
-# models/emoji (trained on `pictor data emoji`, the default style split): val-set prompts, emoji the model has seen
-# only in the other style, and the last two from the training set.
-emoji_style=("cat face, noto style" "red apple, noto style" "grapes, noto style" "hamburger, noto style" "basketball, noto style"
-       "panda, noto style" "purple heart, noto style" "rocket, noto style" "face with tears of joy, noto style"
+# models/emoji (trained on `pictor data emoji --categories "Smileys & Emotion,Animals & Nature,Food & Drink"
+# --skin-tones none`, the default style split): val-set prompts, emoji the model has seen only in the other style, and
+# the last two from the training set.
+emoji_style=("cat face, noto style" "red apple, noto style" "grapes, noto style" "hamburger, noto style" "sushi, noto style"
+       "panda, noto style" "purple heart, noto style" "unicorn, twemoji style" "face with tears of joy, noto style"
        "pile of poo, noto style" "robot, noto style" "dog face, twemoji style" "grinning cat, noto style" "blue heart, twemoji style")
 want emoji && for i in "${!emoji_style[@]}"; do gen "${emoji_style[$i]}" --model "models/emoji" -n 4 --grid --out "$img/emoji-$i.png"; done
 
