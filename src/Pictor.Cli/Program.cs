@@ -26,6 +26,7 @@ public static class Program
           train vqvae          --data DIR --out RUN [--preset tiny|s|dvae-tiny|dvae-s]: the DALL-E image tokenizer (VQ or Gumbel dVAE)
           train dalle          --data DIR --vqvae RUN --out RUN [--preset tiny|xs|s]: the transformer over text + image tokens
           train clip           --data DIR --out RUN [--preset tiny|xs|s]: contrastive text/image encoders (retrieval accuracy)
+          export               RUN [--step N|best|last] --out DIR: one checkpoint's EMA weights as a model directory (default last; the run's model/ holds the step that validated best)
           generate             "PROMPT" --out FILE.png [--model DIR] [--cfg S] [--negative TEXT] [--seed N] [-n N] [--grid]
                                --cfg: guidance scale, default the model's default_cfg (3 when its config.json has none)
                                diffusion: [--sampler dpm++|ddim|ddpm] [--steps 20] [--eta X]; DALL-E: [--temperature T] [--top-k K] [--top-p P]
@@ -54,6 +55,7 @@ public static class Program
                 case "tokenizer": return DataVerbs.Tokenizer(rest);
                 case "image": return DataVerbs.ImageVerb(rest);
                 case "train": return TrainVerbs.Train(rest);
+                case "export": return TrainVerbs.Export(rest);
                 case "generate": return GenerateVerbs.Generate(rest);
                 case "verify": return GenerateVerbs.Verify(rest);
                 case "eval": return EvalVerbs.Eval(rest);

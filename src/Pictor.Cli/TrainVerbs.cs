@@ -4,7 +4,8 @@ using Pictor.Pipelines.Training;
 
 namespace Pictor.Cli;
 
-/// <summary>'pictor train diffusion|vqvae|dalle|clip': parse, run the trainer with a progress line, print where things went.</summary>
+/// <summary>'pictor train diffusion|vqvae|dalle|clip': parse, run the trainer with a progress line, print where things went;
+/// 'pictor export': another step of a run as a model directory.</summary>
 internal static class TrainVerbs
 {
     // CLI option -> train.json field, with how to read it.
@@ -108,6 +109,16 @@ internal static class TrainVerbs
         Console.WriteLine(r.BestStep < 0
             ? $"stopped at step {r.Step} ({r.StopReason}) before the first validation: no model exported yet; continue with 'pictor train {family} --resume RUN'"
             : $"stopped at step {r.Step} ({r.StopReason}); best {r.BestBy} {r.BestVal:G5} at step {r.BestStep}; model: {r.ModelDir}");
+        return 0;
+    }
+
+    /// <summary>'pictor export RUN --step N|best|last --out DIR': a model directory from one checkpoint's EMA weights.</summary>
+    public static int Export(string[] args)
+    {
+        var a = new Args("export", args, ["step", "out"]);
+        if (a.Positionals.Count != 1) throw new ArgumentException("use 'export RUN --step N|best|last --out DIR' (RUN: a training run directory)");
+        var r = CheckpointExport.Export(a.Positionals[0], a.Optional("step") ?? "last", a.Required("out"));
+        Console.WriteLine($"wrote {r.OutDir}: {r.Tensors} tensors, the EMA weights of step {r.Step} ({Path.GetFileName(r.Checkpoint)})");
         return 0;
     }
 

@@ -109,6 +109,13 @@ public class CliTests
         Assert.Equal(("dalle", 16, 0.8f, 5, 0.9f), (meta.Sampler, meta.Steps, meta.Temperature, meta.TopK, meta.TopP));
         r = Run("verify", png);
         Assert.True(r.Code == 0, r.Out + r.Err); Assert.Contains("IDENTICAL", r.Out);
+        // Its one checkpoint exported (with the vqvae/ it decodes through) draws the same pixels.
+        r = Run("export", dalle, "--step", "2", "--out", Path.Combine(dir, "dalle-2"));
+        Assert.True(r.Code == 0, r.Err); Assert.Contains("the EMA weights of step 2", r.Out);
+        r = Run("verify", png, "--model", Path.Combine(dir, "dalle-2"));
+        Assert.True(r.Code == 0, r.Out + r.Err); Assert.Contains("IDENTICAL", r.Out);
+        r = Run("export", dalle, "--step", "9", "--out", Path.Combine(dir, "dalle-9"));
+        Assert.Equal(2, r.Code); Assert.Contains("no checkpoint for step 9: it keeps steps 2", r.Err);
         r = Run("generate", "a red circle", "--model", dalle, "--sampler", "ddim", "--out", png);
         Assert.Equal(2, r.Code); Assert.Contains("is a diffusion sampler", r.Err);
         r = Run("generate", "a red circle", "--model", run, "--out", png);
