@@ -110,8 +110,10 @@ public sealed class UnetModel : Module
     }
 
     /// <summary>x [B, 3, H, W] noisy images, t [B] timesteps, context [B, S, Dc] text tokens, pooled [B, Dp] (when the
-    /// config has PooledDim) -> [B, 3, H, W].</summary>
-    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, Tensor context, Tensor? pooled = null)
+    /// config has PooledDim) -> [B, 3, H, W]. <paramref name="slopeContext"/> [B, S, Dc], when given, is what the
+    /// ResBlocks' token slopes and blobs read in place of <paramref name="context"/>, which cross-attention reads: a
+    /// second text stream for the layout (docs/derivations/binding.md, "Two text streams").</summary>
+    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, Tensor context, Tensor? pooled = null, Tensor? slopeContext = null)
     {
         var cfg = Config;
         if (x.Rank != 4 || x.Shape[1] != cfg.ImageChannels) Throw.Argument($"UNet input must be [B, {cfg.ImageChannels}, H, W], got {Shape.Format(x.Shape)}");
@@ -120,6 +122,9 @@ public sealed class UnetModel : Module
         if (t.Length != x.Shape[0]) Throw.Argument($"UNet: {t.Length} timesteps for a batch of {x.Shape[0]}");
         if (context.Rank != 3 || context.Shape[0] != x.Shape[0] || context.Shape[2] != cfg.ContextDim)
             Throw.Argument($"UNet context must be [{x.Shape[0]}, S, {cfg.ContextDim}], got {Shape.Format(context.Shape)}");
+        if (slopeContext != null && (slopeContext.Rank != 3 || slopeContext.Shape[0] != x.Shape[0] || slopeContext.Shape[2] != cfg.ContextDim))
+            Throw.Argument($"UNet slope context must be [{x.Shape[0]}, S, {cfg.ContextDim}], got {Shape.Format(slopeContext.Shape)}");
+        var resContext = slopeContext ?? context;                                                                    // what the ResBlocks read
 
         var temb = timeFc2.Forward(Ops.Silu(timeFc1.Forward(TimestepEmbedding.Compute(t, cfg.TimeSinusoidDim))));   // (B, E)
         if (pooledFc != null)
@@ -135,19 +140,19 @@ public sealed class UnetModel : Module
         {
             for (int i = 0; i < cfg.BlocksPerLevel; i++)
             {
-                h = encRes[ri++].Forward(h, temb, context);
+                h = encRes[ri++].Forward(h, temb, resContext);
                 if (cfg.Attention[lvl]) h = encAttn[ai++].Forward(h, context);
                 hs.Push(h);
             }
             if (lvl != levels - 1) { h = down[lvl].Forward(h); hs.Push(h); }
         }
-        h = midRes2.Forward(midAttn.Forward(midRes1.Forward(h, temb, context), context), temb, context);
+        h = midRes2.Forward(midAttn.Forward(midRes1.Forward(h, temb, resContext), context), temb, resContext);
         ri = 0; ai = 0; int ui = 0;
         for (int lvl = levels - 1; lvl >= 0; lvl--)
         {
             for (int i = 0; i < cfg.BlocksPerLevel + 1; i++)
             {
-                h = decRes[ri++].Forward(Ops.Concat([h, hs.Pop()], 1), temb, context);
+                h = decRes[ri++].Forward(Ops.Concat([h, hs.Pop()], 1), temb, resContext);
                 if (cfg.Attention[lvl]) h = decAttn[ai++].Forward(h, context);
             }
             if (lvl != 0) h = up[ui++].Forward(Ops.UpsampleNearest(h, 2));

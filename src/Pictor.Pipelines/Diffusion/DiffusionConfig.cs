@@ -11,8 +11,10 @@ namespace Pictor.Pipelines.Diffusion;
 /// the prediction target and the schedule length. Stored as config.json beside the weights; a model directory or run
 /// whose config differs from what the caller expects is an error naming the field.
 /// </summary>
+/// <remarks>LayoutText, when set, is a second text encoder whose tokens the ResBlocks' token slopes read and whose pooled
+/// vector joins the time embedding, while <see cref="Text"/>'s tokens feed cross-attention only (preset xs-rel-split).</remarks>
 public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Unet, TextEncoderConfig Text, Prediction Prediction, int ScheduleSteps = 1000, double ScheduleShift = 1,
-    double DefaultCfg = DiffusionConfig.StandardCfg)
+    double DefaultCfg = DiffusionConfig.StandardCfg, TextEncoderConfig? LayoutText = null)
 {
     /// <summary>The guidance scale used when a caller names none, unless a model's config.json says otherwise
     /// ("default_cfg": the scale its authors found best on their eval; it changes no weights).</summary>
@@ -41,9 +43,10 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         "xs-phrase" => WithPhraseMixing(FromPreset("xs-rel", vocab, imageSize, context), name),
         "xs-rel-phrase" => WithPhraseSlopes(FromPreset("xs-rel", vocab, imageSize, context), name),
         "xs-rel-rope" => WithRotaryText(FromPreset("xs-rel", vocab, imageSize, context), name),
+        "xs-rel-split" => WithLayoutText(FromPreset("xs-rel", vocab, imageSize, context), name),
         "s" => new(name, imageSize, UnetConfig.S with { PooledDim = 256 },
             new TextEncoderConfig(vocab, context, Layers: 4, Dim: 256, Heads: 8, OutDim: 256), Prediction.V),
-        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos, xs-bind, xs-rel, xs-blob, xs-phrase, xs-rel-phrase, xs-rel-rope or s"),
+        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos, xs-bind, xs-rel, xs-blob, xs-phrase, xs-rel-phrase, xs-rel-rope, xs-rel-split or s"),
     };
 
     private static DiffusionConfig WithCoordinates(DiffusionConfig c, string name) => c with { Preset = name, Unet = c.Unet with { CoordChannels = true } };
@@ -97,7 +100,15 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
     private static DiffusionConfig WithRotaryText(DiffusionConfig c, string name) =>
         c with { Preset = name, Text = c.Text with { Rotary = true } };
 
-    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "xs-rel", "xs-blob", "xs-phrase", "xs-rel-phrase", "xs-rel-rope", "s"];
+    /// <summary>Two text streams (docs/derivations/binding.md, "Two text streams"): xs-rel's encoder, untouched, becomes
+    /// the layout stream that the token slopes and the pooled vector read (the path that learned the relation in xs-rel),
+    /// and a second encoder with rotary positions (xs-rel-rope's, which put each colour's shape into its token best)
+    /// feeds cross-attention alone (the path that draws colour and shape). In every one-stream variant the colour token
+    /// gained its shape and lost its side; here neither stream's gradient reaches the other's encoder.</summary>
+    private static DiffusionConfig WithLayoutText(DiffusionConfig c, string name) =>
+        c with { Preset = name, Text = c.Text with { Rotary = true }, LayoutText = c.Text };
+
+    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "xs-rel", "xs-blob", "xs-phrase", "xs-rel-phrase", "xs-rel-rope", "xs-rel-split", "s"];
 
     public string ToJson()
     {
@@ -126,6 +137,13 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         if (u.TokenSlopeWidth != 1) o["unet"]!["token_slope_width"] = u.TokenSlopeWidth;
         if (t.PhraseWidth != 0) o["text"]!["phrase_width"] = t.PhraseWidth;
         if (t.Rotary) o["text"]!["rotary"] = true;
+        if (LayoutText is { } l)
+        {
+            var lo = new JsonObject { ["vocab"] = l.Vocab, ["context"] = l.Context, ["layers"] = l.Layers, ["dim"] = l.Dim, ["heads"] = l.Heads, ["out_dim"] = l.OutDim };
+            if (l.PhraseWidth != 0) lo["phrase_width"] = l.PhraseWidth;
+            if (l.Rotary) lo["rotary"] = true;
+            o["layout_text"] = lo;
+        }
         if (DefaultCfg != StandardCfg) o["default_cfg"] = DefaultCfg;
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
@@ -148,15 +166,19 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
                 TokenSlopes: (bool?)u["token_slopes"] ?? false,
                 TokenBlobs: (bool?)u["token_blobs"] ?? false,
                 TokenSlopeWidth: (int?)u["token_slope_width"] ?? 1);
-            var text = new TextEncoderConfig((int)t["vocab"]!, (int)t["context"]!, (int)t["layers"]!, (int)t["dim"]!, (int)t["heads"]!, (int)t["out_dim"]!,
+            static TextEncoderConfig ReadText(JsonObject t) => new((int)t["vocab"]!, (int)t["context"]!, (int)t["layers"]!, (int)t["dim"]!, (int)t["heads"]!, (int)t["out_dim"]!,
                 PhraseWidth: (int?)t["phrase_width"] ?? 0, Rotary: (bool?)t["rotary"] ?? false);
+            var text = ReadText(t);
+            var layout = o["layout_text"] is JsonObject lt ? ReadText(lt) : null;
+            if (layout != null && (layout.Vocab != text.Vocab || layout.Context != text.Context || layout.OutDim != text.OutDim))
+                throw new FormatException($"{source}: layout_text must share text's vocab, context and out_dim ({text.Vocab}, {text.Context}, {text.OutDim}), got ({layout.Vocab}, {layout.Context}, {layout.OutDim})");
             var pred = (string?)o["prediction"] switch { "v" => Prediction.V, "epsilon" => Prediction.Epsilon, var p => throw new FormatException($"{source}: unknown prediction '{p}' (v or epsilon)") };
             if ((string?)o["schedule"] != "cosine") throw new FormatException($"{source}: unknown schedule '{(string?)o["schedule"]}' (only cosine)");
             double shift = (double?)o["schedule_shift"] ?? 1;   // absent in configs written before it existed
             if (!(shift >= 1 && shift <= 64)) throw new FormatException($"{source}: schedule_shift {shift} is outside 1..64");
             double cfg = (double?)o["default_cfg"] ?? StandardCfg;
             if (!(cfg >= 0 && cfg <= 50)) throw new FormatException($"{source}: default_cfg {cfg} is outside 0..50 (a guidance scale; 3 when absent)");
-            return new DiffusionConfig((string?)o["preset"] ?? "custom", (int)o["image_size"]!, unet, text, pred, (int)o["schedule_steps"]!, shift, cfg);
+            return new DiffusionConfig((string?)o["preset"] ?? "custom", (int)o["image_size"]!, unet, text, pred, (int)o["schedule_steps"]!, shift, cfg, layout);
         }
         catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException or FormatException)
         {
