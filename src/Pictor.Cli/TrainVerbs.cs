@@ -19,7 +19,7 @@ internal static class TrainVerbs
     ];
 
     public const string Usage = "train diffusion|vqvae|dalle|clip --data DIR --out RUN [--preset NAME] [--steps N] [--batch B] [--lr X] [--max-minutes M] ... | train diffusion|vqvae|dalle|clip --resume RUN [--max-minutes M]"
-        + " (presets: diffusion tiny|xs|xs-coord|xs-pos|xs-bind|xs-rel|xs-blob|xs-phrase|xs-rel-phrase|xs-rel-rope|xs-rel-split|s, default xs; vqvae tiny|s|dvae-tiny|dvae-s (Gumbel-softmax discrete VAE), default s; dalle tiny|xs|s, default xs, and --vqvae RUN names the image tokenizer, --dropout P adds embedding and residual dropout; diffusion --noise-shift K divides the schedule's SNR by K^2, --hflip P mirrors images with P and swaps left/right in their captions, --min-snr G weighs each step's loss by min(SNR, G) in x0 terms (5 is the paper's choice); clip tiny|xs|s, default xs)";
+        + " (presets: diffusion tiny|xs|xs-coord|xs-pos|xs-bind|xs-rel|xs-blob|xs-phrase|xs-rel-phrase|xs-rel-rope|xs-rel-split|xs-rel-sum|s, default xs; vqvae tiny|s|dvae-tiny|dvae-s (Gumbel-softmax discrete VAE), default s; dalle tiny|xs|s, default xs, and --vqvae RUN names the image tokenizer, --dropout P adds embedding and residual dropout; diffusion --noise-shift K divides the schedule's SNR by K^2, --hflip P mirrors images with P and swaps left/right in their captions, --min-snr G weighs each step's loss by min(SNR, G) in x0 terms (5 is the paper's choice); clip tiny|xs|s, default xs)";
 
     public static int Train(string[] args)
     {

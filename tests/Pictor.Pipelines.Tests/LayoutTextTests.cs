@@ -91,4 +91,35 @@ public class LayoutTextTests
         bad["layout_text"]!["out_dim"] = 64;
         Assert.Contains("layout_text must share text's vocab, context and out_dim", Assert.Throws<FormatException>(() => DiffusionConfig.FromJson(bad.ToJsonString(), "m/config.json")).Message);
     }
+
+    [Fact]
+    public void Sum_preset_adds_the_layout_tokens_to_cross_attention()
+    {
+        var tok = PipelineTests.Tokenizer();
+        var ids = tok.EncodeBatch(["a small red circle", "two blue squares"], 12);
+        var split = new DiffusionPipeline(DiffusionConfig.FromPreset("xs-rel-split", tok.VocabSize, 16, 12), tok, new Rng(4));
+        var sum = new DiffusionPipeline(DiffusionConfig.FromPreset("xs-rel-sum", tok.VocabSize, 16, 12), tok, new Rng(4));
+        // Same initial weights as xs-rel-split: only the wiring differs.
+        Assert.Equal(split.NamedParameters().Select(n => (n.Name, n.Param.ToArray())), sum.NamedParameters().Select(n => (n.Name, n.Param.ToArray())));
+        using var _ = Autograd.NoGrad();
+        var content = sum.TextEncoder.Forward(ids).Tokens.ToArray();
+        var layout = sum.LayoutEncoder!.Forward(ids).Tokens.ToArray();
+        var (sumTokens, sumPooled, sumSlopes) = sum.EncodeText(ids);
+        var (splitTokens, splitPooled, splitSlopes) = split.EncodeText(ids);
+        Assert.Equal(content, splitTokens.ToArray());                                      // split: cross-attention reads the content stream alone
+        Assert.Equal(content.Zip(layout, (a, b) => a + b).ToArray(), sumTokens.ToArray()); // sum: both streams
+        Assert.Equal(layout, sumSlopes!.ToArray());                                        // the slopes and pooled vector are as in split
+        Assert.Equal(splitSlopes!.ToArray(), sumSlopes.ToArray());
+        Assert.Equal(splitPooled!.ToArray(), sumPooled!.ToArray());
+
+        var cfg = sum.Config;
+        Assert.Contains("\"cross_attention_adds_layout\": true", cfg.ToJson());
+        Assert.True(DiffusionConfig.FromJson(cfg.ToJson(), "x").CrossAddsLayout);
+        Assert.DoesNotContain("cross_attention_adds_layout", split.Config.ToJson());
+        Assert.Equal("cross_attention_adds_layout: true vs null", DiffusionConfig.FirstDifference(cfg, split.Config with { Preset = cfg.Preset }));
+        var bad = JsonNode.Parse(cfg.ToJson())!.AsObject();
+        bad.Remove("layout_text");
+        Assert.Contains("needs a layout_text encoder", Assert.Throws<FormatException>(() => DiffusionConfig.FromJson(bad.ToJsonString(), "m/config.json")).Message);
+        Assert.Throws<ArgumentException>(() => new DiffusionPipeline(cfg with { LayoutText = null }, tok, new Rng(4)));
+    }
 }

@@ -39,6 +39,8 @@ public sealed class DiffusionPipeline : ITextToImage
     {
         if (tokenizer.VocabSize != config.Text.Vocab)
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the model config says text.vocab = {config.Text.Vocab}; use the tokenizer saved with the model");
+        if (config.CrossAddsLayout && config.LayoutText == null)
+            throw new ArgumentException("the model config sets cross_attention_adds_layout but has no layout_text encoder to add; set LayoutText or drop the flag");
         Config = config; Tokenizer = tokenizer;
         TextEncoder = new TextEncoder(config.Text, rng);
         Unet = new UnetModel(config.Unet, rng);
@@ -67,12 +69,14 @@ public sealed class DiffusionPipeline : ITextToImage
 
     /// <summary>ids [B, S] -> what the UNet reads: cross-attention tokens [B, S, Dc], the pooled vector [B, Dc] (null
     /// when the UNet takes none) and, with a layout stream, the slopes' tokens [B, S, Dc] (else null: the same tokens).
-    /// One encoder feeds all three, or the layout encoder feeds the pooled vector and the slopes.</summary>
+    /// One encoder feeds all three, or the layout encoder feeds the pooled vector and the slopes (and, with
+    /// cross_attention_adds_layout, its tokens are added to the first encoder's for cross-attention).</summary>
     public (Tensor Tokens, Tensor? Pooled, Tensor? SlopeTokens) EncodeText(IntTensor ids)
     {
         var (tokens, pooled) = TextEncoder.Forward(ids);                  // (B, S, Dc), (B, Dc)
         Tensor? slopeTokens = null;
         if (LayoutEncoder != null) (slopeTokens, pooled) = LayoutEncoder.Forward(ids);
+        if (Config.CrossAddsLayout) tokens = Ops.Add(tokens, slopeTokens!);   // xs-rel-sum: cross-attention reads both streams
         return (tokens, Config.Unet.PooledDim > 0 ? pooled : null, slopeTokens);
     }
 
