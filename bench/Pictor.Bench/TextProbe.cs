@@ -44,8 +44,8 @@ public static class TextProbe
             pos2[i] = pipe.Tokenizer.Encode($"a {ca} {sa} {rel} a {cb}").Length;
         }
         var ids = pipe.Tokenize(captions);
-        // With two text streams (xs-rel-split) the pooled and side rows read the layout stream (what the slopes read) and
-        // the shape row the cross-attention stream; with one encoder all rows read it.
+        // With two text streams (xs-rel-split, xs-rel-sum) the pooled and side rows read the layout stream (what the slopes
+        // read) and the shape row what cross-attention reads; with one encoder all rows read it.
         float[] pooled, tokens, sideTokens; int dc, s = pipe.Config.Text.Context;
         using (Autograd.NoGrad())
         {
@@ -93,7 +93,8 @@ public static class TextProbe
             shapeRows.Add((tokens.AsSpan((i * s + pos2[i]) * dc, dc).ToArray(), shape2[i]));
         }
         Console.WriteLine($"# text-probe {modelDir}: {n} horizontal pair captions, ridge regression, sign accuracy on the held-out quarter");
-        if (pipe.LayoutEncoder != null) Console.WriteLine("# two text streams: pooled and side rows from the layout encoder, the shape row from the cross-attention encoder");
+        if (pipe.LayoutEncoder != null) Console.WriteLine("# two text streams: pooled and side rows from the layout encoder, the shape row from what cross-attention reads"
+            + (pipe.Config.CrossAddsLayout ? " (both streams' tokens summed)" : " (the content encoder)"));
         Console.WriteLine("| probe | features | accuracy |\n|---|---|---|");
         Console.WriteLine($"| relation word | pooled ({dc}) | {relation:F3} |");
         Console.WriteLine($"| role of a colour (first or second) | pooled, per colour | {role:F3} |");
