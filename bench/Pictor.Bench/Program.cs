@@ -5,6 +5,17 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        try { return Run(args); }
+        catch (Exception e) when (e is IOException or ArgumentException or FormatException)
+        {
+            // Bad input (a missing model directory, a malformed argument): the message says what to fix; no stack trace.
+            Console.Error.WriteLine($"Pictor.Bench: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static int Run(string[] args)
+    {
         string what = args.Length > 0 ? args[0] : "gemm";
         int iters = args.Length > 1 && int.TryParse(args[1], out int it) ? it : 15;
         switch (what)
