@@ -133,21 +133,41 @@ public sealed partial class BpeTokenizer
     public int[] Encode(string text)
     {
         var ids = new List<int>();
+        foreach (var piece in Pieces(Normalise ? NormaliseText(text) : text)) EncodePiece(piece, ids);
+        return ids.ToArray();
+    }
+
+    /// <summary>Where each word of <paramref name="text"/> lands in <see cref="Encode"/>'s ids: one entry per
+    /// pre-tokenisation piece (a word with its leading space, a number, a punctuation run), in order, with the piece's
+    /// text trimmed of spaces (normalised: lowercase) and the range [Start, Start + Count) of the ids it became. Pieces
+    /// are encoded independently, so the ranges tile Encode(text) exactly.</summary>
+    public List<(string Word, int Start, int Count)> WordSpans(string text)
+    {
+        var spans = new List<(string, int, int)>();
+        var ids = new List<int>();
         foreach (var piece in Pieces(Normalise ? NormaliseText(text) : text))
         {
-            var sym = piece.Select(c => c.ToString()).ToList();
-            while (sym.Count > 1)
-            {
-                int bestRank = int.MaxValue, at = -1;
-                for (int i = 0; i + 1 < sym.Count; i++)
-                    if (mergeRank.TryGetValue((sym[i], sym[i + 1]), out int r) && r < bestRank) { bestRank = r; at = i; }
-                if (at < 0) break;
-                sym[at] += sym[at + 1];
-                sym.RemoveAt(at + 1);
-            }
-            foreach (var s in sym) ids.Add(vocab[s]);
+            int start = ids.Count;
+            EncodePiece(piece, ids);
+            spans.Add((Encoding.UTF8.GetString(piece.Select(c => CharToByte[c]).ToArray()).Trim(), start, ids.Count - start));
         }
-        return ids.ToArray();
+        return spans;
+    }
+
+    /// <summary>Applies the merges by rank to one piece's byte characters and appends the resulting ids.</summary>
+    private void EncodePiece(string piece, List<int> ids)
+    {
+        var sym = piece.Select(c => c.ToString()).ToList();
+        while (sym.Count > 1)
+        {
+            int bestRank = int.MaxValue, at = -1;
+            for (int i = 0; i + 1 < sym.Count; i++)
+                if (mergeRank.TryGetValue((sym[i], sym[i + 1]), out int r) && r < bestRank) { bestRank = r; at = i; }
+            if (at < 0) break;
+            sym[at] += sym[at + 1];
+            sym.RemoveAt(at + 1);
+        }
+        foreach (var s in sym) ids.Add(vocab[s]);
     }
 
     /// <summary>Text of <paramref name="ids"/>; special tokens are skipped. Bytes that are not valid UTF-8 become U+FFFD.</summary>

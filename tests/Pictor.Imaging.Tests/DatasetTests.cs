@@ -41,6 +41,25 @@ public class DatasetTests
     }
 
     [Fact]
+    public void Image_folder_reads_object_boxes_and_the_words_that_name_them()
+    {
+        var dir = Folder(
+            ("a.png", "{\"file_name\": \"a.png\", \"text\": \"a red circle\", \"objects\": [{\"colour\": \"Red\", \"shape\": \"circle\", \"centre\": [2, 3], \"bbox\": [1, 2.5, 3, 4]}, {\"colour\": \"blue\"}]}"),
+            ("b.png", "{\"file_name\": \"b.png\", \"text\": \"no objects\"}"));
+        var items = CaptionedImages.ReadImageFolder(dir);
+        var o = Assert.Single(items[0].Objects!);   // the entry without a bbox is skipped
+        Assert.Equal(new[] { "red", "circle" }, o.Words);
+        Assert.Equal((1f, 2.5f, 3f, 4f), (o.X0, o.Y0, o.X1, o.Y1));
+        Assert.Null(items[1].Objects);
+
+        foreach (var bad in new[] { "[1, 2, 3]", "[3, 2, 1, 4]", "\"box\"" })
+        {
+            var e = Assert.Throws<DatasetFormatException>(() => CaptionedImages.ReadImageFolder(Folder(("a.png", $"{{\"file_name\": \"a.png\", \"text\": \"x\", \"objects\": [{{\"bbox\": {bad}}}]}}"))));
+            Assert.Contains("line 1: objects[0].bbox must be [x0, y0, x1, y1]", e.Message);
+        }
+    }
+
+    [Fact]
     public void Coco_captions_group_by_image_and_report_bad_entries()
     {
         var dir = Directory.CreateTempSubdirectory("pictor-coco").FullName;

@@ -93,6 +93,46 @@ public class ModuleTests
         Assert.Equal(ya.Take(3 * 16), yb.Take(3 * 16));
         Assert.NotEqual(ya.Skip(3 * 16), yb.Skip(3 * 16));
     }
+
+    [Fact]
+    public void Attention_with_kept_probabilities_equals_the_fused_kernel_and_passes_gradients_through_them()
+    {
+        // The recorded-ops path (for a loss on where queries look) against the fused kernel: same output and input
+        // gradients for a loss on the output; and the kept probabilities are the softmax rows, with their own gradient.
+        var mha = new MultiHeadAttention(new Rng(5), 16, 4, contextDim: 12);
+        var xv = new Rng(6).Randn(2, 7, 16).ToArray(); var cv = new Rng(7).Randn(2, 3, 12).ToArray();
+        var w = new Rng(8).Randn(2, 7, 16);
+        (float[] Y, float[] Dx, float[] Dc, float[] Dq) Run(List<Tensor>? probs)
+        {
+            foreach (var (_, p) in mha.NamedParameters()) p.Grad = null;
+            var x = Tensor.FromArray((float[])xv.Clone(), 2, 7, 16); x.RequiresGrad = true;
+            var c = Tensor.FromArray((float[])cv.Clone(), 2, 3, 12); c.RequiresGrad = true;
+            var y = mha.Forward(x, c, probabilities: probs);
+            Ops.Sum(Ops.Mul(y, w)).Backward();
+            return (y.ToArray(), x.Grad!.ToArray(), c.Grad!.ToArray(), mha.Q.Weight.Grad!.ToArray());
+        }
+        var fused = Run(null);
+        var probs = new List<Tensor>();
+        var kept = Run(probs);
+        OpCheck.AssertClose("output", kept.Y, fused.Y, 1e-5);
+        OpCheck.AssertClose("dx", kept.Dx, fused.Dx, 1e-5);
+        OpCheck.AssertClose("dcontext", kept.Dc, fused.Dc, 1e-5);
+        OpCheck.AssertClose("dWq", kept.Dq, fused.Dq, 1e-5);
+        var p = Assert.Single(probs);
+        Assert.Equal(new[] { 2, 4, 7, 3 }, p.Shape);
+        var pv = p.ToArray();
+        for (int row = 0; row < 2 * 4 * 7; row++) Assert.Equal(1.0, pv[(row * 3)..(row * 3 + 3)].Sum(), 5);
+
+        // A loss on the probabilities alone reaches the query and key weights, not the value weights.
+        foreach (var (_, prm) in mha.NamedParameters()) prm.Grad = null;
+        var probs2 = new List<Tensor>();
+        mha.Forward(Tensor.FromArray((float[])xv.Clone(), 2, 7, 16), Tensor.FromArray((float[])cv.Clone(), 2, 3, 12), probabilities: probs2);
+        Ops.Sum(Ops.Square(Ops.Narrow(probs2[0], 3, 0, 1))).Backward();
+        Assert.Contains(mha.Q.Weight.Grad!.ToArray(), g => g != 0);
+        Assert.Contains(mha.K.Weight.Grad!.ToArray(), g => g != 0);
+        Assert.True(mha.V.Weight.Grad == null || mha.V.Weight.Grad.ToArray().All(g => g == 0));
+        Assert.Throws<ArgumentException>(() => mha.Forward(Tensor.FromArray((float[])xv.Clone(), 2, 7, 16), causal: true, probabilities: new List<Tensor>()));
+    }
 }
 
 public class OptimTests

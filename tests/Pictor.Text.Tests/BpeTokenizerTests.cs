@@ -25,6 +25,28 @@ public class BpeTokenizerTests
     }
 
     [Fact]
+    public void Word_spans_tile_the_encoding_and_name_each_word()
+    {
+        var tok = BpeTokenizer.Train(Corpus, 400);
+        var r = new Rng(2);
+        foreach (var text in Corpus.Append("  A   RED\tcircle, left of 12 cats ").Concat(Enumerable.Range(0, 50).Select(_ => RandomUnicode(r, 1 + r.NextInt(30)))))
+        {
+            var spans = tok.WordSpans(text);
+            var ids = tok.Encode(text);
+            int at = 0;
+            foreach (var (word, start, count) in spans)
+            {
+                Assert.Equal(at, start);
+                Assert.True(count >= 1, $"'{word}' in '{text}' has no tokens");
+                Assert.Equal(word, tok.Decode(ids.AsSpan(start, count)).Trim());   // each span decodes to its own word
+                at += count;
+            }
+            Assert.Equal(ids.Length, at);
+        }
+        Assert.Equal(new[] { "a", "red", "circle", ",", "left", "of", "12", "cats" }, tok.WordSpans("  A   RED\tcircle, left of 12 cats ").Select(w => w.Word));
+    }
+
+    [Fact]
     public void Round_trips_any_unicode_exactly_without_normalisation_and_to_normal_form_with_it()
     {
         var raw = BpeTokenizer.Train(Corpus, 400, normalise: false);

@@ -2,8 +2,13 @@ using System.Text.Json;
 
 namespace Pictor.Imaging.Datasets;
 
-/// <summary>One training example on disk: the image file and its captions (COCO gives several per image).</summary>
-public sealed record CaptionedImage(string ImagePath, IReadOnlyList<string> Captions);
+/// <summary>One training example on disk: the image file, its captions (COCO gives several per image) and, when the
+/// metadata lists them, the objects in it with their boxes (<see cref="ImageObject"/>; empty when it does not).</summary>
+public sealed record CaptionedImage(string ImagePath, IReadOnlyList<string> Captions, IReadOnlyList<ImageObject>? Objects = null);
+
+/// <summary>An object in a dataset image: the words that name it (its metadata entry's string values, lowercased: for
+/// 'pictor data shapes' its colour, shape and size) and its box [X0, X1) x [Y0, Y1) in the image file's pixels.</summary>
+public sealed record ImageObject(IReadOnlyList<string> Words, float X0, float Y0, float X1, float Y1);
 
 /// <summary>A malformed dataset; the message names the file, the line or entry, and the fix.</summary>
 public sealed class DatasetFormatException(string message) : FormatException(message);
@@ -45,10 +50,35 @@ public static class CaptionedImages
             if (captions.Count == 0) throw new DatasetFormatException($"{meta} line {lineNo}: empty or missing \"text\" for '{fn.GetString()}'; every image needs a caption");
             var path = Path.GetFullPath(Path.Combine(dir, fn.GetString()!));
             if (!File.Exists(path)) throw new DatasetFormatException($"{meta} line {lineNo}: image '{fn.GetString()}' does not exist in '{dir}'");
-            items.Add(new CaptionedImage(path, captions));
+            items.Add(new CaptionedImage(path, captions, ReadObjects(root, meta, lineNo)));
         }
         if (items.Count == 0) throw new DatasetFormatException($"{meta} lists no images");
         return items;
+    }
+
+    /// <summary>A metadata line's optional "objects": [{"bbox": [x0, y0, x1, y1], "colour": "red", ...}, ...], as 'pictor
+    /// data shapes' writes them. Entries without a bbox are skipped; a bbox that is not four finite numbers with x0 &lt;
+    /// x1 and y0 &lt; y1 is an error naming the line.</summary>
+    private static List<ImageObject>? ReadObjects(JsonElement root, string meta, int lineNo)
+    {
+        if (!root.TryGetProperty("objects", out var objs) || objs.ValueKind != JsonValueKind.Array) return null;
+        var list = new List<ImageObject>();
+        int k = 0;
+        foreach (var o in objs.EnumerateArray())
+        {
+            if (o.ValueKind == JsonValueKind.Object && o.TryGetProperty("bbox", out var bb))
+            {
+                var v = bb.ValueKind == JsonValueKind.Array && bb.GetArrayLength() == 4 && bb.EnumerateArray().All(e => e.ValueKind == JsonValueKind.Number)
+                    ? bb.EnumerateArray().Select(e => e.GetSingle()).ToArray() : null;
+                if (v == null || !v.All(float.IsFinite) || !(v[0] < v[2] && v[1] < v[3]))
+                    throw new DatasetFormatException($"{meta} line {lineNo}: objects[{k}].bbox must be [x0, y0, x1, y1] in pixels with x0 < x1 and y0 < y1; got {bb.GetRawText()}");
+                var words = o.EnumerateObject().Where(p => p.Value.ValueKind == JsonValueKind.String)
+                    .Select(p => p.Value.GetString()!.Trim().ToLowerInvariant()).Where(w => w.Length > 0).ToList();
+                list.Add(new ImageObject(words, v[0], v[1], v[2], v[3]));
+            }
+            k++;
+        }
+        return list;
     }
 
     public static List<CaptionedImage> ReadCoco(string annotationsJson, string imagesDir)

@@ -116,14 +116,15 @@ public sealed class AttnBlock : Module
         projOut = Child("proj_out", new Conv2d(rng, channels, channels, 1));
     }
 
-    /// <summary>x [B, C, H, W], context [B, S, Dc] -> [B, C, H, W].</summary>
-    public Tensor Forward(Tensor x, Tensor context)
+    /// <summary>x [B, C, H, W], context [B, S, Dc] -> [B, C, H, W]. <paramref name="crossMaps"/>, when given, receives the
+    /// cross-attention probabilities [B, heads, H*W, S] (pixels in row-major order), with their gradient.</summary>
+    public Tensor Forward(Tensor x, Tensor context, List<Tensor>? crossMaps = null)
     {
         int b = x.Shape[0], c = x.Shape[1], hh = x.Shape[2], ww = x.Shape[3];
         var h = projIn.Forward(norm.Forward(x));
         h = Ops.Transpose(Ops.Reshape(h, b, c, hh * ww), 1, 2);                  // (B, T, C)
         if (attn1 != null) h = Ops.AddInPlace(attn1.Forward(ln1!.Forward(h)), h);   // h + attn, summed into attn's fresh output
-        h = Ops.AddInPlace(attn2.Forward(ln2.Forward(h), context), h);
+        h = Ops.AddInPlace(attn2.Forward(ln2.Forward(h), context, probabilities: crossMaps), h);
         h = Ops.Reshape(Ops.Transpose(h, 1, 2), b, c, hh, ww);                    // (B, C, H, W)
         return Ops.AddInPlace(projOut.Forward(h), x);
     }

@@ -112,8 +112,10 @@ public sealed class UnetModel : Module
     /// <summary>x [B, 3, H, W] noisy images, t [B] timesteps, context [B, S, Dc] text tokens, pooled [B, Dp] (when the
     /// config has PooledDim) -> [B, 3, H, W]. <paramref name="slopeContext"/> [B, S, Dc], when given, is what the
     /// ResBlocks' token slopes and blobs read in place of <paramref name="context"/>, which cross-attention reads: a
-    /// second text stream for the layout (docs/derivations/binding.md, "Two text streams").</summary>
-    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, Tensor context, Tensor? pooled = null, Tensor? slopeContext = null)
+    /// second text stream for the layout (docs/derivations/binding.md, "Two text streams"). <paramref name="crossMaps"/>,
+    /// when given, receives every AttnBlock's cross-attention probabilities [B, heads, h*w, S] in forward order (for
+    /// a grounding loss; docs/derivations/binding.md, "Grounding").</summary>
+    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, Tensor context, Tensor? pooled = null, Tensor? slopeContext = null, List<Tensor>? crossMaps = null)
     {
         var cfg = Config;
         if (x.Rank != 4 || x.Shape[1] != cfg.ImageChannels) Throw.Argument($"UNet input must be [B, {cfg.ImageChannels}, H, W], got {Shape.Format(x.Shape)}");
@@ -141,19 +143,19 @@ public sealed class UnetModel : Module
             for (int i = 0; i < cfg.BlocksPerLevel; i++)
             {
                 h = encRes[ri++].Forward(h, temb, resContext);
-                if (cfg.Attention[lvl]) h = encAttn[ai++].Forward(h, context);
+                if (cfg.Attention[lvl]) h = encAttn[ai++].Forward(h, context, crossMaps);
                 hs.Push(h);
             }
             if (lvl != levels - 1) { h = down[lvl].Forward(h); hs.Push(h); }
         }
-        h = midRes2.Forward(midAttn.Forward(midRes1.Forward(h, temb, resContext), context), temb, resContext);
+        h = midRes2.Forward(midAttn.Forward(midRes1.Forward(h, temb, resContext), context, crossMaps), temb, resContext);
         ri = 0; ai = 0; int ui = 0;
         for (int lvl = levels - 1; lvl >= 0; lvl--)
         {
             for (int i = 0; i < cfg.BlocksPerLevel + 1; i++)
             {
                 h = decRes[ri++].Forward(Ops.Concat([h, hs.Pop()], 1), temb, resContext);
-                if (cfg.Attention[lvl]) h = decAttn[ai++].Forward(h, context);
+                if (cfg.Attention[lvl]) h = decAttn[ai++].Forward(h, context, crossMaps);
             }
             if (lvl != 0) h = up[ui++].Forward(Ops.UpsampleNearest(h, 2));
         }

@@ -32,8 +32,11 @@ public sealed class MultiHeadAttention : Module
         Out = Child("out", new Linear(rng, inner, dim));
     }
 
-    /// <summary>x [B, T, D], context [B, S, Dc] (null for self-attention) -> [B, T, D].</summary>
-    public Tensor Forward(Tensor x, Tensor? context = null, bool causal = false, bool[]? keyPaddingMask = null)
+    /// <summary>x [B, T, D], context [B, S, Dc] (null for self-attention) -> [B, T, D]. With <paramref name="probabilities"/>,
+    /// the attention is computed from recorded ops (logits, softmax, product) instead of the fused kernel, and its
+    /// probabilities [B, H, T, S] are added to the list as a tensor that gradients flow through (a loss on where each
+    /// query looks: <c>GroundingLoss</c>); the output is the fused kernel's up to rounding.</summary>
+    public Tensor Forward(Tensor x, Tensor? context = null, bool causal = false, bool[]? keyPaddingMask = null, List<Tensor>? probabilities = null)
     {
         var ctx = context ?? x;
         if (RotaryPositions && context != null) Throw.Argument("rotary position embedding is for self-attention: a cross-attention's keys have no positions shared with its queries");
@@ -41,7 +44,15 @@ public sealed class MultiHeadAttention : Module
         var k = SplitHeads(K.Forward(ctx));     // (B, H, S, Dh)
         if (RotaryPositions) { q = Rotary.Apply(q); k = Rotary.Apply(k); }
         var v = SplitHeads(V.Forward(ctx));     // (B, H, S, Dh)
-        var o = Ops.ScaledDotProductAttention(q, k, v, causal, keyPaddingMask);   // (B, H, T, Dh)
+        Tensor o;
+        if (probabilities == null) o = Ops.ScaledDotProductAttention(q, k, v, causal, keyPaddingMask);   // (B, H, T, Dh)
+        else
+        {
+            if (causal || keyPaddingMask != null) Throw.Argument("attention probabilities are kept only for unmasked attention (a UNet's cross-attention); leave out causal and keyPaddingMask");
+            var p = Ops.Softmax(Ops.MulScalar(Ops.MatMul(q, Ops.Transpose(k, 2, 3)), 1f / MathF.Sqrt(HeadDim)), -1);   // (B, H, T, S)
+            probabilities.Add(p);
+            o = Ops.MatMul(p, v);                                                                                   // (B, H, T, Dh)
+        }
         return Out.Forward(MergeHeads(o));     // (B, T, D)
     }
 

@@ -61,10 +61,10 @@ public sealed class DiffusionPipeline : ITextToImage
         Tokenizer.EncodeBatch(captions, Config.Text.Context, truncate);
 
     /// <summary>Model output (eps or v) for x [B, 3, H, W] at timesteps t [B] given text ids [B, S].</summary>
-    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, IntTensor ids)
+    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, IntTensor ids, List<Tensor>? crossMaps = null)
     {
         var c = EncodeText(ids);
-        return Unet.Forward(x, t, c.Tokens, c.Pooled, c.SlopeTokens);
+        return Unet.Forward(x, t, c.Tokens, c.Pooled, c.SlopeTokens, crossMaps);
     }
 
     /// <summary>ids [B, S] -> what the UNet reads: cross-attention tokens [B, S, Dc], the pooled vector [B, Dc] (null

@@ -26,6 +26,7 @@ public static class DiffusionTrainer
     {
         opt = opt with { Model = Family };
         var (train, val) = TrainingSession.BeginRun(runDir, opt, ctl);
+        CheckGroundingData(opt, train);
         var tok = BpeTokenizer.Train(train.Captions.SelectMany(c => c), opt.Vocab);
         var config = DiffusionConfig.FromPreset(opt.Preset, tok.VocabSize, opt.ImageSize, opt.Context) with { ScheduleShift = opt.NoiseShift };
         var pipe = new DiffusionPipeline(config, tok, new Rng(opt.Seed));
@@ -47,12 +48,20 @@ public static class DiffusionTrainer
             throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' of {TrainingSession.TrainFile} ({d}); the run was edited or made by another Pictor version");
         var tok = BpeTokenizer.Load(Path.Combine(runDir, DiffusionPipeline.TokenizerDir));
         var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
+        CheckGroundingData(opt, train);
         var pipe = new DiffusionPipeline(config, tok, new Rng(opt.Seed));
         ctl.Log?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
         return new Session(runDir, opt, pipe, train, val, ctl).Run(SafeTensorsFile.Read(ckpt));
     }
 
     public static string? LatestCheckpoint(string runDir) => TrainingSession.LatestCheckpoint(runDir);
+
+    private static void CheckGroundingData(TrainOptions opt, ImageCaptionSet train)
+    {
+        if (opt.Grounding > 0 && !train.HasObjects)
+            throw new ArgumentException($"--grounding needs object boxes in {opt.Data}/train/metadata.jsonl (\"objects\": [{{\"bbox\": [x0, y0, x1, y1], \"shape\": \"circle\", ...}}], "
+                + "the words that name each object as string values), as 'pictor data shapes' writes them; this data has none. Leave --grounding out, or add the boxes");
+    }
 
     private sealed class Session : TrainingSession
     {
@@ -61,6 +70,8 @@ public static class DiffusionTrainer
         private readonly float[] x0, eps, xt, target, tf;
         private readonly int[] ts;
         private readonly string[] captions;
+        private readonly float[]? masks;       // (B, S, N) grounding masks, with --grounding
+        private readonly bool[]? grounded;     // (B, S)
 
         public Session(string runDir, TrainOptions opt, DiffusionPipeline pipe, ImageCaptionSet train, ImageCaptionSet val, TrainControl ctl)
             : this(runDir, opt, pipe, new DiffusionPipeline(pipe.Config, pipe.Tokenizer, new Rng(0)), train, val, ctl) { }
@@ -72,6 +83,7 @@ public static class DiffusionTrainer
             int b = opt.Batch, per = 3 * opt.ImageSize * opt.ImageSize;
             x0 = new float[b * per]; eps = new float[b * per]; xt = new float[b * per]; target = new float[b * per];
             ts = new int[b]; tf = new float[b]; captions = new string[b];
+            if (opt.Grounding > 0) { masks = new float[b * opt.Context * opt.ImageSize * opt.ImageSize]; grounded = new bool[b * opt.Context]; }
         }
 
         protected override void SetTraining(bool on) => pipe.Train(on);
@@ -86,21 +98,34 @@ public static class DiffusionTrainer
                 train.Read(idx, x0.AsSpan(i * per, per));
                 var caps = train.Captions[idx];
                 string cap = caps[Rng.NextInt(caps.Count)];
+                bool flipped = false;
                 if (Opt.Hflip > 0 && Rng.NextFloat() < Opt.Hflip)   // no draw when off, so runs without it are unchanged
                 {
                     HorizontalFlip.MirrorInPlace(x0.AsSpan(i * per, per), 3, size, size);
                     cap = HorizontalFlip.MirrorCaption(cap);
+                    flipped = true;
                 }
                 captions[i] = Rng.NextFloat() < Opt.CaptionDropout ? "" : cap;
+                if (masks != null) SetGrounding(i, captions[i], train.Objects[idx], flipped);   // draws nothing
                 ts[i] = Rng.NextInt(pipe.Schedule.Steps); tf[i] = ts[i];
             }
             Rng.FillNormal(eps);
             pipe.Schedule.AddNoise(x0, eps, ts, xt);
             pipe.Schedule.Target(pipe.Config.Prediction, x0, eps, ts, target);
-            var outp = pipe.Forward(Tensor.FromArray(xt, b, 3, size, size), tf, pipe.Tokenize(captions, truncate: true));
+            var maps = masks != null ? new List<Tensor>() : null;
+            var outp = pipe.Forward(Tensor.FromArray(xt, b, 3, size, size), tf, pipe.Tokenize(captions, truncate: true), maps);
             var w = Opt.MinSnr == 0 ? null   // per-image w_t of MinSnrWeighting, broadcast over the image
                 : Tensor.FromArray(MinSnrWeighting.Weights(pipe.Schedule, pipe.Config.Prediction, ts, Opt.MinSnr), b, 1, 1, 1);
-            return Ops.MseLoss(outp, Tensor.FromArray(target, b, 3, size, size), w);
+            var loss = Ops.MseLoss(outp, Tensor.FromArray(target, b, 3, size, size), w);
+            if (maps == null) return loss;
+            // L = MSE + W * L_token (GroundingLoss); the val loss stays the plain MSE, comparable with runs without it
+            return Ops.Add(loss, Ops.MulScalar(GroundingLoss.Compute(maps, masks!, grounded!, b, Opt.Context, size), Opt.Grounding));
+        }
+
+        private void SetGrounding(int i, string caption, IReadOnlyList<Imaging.Datasets.ImageObject> objects, bool flipped)
+        {
+            int n = Opt.ImageSize * Opt.ImageSize, s = Opt.Context;
+            Grounding.TokenMasks(pipe.Tokenizer, caption, objects, s, Opt.ImageSize, flipped, masks.AsSpan(i * s * n, s * n)).CopyTo(grounded!, i * s);
         }
 
         /// <summary>Val loss of the EMA weights on a fixed subset with fixed steps and noise.</summary>
@@ -108,7 +133,8 @@ public static class DiffusionTrainer
         {
             int n = Math.Min(Opt.ValImages, val.Count), size = Opt.ImageSize, per = 3 * size * size;
             var vr = new Rng(Opt.Seed + 77);   // the same t and noise at every validation, so points compare
-            double sum = 0; const int chunk = 32;
+            double sum = 0, gsum = 0; const int chunk = 32;
+            bool ground = Opt.Grounding > 0 && val.HasObjects;
             using (Autograd.NoGrad())
                 for (int s = 0; s < n; s += chunk)
                 {
@@ -120,10 +146,24 @@ public static class DiffusionTrainer
                     emaPipe.Schedule.AddNoise(x0, eps, ts, xt);
                     emaPipe.Schedule.Target(emaPipe.Config.Prediction, x0, eps, ts, target);
                     using (TensorScope.Begin())
-                        sum += Ops.MseLoss(emaPipe.Forward(Tensor.FromArray(xt, m, 3, size, size), tf, emaPipe.Tokenize(caps, truncate: true)),
+                    {
+                        var maps = ground ? new List<Tensor>() : null;
+                        sum += Ops.MseLoss(emaPipe.Forward(Tensor.FromArray(xt, m, 3, size, size), tf, emaPipe.Tokenize(caps, truncate: true), maps),
                             Tensor.FromArray(target, m, 3, size, size)).Item() * m;
+                        if (maps != null) gsum += ValGrounding(maps, s, m, caps) * m;
+                    }
                 }
-            return new(sum / n, "");
+            return new(sum / n, ground ? $", grounding {gsum / n:F4}" : "");
+        }
+
+        /// <summary>L_token of the val images s..s+m-1 (their first captions, not mirrored).</summary>
+        private double ValGrounding(List<Tensor> maps, int s, int m, string[] caps)
+        {
+            int ctx = Opt.Context, n = Opt.ImageSize * Opt.ImageSize;
+            var vm = new float[m * ctx * n]; var vg = new bool[m * ctx];
+            for (int i = 0; i < m; i++)
+                Grounding.TokenMasks(emaPipe.Tokenizer, caps[i], val.Objects[s + i], ctx, Opt.ImageSize, false, vm.AsSpan(i * ctx * n, ctx * n)).CopyTo(vg, i * ctx);
+            return GroundingLoss.Compute(maps, vm, vg, m, ctx, Opt.ImageSize).Item();
         }
 
         protected override void ExportModel(string dir) => emaPipe.Save(dir);

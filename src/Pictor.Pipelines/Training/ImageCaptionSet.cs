@@ -14,6 +14,11 @@ public sealed class ImageCaptionSet
     public int Count => Captions.Count;
     public int Size { get; }
     public List<IReadOnlyList<string>> Captions { get; } = new();
+    /// <summary>Per image, the objects its metadata lists, their boxes moved into the training image's pixels (after the
+    /// centre crop and resize); empty when the metadata lists none. What --grounding reads.</summary>
+    public List<IReadOnlyList<ImageObject>> Objects { get; } = new();
+    /// <summary>Whether any image lists an object with a box.</summary>
+    public bool HasObjects => Objects.Any(o => o.Count > 0);
     private readonly byte[] rgb;   // (N, 3, Size, Size)
 
     public ImageCaptionSet(IReadOnlyList<CaptionedImage> items, int size)
@@ -25,11 +30,26 @@ public sealed class ImageCaptionSet
         for (int i = 0; i < items.Count; i++)
         {
             var img = Image.Load(items[i].ImagePath).CompositeOver(255, 255, 255);
+            Objects.Add(ToTrainingPixels(items[i].Objects, img.Width, img.Height, size));
             if (img.Width != size || img.Height != size) img = img.CenterCropSquare().Resize(size, size);
             for (int p = 0; p < size * size; p++)
                 for (int c = 0; c < 3; c++) rgb[i * per + c * size * size + p] = img.Rgba[4 * p + c];
             Captions.Add(items[i].Captions);
         }
+    }
+
+    /// <summary>Boxes in a w x h file's pixels -> boxes in the size x size training image: the square centre crop's
+    /// offset (as <see cref="Image.CenterCrop"/> takes it), then the scale; clipped to the image.</summary>
+    public static IReadOnlyList<ImageObject> ToTrainingPixels(IReadOnlyList<ImageObject>? objects, int w, int h, int size)
+    {
+        if (objects == null || objects.Count == 0) return [];
+        int m = Math.Min(w, h), ox = (w - m) / 2, oy = (h - m) / 2;
+        float s = (float)size / m;
+        return objects.Select(o => o with
+        {
+            X0 = Math.Clamp((o.X0 - ox) * s, 0, size), X1 = Math.Clamp((o.X1 - ox) * s, 0, size),
+            Y0 = Math.Clamp((o.Y0 - oy) * s, 0, size), Y1 = Math.Clamp((o.Y1 - oy) * s, 0, size),
+        }).ToList();
     }
 
     /// <summary>Reads DIR/train and DIR/val (image folders with metadata.jsonl).</summary>
