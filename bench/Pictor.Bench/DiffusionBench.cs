@@ -10,11 +10,14 @@ namespace Pictor.Bench;
 /// <summary>Training step of a full text-to-image pipeline preset (text encoder + UNet), split into forward, backward
 /// and optimiser time, so the shipped models' training budget can be planned: `Pictor.Bench diffusion-train xs 32 10`.
 /// With a fourth argument, a dataset folder (train/ + val/), the batch is real: its first images and captions, noised at
-/// random steps as training does (`diffusion-train xs-bind 32 4 data/shapes50k`); otherwise Gaussian inputs and one caption.</summary>
+/// random steps as training does (`diffusion-train xs-bind 32 4 data/shapes50k`); otherwise Gaussian inputs and one caption.
+/// A fifth argument W > 0 adds W times the grounding loss ('train diffusion --grounding W'), its masks built from the
+/// batch's boxes inside the timed forward, as training builds them each step (`diffusion-train xs-rel 32 8 data/shapes50k 0.01`).</summary>
 internal static class DiffusionBench
 {
-    public static void Train(string preset, int batch, int iters, string? dataDir = null)
+    public static void Train(string preset, int batch, int iters, string? dataDir = null, float grounding = 0)
     {
+        if (grounding > 0 && dataDir == null) throw new ArgumentException("diffusion-train: a grounding weight needs a dataset folder (the 4th argument) with object boxes");
         var real = dataDir == null ? null : Pictor.Pipelines.Training.ImageCaptionSet.LoadSplits(dataDir, 32).Train;
         var captions = real == null ? ["a small red circle", "two blue squares", "a green triangle left of a white circle"] : real.Captions.SelectMany(c => c).ToList();
         var tok = BpeTokenizer.Train(captions, 300);
@@ -48,7 +51,18 @@ internal static class DiffusionBench
             using var scope = TensorScope.Begin();
             var sw = Stopwatch.StartNew();
             opt.ZeroGrad();
-            var loss = Ops.MseLoss(pipe.Forward(x, t, ids), target);
+            Tensor loss;
+            if (grounding > 0)
+            {
+                int ctx = pipe.Config.Text.Context, n = s * s;
+                var masks = new float[batch * ctx * n]; var grounded = new bool[batch * ctx];
+                for (int k = 0; k < batch; k++)
+                    Pictor.Pipelines.Training.Grounding.TokenMasks(tok, real!.Captions[k % real.Count][0], real.Objects[k % real.Count], ctx, s, false, masks.AsSpan(k * ctx * n, ctx * n)).CopyTo(grounded, k * ctx);
+                var maps = new List<Tensor>();
+                loss = Ops.MseLoss(pipe.Forward(x, t, ids, maps), target);
+                loss = Ops.Add(loss, Ops.MulScalar(Pictor.Pipelines.Training.GroundingLoss.Compute(maps, masks, grounded, batch, ctx, s), grounding));
+            }
+            else loss = Ops.MseLoss(pipe.Forward(x, t, ids), target);
             double a = sw.Elapsed.TotalSeconds;
             loss.Backward();
             double b = sw.Elapsed.TotalSeconds;
@@ -62,6 +76,6 @@ internal static class DiffusionBench
         Console.Error.WriteLine($"per step: {(double)(BufferPool.Allocations - poolAllocs) / iters:F1} new pool arrays, " +
             $"{(GC.GetTotalAllocatedBytes() - gcBytes) / iters / 1e6:F2} MB GC-allocated, {(double)(GC.CollectionCount(0) - gcs) / iters:F2} gen0 GCs");
         double step = (fwd + bwd + upd) / iters;
-        Console.WriteLine($"| {preset} train step, batch {batch} | {step * 1000:F0} ms | {batch / step:F1} images/s | fwd {fwd / iters * 1000:F0} ms, bwd {bwd / iters * 1000:F0} ms, optim {upd / iters * 1000:F0} ms | {flops / iters / 1e9 / batch:F2} GFLOP/image (GEMM) | {flops / iters / step / 1e9:F1} GFLOP/s |");
+        Console.WriteLine($"| {preset}{(grounding > 0 ? $" + grounding {grounding}" : "")} train step, batch {batch} | {step * 1000:F0} ms | {batch / step:F1} images/s | fwd {fwd / iters * 1000:F0} ms, bwd {bwd / iters * 1000:F0} ms, optim {upd / iters * 1000:F0} ms | {flops / iters / 1e9 / batch:F2} GFLOP/image (GEMM) | {flops / iters / step / 1e9:F1} GFLOP/s |");
     }
 }
