@@ -54,10 +54,9 @@ internal static class DiffusionBench
             Tensor loss;
             if (grounding > 0)
             {
-                int ctx = pipe.Config.Text.Context, n = s * s;
-                var masks = new float[batch * ctx * n]; var grounded = new bool[batch * ctx];
-                for (int k = 0; k < batch; k++)
-                    Pictor.Pipelines.Training.Grounding.TokenMasks(tok, real!.Captions[k % real.Count][0], real.Objects[k % real.Count], ctx, s, false, masks.AsSpan(k * ctx * n, ctx * n)).CopyTo(grounded, k * ctx);
+                int ctx = pipe.Config.Text.Context;
+                var (masks, grounded) = Pictor.Pipelines.Training.Grounding.BatchMasks(tok, Enumerable.Range(0, batch).Select(k => real!.Captions[k % real.Count][0]).ToList(),
+                    Enumerable.Range(0, batch).Select(k => real!.Objects[k % real.Count]).ToList(), ctx, s);
                 var maps = new List<Tensor>();
                 loss = Ops.MseLoss(pipe.Forward(x, t, ids, maps), target);
                 loss = Ops.Add(loss, Ops.MulScalar(Pictor.Pipelines.Training.GroundingLoss.Compute(maps, masks, grounded, batch, ctx, s), grounding));

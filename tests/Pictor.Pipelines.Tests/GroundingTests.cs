@@ -151,10 +151,11 @@ public class GroundingTests
         var tok = BpeTokenizer.Train(set.Captions.SelectMany(c => c), 400);
         const int ctx = 16, n = 16 * 16;
         var p = new Diffusion.DiffusionPipeline(Diffusion.DiffusionConfig.FromPreset("tiny", tok.VocabSize, 16, ctx), tok, new Rng(3));
-        var masks = new float[8 * ctx * n]; var grounded = new bool[8 * ctx];
         var caps = idx.Select(i => set.Captions[i][0]).ToArray();
-        for (int k = 0; k < 8; k++)
-            Grounding.TokenMasks(p.Tokenizer, caps[k], set.Objects[idx[k]], ctx, 16, false, masks.AsSpan(k * ctx * n, ctx * n)).CopyTo(grounded, k * ctx);
+        var (masks, grounded) = Grounding.BatchMasks(p.Tokenizer, caps, idx.Select(i => set.Objects[i]).ToList(), ctx, 16);
+        var row3 = new float[ctx * n];   // the batch's rows are the single-image masks
+        Assert.Equal(Grounding.TokenMasks(p.Tokenizer, caps[3], set.Objects[idx[3]], ctx, 16, false, row3), grounded[(3 * ctx)..(4 * ctx)]);
+        Assert.Equal(row3, masks[(3 * ctx * n)..(4 * ctx * n)]);
         Assert.True(grounded.Count(g => g) >= 16);
         var x = new float[8 * 3 * n];
         for (int k = 0; k < 8; k++) set.Read(idx[k], x.AsSpan(k * 3 * n, 3 * n));

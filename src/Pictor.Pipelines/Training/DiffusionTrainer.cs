@@ -159,11 +159,8 @@ public static class DiffusionTrainer
         /// <summary>L_token of the val images s..s+m-1 (their first captions, not mirrored).</summary>
         private double ValGrounding(List<Tensor> maps, int s, int m, string[] caps)
         {
-            int ctx = Opt.Context, n = Opt.ImageSize * Opt.ImageSize;
-            var vm = new float[m * ctx * n]; var vg = new bool[m * ctx];
-            for (int i = 0; i < m; i++)
-                Grounding.TokenMasks(emaPipe.Tokenizer, caps[i], val.Objects[s + i], ctx, Opt.ImageSize, false, vm.AsSpan(i * ctx * n, ctx * n)).CopyTo(vg, i * ctx);
-            return GroundingLoss.Compute(maps, vm, vg, m, ctx, Opt.ImageSize).Item();
+            var (vm, vg) = Grounding.BatchMasks(emaPipe.Tokenizer, caps, val.Objects.GetRange(s, m), Opt.Context, Opt.ImageSize);
+            return GroundingLoss.Compute(maps, vm, vg, m, Opt.Context, Opt.ImageSize).Item();
         }
 
         protected override void ExportModel(string dir) => emaPipe.Save(dir);

@@ -53,6 +53,18 @@ public static class Grounding
         return grounded;
     }
 
+    /// <summary><see cref="TokenMasks"/> for a batch of unmirrored images: masks [B, context, size*size] and grounded
+    /// [B * context], image i from captions[i] and objects[i].</summary>
+    public static (float[] Masks, bool[] Grounded) BatchMasks(BpeTokenizer tok, IReadOnlyList<string> captions, IReadOnlyList<IReadOnlyList<ImageObject>> objects, int context, int size)
+    {
+        if (captions.Count != objects.Count) throw new ArgumentException($"grounding: {captions.Count} captions for {objects.Count} images' objects");
+        int per = context * size * size;
+        var masks = new float[captions.Count * per]; var grounded = new bool[captions.Count * context];
+        for (int i = 0; i < captions.Count; i++)
+            TokenMasks(tok, captions[i], objects[i], context, size, false, masks.AsSpan(i * per, per)).CopyTo(grounded, i * context);
+        return (masks, grounded);
+    }
+
     /// <summary>The length of [p, p + 1) inside [a, b).</summary>
     private static float Overlap(int p, float a, float b) => Math.Max(0f, Math.Min(p + 1f, b) - Math.Max(p, a));
 }
