@@ -15,11 +15,11 @@ internal static class TrainVerbs
         ("steps", "steps"), ("lr", "lr"), ("min-lr", "min_lr"), ("warmup", "warmup"), ("weight-decay", "weight_decay"), ("clip", "clip_norm"),
         ("ema", "ema_decay"), ("caption-dropout", "caption_dropout"), ("dropout", "dropout"), ("val-every", "val_every"), ("ckpt-every", "ckpt_every"),
         ("keep", "keep"), ("patience", "patience"), ("val-images", "val_images"), ("seed", "seed"), ("vqvae", "vqvae"), ("noise-shift", "noise_shift"), ("hflip", "hflip"),
-        ("min-snr", "min_snr"), ("grounding", "grounding"),
+        ("min-snr", "min_snr"), ("grounding", "grounding"), ("placement", "placement"),
     ];
 
     public const string Usage = "train diffusion|vqvae|dalle|clip --data DIR --out RUN [--preset NAME] [--steps N] [--batch B] [--lr X] [--max-minutes M] ... | train diffusion|vqvae|dalle|clip --resume RUN [--max-minutes M]"
-        + " (presets: diffusion tiny|xs|xs-coord|xs-pos|xs-bind|xs-rel|xs-blob|xs-phrase|xs-rel-phrase|xs-rel-rope|xs-rel-split|xs-rel-sum|s, default xs; vqvae tiny|s|dvae-tiny|dvae-s (Gumbel-softmax discrete VAE), default s; dalle tiny|xs|s, default xs, and --vqvae RUN names the image tokenizer, --dropout P adds embedding and residual dropout; diffusion --noise-shift K divides the schedule's SNR by K^2, --hflip P mirrors images with P and swaps left/right in their captions, --min-snr G weighs each step's loss by min(SNR, G) in x0 terms (5 is the paper's choice), --grounding W adds W times the token-level grounding loss (each caption word that names an object attends from that object's box; needs 'objects' with a 'bbox' in metadata.jsonl, as 'pictor data shapes' writes); clip tiny|xs|s, default xs)";
+        + " (presets: diffusion tiny|xs|xs-coord|xs-pos|xs-bind|xs-rel|xs-blob|xs-phrase|xs-rel-phrase|xs-rel-rope|xs-rel-split|xs-rel-sum|xs-rel-place|s, default xs; vqvae tiny|s|dvae-tiny|dvae-s (Gumbel-softmax discrete VAE), default s; dalle tiny|xs|s, default xs, and --vqvae RUN names the image tokenizer, --dropout P adds embedding and residual dropout; diffusion --noise-shift K divides the schedule's SNR by K^2, --hflip P mirrors images with P and swaps left/right in their captions, --min-snr G weighs each step's loss by min(SNR, G) in x0 terms (5 is the paper's choice), --grounding W adds W times the token-level grounding loss (each caption word that names an object attends from that object's box; needs 'objects' with a 'bbox' in metadata.jsonl, as 'pictor data shapes' writes), --placement W (preset xs-rel-place) adds W times the placement loss (each word that names one object is placed at its box's centre by the UNet's token places; boxes as for --grounding); clip tiny|xs|s, default xs)";
 
     public static int Train(string[] args)
     {
@@ -48,7 +48,7 @@ internal static class TrainVerbs
             EmaDecay = a.Float("ema", d.EmaDecay, 0f, 0.999999f), CaptionDropout = a.Float("caption-dropout", d.CaptionDropout, 0f, 0.99f),
             Dropout = a.Float("dropout", d.Dropout, 0f, 0.99f), NoiseShift = a.Float("noise-shift", d.NoiseShift, 1f, 64f),
             Hflip = a.Float("hflip", d.Hflip, 0f, 1f), MinSnr = a.Float("min-snr", d.MinSnr, 0f, 1000f),
-            Grounding = a.Float("grounding", d.Grounding, 0f, 100f),
+            Grounding = a.Float("grounding", d.Grounding, 0f, 100f), Placement = a.Float("placement", d.Placement, 0f, 100f),
             ValEvery = a.Int("val-every", d.ValEvery, 1, int.MaxValue), CkptEvery = a.Int("ckpt-every", d.CkptEvery, 1, int.MaxValue),
             Keep = a.Int("keep", d.Keep, 1, 1000), Patience = a.Int("patience", d.Patience, 0, 1_000_000),
             ValImages = a.Int("val-images", d.ValImages, 1, 1_000_000), Seed = a.ULong("seed", d.Seed),

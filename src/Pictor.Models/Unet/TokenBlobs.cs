@@ -18,20 +18,28 @@ namespace Pictor.Models.Unet;
 /// (docs/derivations/binding.md, the probe) puts that colour's channels on the left, and a shape word's token, which
 /// knows its colour, puts its shape's channels at the same place: the binding, first order.
 /// </summary>
+/// <remarks>Built with <c>ownCentres: false</c> the blobs have channels only, and every call is given the centres: one
+/// head for the whole UNet (<see cref="TokenPlaces"/>, preset xs-rel-place) whose centres can be supervised.</remarks>
 public sealed class TokenBlobs : Module
 {
     public const float Sigma = 0.3f;
-    private readonly Linear channels, centre;
+    private readonly Linear channels;
+    private readonly Linear? centre;
 
-    public TokenBlobs(Rng rng, int contextDim, int outChannels)
+    public TokenBlobs(Rng rng, int contextDim, int outChannels, bool ownCentres = true)
     {
         channels = Child("v", new Linear(rng, contextDim, outChannels));
-        centre = Child("m", new Linear(rng, contextDim, 2));
+        if (ownCentres) centre = Child("m", new Linear(rng, contextDim, 2));
     }
 
-    /// <summary>context [B, S, Dc], output size H x W -> [B, C, H, W].</summary>
-    public Tensor Forward(Tensor context, int h, int w) =>
-        Place(channels.Forward(context), Ops.Tanh(centre.Forward(context)), h, w);
+    /// <summary>context [B, S, Dc], output size H x W -> [B, C, H, W]. <paramref name="centres"/> [B, S, 2]: the shared
+    /// centres, required exactly when the blobs were built without their own.</summary>
+    public Tensor Forward(Tensor context, int h, int w, Tensor? centres = null)
+    {
+        if ((centres == null) == (centre == null))
+            Throw.Argument(centre == null ? "these token blobs share the UNet's token places; pass the centres [B, S, 2]" : "these token blobs have their own centres; pass none");
+        return Place(channels.Forward(context), centres ?? Ops.Tanh(centre!.Forward(context)), h, w);
+    }
 
     /// <summary>Channels v [B, S, C] and centres m [B, S, 2] -> [B, C, H, W], (1/S) sum_s v_s blob(m_s).</summary>
     public static Tensor Place(Tensor v, Tensor m, int h, int w)

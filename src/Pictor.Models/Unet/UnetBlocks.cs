@@ -27,11 +27,13 @@ public sealed class ResBlock : Module
     /// where (docs/derivations/binding.md, the probe).</param>
     /// <param name="tokenBlobDim">Text token width for token blobs (0 = none): each token adds its own channels at its
     /// own place after the time embedding (<see cref="TokenBlobs"/>).</param>
+    /// <param name="sharedPlaces">With token blobs: the blobs have no centres of their own and read the UNet's shared
+    /// <see cref="TokenPlaces"/>, passed to <see cref="Forward"/>.</param>
     /// <param name="tokenSlopeWidth">The odd window of tokens V is read from: 1, V_s = tok_slope_v(c_s); k > 1,
     /// V_s = tok_slope_v([c_{s-k/2}; ..; c_{s+k/2}]) with zeros past either end (<see cref="TextEncoder.Neighbours"/>),
     /// so the colour word's channels can include those of the shape word beside it. G always reads the token alone.</param>
     public ResBlock(Rng rng, int cin, int cout, int timeDim, int groups, bool coordinates = false, int tokenSlopeDim = 0, int tokenBlobDim = 0,
-        int tokenSlopeWidth = 1)
+        int tokenSlopeWidth = 1, bool sharedPlaces = false)
     {
         if (tokenSlopeWidth < 1 || tokenSlopeWidth % 2 == 0) Throw.Argument($"token slope width {tokenSlopeWidth} must be odd, such as 1 or 3");
         tokWidth = tokenSlopeWidth;
@@ -46,15 +48,16 @@ public sealed class ResBlock : Module
             tokChannels = Child("tok_slope_v", new Linear(rng, tokenSlopeWidth * tokenSlopeDim, cout));
             tokDirection = Child("tok_slope_g", new Linear(rng, tokenSlopeDim, 2));
         }
-        if (tokenBlobDim > 0) tokBlobs = Child("tok_blob", new TokenBlobs(rng, tokenBlobDim, cout));
+        if (sharedPlaces && tokenBlobDim == 0) Throw.Argument("shared token places are read by token blobs; build the ResBlock with a token blob width");
+        if (tokenBlobDim > 0) tokBlobs = Child("tok_blob", new TokenBlobs(rng, tokenBlobDim, cout, ownCentres: !sharedPlaces));
         norm2 = Child("norm2", new GroupNorm(groups, cout));
         conv2 = Child("conv2", new Conv2d(rng, cout, cout, 3, padding: 1));
         if (cin != cout) skip = Child("skip", new Conv2d(rng, cin, cout, 1));
     }
 
     /// <summary>x [B, Cin, H, W], t [B, E] (null when built with timeDim 0), context [B, S, Dc] (read only with token
-    /// slopes or blobs) -> [B, Cout, H, W].</summary>
-    public Tensor Forward(Tensor x, Tensor? t = null, Tensor? context = null)
+    /// slopes or blobs), places [B, S, 2] (the shared token places, only when built with them) -> [B, Cout, H, W].</summary>
+    public Tensor Forward(Tensor x, Tensor? t = null, Tensor? context = null, Tensor? places = null)
     {
         var h = conv1.Forward(norm1.ForwardSilu(x));                              // (B, Cout, H, W)
         if (temb != null)
@@ -82,7 +85,7 @@ public sealed class ResBlock : Module
             if (tokBlobs != null)
             {
                 if (context == null) Throw.Argument("this ResBlock has token blobs and needs the text context [B, S, Dc]");
-                h = Ops.AddInPlace(h, tokBlobs.Forward(context, h.Shape[2], h.Shape[3]));   // (B, Cout, H, W)
+                h = Ops.AddInPlace(h, tokBlobs.Forward(context, h.Shape[2], h.Shape[3], places));   // (B, Cout, H, W)
             }
         }
         h = conv2.Forward(norm2.ForwardSilu(h));

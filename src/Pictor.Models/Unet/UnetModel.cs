@@ -25,8 +25,10 @@ public sealed record UnetConfig(
     bool TokenSlopes = false,     // with ResBlockCoords: every text token also adds its own channels x its own direction
                                   // to the slopes (see ResBlock), so "red goes left, blue goes right" needs no pooling
     bool TokenBlobs = false,      // every ResBlock also lets each text token add its own channels at its own place (TokenBlobs)
-    int TokenSlopeWidth = 1)      // with TokenSlopes: the window of tokens (odd) a token's channels V are read from; 1 = the token
+    int TokenSlopeWidth = 1,      // with TokenSlopes: the window of tokens (odd) a token's channels V are read from; 1 = the token
                                   // alone, 3 = the token and its two neighbours ("red" beside "circle" carries the circle)
+    bool TokenPlaces = false)     // with TokenBlobs: one head (TokenPlaces) predicts every token's place, shared by all the
+                                  // ResBlocks' blobs, so it can be supervised ('train diffusion --placement')
 {
     /// <summary>Whether level <paramref name="lvl"/>'s AttnBlocks include self-attention (<see cref="SelfAttention"/>).</summary>
     public bool SelfAttends(int lvl) => SelfAttention == null || SelfAttention[lvl];
@@ -56,6 +58,7 @@ public sealed class UnetModel : Module
     private readonly ResBlock midRes1, midRes2;
     private readonly AttnBlock midAttn;
     private readonly GroupNorm normOut;
+    private readonly TokenPlaces? places;
 
     public UnetModel(UnetConfig cfg, Rng rng)
     {
@@ -66,6 +69,7 @@ public sealed class UnetModel : Module
         if (cfg.TokenSlopes && !cfg.ResBlockCoords) Throw.Argument("UNet config: token_slopes adds to the ResBlocks' x/y slopes, so it needs resblock_coords true");
         if (cfg.TokenSlopeWidth < 1 || cfg.TokenSlopeWidth % 2 == 0 || (cfg.TokenSlopeWidth > 1 && !cfg.TokenSlopes))
             Throw.Argument($"UNet config: token_slope_width {cfg.TokenSlopeWidth} must be an odd window such as 1 (the token alone) or 3, and more than 1 only with token_slopes true");
+        if (cfg.TokenPlaces && !cfg.TokenBlobs) Throw.Argument("UNet config: token_places are read by token blobs, so it needs token_blobs true");
         timeFc1 = Child("time.fc1", new Linear(rng, cfg.TimeSinusoidDim, cfg.TimeDim));
         timeFc2 = Child("time.fc2", new Linear(rng, cfg.TimeDim, cfg.TimeDim));
         if (cfg.PooledDim > 0) pooledFc = Child("pooled_fc", new Linear(rng, cfg.PooledDim, cfg.TimeDim));
@@ -78,7 +82,7 @@ public sealed class UnetModel : Module
             int co = cfg.Channels[lvl];
             for (int i = 0; i < cfg.BlocksPerLevel; i++)
             {
-                encResList.Add(new ResBlock(rng, c, co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth)); c = co;
+                encResList.Add(new ResBlock(rng, c, co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth, cfg.TokenPlaces)); c = co;
                 if (cfg.Attention[lvl]) encAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups, cfg.SelfAttends(lvl)));
                 skips.Push(c);
             }
@@ -88,16 +92,16 @@ public sealed class UnetModel : Module
         for (int i = 0; i < encResList.Count; i++) encRes.Add(Child($"enc_res.{i}", encResList[i]));
         for (int i = 0; i < encAttnList.Count; i++) encAttn.Add(Child($"enc_attn.{i}", encAttnList[i]));
         for (int i = 0; i < downList.Count; i++) down.Add(Child($"down.{i}", downList[i]));
-        midRes1 = Child("mid_res1", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth));
+        midRes1 = Child("mid_res1", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth, cfg.TokenPlaces));
         midAttn = Child("mid_attn", new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups));
-        midRes2 = Child("mid_res2", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth));
+        midRes2 = Child("mid_res2", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth, cfg.TokenPlaces));
         var decResList = new List<ResBlock>(); var decAttnList = new List<AttnBlock>(); var upList = new List<Conv2d>();
         for (int lvl = levels - 1; lvl >= 0; lvl--)
         {
             int co = cfg.Channels[lvl];
             for (int i = 0; i < cfg.BlocksPerLevel + 1; i++)
             {
-                decResList.Add(new ResBlock(rng, c + skips.Pop(), co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth)); c = co;
+                decResList.Add(new ResBlock(rng, c + skips.Pop(), co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth, cfg.TokenPlaces)); c = co;
                 if (cfg.Attention[lvl]) decAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups, cfg.SelfAttends(lvl)));
             }
             if (lvl != 0) upList.Add(new Conv2d(rng, c, c, 3, padding: 1));
@@ -107,6 +111,7 @@ public sealed class UnetModel : Module
         for (int i = 0; i < upList.Count; i++) up.Add(Child($"up.{i}", upList[i]));
         normOut = Child("norm_out", new GroupNorm(cfg.Groups, c));
         convOut = Child("conv_out", new Conv2d(rng, c, cfg.ImageChannels, 3, padding: 1));
+        if (cfg.TokenPlaces) places = Child("token_places", new TokenPlaces(rng, cfg.ContextDim));
     }
 
     /// <summary>x [B, 3, H, W] noisy images, t [B] timesteps, context [B, S, Dc] text tokens, pooled [B, Dp] (when the
@@ -114,8 +119,10 @@ public sealed class UnetModel : Module
     /// ResBlocks' token slopes and blobs read in place of <paramref name="context"/>, which cross-attention reads: a
     /// second text stream for the layout (docs/derivations/binding.md, "Two text streams"). <paramref name="crossMaps"/>,
     /// when given, receives every AttnBlock's cross-attention probabilities [B, heads, h*w, S] in forward order (for
-    /// a grounding loss; docs/derivations/binding.md, "Grounding").</summary>
-    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, Tensor context, Tensor? pooled = null, Tensor? slopeContext = null, List<Tensor>? crossMaps = null)
+    /// a grounding loss; docs/derivations/binding.md, "Grounding"). <paramref name="tokenPlaces"/>, when given, receives
+    /// the shared token places [B, S, 2] (config TokenPlaces; for the placement loss).</summary>
+    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, Tensor context, Tensor? pooled = null, Tensor? slopeContext = null, List<Tensor>? crossMaps = null,
+        List<Tensor>? tokenPlaces = null)
     {
         var cfg = Config;
         if (x.Rank != 4 || x.Shape[1] != cfg.ImageChannels) Throw.Argument($"UNet input must be [B, {cfg.ImageChannels}, H, W], got {Shape.Format(x.Shape)}");
@@ -127,6 +134,8 @@ public sealed class UnetModel : Module
         if (slopeContext != null && (slopeContext.Rank != 3 || slopeContext.Shape[0] != x.Shape[0] || slopeContext.Shape[2] != cfg.ContextDim))
             Throw.Argument($"UNet slope context must be [{x.Shape[0]}, S, {cfg.ContextDim}], got {Shape.Format(slopeContext.Shape)}");
         var resContext = slopeContext ?? context;                                                                    // what the ResBlocks read
+        var m = places?.Forward(resContext);                                                                         // (B, S, 2), or null
+        if (m != null) tokenPlaces?.Add(m);
 
         var temb = timeFc2.Forward(Ops.Silu(timeFc1.Forward(TimestepEmbedding.Compute(t, cfg.TimeSinusoidDim))));   // (B, E)
         if (pooledFc != null)
@@ -142,19 +151,19 @@ public sealed class UnetModel : Module
         {
             for (int i = 0; i < cfg.BlocksPerLevel; i++)
             {
-                h = encRes[ri++].Forward(h, temb, resContext);
+                h = encRes[ri++].Forward(h, temb, resContext, m);
                 if (cfg.Attention[lvl]) h = encAttn[ai++].Forward(h, context, crossMaps);
                 hs.Push(h);
             }
             if (lvl != levels - 1) { h = down[lvl].Forward(h); hs.Push(h); }
         }
-        h = midRes2.Forward(midAttn.Forward(midRes1.Forward(h, temb, resContext), context, crossMaps), temb, resContext);
+        h = midRes2.Forward(midAttn.Forward(midRes1.Forward(h, temb, resContext, m), context, crossMaps), temb, resContext, m);
         ri = 0; ai = 0; int ui = 0;
         for (int lvl = levels - 1; lvl >= 0; lvl--)
         {
             for (int i = 0; i < cfg.BlocksPerLevel + 1; i++)
             {
-                h = decRes[ri++].Forward(Ops.Concat([h, hs.Pop()], 1), temb, resContext);
+                h = decRes[ri++].Forward(Ops.Concat([h, hs.Pop()], 1), temb, resContext, m);
                 if (cfg.Attention[lvl]) h = decAttn[ai++].Forward(h, context, crossMaps);
             }
             if (lvl != 0) h = up[ui++].Forward(Ops.UpsampleNearest(h, 2));

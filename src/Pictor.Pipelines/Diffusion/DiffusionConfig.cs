@@ -47,9 +47,10 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         "xs-rel-rope" => WithRotaryText(FromPreset("xs-rel", vocab, imageSize, context), name),
         "xs-rel-split" => WithLayoutText(FromPreset("xs-rel", vocab, imageSize, context), name),
         "xs-rel-sum" => FromPreset("xs-rel-split", vocab, imageSize, context) with { Preset = name, CrossAddsLayout = true },
+        "xs-rel-place" => WithTokenPlaces(FromPreset("xs-rel", vocab, imageSize, context), name),
         "s" => new(name, imageSize, UnetConfig.S with { PooledDim = 256 },
             new TextEncoderConfig(vocab, context, Layers: 4, Dim: 256, Heads: 8, OutDim: 256), Prediction.V),
-        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos, xs-bind, xs-rel, xs-blob, xs-phrase, xs-rel-phrase, xs-rel-rope, xs-rel-split, xs-rel-sum or s"),
+        _ => throw new ArgumentException($"unknown preset '{name}'; use tiny, xs, xs-coord, xs-pos, xs-bind, xs-rel, xs-blob, xs-phrase, xs-rel-phrase, xs-rel-rope, xs-rel-split, xs-rel-sum, xs-rel-place or s"),
     };
 
     private static DiffusionConfig WithCoordinates(DiffusionConfig c, string name) => c with { Preset = name, Unet = c.Unet with { CoordChannels = true } };
@@ -117,7 +118,15 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
     // cross-attention trains too, kept them (0.99). Here the layout encoder gets xs-rel's gradients exactly, and the
     // rotary encoder adds what it reads best, each colour's shape, on top.
 
-    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "xs-rel", "xs-blob", "xs-phrase", "xs-rel-phrase", "xs-rel-rope", "xs-rel-split", "xs-rel-sum", "s"];
+    /// <summary>xs-rel plus token blobs whose places come from one shared head (<see cref="TokenPlaces"/>): every
+    /// ResBlock puts each token's own channels at the place the head predicts for it. With 'train diffusion --placement W'
+    /// the head learns each object word's place from the data's boxes, so "which colour goes left" becomes a supervised
+    /// regression from the caption, which the denoising loss alone learned in one 2-hour run out of nine
+    /// (docs/derivations/binding.md, "Token places").</summary>
+    private static DiffusionConfig WithTokenPlaces(DiffusionConfig c, string name) =>
+        c with { Preset = name, Unet = c.Unet with { TokenBlobs = true, TokenPlaces = true } };
+
+    public static readonly string[] PresetNames = ["tiny", "xs", "xs-coord", "xs-pos", "xs-bind", "xs-rel", "xs-blob", "xs-phrase", "xs-rel-phrase", "xs-rel-rope", "xs-rel-split", "xs-rel-sum", "xs-rel-place", "s"];
 
     public string ToJson()
     {
@@ -144,6 +153,7 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         if (u.TokenSlopes) o["unet"]!["token_slopes"] = true;
         if (u.TokenBlobs) o["unet"]!["token_blobs"] = true;
         if (u.TokenSlopeWidth != 1) o["unet"]!["token_slope_width"] = u.TokenSlopeWidth;
+        if (u.TokenPlaces) o["unet"]!["token_places"] = true;
         if (t.PhraseWidth != 0) o["text"]!["phrase_width"] = t.PhraseWidth;
         if (t.Rotary) o["text"]!["rotary"] = true;
         if (LayoutText is { } l)
@@ -175,7 +185,8 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
                 SelfAttention: u["self_attention"]?.AsArray().Select(n => (bool)n!).ToArray(),
                 TokenSlopes: (bool?)u["token_slopes"] ?? false,
                 TokenBlobs: (bool?)u["token_blobs"] ?? false,
-                TokenSlopeWidth: (int?)u["token_slope_width"] ?? 1);
+                TokenSlopeWidth: (int?)u["token_slope_width"] ?? 1,
+                TokenPlaces: (bool?)u["token_places"] ?? false);
             static TextEncoderConfig ReadText(JsonObject t) => new((int)t["vocab"]!, (int)t["context"]!, (int)t["layers"]!, (int)t["dim"]!, (int)t["heads"]!, (int)t["out_dim"]!,
                 PhraseWidth: (int?)t["phrase_width"] ?? 0, Rotary: (bool?)t["rotary"] ?? false);
             var text = ReadText(t);

@@ -60,11 +60,12 @@ public sealed class DiffusionPipeline : ITextToImage
     public IntTensor Tokenize(IReadOnlyList<string> captions, bool truncate = false) =>
         Tokenizer.EncodeBatch(captions, Config.Text.Context, truncate);
 
-    /// <summary>Model output (eps or v) for x [B, 3, H, W] at timesteps t [B] given text ids [B, S].</summary>
-    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, IntTensor ids, List<Tensor>? crossMaps = null)
+    /// <summary>Model output (eps or v) for x [B, 3, H, W] at timesteps t [B] given text ids [B, S]. The lists, when
+    /// given, receive the UNet's cross-attention maps and its token places (<see cref="UnetModel.Forward"/>).</summary>
+    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, IntTensor ids, List<Tensor>? crossMaps = null, List<Tensor>? tokenPlaces = null)
     {
         var c = EncodeText(ids);
-        return Unet.Forward(x, t, c.Tokens, c.Pooled, c.SlopeTokens, crossMaps);
+        return Unet.Forward(x, t, c.Tokens, c.Pooled, c.SlopeTokens, crossMaps, tokenPlaces);
     }
 
     /// <summary>ids [B, S] -> what the UNet reads: cross-attention tokens [B, S, Dc], the pooled vector [B, Dc] (null

@@ -29,6 +29,7 @@ public static class DiffusionTrainer
         CheckGroundingData(opt, train);
         var tok = BpeTokenizer.Train(train.Captions.SelectMany(c => c), opt.Vocab);
         var config = DiffusionConfig.FromPreset(opt.Preset, tok.VocabSize, opt.ImageSize, opt.Context) with { ScheduleShift = opt.NoiseShift };
+        CheckPlacementModel(opt, config);
         var pipe = new DiffusionPipeline(config, tok, new Rng(opt.Seed));
         TrainingSession.WriteRunFiles(runDir, config.ToJson(), tok, opt);
         ctl.Log?.Invoke($"model: preset {opt.Preset}, {pipe.NamedParameters().Sum(p => (long)p.Param.Numel):N0} parameters, {tok.VocabSize}-token BPE, context {opt.Context}"
@@ -49,6 +50,7 @@ public static class DiffusionTrainer
         var tok = BpeTokenizer.Load(Path.Combine(runDir, DiffusionPipeline.TokenizerDir));
         var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
         CheckGroundingData(opt, train);
+        CheckPlacementModel(opt, config);
         var pipe = new DiffusionPipeline(config, tok, new Rng(opt.Seed));
         ctl.Log?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
         return new Session(runDir, opt, pipe, train, val, ctl).Run(SafeTensorsFile.Read(ckpt));
@@ -58,9 +60,15 @@ public static class DiffusionTrainer
 
     private static void CheckGroundingData(TrainOptions opt, ImageCaptionSet train)
     {
-        if (opt.Grounding > 0 && !train.HasObjects)
-            throw new ArgumentException($"--grounding needs object boxes in {opt.Data}/train/metadata.jsonl (\"objects\": [{{\"bbox\": [x0, y0, x1, y1], \"shape\": \"circle\", ...}}], "
-                + "the words that name each object as string values), as 'pictor data shapes' writes them; this data has none. Leave --grounding out, or add the boxes");
+        if ((opt.Grounding > 0 || opt.Placement > 0) && !train.HasObjects)
+            throw new ArgumentException($"--{(opt.Grounding > 0 ? "grounding" : "placement")} needs object boxes in {opt.Data}/train/metadata.jsonl (\"objects\": [{{\"bbox\": [x0, y0, x1, y1], \"shape\": \"circle\", ...}}], "
+                + $"the words that name each object as string values), as 'pictor data shapes' writes them; this data has none. Leave --{(opt.Grounding > 0 ? "grounding" : "placement")} out, or add the boxes");
+    }
+
+    private static void CheckPlacementModel(TrainOptions opt, DiffusionConfig config)
+    {
+        if (opt.Placement > 0 && !config.Unet.TokenPlaces)
+            throw new ArgumentException($"--placement trains the UNet's token places, which preset '{opt.Preset}' does not have; use --preset xs-rel-place or leave --placement out");
     }
 
     private sealed class Session : TrainingSession
@@ -72,6 +80,8 @@ public static class DiffusionTrainer
         private readonly string[] captions;
         private readonly float[]? masks;       // (B, S, N) grounding masks, with --grounding
         private readonly bool[]? grounded;     // (B, S)
+        private readonly float[]? placeTargets;   // (B, S, 2) placement targets, with --placement
+        private readonly bool[]? placed;          // (B, S)
 
         public Session(string runDir, TrainOptions opt, DiffusionPipeline pipe, ImageCaptionSet train, ImageCaptionSet val, TrainControl ctl)
             : this(runDir, opt, pipe, new DiffusionPipeline(pipe.Config, pipe.Tokenizer, new Rng(0)), train, val, ctl) { }
@@ -84,6 +94,7 @@ public static class DiffusionTrainer
             x0 = new float[b * per]; eps = new float[b * per]; xt = new float[b * per]; target = new float[b * per];
             ts = new int[b]; tf = new float[b]; captions = new string[b];
             if (opt.Grounding > 0) { masks = new float[b * opt.Context * opt.ImageSize * opt.ImageSize]; grounded = new bool[b * opt.Context]; }
+            if (opt.Placement > 0) { placeTargets = new float[b * opt.Context * 2]; placed = new bool[b * opt.Context]; }
         }
 
         protected override void SetTraining(bool on) => pipe.Train(on);
@@ -107,19 +118,25 @@ public static class DiffusionTrainer
                 }
                 captions[i] = Rng.NextFloat() < Opt.CaptionDropout ? "" : cap;
                 if (masks != null) SetGrounding(i, captions[i], train.Objects[idx], flipped);   // draws nothing
+                if (placed != null)
+                    Placement.Targets(pipe.Tokenizer, captions[i], train.Objects[idx], Opt.Context, size, flipped, placeTargets.AsSpan(i * Opt.Context * 2, Opt.Context * 2))
+                        .CopyTo(placed, i * Opt.Context);
                 ts[i] = Rng.NextInt(pipe.Schedule.Steps); tf[i] = ts[i];
             }
             Rng.FillNormal(eps);
             pipe.Schedule.AddNoise(x0, eps, ts, xt);
             pipe.Schedule.Target(pipe.Config.Prediction, x0, eps, ts, target);
             var maps = masks != null ? new List<Tensor>() : null;
-            var outp = pipe.Forward(Tensor.FromArray(xt, b, 3, size, size), tf, pipe.Tokenize(captions, truncate: true), maps);
+            var places = placed != null ? new List<Tensor>() : null;
+            var outp = pipe.Forward(Tensor.FromArray(xt, b, 3, size, size), tf, pipe.Tokenize(captions, truncate: true), maps, places);
             var w = Opt.MinSnr == 0 ? null   // per-image w_t of MinSnrWeighting, broadcast over the image
                 : Tensor.FromArray(MinSnrWeighting.Weights(pipe.Schedule, pipe.Config.Prediction, ts, Opt.MinSnr), b, 1, 1, 1);
             var loss = Ops.MseLoss(outp, Tensor.FromArray(target, b, 3, size, size), w);
-            if (maps == null) return loss;
-            // L = MSE + W * L_token (GroundingLoss); the val loss stays the plain MSE, comparable with runs without it
-            return Ops.Add(loss, Ops.MulScalar(GroundingLoss.Compute(maps, masks!, grounded!, b, Opt.Context, size), Opt.Grounding));
+            // L = MSE + W_g * L_token (GroundingLoss) + W_p * L_place (Placement); the val loss stays the plain MSE,
+            // comparable with runs without them
+            if (maps != null) loss = Ops.Add(loss, Ops.MulScalar(GroundingLoss.Compute(maps, masks!, grounded!, b, Opt.Context, size), Opt.Grounding));
+            if (places != null) loss = Ops.Add(loss, Ops.MulScalar(Placement.Loss(places.Single(), placeTargets!, placed!), Opt.Placement));
+            return loss;
         }
 
         private void SetGrounding(int i, string caption, IReadOnlyList<Imaging.Datasets.ImageObject> objects, bool flipped)
@@ -133,8 +150,8 @@ public static class DiffusionTrainer
         {
             int n = Math.Min(Opt.ValImages, val.Count), size = Opt.ImageSize, per = 3 * size * size;
             var vr = new Rng(Opt.Seed + 77);   // the same t and noise at every validation, so points compare
-            double sum = 0, gsum = 0; const int chunk = 32;
-            bool ground = Opt.Grounding > 0 && val.HasObjects;
+            double sum = 0, gsum = 0, psum = 0; const int chunk = 32;
+            bool ground = Opt.Grounding > 0 && val.HasObjects, place = Opt.Placement > 0 && val.HasObjects;
             using (Autograd.NoGrad())
                 for (int s = 0; s < n; s += chunk)
                 {
@@ -148,12 +165,18 @@ public static class DiffusionTrainer
                     using (TensorScope.Begin())
                     {
                         var maps = ground ? new List<Tensor>() : null;
-                        sum += Ops.MseLoss(emaPipe.Forward(Tensor.FromArray(xt, m, 3, size, size), tf, emaPipe.Tokenize(caps, truncate: true), maps),
+                        var places = place ? new List<Tensor>() : null;
+                        sum += Ops.MseLoss(emaPipe.Forward(Tensor.FromArray(xt, m, 3, size, size), tf, emaPipe.Tokenize(caps, truncate: true), maps, places),
                             Tensor.FromArray(target, m, 3, size, size)).Item() * m;
                         if (maps != null) gsum += ValGrounding(maps, s, m, caps) * m;
+                        if (places != null)
+                        {
+                            var (pt, pp) = Placement.BatchTargets(emaPipe.Tokenizer, caps, val.Objects.GetRange(s, m), Opt.Context, Opt.ImageSize);
+                            psum += Placement.Loss(places.Single(), pt, pp).Item() * m;
+                        }
                     }
                 }
-            return new(sum / n, ground ? $", grounding {gsum / n:F4}" : "");
+            return new(sum / n, (ground ? $", grounding {gsum / n:F4}" : "") + (place ? $", placement {psum / n:F4}" : ""));
         }
 
         /// <summary>L_token of the val images s..s+m-1 (their first captions, not mirrored).</summary>

@@ -29,28 +29,36 @@ public static class Grounding
         if (dst.Length != context * size * size) throw new ArgumentException($"grounding masks need {context}x{size}x{size} floats, got {dst.Length}");
         dst.Clear();
         var grounded = new bool[context];
-        if (string.IsNullOrWhiteSpace(caption) || objects.Count == 0) return grounded;
+        foreach (var (s, named) in NamedObjects(tok, caption, objects, context))
+        {
+            grounded[s] = true;
+            var m = dst.Slice(s * size * size, size * size);
+            foreach (var o in named)
+            {
+                float x0 = mirrored ? size - o.X1 : o.X0, x1 = mirrored ? size - o.X0 : o.X1;
+                for (int y = 0; y < size; y++)
+                {
+                    float cy = Overlap(y, o.Y0, o.Y1);
+                    if (cy <= 0) continue;
+                    for (int x = 0; x < size; x++) m[y * size + x] = Math.Max(m[y * size + x], cy * Overlap(x, x0, x1));
+                }
+            }
+        }
+        return grounded;
+    }
+
+    /// <summary>Every token position (as <see cref="BpeTokenizer.EncodeForModel"/> lays out ids: bos at 0, cut at
+    /// context - 1) whose word names at least one object, with the objects it names. Nothing for an empty caption.</summary>
+    public static IEnumerable<(int Position, List<ImageObject> Named)> NamedObjects(BpeTokenizer tok, string caption, IReadOnlyList<ImageObject> objects, int context)
+    {
+        if (string.IsNullOrWhiteSpace(caption) || objects.Count == 0) yield break;
         foreach (var (word, start, count) in tok.WordSpans(caption))
         {
             var named = objects.Where(o => o.Words.Any(w => Names(word, w))).ToList();
             if (named.Count == 0) continue;
             for (int s = 1 + start; s < 1 + start + count && s < context - 1; s++)   // position 0 is bos; the last kept slot is eos
-            {
-                grounded[s] = true;
-                var m = dst.Slice(s * size * size, size * size);
-                foreach (var o in named)
-                {
-                    float x0 = mirrored ? size - o.X1 : o.X0, x1 = mirrored ? size - o.X0 : o.X1;
-                    for (int y = 0; y < size; y++)
-                    {
-                        float cy = Overlap(y, o.Y0, o.Y1);
-                        if (cy <= 0) continue;
-                        for (int x = 0; x < size; x++) m[y * size + x] = Math.Max(m[y * size + x], cy * Overlap(x, x0, x1));
-                    }
-                }
-            }
+                yield return (s, named);
         }
-        return grounded;
     }
 
     /// <summary><see cref="TokenMasks"/> for a batch of unmirrored images: masks [B, context, size*size] and grounded

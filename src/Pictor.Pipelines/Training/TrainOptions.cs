@@ -41,6 +41,10 @@ public sealed record TrainOptions
     /// <summary>Diffusion only: weight W of the token-level grounding loss added to the denoising loss
     /// (<see cref="GroundingLoss"/>; needs object boxes in the data; 0 = off, and runs written before it read 0).</summary>
     public float Grounding { get; init; }
+    /// <summary>Diffusion only: weight W of the placement loss (<see cref="Placement"/>: each word naming one object is placed
+    /// at its centre by the UNet's token places); needs object boxes and a preset with token places (xs-rel-place);
+    /// 0 = off, and runs written before it read 0.</summary>
+    public float Placement { get; init; }
     public int ValEvery { get; init; } = 500;
     public int CkptEvery { get; init; } = 500;
     public int Keep { get; init; } = 3;              // last K step checkpoints; best.safetensors is kept besides
@@ -76,6 +80,8 @@ public sealed record TrainOptions
         Check(MinSnr == 0 || Model == "diffusion", $"--min-snr is used by 'train diffusion' only; leave it out of 'train {Model}'");
         Check(Grounding is >= 0 and <= 100, "--grounding must be 0 (off) or a weight up to 100 (0.01 is a start)");
         Check(Grounding == 0 || Model == "diffusion", $"--grounding is used by 'train diffusion' only; leave it out of 'train {Model}'");
+        Check(Placement is >= 0 and <= 100, "--placement must be 0 (off) or a weight up to 100 (0.1 is a start)");
+        Check(Placement == 0 || Model == "diffusion", $"--placement is used by 'train diffusion' only; leave it out of 'train {Model}'");
         Check(ValEvery >= 1 && CkptEvery >= 1, "--val-every and --ckpt-every must be at least 1");
         Check(Keep >= 1, "--keep must be at least 1");
         Check(Patience >= 0, "--patience must be 0 (off) or more");
