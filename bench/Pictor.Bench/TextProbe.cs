@@ -16,7 +16,9 @@ namespace Pictor.Bench;
 ///   side token   which side a colour goes to, from the colour word's own output token (what cross-attention's keys
 ///                and values are made from), one probe shared by all colours;
 ///   shape token  which shape the colour word names (the binding), from the colour word's own output token;
-///   side bag     the side task on bag-of-words counts: the control.
+///   side bag     the side task on bag-of-words counts: the control;
+///   side places  with token places (xs-rel-place): no fit, the fraction of captions whose places head puts the first
+///                colour word on the named side of the second (x1 < x2 under "left of").
 /// Usage: Pictor.Bench text-probe MODEL_DIR [N]
 /// </summary>
 public static class TextProbe
@@ -46,12 +48,13 @@ public static class TextProbe
         var ids = pipe.Tokenize(captions);
         // With two text streams (xs-rel-split, xs-rel-sum) the pooled and side rows read the layout stream (what the slopes
         // read) and the shape row what cross-attention reads; with one encoder all rows read it.
-        float[] pooled, tokens, sideTokens; int dc, s = pipe.Config.Text.Context;
+        float[] pooled, tokens, sideTokens; float[]? places; int dc, s = pipe.Config.Text.Context;
         using (Autograd.NoGrad())
         {
             var (tok, pool, slopeTok) = pipe.EncodeText(ids);
             if (pool == null) throw new ArgumentException($"'{modelDir}' has no pooled text input; the probe needs one (presets xs-pos and later)");
             pooled = pool.ToArray(); tokens = tok.ToArray(); sideTokens = (slopeTok ?? tok).ToArray(); dc = pool.Shape[1];
+            places = pipe.Unet.TokenPlacesOf(slopeTok ?? tok)?.ToArray();                   // (n, S, 2) or null
         }
         int vocab = pipe.Tokenizer.VocabSize;
         var bag = new float[n * vocab];
@@ -102,6 +105,11 @@ public static class TextProbe
         Console.WriteLine($"| side of a colour | the colour word's token, shared | {Ridge(tokenRows):F3} |");
         Console.WriteLine($"| shape of a colour's object (3 classes, chance 0.333) | the colour word's token, shared | {Classify(shapeRows, kinds.Length):F3} |");
         Console.WriteLine($"| side of a colour (control) | bag of words ({vocab}), per colour | {SidePerColour(bag, vocab):F3} |");
+        if (places != null)
+        {
+            int right = Enumerable.Range(0, n).Count(i => (places[(i * s + pos1[i]) * 2] < places[(i * s + pos2[i]) * 2]) == left[i]);
+            Console.WriteLine($"| colours on the named sides (no fit) | the token places head | {(double)right / n:F3} |");
+        }
     }
 
     /// <summary>One-vs-rest ridge probes; the fraction of the held-out quarter whose largest score is the right class.</summary>

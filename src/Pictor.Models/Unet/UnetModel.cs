@@ -171,6 +171,10 @@ public sealed class UnetModel : Module
         return convOut.Forward(normOut.ForwardSilu(h));
     }
 
+    /// <summary>The shared token places [B, S, 2] for the ResBlocks' text tokens [B, S, Dc] (the slope context when there
+    /// is one), or null when the config has no TokenPlaces: where the model will put each token's blobs.</summary>
+    public Tensor? TokenPlacesOf(Tensor resContext) => places?.Forward(resContext);
+
     /// <summary>
     /// The two constant planes of CoordConv (Liu et al. 2018, "An intriguing failing of convolutional neural networks and
     /// the CoordConv solution"): [B, 2, H, W], plane 0 the pixel centre's x and plane 1 its y, both mapped to [-1, 1]
