@@ -12,12 +12,14 @@ namespace Pictor.Bench;
 /// With a fourth argument, a dataset folder (train/ + val/), the batch is real: its first images and captions, noised at
 /// random steps as training does (`diffusion-train xs-bind 32 4 data/shapes50k`); otherwise Gaussian inputs and one caption.
 /// A fifth argument W > 0 adds W times the grounding loss ('train diffusion --grounding W'), its masks built from the
-/// batch's boxes inside the timed forward, as training builds them each step (`diffusion-train xs-rel 32 8 data/shapes50k 0.01`).</summary>
+/// batch's boxes inside the timed forward, as training builds them each step (`diffusion-train xs-rel 32 8 data/shapes50k 0.01`).
+/// A sixth, P > 0, adds P times the placement loss ('train diffusion --placement P'; a preset with token places:
+/// `diffusion-train xs-rel-place 32 8 data/shapes50k 0.01 0.1`).</summary>
 internal static class DiffusionBench
 {
-    public static void Train(string preset, int batch, int iters, string? dataDir = null, float grounding = 0)
+    public static void Train(string preset, int batch, int iters, string? dataDir = null, float grounding = 0, float placement = 0)
     {
-        if (grounding > 0 && dataDir == null) throw new ArgumentException("diffusion-train: a grounding weight needs a dataset folder (the 4th argument) with object boxes");
+        if ((grounding > 0 || placement > 0) && dataDir == null) throw new ArgumentException("diffusion-train: a grounding or placement weight needs a dataset folder (the 4th argument) with object boxes");
         var real = dataDir == null ? null : Pictor.Pipelines.Training.ImageCaptionSet.LoadSplits(dataDir, 32).Train;
         var captions = real == null ? ["a small red circle", "two blue squares", "a green triangle left of a white circle"] : real.Captions.SelectMany(c => c).ToList();
         var tok = BpeTokenizer.Train(captions, 300);
@@ -52,14 +54,24 @@ internal static class DiffusionBench
             var sw = Stopwatch.StartNew();
             opt.ZeroGrad();
             Tensor loss;
-            if (grounding > 0)
+            if (grounding > 0 || placement > 0)
             {
                 int ctx = pipe.Config.Text.Context;
-                var (masks, grounded) = Pictor.Pipelines.Training.Grounding.BatchMasks(tok, Enumerable.Range(0, batch).Select(k => real!.Captions[k % real.Count][0]).ToList(),
-                    Enumerable.Range(0, batch).Select(k => real!.Objects[k % real.Count]).ToList(), ctx, s);
-                var maps = new List<Tensor>();
-                loss = Ops.MseLoss(pipe.Forward(x, t, ids, maps), target);
-                loss = Ops.Add(loss, Ops.MulScalar(Pictor.Pipelines.Training.GroundingLoss.Compute(maps, masks, grounded, batch, ctx, s), grounding));
+                var caps = Enumerable.Range(0, batch).Select(k => real!.Captions[k % real.Count][0]).ToList();
+                var objs = Enumerable.Range(0, batch).Select(k => real!.Objects[k % real.Count]).ToList();
+                var maps = grounding > 0 ? new List<Tensor>() : null;
+                var places = placement > 0 ? new List<Tensor>() : null;
+                loss = Ops.MseLoss(pipe.Forward(x, t, ids, maps, places), target);
+                if (maps != null)
+                {
+                    var (masks, grounded) = Pictor.Pipelines.Training.Grounding.BatchMasks(tok, caps, objs, ctx, s);
+                    loss = Ops.Add(loss, Ops.MulScalar(Pictor.Pipelines.Training.GroundingLoss.Compute(maps, masks, grounded, batch, ctx, s), grounding));
+                }
+                if (places != null)
+                {
+                    var (targets, placed) = Pictor.Pipelines.Training.Placement.BatchTargets(tok, caps, objs, ctx, s);
+                    loss = Ops.Add(loss, Ops.MulScalar(Pictor.Pipelines.Training.Placement.Loss(places.Single(), targets, placed), placement));
+                }
             }
             else loss = Ops.MseLoss(pipe.Forward(x, t, ids), target);
             double a = sw.Elapsed.TotalSeconds;
@@ -75,6 +87,6 @@ internal static class DiffusionBench
         Console.Error.WriteLine($"per step: {(double)(BufferPool.Allocations - poolAllocs) / iters:F1} new pool arrays, " +
             $"{(GC.GetTotalAllocatedBytes() - gcBytes) / iters / 1e6:F2} MB GC-allocated, {(double)(GC.CollectionCount(0) - gcs) / iters:F2} gen0 GCs");
         double step = (fwd + bwd + upd) / iters;
-        Console.WriteLine($"| {preset}{(grounding > 0 ? $" + grounding {grounding}" : "")} train step, batch {batch} | {step * 1000:F0} ms | {batch / step:F1} images/s | fwd {fwd / iters * 1000:F0} ms, bwd {bwd / iters * 1000:F0} ms, optim {upd / iters * 1000:F0} ms | {flops / iters / 1e9 / batch:F2} GFLOP/image (GEMM) | {flops / iters / step / 1e9:F1} GFLOP/s |");
+        Console.WriteLine($"| {preset}{(grounding > 0 ? $" + grounding {grounding}" : "")}{(placement > 0 ? $" + placement {placement}" : "")} train step, batch {batch} | {step * 1000:F0} ms | {batch / step:F1} images/s | fwd {fwd / iters * 1000:F0} ms, bwd {bwd / iters * 1000:F0} ms, optim {upd / iters * 1000:F0} ms | {flops / iters / 1e9 / batch:F2} GFLOP/image (GEMM) | {flops / iters / step / 1e9:F1} GFLOP/s |");
     }
 }

@@ -34,7 +34,7 @@ public static class Program
                 ModelBench.ArSample(16, cache: true, iters);
                 ModelBench.ArSample(16, cache: false, Math.Max(3, iters / 3));
                 return 0;
-            case "diffusion-train": DiffusionBench.Train(args.Length > 1 ? args[1] : "xs", args.Length > 2 ? int.Parse(args[2]) : 32, args.Length > 3 ? int.Parse(args[3]) : 5, args.Length > 4 ? args[4] : null, args.Length > 5 ? float.Parse(args[5], System.Globalization.CultureInfo.InvariantCulture) : 0f); return 0;
+            case "diffusion-train": DiffusionBench.Train(args.Length > 1 ? args[1] : "xs", args.Length > 2 ? int.Parse(args[2]) : 32, args.Length > 3 ? int.Parse(args[3]) : 5, args.Length > 4 ? args[4] : null, args.Length > 5 ? float.Parse(args[5], System.Globalization.CultureInfo.InvariantCulture) : 0f, args.Length > 6 ? float.Parse(args[6], System.Globalization.CultureInfo.InvariantCulture) : 0f); return 0;
             case "serve": return RaceServer.Serve(args.Length > 1 ? args[1] : "");
             case "unet-train": ModelBench.UnetTrain(32, iters); return 0;
             case "unet-train-memory": ModelBench.UnetTrainMemory(32); return 0;
