@@ -70,6 +70,8 @@ public sealed class UnetModel : Module
         if (cfg.TokenSlopeWidth < 1 || cfg.TokenSlopeWidth % 2 == 0 || (cfg.TokenSlopeWidth > 1 && !cfg.TokenSlopes))
             Throw.Argument($"UNet config: token_slope_width {cfg.TokenSlopeWidth} must be an odd window such as 1 (the token alone) or 3, and more than 1 only with token_slopes true");
         if (cfg.TokenPlaces && !cfg.TokenBlobs) Throw.Argument("UNet config: token_places are read by token blobs, so it needs token_blobs true");
+        // Every ResBlock reads the same time and text options; only its channels differ.
+        ResBlock NewRes(int cin, int cout) => new(rng, cin, cout, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth, cfg.TokenPlaces);
         timeFc1 = Child("time.fc1", new Linear(rng, cfg.TimeSinusoidDim, cfg.TimeDim));
         timeFc2 = Child("time.fc2", new Linear(rng, cfg.TimeDim, cfg.TimeDim));
         if (cfg.PooledDim > 0) pooledFc = Child("pooled_fc", new Linear(rng, cfg.PooledDim, cfg.TimeDim));
@@ -82,7 +84,7 @@ public sealed class UnetModel : Module
             int co = cfg.Channels[lvl];
             for (int i = 0; i < cfg.BlocksPerLevel; i++)
             {
-                encResList.Add(new ResBlock(rng, c, co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth, cfg.TokenPlaces)); c = co;
+                encResList.Add(NewRes(c, co)); c = co;
                 if (cfg.Attention[lvl]) encAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups, cfg.SelfAttends(lvl)));
                 skips.Push(c);
             }
@@ -92,16 +94,16 @@ public sealed class UnetModel : Module
         for (int i = 0; i < encResList.Count; i++) encRes.Add(Child($"enc_res.{i}", encResList[i]));
         for (int i = 0; i < encAttnList.Count; i++) encAttn.Add(Child($"enc_attn.{i}", encAttnList[i]));
         for (int i = 0; i < downList.Count; i++) down.Add(Child($"down.{i}", downList[i]));
-        midRes1 = Child("mid_res1", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth, cfg.TokenPlaces));
+        midRes1 = Child("mid_res1", NewRes(c, c));
         midAttn = Child("mid_attn", new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups));
-        midRes2 = Child("mid_res2", new ResBlock(rng, c, c, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth, cfg.TokenPlaces));
+        midRes2 = Child("mid_res2", NewRes(c, c));
         var decResList = new List<ResBlock>(); var decAttnList = new List<AttnBlock>(); var upList = new List<Conv2d>();
         for (int lvl = levels - 1; lvl >= 0; lvl--)
         {
             int co = cfg.Channels[lvl];
             for (int i = 0; i < cfg.BlocksPerLevel + 1; i++)
             {
-                decResList.Add(new ResBlock(rng, c + skips.Pop(), co, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth, cfg.TokenPlaces)); c = co;
+                decResList.Add(NewRes(c + skips.Pop(), co)); c = co;
                 if (cfg.Attention[lvl]) decAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups, cfg.SelfAttends(lvl)));
             }
             if (lvl != 0) upList.Add(new Conv2d(rng, c, c, 3, padding: 1));
@@ -134,7 +136,7 @@ public sealed class UnetModel : Module
         if (slopeContext != null && (slopeContext.Rank != 3 || slopeContext.Shape[0] != x.Shape[0] || slopeContext.Shape[2] != cfg.ContextDim))
             Throw.Argument($"UNet slope context must be [{x.Shape[0]}, S, {cfg.ContextDim}], got {Shape.Format(slopeContext.Shape)}");
         var resContext = slopeContext ?? context;                                                                    // what the ResBlocks read
-        var m = places?.Forward(resContext);                                                                         // (B, S, 2), or null
+        var m = TokenPlacesOf(resContext);                                                                           // (B, S, 2), or null
         if (m != null) tokenPlaces?.Add(m);
 
         var temb = timeFc2.Forward(Ops.Silu(timeFc1.Forward(TimestepEmbedding.Compute(t, cfg.TimeSinusoidDim))));   // (B, E)

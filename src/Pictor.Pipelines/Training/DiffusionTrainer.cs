@@ -26,7 +26,7 @@ public static class DiffusionTrainer
     {
         opt = opt with { Model = Family };
         var (train, val) = TrainingSession.BeginRun(runDir, opt, ctl);
-        CheckGroundingData(opt, train);
+        CheckObjectBoxes(opt, train);
         var tok = BpeTokenizer.Train(train.Captions.SelectMany(c => c), opt.Vocab);
         var config = DiffusionConfig.FromPreset(opt.Preset, tok.VocabSize, opt.ImageSize, opt.Context) with { ScheduleShift = opt.NoiseShift };
         CheckPlacementModel(opt, config);
@@ -49,7 +49,7 @@ public static class DiffusionTrainer
             throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' of {TrainingSession.TrainFile} ({d}); the run was edited or made by another Pictor version");
         var tok = BpeTokenizer.Load(Path.Combine(runDir, DiffusionPipeline.TokenizerDir));
         var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
-        CheckGroundingData(opt, train);
+        CheckObjectBoxes(opt, train);
         CheckPlacementModel(opt, config);
         var pipe = new DiffusionPipeline(config, tok, new Rng(opt.Seed));
         ctl.Log?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
@@ -58,11 +58,12 @@ public static class DiffusionTrainer
 
     public static string? LatestCheckpoint(string runDir) => TrainingSession.LatestCheckpoint(runDir);
 
-    private static void CheckGroundingData(TrainOptions opt, ImageCaptionSet train)
+    private static void CheckObjectBoxes(TrainOptions opt, ImageCaptionSet train)
     {
-        if ((opt.Grounding > 0 || opt.Placement > 0) && !train.HasObjects)
-            throw new ArgumentException($"--{(opt.Grounding > 0 ? "grounding" : "placement")} needs object boxes in {opt.Data}/train/metadata.jsonl (\"objects\": [{{\"bbox\": [x0, y0, x1, y1], \"shape\": \"circle\", ...}}], "
-                + $"the words that name each object as string values), as 'pictor data shapes' writes them; this data has none. Leave --{(opt.Grounding > 0 ? "grounding" : "placement")} out, or add the boxes");
+        if (!(opt.Grounding > 0 || opt.Placement > 0) || train.HasObjects) return;
+        string option = opt.Grounding > 0 ? "--grounding" : "--placement";
+        throw new ArgumentException($"{option} needs object boxes in {opt.Data}/train/metadata.jsonl (\"objects\": [{{\"bbox\": [x0, y0, x1, y1], \"shape\": \"circle\", ...}}], "
+            + $"the words that name each object as string values), as 'pictor data shapes' writes them; this data has none. Leave {option} out, or add the boxes");
     }
 
     private static void CheckPlacementModel(TrainOptions opt, DiffusionConfig config)
