@@ -1,65 +1,170 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Pictor.Pipelines.Clip;
+using Pictor.Pipelines.Dalle;
+using Pictor.Pipelines.Diffusion;
 using Pictor.Pipelines.Training;
+using Pictor.Pipelines.Vq;
 
 namespace Pictor.Cli;
 
-/// <summary>'pictor train diffusion|vqvae|dalle|clip': parse, run the trainer with a progress line, print where things went;
-/// 'pictor export': another step of a run as a model directory.</summary>
+/// <summary>'pictor train diffusion|vqvae|dalle|clip': parse, run the trainer with a progress bar, print where things
+/// went; 'pictor export': another step of a run as a model directory.</summary>
 internal static class TrainVerbs
 {
-    // CLI option -> train.json field, with how to read it.
-    private static readonly (string Option, string Field)[] Fields =
-    [
-        ("data", "data"), ("preset", "preset"), ("size", "image_size"), ("context", "context"), ("vocab", "vocab"), ("batch", "batch"),
-        ("steps", "steps"), ("lr", "lr"), ("min-lr", "min_lr"), ("warmup", "warmup"), ("weight-decay", "weight_decay"), ("clip", "clip_norm"),
-        ("ema", "ema_decay"), ("caption-dropout", "caption_dropout"), ("dropout", "dropout"), ("val-every", "val_every"), ("ckpt-every", "ckpt_every"),
-        ("keep", "keep"), ("patience", "patience"), ("val-images", "val_images"), ("seed", "seed"), ("vqvae", "vqvae"), ("noise-shift", "noise_shift"), ("hflip", "hflip"),
-        ("min-snr", "min_snr"), ("grounding", "grounding"), ("placement", "placement"),
-    ];
-
-    public const string Usage = "train diffusion|vqvae|dalle|clip --data DIR --out RUN [--preset NAME] [--steps N] [--batch B] [--lr X] [--max-minutes M] ... | train diffusion|vqvae|dalle|clip --resume RUN [--max-minutes M]"
-        + " (presets: diffusion tiny|xs|xs-coord|xs-pos|xs-bind|xs-rel|xs-blob|xs-phrase|xs-rel-phrase|xs-rel-rope|xs-rel-split|xs-rel-sum|xs-rel-place|s, default xs; vqvae tiny|s|dvae-tiny|dvae-s (Gumbel-softmax discrete VAE), default s; dalle tiny|xs|s, default xs, and --vqvae RUN names the image tokenizer, --dropout P adds embedding and residual dropout; diffusion --noise-shift K divides the schedule's SNR by K^2, --hflip P mirrors images with P and swaps left/right in their captions, --min-snr G weighs each step's loss by min(SNR, G) in x0 terms (5 is the paper's choice), --grounding W adds W times the token-level grounding loss (each caption word that names an object attends from that object's box; needs 'objects' with a 'bbox' in metadata.jsonl, as 'pictor data shapes' writes), --placement W (preset xs-rel-place) adds W times the placement loss (each word that names one object is placed at its box's centre by the UNet's token places; boxes as for --grounding); clip tiny|xs|s, default xs)";
-
-    public static int Train(string[] args)
+    public static Command Train() => new("train", "Train a model from scratch, or --resume a run")
     {
-        string family = args.Length > 0 ? args[0] : "";
-        if (family is not ("diffusion" or "vqvae" or "dalle" or "clip")) throw new ArgumentException($"use '{Usage}'");
-        var a = new Args("train " + family, args.Skip(1), Fields.Select(f => f.Option).Concat(["out", "resume", "max-minutes", "stop-at-step"]).ToArray());
-        a.NoPositionals();
-        // Per-family defaults: the VQ-VAE keeps no weight EMA (its codebook is already a moving average).
-        var d = family switch
+        Family("diffusion", "Text-conditioned DDPM (UNet with cross-attention) on captioned images",
+            DiffusionConfig.PresetNames, new TrainOptions()),
+        Family("vqvae", "The DALL-E image tokenizer (VQ-VAE, or Gumbel-softmax dVAE with a dvae-* preset)",
+            VqModel.PresetNames, new TrainOptions { Model = "vqvae", Preset = "s", EmaDecay = 0f }),
+        Family("dalle", "The DALL-E transformer over text and image tokens (needs --vqvae)",
+            DalleSetup.PresetNames, new TrainOptions { Model = "dalle", Preset = "xs" }),
+        Family("clip", "Contrastive text and image encoders (for reranking and evaluation)",
+            ClipPipeline.PresetNames, new TrainOptions { Model = "clip", Preset = "xs" }),
+    };
+
+    /// <summary>One family's 'train' verb: every option with that family's default, each mapped to its train.json field
+    /// so that --resume can refuse an option that differs from the run's.</summary>
+    private static Command Family(string family, string description, string[] presets, TrainOptions d)
+    {
+        var fields = new List<(Option Option, string Field)>();
+        T Add<T>(T o, string field) where T : Option { fields.Add((o, field)); return o; }
+        var data = Add(CliOptions.Text("--data", "dataset folder with train/ and val/ (e.g. from 'pictor data shapes')"), "data");
+        var preset = Add(CliOptions.Choice("--preset", "model size and shape", d.Preset, presets), "preset");
+        var size = Add(CliOptions.Int("--size", "image side in pixels (a multiple of 8)", d.ImageSize, 8, 256), "image_size");
+        var context = Add(CliOptions.Int("--context", "text tokens per caption, bos and eos included", d.Context, 4, 256),
+            "context");
+        var vocab = Add(CliOptions.Int("--vocab", "BPE vocabulary cap", d.Vocab, 260, 65536), "vocab");
+        var batch = Add(CliOptions.Int("--batch", "images per step", d.Batch, 1, 4096), "batch");
+        var steps = Add(CliOptions.Int("--steps", "optimiser steps (the cosine decay's length)", d.Steps, 1, 100_000_000),
+            "steps");
+        var lr = Add(CliOptions.Float("--lr", "peak learning rate", d.Lr, 1e-8f, 1f), "lr");
+        var minLr = Add(CliOptions.Float("--min-lr", "learning rate at the end of the decay", d.MinLr, 0f, 1f), "min_lr");
+        var warmup = Add(CliOptions.Int("--warmup", "linear warm-up steps", d.Warmup, 0, 100_000_000), "warmup");
+        var wd = Add(CliOptions.Float("--weight-decay", "AdamW weight decay", d.WeightDecay, 0f, 1f), "weight_decay");
+        var clip = Add(CliOptions.Float("--clip", "gradient-norm clipping threshold", d.ClipNorm, 1e-6f, 1e6f), "clip_norm");
+        var ema = Add(CliOptions.Float("--ema", "EMA decay of the weights (0 = off)", d.EmaDecay, 0f, 0.999999f),
+            "ema_decay");
+        var captionDropout = Add(CliOptions.Float("--caption-dropout", "share of captions dropped (for guidance)",
+            d.CaptionDropout, 0f, 0.99f), "caption_dropout");
+        var valEvery = Add(CliOptions.Int("--val-every", "steps between validations", d.ValEvery, 1, int.MaxValue), "val_every");
+        var ckptEvery = Add(CliOptions.Int("--ckpt-every", "steps between checkpoints", d.CkptEvery, 1, int.MaxValue),
+            "ckpt_every");
+        var keep = Add(CliOptions.Int("--keep", "step checkpoints kept (best.safetensors besides)", d.Keep, 1, 1000), "keep");
+        var patience = Add(CliOptions.Int("--patience", "validations without improvement before stopping (0 = never)",
+            d.Patience, 0, 1_000_000), "patience");
+        var valImages = Add(CliOptions.Int("--val-images", "val images validated on", d.ValImages, 1, 1_000_000),
+            "val_images");
+        var seed = Add(CliOptions.ULong("--seed", "seed of the weights and the data order", d.Seed), "seed");
+        var output = CliOptions.Text("--out", "run folder to create (checkpoints, samples, model/)");
+        var resume = CliOptions.Text("--resume", "continue this run exactly where its last checkpoint left it");
+        var maxMinutes = CliOptions.Float("--max-minutes", "stop with a checkpoint after this long (0 = no limit)", 0, 0, 1e6f);
+        var stopAt = CliOptions.Int("--stop-at-step", "stop with a checkpoint at this step (0 = no limit)", 0, 0, int.MaxValue);
+        var c = new Command(family, description);
+        foreach (var (o, _) in fields) c.Add(o);
+        c.Add(output); c.Add(resume); c.Add(maxMinutes); c.Add(stopAt);
+
+        // Family-only options: the others' verbs do not take them (an unknown option there).
+        Option<string>? vqvae = null;
+        Option<float>? dropout = null, noiseShift = null, hflip = null, minSnr = null, grounding = null, placement = null;
+        if (family == "dalle")
         {
-            "vqvae" => new TrainOptions { Model = family, Preset = "s", EmaDecay = 0f },
-            "dalle" => new TrainOptions { Model = family, Preset = "xs" },
-            "clip" => new TrainOptions { Model = family, Preset = "xs" },
-            _ => new TrainOptions(),
-        };
-        var opt = new TrainOptions
+            c.Add(vqvae = Add(CliOptions.Text("--vqvae", "the VQ-VAE run or model whose tokens the transformer learns"), "vqvae"));
+            c.Add(dropout = Add(CliOptions.Float("--dropout", "embedding and residual dropout", d.Dropout, 0f, 0.99f), "dropout"));
+        }
+        if (family == "diffusion")
         {
-            Model = family,
-            Data = a.Optional("data") is { } data ? Path.GetFullPath(data) : "",
-            Vqvae = a.Optional("vqvae") is { } vq ? Path.GetFullPath(vq) : "",
-            Preset = a.Optional("preset") ?? d.Preset,
-            ImageSize = a.Int("size", d.ImageSize, 8, 256), Context = a.Int("context", d.Context, 4, 256), Vocab = a.Int("vocab", d.Vocab, 260, 65536),
-            Batch = a.Int("batch", d.Batch, 1, 4096), Steps = a.Int("steps", d.Steps, 1, 100_000_000),
-            Lr = a.Float("lr", d.Lr, 1e-8f, 1f), MinLr = a.Float("min-lr", d.MinLr, 0f, 1f), Warmup = a.Int("warmup", d.Warmup, 0, 100_000_000),
-            WeightDecay = a.Float("weight-decay", d.WeightDecay, 0f, 1f), ClipNorm = a.Float("clip", d.ClipNorm, 1e-6f, 1e6f),
-            EmaDecay = a.Float("ema", d.EmaDecay, 0f, 0.999999f), CaptionDropout = a.Float("caption-dropout", d.CaptionDropout, 0f, 0.99f),
-            Dropout = a.Float("dropout", d.Dropout, 0f, 0.99f), NoiseShift = a.Float("noise-shift", d.NoiseShift, 1f, 64f),
-            Hflip = a.Float("hflip", d.Hflip, 0f, 1f), MinSnr = a.Float("min-snr", d.MinSnr, 0f, 1000f),
-            Grounding = a.Float("grounding", d.Grounding, 0f, 100f), Placement = a.Float("placement", d.Placement, 0f, 100f),
-            ValEvery = a.Int("val-every", d.ValEvery, 1, int.MaxValue), CkptEvery = a.Int("ckpt-every", d.CkptEvery, 1, int.MaxValue),
-            Keep = a.Int("keep", d.Keep, 1, 1000), Patience = a.Int("patience", d.Patience, 0, 1_000_000),
-            ValImages = a.Int("val-images", d.ValImages, 1, 1_000_000), Seed = a.ULong("seed", d.Seed),
-        };
+            c.Add(noiseShift = Add(CliOptions.Float("--noise-shift", "divide the schedule's SNR by K^2 (1 = plain cosine)",
+                d.NoiseShift, 1f, 64f), "noise_shift"));
+            c.Add(hflip = Add(CliOptions.Float("--hflip", "mirror an image with this probability, swapping left/right in "
+                + "its caption", d.Hflip, 0f, 1f), "hflip"));
+            c.Add(minSnr = Add(CliOptions.Float("--min-snr", "weigh each image's loss by min(SNR, G) (0 = off; 5 is the "
+                + "paper's)", d.MinSnr, 0f, 1000f), "min_snr"));
+            c.Add(grounding = Add(CliOptions.Float("--grounding", "weight of the token-level grounding loss (needs object "
+                + "boxes in metadata.jsonl; 0 = off)", d.Grounding, 0f, 100f), "grounding"));
+            c.Add(placement = Add(CliOptions.Float("--placement", "weight of the placement loss (preset xs-rel-place and "
+                + "object boxes; 0 = off)", d.Placement, 0f, 100f), "placement"));
+        }
+        c.SetAction(p =>
+        {
+            string? Full(Option<string>? o) => o != null && p.GetValue(o) is { } v ? Path.GetFullPath(v) : null;
+            var opt = new TrainOptions
+            {
+                Model = family, Data = Full(data) ?? "", Vqvae = Full(vqvae) ?? "", Preset = p.GetValue(preset)!,
+                ImageSize = p.GetValue(size), Context = p.GetValue(context), Vocab = p.GetValue(vocab),
+                Batch = p.GetValue(batch), Steps = p.GetValue(steps), Lr = p.GetValue(lr), MinLr = p.GetValue(minLr),
+                Warmup = p.GetValue(warmup), WeightDecay = p.GetValue(wd), ClipNorm = p.GetValue(clip),
+                EmaDecay = p.GetValue(ema), CaptionDropout = p.GetValue(captionDropout),
+                Dropout = dropout == null ? d.Dropout : p.GetValue(dropout),
+                NoiseShift = noiseShift == null ? d.NoiseShift : p.GetValue(noiseShift),
+                Hflip = hflip == null ? d.Hflip : p.GetValue(hflip), MinSnr = minSnr == null ? d.MinSnr : p.GetValue(minSnr),
+                Grounding = grounding == null ? d.Grounding : p.GetValue(grounding),
+                Placement = placement == null ? d.Placement : p.GetValue(placement),
+                ValEvery = p.GetValue(valEvery), CkptEvery = p.GetValue(ckptEvery), Keep = p.GetValue(keep),
+                Patience = p.GetValue(patience), ValImages = p.GetValue(valImages), Seed = p.GetValue(seed),
+            };
+            var given = fields.Where(f => p.Given(f.Option)).Select(f => f.Field).ToList();
+            return Run(family, opt, p.GetValue(output), p.GetValue(resume), given, p.GetValue(maxMinutes), p.GetValue(stopAt));
+        });
+        return c;
+    }
+
+    private static int Run(string family, TrainOptions opt, string? outDir, string? resume, List<string> given,
+        float maxMinutes, int stopAt)
+    {
+        if (resume != null && outDir != null)
+            throw new ArgumentException("pass either --out RUN (new run) or --resume RUN (continue), not both");
+        if (resume == null && outDir == null)
+            throw new ArgumentException($"'train {family}' needs --out RUN (a new run folder) or --resume RUN");
+        if (resume == null && opt.Data == "")
+            throw new ArgumentException($"'train {family}' needs --data DIR (a folder with train/ and val/, e.g. from "
+                + "'pictor data shapes --out DIR')");
         using var cts = new CancellationTokenSource();
         // Ctrl+C, and SIGTERM (docker stop, systemd, a batch scheduler's time limit), end the run after the current step
         // with a checkpoint, so '--resume' continues it exactly; a second Ctrl+C kills at once.
-        ConsoleCancelEventHandler onCtrlC = (_, e) => { if (cts.IsCancellationRequested) return; e.Cancel = true; Stop(cts, "Ctrl+C"); };
+        ConsoleCancelEventHandler onCtrlC = (_, e) =>
+        {
+            if (cts.IsCancellationRequested) return;
+            e.Cancel = true; Stop(cts, "Ctrl+C");
+        };
         Console.CancelKeyPress += onCtrlC;
-        using var onTerm = TryRegister(PosixSignal.SIGTERM, c => { c.Cancel = true; if (!cts.IsCancellationRequested) Stop(cts, "SIGTERM"); });
-        try { return Train(family, a, opt, cts.Token); }
+        using var onTerm = TryRegister(PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            if (!cts.IsCancellationRequested) Stop(cts, "SIGTERM");
+        });
+        try
+        {
+            var r = ConsoleProgress.Run("step", bar =>
+            {
+                var ctl = new TrainControl(maxMinutes, stopAt, cts.Token, bar.Log, t => bar.Update(t.Step, t.TotalSteps,
+                    string.Create(CultureInfo.InvariantCulture,
+                        $"loss {t.Loss:F4}  {t.ImagesPerSecond:F1} img/s  ETA {t.Eta:hh\\:mm\\:ss}")));
+                return resume != null
+                    ? family switch
+                    {
+                        "vqvae" => VqTrainer.Resume(resume, ctl, opt, given),
+                        "dalle" => DalleTrainer.Resume(resume, ctl, opt, given),
+                        "clip" => ClipTrainer.Resume(resume, ctl, opt, given),
+                        _ => DiffusionTrainer.Resume(resume, ctl, opt, given),
+                    }
+                    : family switch
+                    {
+                        "vqvae" => VqTrainer.Start(outDir!, opt, ctl),
+                        "dalle" => DalleTrainer.Start(outDir!, opt, ctl),
+                        "clip" => ClipTrainer.Start(outDir!, opt, ctl),
+                        _ => DiffusionTrainer.Start(outDir!, opt, ctl),
+                    };
+            });
+            Console.WriteLine(r.BestStep < 0
+                ? $"stopped at step {r.Step} ({r.StopReason}) before the first validation: no model exported yet; "
+                    + $"continue with 'pictor train {family} --resume RUN'"
+                : $"stopped at step {r.Step} ({r.StopReason}); best {r.BestBy} {r.BestVal:G5} at step {r.BestStep}; "
+                    + $"model: {r.ModelDir}");
+            return 0;
+        }
         finally { Console.CancelKeyPress -= onCtrlC; }
     }
 
@@ -69,69 +174,29 @@ internal static class TrainVerbs
         Console.Error.WriteLine($"\n{what}: stopping after this step (checkpoint follows); press Ctrl+C again to kill");
     }
 
-    private static int Train(string family, Args a, TrainOptions opt, CancellationToken cancel)
-    {
-        bool tty = !Console.IsErrorRedirected;
-        long lastLine = -1;
-        var ctl = new TrainControl(a.Float("max-minutes", 0, 0, 1e6f), a.Int("stop-at-step", 0, 0, int.MaxValue), cancel,
-            m => { if (tty) Console.Error.Write("\r" + new string(' ', 100) + "\r"); Console.Error.WriteLine(m); },
-            p =>
-            {
-                string line = string.Create(CultureInfo.InvariantCulture,
-                    $"step {p.Step}/{p.TotalSteps} [{Bar(p.Step, p.TotalSteps)}] loss {p.Loss:F4}  {p.ImagesPerSecond:F1} img/s  ETA {p.Eta:hh\\:mm\\:ss}");
-                if (tty) Console.Error.Write("\r" + line);
-                else if (p.Step / 100 != lastLine) { lastLine = p.Step / 100; Console.Error.WriteLine(line); }
-            });
-        TrainResult r;
-        if (a.Optional("resume") is { } run)
-        {
-            if (a.Optional("out") != null) throw new ArgumentException("pass either --out RUN (new run) or --resume RUN (continue), not both");
-            var given = Fields.Where(f => a.Given.Contains(f.Option)).Select(f => f.Field).ToList();
-            r = family switch
-            {
-                "vqvae" => VqTrainer.Resume(run, ctl, opt, given),
-                "dalle" => DalleTrainer.Resume(run, ctl, opt, given),
-                "clip" => ClipTrainer.Resume(run, ctl, opt, given),
-                _ => DiffusionTrainer.Resume(run, ctl, opt, given),
-            };
-        }
-        else
-        {
-            string outDir = a.Required("out");
-            if (opt.Data == "") throw new ArgumentException($"'train {family}' needs --data DIR (a folder with train/ and val/, e.g. from 'pictor data shapes --out DIR')");
-            r = family switch
-            {
-                "vqvae" => VqTrainer.Start(outDir, opt, ctl),
-                "dalle" => DalleTrainer.Start(outDir, opt, ctl),
-                "clip" => ClipTrainer.Start(outDir, opt, ctl),
-                _ => DiffusionTrainer.Start(outDir, opt, ctl),
-            };
-        }
-        Console.WriteLine(r.BestStep < 0
-            ? $"stopped at step {r.Step} ({r.StopReason}) before the first validation: no model exported yet; continue with 'pictor train {family} --resume RUN'"
-            : $"stopped at step {r.Step} ({r.StopReason}); best {r.BestBy} {r.BestVal:G5} at step {r.BestStep}; model: {r.ModelDir}");
-        return 0;
-    }
-
-    /// <summary>'pictor export RUN --step N|best|last --out DIR': a model directory from one checkpoint's EMA weights.</summary>
-    public static int Export(string[] args)
-    {
-        var a = new Args("export", args, ["step", "out"]);
-        if (a.Positionals.Count != 1) throw new ArgumentException("use 'export RUN --step N|best|last --out DIR' (RUN: a training run directory)");
-        var r = CheckpointExport.Export(a.Positionals[0], a.Optional("step") ?? "last", a.Required("out"));
-        Console.WriteLine($"wrote {r.OutDir}: {r.Tensors} tensors, the EMA weights of step {r.Step} ({Path.GetFileName(r.Checkpoint)})");
-        return 0;
-    }
-
     private static PosixSignalRegistration? TryRegister(PosixSignal signal, Action<PosixSignalContext> handler)
     {
         try { return PosixSignalRegistration.Create(signal, handler); }
         catch (PlatformNotSupportedException) { return null; }   // no such signal here (SIGTERM on some Windows hosts)
     }
 
-    private static string Bar(long done, long total)
+    /// <summary>'pictor export RUN --step N|best|last --out DIR': a model directory from one checkpoint's EMA weights.</summary>
+    public static Command Export()
     {
-        int n = (int)(20 * done / Math.Max(1, total));
-        return new string('#', n) + new string('.', 20 - n);
+        var run = new Argument<string>("RUN") { Description = "a training run folder" };
+        var step = CliOptions.Text("--step", "which checkpoint: a step number, best or last", fallback: "last");
+        var output = CliOptions.Text("--out", "model folder to write", required: true);
+        var c = new Command("export", "One checkpoint's EMA weights as a model directory (the run's model/ holds the best)")
+        {
+            run, step, output,
+        };
+        c.SetAction(p =>
+        {
+            var r = CheckpointExport.Export(p.GetValue(run)!, p.GetValue(step)!, p.GetValue(output)!);
+            Console.WriteLine($"wrote {r.OutDir}: {r.Tensors} tensors, the EMA weights of step {r.Step} "
+                + $"({Path.GetFileName(r.Checkpoint)})");
+            return 0;
+        });
+        return c;
     }
 }

@@ -1,13 +1,13 @@
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Pictor.Engine;
-using Pictor.Pipelines.Dalle;
-using Pictor.Pipelines.Diffusion;
+using Pictor.Models.Diffusion.Samplers;
 using Pictor.Text;
 
 namespace Pictor.Pipelines;
 
-/// <summary>What 'pictor generate', 'verify' and 'eval' need from a text-to-image model of any family.</summary>
+// Dimension legend: B images, C = 3, H = W = image size.
+
+/// <summary>What every text-to-image family (diffusion, DALL-E, and those to come) gives <see cref="TextToImage"/>,
+/// the evaluations and training's sample grids: its defaults, what it refuses, and sampling from checked settings.</summary>
 public interface ITextToImage
 {
     /// <summary>"diffusion" or "dalle".</summary>
@@ -22,37 +22,14 @@ public interface ITextToImage
     string DefaultSampler { get; }
     int DefaultSteps { get; }
     /// <summary>The classifier-free guidance scale used when the caller names none: 3 unless the model says otherwise.</summary>
-    float DefaultCfg => 3f;
+    float DefaultGuidance => 3f;
 
-    /// <summary>Images [B, 3, H, W] in [-1, 1]; row i uses prompts[i] and seed o.Seed + i (o.Prompt and o.Count are ignored).</summary>
-    Tensor Sample(IReadOnlyList<string> prompts, GenerateOptions o);
+    /// <summary>Why this model cannot sample with <paramref name="s"/> (an unknown sampler, a step count it cannot take),
+    /// as one line naming the fix; null when it can. <see cref="SamplingSettings.Resolve"/> asks it once.</summary>
+    string? Refuse(SamplingSettings s);
 
-    /// <summary>o.Count images of o.Prompt, image i from seed o.Seed + i.</summary>
-    Tensor Generate(GenerateOptions o)
-    {
-        if (o.Count < 1 || o.Count > GenerateOptions.MaxCount) throw new ArgumentException($"-n (--count) must be between 1 and {GenerateOptions.MaxCount}, got {o.Count}; make several calls for more images");
-        return Sample(Enumerable.Repeat(o.Prompt, o.Count).ToList(), o);
-    }
-}
-
-/// <summary>Opens a model directory of any family: config.json's "format" says which.</summary>
-public static class TextToImage
-{
-    public static ITextToImage Load(string dir)
-    {
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"model directory '{dir}' does not exist; pass --model with a model or training run directory (models/emoji, models/shapes, or a run's folder)");
-        string model = File.Exists(Path.Combine(dir, "config.json")) || !File.Exists(Path.Combine(dir, "model", "config.json")) ? dir : Path.Combine(dir, "model");
-        string cfg = Path.Combine(model, "config.json");
-        if (!File.Exists(cfg)) throw new FileNotFoundException($"'{dir}' has no config.json; it is not a Pictor model (a run directory gets RUN/model after its first validation)");
-        string? format;
-        try { format = (string?)JsonNode.Parse(File.ReadAllText(cfg))?["format"]; }
-        catch (JsonException e) { throw new FormatException($"{cfg} is not valid JSON: {e.Message}"); }
-        return format switch
-        {
-            DalleSetup.Format => DallePipeline.Load(model),
-            DiffusionConfig.Format => DiffusionPipeline.Load(model),
-            "pictor-vqvae" => throw new ArgumentException($"'{dir}' is a VQ-VAE image tokenizer, not a text-to-image model; train a DALL-E transformer on it with 'pictor train dalle --vqvae {dir}'"),
-            _ => throw new FormatException($"{cfg} has format '{format}'; Pictor generates from pictor-diffusion and pictor-dalle models"),
-        };
-    }
+    /// <summary>Images [B, 3, H, W] in [-1, 1]; row i draws prompts[i] from seed s.Seed + i. The settings are assumed
+    /// checked (<see cref="SamplingSettings.Resolve"/>). <paramref name="onStep"/> hears of every step (and may throw
+    /// to stop); its x0 is null for families without a clean-image estimate.</summary>
+    Tensor Sample(IReadOnlyList<string> prompts, SamplingSettings s, SampleStep? onStep = null);
 }

@@ -16,37 +16,89 @@ public class CliTests
     }
 
     [Fact]
-    public void Unknown_verbs_and_options_are_clear_errors()
+    public void Usage_errors_are_one_line_and_exit_2()
     {
         var r = Run("frobnicate");
-        Assert.Equal(2, r.Code); Assert.Contains("unknown verb 'frobnicate'", r.Err);
+        Assert.Equal(2, r.Code); Assert.Contains("unknown verb 'frobnicate'; use generate, verify, train", r.Err);
         r = Run("data", "shapes", "--out", "/tmp/x", "--colour", "red");
-        Assert.Equal(2, r.Code); Assert.Contains("unknown option '--colour' for 'data shapes'; it takes --out, --count, --seed, --size", r.Err);
+        Assert.Equal(2, r.Code);
+        Assert.Contains("unknown option '--colour' for 'data shapes'; it takes --out, --count, --seed, --size", r.Err);
         r = Run("data", "shapes", "--count", "5");
         Assert.Equal(2, r.Code); Assert.Contains("'data shapes' needs --out", r.Err);
         r = Run("data", "shapes", "--out", "/tmp/x", "--count", "many");
-        Assert.Contains("--count must be a whole number, got 'many'", r.Err);
+        Assert.Equal(2, r.Code); Assert.Contains("--count must be a whole number, got 'many'", r.Err);
         r = Run("data", "shapes", "--out", "/tmp/x", "--size", "48");
-        Assert.Contains("--size must be 32 or 64, got 48", r.Err);
-        Assert.Equal(0, Run("help").Code);
+        Assert.Equal(2, r.Code); Assert.Contains("--size must be one of 32, 64, got '48'", r.Err);
+        r = Run("generate", "a red circle", "--out", "/tmp/x.png", "--steps", "0");
+        Assert.Equal(2, r.Code); Assert.Contains("--steps must be between 1 and 100000, got 0", r.Err);
+        r = Run("generate", "a red circle", "--out", "/tmp/x.png", "-n", "100000");
+        Assert.Equal(2, r.Code); Assert.Contains("--count must be between 1 and 256, got 100000", r.Err);
+        r = Run("train", "vqvae", "--data", "/tmp/x", "--out", "/tmp/y", "--hflip", "0.5");   // a diffusion-only option
+        Assert.Equal(2, r.Code); Assert.Contains("unknown option '--hflip' for 'train vqvae'", r.Err);
+        foreach (var bad in new[] { Run("frobnicate"), Run("generate", "x", "--out", "y.png", "--cfg", "99") })
+            Assert.Single(bad.Err.Trim().Split('\n'));                                     // one line, no stack trace
+        Assert.Equal(0, Run("--help").Code);
     }
 
     [Fact]
-    public void Help_after_a_verb_prints_that_verb_s_usage()
+    public void Runtime_errors_exit_1_with_one_line_and_verbose_adds_the_stack_trace()
     {
-        var r = Run("train", "diffusion", "--help");
+        string missing = Path.Combine(Path.GetTempPath(), "pictor-no-such-model");
+        var r = Run("generate", "a red circle", "--model", missing, "--out", Path.Combine(Path.GetTempPath(), "x.png"));
+        Assert.Equal(1, r.Code);
+        Assert.Contains("does not exist", r.Err);
+        Assert.Single(r.Err.Trim().Split('\n'));
+        r = Run("generate", "a red circle", "--model", missing, "--out", Path.Combine(Path.GetTempPath(), "x.png"), "--verbose");
+        Assert.Equal(1, r.Code);
+        Assert.Contains("   at ", r.Err);   // the stack trace
+    }
+
+    [Fact]
+    public void Help_lists_every_option_with_its_default_and_completion_comes_from_the_parser()
+    {
+        var r = Run("generate", "--help");
         Assert.Equal(0, r.Code);
-        Assert.Contains("train diffusion      --data DIR --out RUN", r.Out);
-        Assert.Contains("or --resume RUN", r.Out);                          // its continuation line
-        Assert.DoesNotContain("train vqvae", r.Out);
-        r = Run("generate", "a red circle", "-h");
+        foreach (var option in new[] { "--out", "--model", "--negative", "--seed", "--count", "--grid", "--truncate",
+                     "--candidates", "--keep", "--clip", "--sampler", "--steps", "--cfg", "--eta", "--temperature",
+                     "--top-k", "--top-p" })
+            Assert.Contains(option, r.Out);
+        Assert.Contains("[default: models/emoji]", r.Out);
+        Assert.Contains("images to generate [default: 1]", r.Out);
+        r = Run("train", "diffusion", "--help");
         Assert.Equal(0, r.Code);
-        Assert.Contains("generate             \"PROMPT\"", r.Out);
-        Assert.Contains("--sampler dpm++|ddim|ddpm", r.Out);
-        Assert.DoesNotContain("eval shapes", r.Out);
-        r = Run("data", "--help");                                          // a verb family: all of its lines
-        Assert.Contains("data shapes", r.Out); Assert.Contains("data emoji", r.Out); Assert.Contains("data pack", r.Out);
-        Assert.DoesNotContain("train clip", r.Out);
+        Assert.Contains("xs-rel-place", r.Out);   // the presets, from the one list that builds the config
+        Assert.Contains("[default: xs]", r.Out);
+        Assert.Contains("--noise-shift", r.Out);
+        Assert.DoesNotContain("--vqvae", r.Out);   // DALL-E's option belongs to 'train dalle' only
+        r = Run("data", "--help");
+        Assert.Contains("shapes", r.Out); Assert.Contains("emoji", r.Out); Assert.Contains("pack", r.Out);
+
+        r = Run("[suggest:5]", "gener");
+        Assert.Equal(0, r.Code); Assert.Contains("generate", r.Out); Assert.DoesNotContain("train", r.Out);
+        r = Run("[suggest:21]", "generate x --sampler ");
+        Assert.Contains("ddim", r.Out); Assert.Contains("dpm++", r.Out);
+        r = Run("completion", "bash");
+        Assert.Equal(0, r.Code); Assert.Contains("complete -o default -F _pictor_complete pictor", r.Out);
+        // The script itself, in a real bash: completing "./pictor gener" offers generate.
+        string script = Path.Combine(Path.GetTempPath(), "pictor-completion.bash");
+        File.WriteAllText(script, r.Out);
+        string pictor = Path.Combine(FindRepo(), "pictor");
+        var psi = new System.Diagnostics.ProcessStartInfo("bash", ["-c", $"source {script}; COMP_WORDS=({pictor} gener); "
+            + $"COMP_CWORD=1; COMP_LINE='{pictor} gener'; COMP_POINT=${{#COMP_LINE}}; _pictor_complete; echo \"${{COMPREPLY[@]}}\""])
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        using (var bash = System.Diagnostics.Process.Start(psi)!)
+        {
+            string got = bash.StandardOutput.ReadToEnd(); bash.WaitForExit();
+            Assert.Equal("generate", got.Trim());
+        }
+        Assert.Equal(2, Run("completion", "fish").Code);
+    }
+
+    private static string FindRepo()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "Pictor.slnx"))) return d.FullName;
+        throw new DirectoryNotFoundException("no Pictor checkout above the test binaries");
     }
 
     [Fact]
@@ -72,7 +124,7 @@ public class CliTests
         Assert.Contains("Rgba, 8-bit", r.Out);
         File.WriteAllBytes(Path.Combine(dir, "bad.png"), [1, 2, 3]);
         r = Run("image", "info", Path.Combine(dir, "bad.png"));
-        Assert.Equal(2, r.Code); Assert.Contains("not a PNG file", r.Err);
+        Assert.Equal(1, r.Code); Assert.Contains("not a PNG file", r.Err);
         r = Run("image", "grid", "--out", Path.Combine(dir, "g.png"), "--columns", "2", "--scale", "2", png, png, png);
         Assert.Equal(0, r.Code); Assert.Contains("g.png: 134x134, 3 images", r.Out);
     }
@@ -92,9 +144,9 @@ public class CliTests
         Assert.Contains("stopped at step 4 (reached --steps)", r.Out);
         Assert.True(File.Exists(Path.Combine(run, "model", "metrics.json")));
         r = Run("train", "vqvae", "--data", data, "--out", Path.Combine(dir, "vq2"), "--preset", "xs");
-        Assert.Equal(2, r.Code); Assert.Contains("unknown --preset 'xs' for 'train vqvae'; use tiny, s", r.Err);
+        Assert.Equal(2, r.Code); Assert.Contains("--preset must be one of tiny, s", r.Err);
         r = Run("train", "gan", "--data", data);
-        Assert.Equal(2, r.Code); Assert.Contains("train diffusion|vqvae|dalle|clip", r.Err);
+        Assert.Equal(2, r.Code); Assert.Contains("unknown verb 'gan' for 'train'; use diffusion, vqvae, dalle, clip", r.Err);
 
         // DALL-E on the tokenizer: train, generate with token-sampling knobs, verify from the PNG metadata.
         string dalle = Path.Combine(dir, "dalle");
@@ -115,7 +167,7 @@ public class CliTests
         r = Run("verify", png, "--model", Path.Combine(dir, "dalle-2"));
         Assert.True(r.Code == 0, r.Out + r.Err); Assert.Contains("IDENTICAL", r.Out);
         r = Run("export", dalle, "--step", "9", "--out", Path.Combine(dir, "dalle-9"));
-        Assert.Equal(2, r.Code); Assert.Contains("no checkpoint for step 9: it keeps steps 2", r.Err);
+        Assert.Equal(1, r.Code); Assert.Contains("no checkpoint for step 9: it keeps steps 2", r.Err);
         r = Run("generate", "a red circle", "--model", dalle, "--sampler", "ddim", "--out", png);
         Assert.Equal(2, r.Code); Assert.Contains("is a diffusion sampler", r.Err);
         r = Run("generate", "a red circle", "--model", run, "--out", png);
@@ -136,7 +188,7 @@ public class CliTests
         r = Run("verify", Path.Combine(dir, "rr-1.png"));
         Assert.True(r.Code == 0, r.Out + r.Err); Assert.Contains("IDENTICAL", r.Out);
         r = Run("generate", "a red circle", "--model", dalle, "--candidates", "4", "--keep", "5", "--clip", clip, "--out", png);
-        Assert.Equal(2, r.Code); Assert.Contains("--keep must be between 1 and 4", r.Err);
+        Assert.Equal(2, r.Code); Assert.Contains("--keep must be between 1 and --candidates (4), got 5", r.Err);
 
         // The CLIP-based evaluation, for a DALL-E model here (any family works the same).
         string report = Path.Combine(dir, "clip-eval.json");
@@ -197,11 +249,11 @@ public class CliTests
         r = Run("generate", "a red circle", "--model", run, "--out", Path.Combine(dir, "x.png"), "--sampler", "euler");
         Assert.Equal(2, r.Code); Assert.Contains("unknown sampler 'euler'", r.Err);
         r = Run("generate", "a red circle", "--model", Path.Combine(dir, "missing"), "--out", Path.Combine(dir, "x.png"));
-        Assert.Equal(2, r.Code); Assert.Contains("does not exist", r.Err);
+        Assert.Equal(1, r.Code); Assert.Contains("does not exist", r.Err);
         r = Run("generate", "a red circle", "--model", run, "--out", Path.Combine(dir, "x.jpg"));
         Assert.Equal(2, r.Code); Assert.Contains("--out must name a .png file", r.Err);
         r = Run("verify", Path.Combine(data, "train", "000000.png"));
-        Assert.Equal(2, r.Code); Assert.Contains("has no Pictor generation metadata", r.Err);
+        Assert.Equal(1, r.Code); Assert.Contains("has no Pictor generation metadata", r.Err);
 
         string report = Path.Combine(dir, "eval.json");
         r = Run("eval", "shapes", "--model", run, "--steps", "1", "--batch", "64", "--report", report);

@@ -45,7 +45,7 @@ public class CheckpointExportTests
             Assert.Equal(DiffusionConfig.Format, model.Metadata["format"]);
             foreach (var t in model.Tensors) Assert.Equal(ckpt.ReadFloat32("ema." + t.Name), model.ReadFloat32(t.Name));
             var pipe = DiffusionPipeline.Load(dir);
-            Assert.Equal([1, 3, 16, 16], pipe.Generate(new GenerateOptions("a red circle", Steps: 2)).Shape);
+            Assert.Equal([1, 3, 16, 16], pipe.Generate(new GenerationRequest("a red circle") { Steps = 2 }).Shape);
         }
         var w2 = TrainerTests.Tensors(Path.Combine(run, "checkpoints", "step-0000002.safetensors"));
         var w6 = TrainerTests.Tensors(Path.Combine(run, "checkpoints", "step-0000006.safetensors"));

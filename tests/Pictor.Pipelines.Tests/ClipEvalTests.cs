@@ -1,3 +1,4 @@
+using Pictor.Models.Diffusion.Samplers;
 using Pictor.Engine;
 using Pictor.Pipelines.Clip;
 using Pictor.Pipelines.Diffusion;
@@ -25,7 +26,8 @@ public class ClipEvalTests
                 for (int p = 0; p < 256; p++) img[c * 256 + p] = ((int)((seed * 37 + (ulong)c * 71 + (ulong)(p % 16) * 5) % 256)) / 127.5f - 1f;
             return img;
         }
-        public Tensor Sample(IReadOnlyList<string> prompts, GenerateOptions o) =>
+        public string? Refuse(SamplingSettings s) => null;
+        public Tensor Sample(IReadOnlyList<string> prompts, SamplingSettings o, SampleStep? onStep = null) =>
             Tensor.FromArray(Enumerable.Range(0, prompts.Count).SelectMany(i => Image(o.Seed + (ulong)i)).ToArray(), prompts.Count, 3, 16, 16);
     }
 
@@ -38,7 +40,7 @@ public class ClipEvalTests
         var clip = ClipPipeline.Load(run);
         var (train, _) = ImageCaptionSet.LoadSplits(TrainerTests.Data.Value, 16);   // 36 images: enough prompts
         var model = new SeedImages(clip.Tokenizer);
-        var o = new GenerateOptions("");
+        var o = new SamplingSettings("stub", 1, 3f);
         const int n = 5, N = 4;
         for (int rerank = 1; rerank <= N; rerank += N - 1)
         {

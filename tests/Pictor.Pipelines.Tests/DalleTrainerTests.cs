@@ -37,13 +37,13 @@ public class DalleTrainerTests
 
         var pipe = TextToImage.Load(run);
         Assert.Equal("dalle", pipe.Family);
-        var o = new GenerateOptions("a red circle", Sampler: pipe.DefaultSampler, Steps: pipe.DefaultSteps, Seed: 4, Count: 3, TopK: 10);
-        var a = pipe.Generate(o).ToArray(); var b = pipe.Generate(o).ToArray();
+        var o = new GenerationRequest("a red circle") { Sampler = pipe.DefaultSampler, Steps = pipe.DefaultSteps, Seed = 4, Count = 3, TopK = 10 };
+        var a = pipe.Pipeline.Generate(o).ToArray(); var b = pipe.Pipeline.Generate(o).ToArray();
         Assert.Equal(3 * 3 * 16 * 16, a.Length);
         Assert.Equal(a, b);
         Assert.All(a, x => Assert.InRange(x, -1f, 1f));
-        Assert.NotEqual(a, pipe.Generate(o with { Seed = 5 }).ToArray());
-        Assert.Contains("is a diffusion sampler", Assert.Throws<ArgumentException>(() => pipe.Generate(o with { Sampler = "ddim" })).Message);
+        Assert.NotEqual(a, pipe.Pipeline.Generate(o with { Seed = 5 }).ToArray());
+        Assert.Contains("is a diffusion sampler", Assert.Throws<ArgumentException>(() => pipe.Pipeline.Generate(o with { Sampler = "ddim" })).Message);
         Assert.True(Directory.Exists(Path.Combine(run, "model", DallePipeline.VqDir)));    // the model directory is self-contained
     }
 

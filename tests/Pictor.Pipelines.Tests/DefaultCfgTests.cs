@@ -13,13 +13,13 @@ public class DefaultCfgTests
         var tok = PipelineTests.Tokenizer();
         var plain = DiffusionConfig.FromPreset("tiny", tok.VocabSize, 16, 12);
         Assert.Null(JsonNode.Parse(plain.ToJson())!["default_cfg"]);   // older models' configs stay byte-identical
-        Assert.Equal(3f, new DiffusionPipeline(plain, tok, new Rng(1)).DefaultCfg);
-        Assert.Equal(3f, ((ITextToImage)new DiffusionPipeline(plain, tok, new Rng(1))).DefaultCfg);
+        Assert.Equal(3f, new DiffusionPipeline(plain, tok, new Rng(1)).DefaultGuidance);
+        Assert.Equal(3f, ((ITextToImage)new DiffusionPipeline(plain, tok, new Rng(1))).DefaultGuidance);
 
         var tuned = plain with { DefaultCfg = 2 };
         var back = DiffusionConfig.FromJson(tuned.ToJson(), "x");
         Assert.Equal(2, back.DefaultCfg);
-        Assert.Equal(2f, ((ITextToImage)new DiffusionPipeline(back, tok, new Rng(1))).DefaultCfg);
+        Assert.Equal(2f, ((ITextToImage)new DiffusionPipeline(back, tok, new Rng(1))).DefaultGuidance);
         Assert.Equal("default_cfg: 2 vs null", DiffusionConfig.FirstDifference(tuned, plain));
         Assert.Equal("default_cfg: null vs 2", DiffusionConfig.FirstDifference(plain, tuned));   // a field only the second has
 

@@ -62,7 +62,7 @@ public class ShapesEvalTests
         ShapeScene pair; do pair = Shapes.Generate(rng, 32, null); while (pair.Kind != SceneKind.Pair);
         var r = ShapesEval.Summarise([ShapesEval.Score(pair, false, Image.Solid(32, 32, 0, 0, 0))]);
         Assert.Equal(0, r.PairRelation.Count);
-        var json = System.Text.Json.Nodes.JsonNode.Parse(ShapesEval.ToJson(r, new Pictor.Pipelines.Diffusion.GenerateOptions("x"), "hash"))!;
+        var json = System.Text.Json.Nodes.JsonNode.Parse(ShapesEval.ToJson(r, new SamplingSettings("dpm++", 20, 3f), "hash"))!;
         Assert.Null(json["pair_relation"]);
         Assert.Equal(0.0, (double)json["pairs"]!);
     }

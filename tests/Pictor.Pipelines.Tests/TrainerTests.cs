@@ -92,7 +92,7 @@ public class TrainerTests
         Assert.Equal(4, lines.Length);
         var pipe = DiffusionPipeline.Load(run);   // a run directory loads its exported model/
         Assert.Equal(16, pipe.Config.ImageSize);
-        Assert.Equal([1, 3, 16, 16], pipe.Generate(new GenerateOptions("a red circle", Steps: 2)).Shape);
+        Assert.Equal([1, 3, 16, 16], pipe.Generate(new GenerationRequest("a red circle") { Steps = 2 }).Shape);
     }
 
     [Fact]

@@ -27,8 +27,11 @@ public sealed record DalleSamplingOptions(float Temperature = 1f, int TopK = 0, 
 /// </summary>
 public static class DalleSampler
 {
-    /// <summary>text [B, L] captions (and uncond [B, L] when guided) -> image codes [B, G*G] in 0..ImageVocab-1.</summary>
-    public static int[] Generate(DalleTransformer model, IntTensor text, IntTensor? uncond, DalleSamplingOptions o, IReadOnlyList<Rng> rngs, bool useCache = true)
+    /// <summary>text [B, L] captions (and uncond [B, L] when guided) -> image codes [B, G*G] in 0..ImageVocab-1.
+    /// <paramref name="onToken"/>, when given, is called after each position with (positions done, G*G); throwing from
+    /// it (OperationCanceledException) stops the draw.</summary>
+    public static int[] Generate(DalleTransformer model, IntTensor text, IntTensor? uncond, DalleSamplingOptions o,
+        IReadOnlyList<Rng> rngs, bool useCache = true, Action<int, int>? onToken = null)
     {
         o.Validate();
         var c = model.Config;
@@ -74,6 +77,7 @@ public static class DalleSampler
                 seq[i * total + len] = c.TextVocab + code;
                 if (cfg) seq[(b + i) * total + len] = c.TextVocab + code;
             }
+            onToken?.Invoke(step + 1, n);
         }
         return codes;
     }

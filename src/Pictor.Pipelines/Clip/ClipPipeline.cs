@@ -119,13 +119,10 @@ public sealed class ClipPipeline
     /// <summary>Loads a model directory, or a training run directory (its best weights are in RUN/model).</summary>
     public static ClipPipeline Load(string dir)
     {
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"CLIP directory '{dir}' does not exist; pass --clip with a directory made by 'pictor train clip' (the run or its model/)");
-        if (!File.Exists(Path.Combine(dir, WeightsFile)) && File.Exists(Path.Combine(dir, "model", ConfigFile))) dir = Path.Combine(dir, "model");
-        string cfg = Path.Combine(dir, ConfigFile), weights = Path.Combine(dir, WeightsFile);
-        if (!File.Exists(cfg)) throw new FileNotFoundException($"'{dir}' has no {ConfigFile}; it is not a CLIP model (a run directory gets RUN/model after its first validation)");
-        if (!File.Exists(weights)) throw new FileNotFoundException($"'{dir}' has {ConfigFile} but no {WeightsFile}; the model was not saved completely, retrain it");
-        var (preset, size, config) = ParseConfig(File.ReadAllText(cfg), cfg);
-        var p = new ClipPipeline(preset, size, config, BpeTokenizer.Load(Path.Combine(dir, TokenizerDir)), new Rng(0));
+        var m = ModelDirectory.Open(dir, Format, "CLIP model");
+        var (preset, size, config) = ParseConfig(m.ConfigJson, m.ConfigPath);
+        string weights = m.Require(WeightsFile);
+        var p = new ClipPipeline(preset, size, config, BpeTokenizer.Load(m.Require(TokenizerDir)), new Rng(0));
         p.Model.LoadStateDict(SafeTensorsFile.Read(weights));
         return p;
     }

@@ -1,9 +1,7 @@
-using System.Security.Cryptography;
-using System.Text;
 using Pictor.Engine;
 using Pictor.Engine.IO;
 using Pictor.Models.Dalle;
-using Pictor.Pipelines.Diffusion;
+using Pictor.Models.Diffusion.Samplers;
 using Pictor.Pipelines.Vq;
 using Pictor.Text;
 
@@ -63,27 +61,31 @@ public sealed class DallePipeline : ITextToImage
         return new IntTensor(seq, b, t.SeqLen);
     }
 
-    public DalleSamplingOptions SamplingOptions(GenerateOptions o)
+    /// <inheritdoc/>
+    public string? Refuse(SamplingSettings s)
     {
-        if (o.Sampler != SamplerName) throw new ArgumentException($"a DALL-E model samples tokens (--sampler {SamplerName}); '{o.Sampler}' is a diffusion sampler. Drop --sampler, and use --temperature, --top-k, --top-p and --cfg");
-        if (o.Steps != DefaultSteps) throw new ArgumentException($"a DALL-E model draws exactly {DefaultSteps} image tokens; drop --steps (it is for diffusion models)");
-        var s = new DalleSamplingOptions(o.Temperature, o.TopK, o.TopP, o.CfgScale);
-        s.Validate();
-        return s;
+        if (s.Sampler != SamplerName)
+            return $"a DALL-E model samples tokens (sampler '{SamplerName}'); '{s.Sampler}' is a diffusion sampler. Drop "
+                + "--sampler, and use --temperature, --top-k, --top-p and --cfg";
+        if (s.Steps != DefaultSteps)
+            return $"a DALL-E model draws exactly {DefaultSteps} image tokens; drop --steps (it is for diffusion models)";
+        return null;
     }
 
     /// <summary>Images [B, 3, H, W] in [-1, 1]: row i draws its tokens with Rng(seed + i) after prompts[i], guided by the
-    /// negative prompt (or the empty caption) when the CFG scale is not 1, and the VQ-VAE decodes them.</summary>
-    public Tensor Sample(IReadOnlyList<string> prompts, GenerateOptions o)
+    /// negative prompt (or the empty caption) when the CFG scale is not 1, and the VQ-VAE decodes them. Settings are
+    /// assumed checked (<see cref="SamplingSettings.Resolve"/>); onStep hears of each token (x0 null).</summary>
+    public Tensor Sample(IReadOnlyList<string> prompts, SamplingSettings o, SampleStep? onStep = null)
     {
-        var s = SamplingOptions(o);
+        var s = new DalleSamplingOptions(o.Temperature, o.TopK, o.TopP, o.Guidance);
         int b = prompts.Count;
-        if (b < 1) throw new ArgumentException("nothing to sample: no prompts");
+        System.Diagnostics.Debug.Assert(b >= 1 && Refuse(o) == null);
         var text = Tokenize(prompts);
         var uncond = s.CfgScale != 1f ? Tokenize(Enumerable.Repeat(o.NegativePrompt ?? "", b).ToList()) : null;
         var rngs = Enumerable.Range(0, b).Select(i => new Rng(o.Seed + (ulong)i)).ToList();
         Transformer.Train(false);
-        var codes = DalleSampler.Generate(Transformer, text, uncond, s, rngs);
+        var codes = DalleSampler.Generate(Transformer, text, uncond, s, rngs,
+            onToken: onStep == null ? null : (done, total) => onStep(done, total, null));
         var g = Setup.Transformer.Grid;
         using var _ = Autograd.NoGrad();
         var img = Vq.Net.Decode(new IntTensor(codes, b, g, g));
@@ -104,21 +106,21 @@ public sealed class DallePipeline : ITextToImage
         WeightsHash = Hash(dir);
     }
 
-    public static DallePipeline Load(string dir)
+    /// <summary>Loads a model directory (or a training run directory, whose model lives in RUN/model).</summary>
+    public static DallePipeline Load(string dir) => Load(ModelDirectory.Open(dir, DalleSetup.Format, "DALL-E model"));
+
+    /// <summary>Loads an opened model directory that holds a DALL-E model.</summary>
+    public static DallePipeline Load(ModelDirectory m)
     {
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"model directory '{dir}' does not exist");
-        if (!File.Exists(Path.Combine(dir, WeightsFile)) && File.Exists(Path.Combine(dir, "model", "config.json"))) dir = Path.Combine(dir, "model");
-        string cfg = Path.Combine(dir, "config.json"), weights = Path.Combine(dir, WeightsFile);
-        if (!File.Exists(cfg)) throw new FileNotFoundException($"'{dir}' has no config.json; it is not a Pictor DALL-E model");
-        if (!File.Exists(weights)) throw new FileNotFoundException($"'{dir}' has config.json but no {WeightsFile}; the model was not saved completely, retrain it");
-        var setup = DalleSetup.FromJson(File.ReadAllText(cfg), cfg);
-        var p = new DallePipeline(setup, BpeTokenizer.Load(Path.Combine(dir, TokenizerDir)), VqModel.Load(Path.Combine(dir, VqDir)), new Rng(0));
+        var setup = DalleSetup.FromJson(m.ConfigJson, m.ConfigPath);
+        string weights = m.Require(WeightsFile);
+        var p = new DallePipeline(setup, BpeTokenizer.Load(m.Require(TokenizerDir)), VqModel.Load(m.Require(VqDir)), new Rng(0));
         p.Transformer.LoadStateDict(SafeTensorsFile.Read(weights));
-        p.WeightsHash = Hash(dir);
+        p.WeightsHash = Hash(m.Path);
         return p;
     }
 
     /// <summary>The transformer's and the VQ-VAE's weights hashed together (either changes the images).</summary>
     private static string Hash(string dir) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.ASCII.GetBytes(DiffusionPipeline.HashFile(Path.Combine(dir, WeightsFile)) + DiffusionPipeline.HashFile(Path.Combine(dir, VqDir, VqModel.WeightsFile)))))[..10];
+        ModelDirectory.HashFiles(Path.Combine(dir, WeightsFile), Path.Combine(dir, VqDir, VqModel.WeightsFile));
 }

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Pictor.Engine;
 using Pictor.Engine.IO;
 using Pictor.Models.Diffusion;
@@ -33,7 +32,7 @@ public sealed class DiffusionPipeline : ITextToImage
     public int TextContext => Config.Text.Context;
     public string DefaultSampler => "dpm++";
     public int DefaultSteps => 20;
-    public float DefaultCfg => (float)Config.DefaultCfg;
+    public float DefaultGuidance => (float)Config.DefaultCfg;
 
     public DiffusionPipeline(DiffusionConfig config, BpeTokenizer tokenizer, Rng rng)
     {
@@ -96,15 +95,14 @@ public sealed class DiffusionPipeline : ITextToImage
     }
 
     /// <summary>Loads a model directory (or a training run directory, whose exported model lives in RUN/model).</summary>
-    public static DiffusionPipeline Load(string dir)
+    public static DiffusionPipeline Load(string dir) => Load(ModelDirectory.Open(dir, DiffusionConfig.Format, "diffusion model"));
+
+    /// <summary>Loads an opened model directory that holds a diffusion model.</summary>
+    public static DiffusionPipeline Load(ModelDirectory m)
     {
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"model directory '{dir}' does not exist; pass --model with a model or training run directory (models/emoji, models/shapes, or a run's folder)");
-        if (!File.Exists(Path.Combine(dir, WeightsFile)) && File.Exists(Path.Combine(dir, "model", ConfigFile))) dir = Path.Combine(dir, "model");
-        string cfgPath = Path.Combine(dir, ConfigFile), weights = Path.Combine(dir, WeightsFile);
-        if (!File.Exists(cfgPath)) throw new FileNotFoundException($"'{dir}' has no {ConfigFile}; it is not a Pictor diffusion model (a run directory gets RUN/model after its first validation)");
-        if (!File.Exists(weights)) throw new FileNotFoundException($"'{dir}' has {ConfigFile} but no {WeightsFile}; the model was not saved completely, re-export or retrain it");
-        var cfg = DiffusionConfig.FromJson(File.ReadAllText(cfgPath), cfgPath);
-        var tok = BpeTokenizer.Load(Path.Combine(dir, TokenizerDir));
+        var cfg = DiffusionConfig.FromJson(m.ConfigJson, m.ConfigPath);
+        string weights = m.Require(WeightsFile);
+        var tok = BpeTokenizer.Load(m.Require(TokenizerDir));
         var p = new DiffusionPipeline(cfg, tok, new Rng(0));
         p.LoadWeights(SafeTensorsFile.Read(weights), "");
         p.WeightsHash = HashFile(weights);
@@ -121,34 +119,33 @@ public sealed class DiffusionPipeline : ITextToImage
         if (missing != null) throw new FormatException($"'{f.Source}' has no tensor '{missing}'; it was saved from a different model (compare config.json) or is truncated");
     }
 
-    public static string HashFile(string path)
-    {
-        using var s = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(s))[..10];
-    }
+    public static string HashFile(string path) => ModelDirectory.HashFile(path);
 
     // ------------------------------------------------------------------------------------------- sampling
 
-    /// <summary>
-    /// Generates <see cref="GenerateOptions.Count"/> images for one prompt. Image i starts from noise drawn by
-    /// Rng(seed + i), so an image depends only on its own seed and the batch it was made in. With CFG scale s != 1 the
-    /// conditional and unconditional rows run as one batch of 2B (Ho and Salimans 2022, eq. 6):
-    /// out = out_uncond + s (out_cond - out_uncond); the negative prompt, when given, replaces the empty caption.
-    /// Returns images [B, 3, H, W] in [-1, 1].
-    /// </summary>
-    public Tensor Generate(GenerateOptions o)
+    /// <summary>The samplers a diffusion model runs (<see cref="Sampler.ByName"/> also takes their aliases).</summary>
+    public static readonly string[] SamplerNames = ["dpm++", "ddim", "ddpm"];
+
+    /// <inheritdoc/>
+    public string? Refuse(SamplingSettings s)
     {
-        o.Validate(Config.ScheduleSteps);
-        return Sample(Enumerable.Repeat(o.Prompt, o.Count).ToList(), o);
+        if (!Sampler.Knows(s.Sampler)) return $"unknown sampler '{s.Sampler}' for a diffusion model; use {string.Join(", ", SamplerNames)}";
+        if (s.Steps < 1 || s.Steps > Config.ScheduleSteps) return $"steps must be between 1 and {Config.ScheduleSteps} (the model's schedule), got {s.Steps}";
+        return null;
     }
 
-    /// <summary>As <see cref="Generate"/> with one prompt per image (row i uses prompts[i] and seed + i); Count is ignored.</summary>
-    public Tensor Sample(IReadOnlyList<string> prompts, GenerateOptions o)
+    /// <summary>
+    /// Images [B, 3, H, W] in [-1, 1], row i for prompts[i]. Image i starts from noise drawn by Rng(seed + i), so an image
+    /// depends only on its own seed and the batch it was made in. With CFG scale s != 1 the conditional and unconditional
+    /// rows run as one batch of 2B (Ho and Salimans 2022, eq. 6): out = out_uncond + s (out_cond - out_uncond); the
+    /// negative prompt, when given, replaces the empty caption. Settings are assumed checked
+    /// (<see cref="SamplingSettings.Resolve"/>).
+    /// </summary>
+    public Tensor Sample(IReadOnlyList<string> prompts, SamplingSettings o, SampleStep? onStep = null)
     {
-        o.Validate(Config.ScheduleSteps);
         int b = prompts.Count, size = Config.ImageSize, per = 3 * size * size;
-        if (b < 1) throw new ArgumentException("nothing to sample: no prompts");
-        bool cfg = o.CfgScale != 1f;
+        System.Diagnostics.Debug.Assert(b >= 1 && Refuse(o) == null);
+        bool cfg = o.Guidance != 1f;
         Train(false);
         using var noGrad = Autograd.NoGrad();
         var captions = prompts.ToList();
@@ -168,28 +165,13 @@ public sealed class DiffusionPipeline : ITextToImage
             if (cfg)
             {
                 var u = outp[(b * per)..];
-                for (int i = 0; i < r.Length; i++) r[i] = u[i] + o.CfgScale * (r[i] - u[i]);
+                for (int i = 0; i < r.Length; i++) r[i] = u[i] + o.Guidance * (r[i] - u[i]);
             }
             return r;
         };
         var sampler = Sampler.ByName(o.Sampler, o.Eta);
-        var x0 = sampler.Sample(Schedule, Config.Prediction, model, xT, o.Steps, new Rng(o.Seed ^ 0x9E3779B97F4A7C15UL), clip: true);
+        var x0 = sampler.Sample(Schedule, Config.Prediction, model, xT, o.Steps,
+            new Rng(o.Seed ^ 0x9E3779B97F4A7C15UL), clip: true, onStep);
         return Tensor.FromArray(x0, b, 3, size, size);
-    }
-}
-
-/// <summary>What to generate: prompt, negative prompt, sampler, steps, CFG scale, seed, count, DDIM eta.
-/// Temperature, top-k and top-p are for DALL-E models (token sampling).</summary>
-public sealed record GenerateOptions(string Prompt, string? NegativePrompt = null, string Sampler = "dpm++", int Steps = 20, float CfgScale = 3f,
-    ulong Seed = 0, int Count = 1, float Eta = 0f, float Temperature = 1f, int TopK = 0, float TopP = 1f)
-{
-    public const int MaxCount = 256;
-
-    public void Validate(int scheduleSteps)
-    {
-        if (Count < 1 || Count > MaxCount) throw new ArgumentException($"-n (--count) must be between 1 and {MaxCount}, got {Count}; make several calls for more images");
-        if (Steps < 1 || Steps > scheduleSteps) throw new ArgumentException($"--steps must be between 1 and {scheduleSteps}, got {Steps}");
-        if (!float.IsFinite(CfgScale) || CfgScale < 0 || CfgScale > 50) throw new ArgumentException($"--cfg must be between 0 and 50, got {CfgScale}");
-        Models.Diffusion.Samplers.Sampler.ByName(Sampler, Eta);   // throws on an unknown name or eta
     }
 }

@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Text.Json;
 using Pictor.Engine;
 using Pictor.Pipelines.Clip;
-using Pictor.Pipelines.Diffusion;
 using Pictor.Pipelines.Training;
 
 namespace Pictor.Pipelines.Eval;
@@ -21,9 +20,9 @@ namespace Pictor.Pipelines.Eval;
 public sealed record ClipEvalReport(int Images, int Candidates, double ClipScore, double RealClipScore, double RPrecision, double RealRPrecision,
     double Fd, double SecondsPerImage, int Rerank = 1)
 {
-    public string ToJson(string modelHash, GenerateOptions o) => JsonSerializer.Serialize(new Dictionary<string, object?>
+    public string ToJson(string modelHash, SamplingSettings o) => JsonSerializer.Serialize(new Dictionary<string, object?>
     {
-        ["model_hash"] = modelHash, ["sampler"] = o.Sampler, ["steps"] = o.Steps, ["cfg_scale"] = o.CfgScale, ["temperature"] = o.Temperature,
+        ["model_hash"] = modelHash, ["sampler"] = o.Sampler, ["steps"] = o.Steps, ["cfg_scale"] = o.Guidance, ["temperature"] = o.Temperature,
         ["top_k"] = o.TopK, ["top_p"] = o.TopP, ["rerank"] = Rerank, ["images"] = Images, ["r_precision_candidates"] = Candidates,
         ["clip_score"] = ClipScore, ["real_clip_score"] = RealClipScore, ["r_precision"] = RPrecision, ["real_r_precision"] = RealRPrecision,
         ["fd_clip"] = Fd, ["seconds_per_image"] = SecondsPerImage,
@@ -38,7 +37,7 @@ public sealed record ClipEvalReport(int Images, int Candidates, double ClipScore
 /// </summary>
 public static class ClipEval
 {
-    public static ClipEvalReport Run(ITextToImage model, ClipPipeline clip, ImageCaptionSet val, GenerateOptions o, int images = 100, int candidates = 100,
+    public static ClipEvalReport Run(ITextToImage model, ClipPipeline clip, ImageCaptionSet val, SamplingSettings o, int images = 100, int candidates = 100,
         int batch = 32, Action<int, int>? progress = null, int rerank = 1)
     {
         if (rerank < 1) throw new ArgumentException($"--rerank must be at least 1 (candidates per prompt), got {rerank}");

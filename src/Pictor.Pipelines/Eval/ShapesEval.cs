@@ -2,7 +2,6 @@ using System.Text.Json;
 using Pictor.Engine;
 using Pictor.Imaging;
 using Pictor.Imaging.Datasets;
-using Pictor.Pipelines.Diffusion;
 
 namespace Pictor.Pipelines.Eval;
 
@@ -93,7 +92,7 @@ public static class ShapesEval
     /// options.Seed + i (so repeat r is what --seed r * 210 alone would give, and repeat 0 is the plain run): the
     /// prompts stay the documented ones, and each accuracy's standard error falls by sqrt(K) (36 seen pair prompts
     /// alone move by about 0.08 from one seed set to the next).</summary>
-    public static (ShapesReport Report, List<Image> Images) Run(ITextToImage pipe, GenerateOptions options, int batch = 32, Action<int, int>? progress = null,
+    public static (ShapesReport Report, List<Image> Images) Run(ITextToImage pipe, SamplingSettings options, int batch = 32, Action<int, int>? progress = null,
         int repeats = 1)
     {
         int size = pipe.ImageSize;
@@ -128,12 +127,12 @@ public static class ShapesEval
     }
 
     /// <summary>The report as JSON; an accuracy over no prompts (e.g. the relation when no image had both objects) is null.</summary>
-    public static string ToJson(ShapesReport r, GenerateOptions o, string modelHash)
+    public static string ToJson(ShapesReport r, SamplingSettings o, string modelHash)
     {
         static double? V(Accuracy a) => a.Count == 0 ? null : a.Value;
         return JsonSerializer.Serialize(new Dictionary<string, object?>
         {
-            ["model_hash"] = modelHash, ["sampler"] = o.Sampler, ["steps"] = o.Steps, ["cfg_scale"] = o.CfgScale,
+            ["model_hash"] = modelHash, ["sampler"] = o.Sampler, ["steps"] = o.Steps, ["cfg_scale"] = o.Guidance,
             ["single"] = V(r.Single), ["single_colour"] = V(r.SingleColour), ["single_shape"] = V(r.SingleShape), ["single_position"] = V(r.SinglePosition),
             ["pairs"] = V(r.Pairs), ["pair_colours"] = V(r.PairColours), ["pair_objects"] = V(r.PairObjects), ["pair_relation"] = V(r.PairRelation), ["pair_colour_relation"] = V(r.PairColourRelation),
             ["counting"] = V(r.Counting),

@@ -2,7 +2,6 @@ using Pictor.Engine;
 using Pictor.Engine.IO;
 using Pictor.Imaging;
 using Pictor.Pipelines.Dalle;
-using Pictor.Pipelines.Diffusion;
 using Pictor.Pipelines.Vq;
 using Pictor.Text;
 
@@ -130,7 +129,7 @@ public static class DalleTrainer
         {
             // Cut to the context as training cuts captions (a long val caption must not fail the checkpoint).
             var prompts = val.Captions.Select(c => evalPipe.Tokenizer.Fit(c[0], evalPipe.TextContext)).Distinct().Take(SamplePrompts).ToList();
-            var imgs = evalPipe.Sample(prompts, new GenerateOptions(prompts[0], Sampler: DallePipeline.SamplerName, Steps: evalPipe.DefaultSteps, CfgScale: 3f));
+            var imgs = evalPipe.Sample(prompts, new SamplingSettings(DallePipeline.SamplerName, evalPipe.DefaultSteps, Guidance: 3f));
             int s = Opt.ImageSize;
             Image.Grid(Enumerable.Range(0, prompts.Count).Select(i => Image.FromTensor(Ops.Reshape(Ops.Narrow(imgs, 0, i, 1), 3, s, s))).ToList(), prompts.Count)
                 .Save(path, [new("prompts", string.Join("\n", prompts))]);

@@ -194,7 +194,7 @@ public static class DiffusionTrainer
         {
             // Cut to the context as training cuts captions (a long val caption must not fail the checkpoint).
             var prompts = val.Captions.Select(c => emaPipe.Tokenizer.Fit(c[0], emaPipe.Config.Text.Context)).Distinct().Take(SamplePrompts).ToList();
-            var imgs = emaPipe.Sample(prompts, new GenerateOptions(prompts[0], Steps: 20, CfgScale: 3f));
+            var imgs = emaPipe.Sample(prompts, new SamplingSettings("dpm++", 20, Guidance: 3f));
             Image.Grid(Enumerable.Range(0, prompts.Count).Select(i => Image.FromTensor(Ops.Reshape(Ops.Narrow(imgs, 0, i, 1), 3, Opt.ImageSize, Opt.ImageSize))).ToList(), prompts.Count)
                 .Save(path, [new("prompts", string.Join("\n", prompts))]);
         }

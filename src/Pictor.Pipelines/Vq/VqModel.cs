@@ -84,12 +84,9 @@ public sealed class VqModel
     /// <summary>Loads a model directory, or a training run directory (its best weights are in RUN/model).</summary>
     public static VqModel Load(string dir)
     {
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"VQ-VAE directory '{dir}' does not exist; pass a directory made by 'pictor train vqvae' (the run or its model/)");
-        if (!File.Exists(Path.Combine(dir, WeightsFile)) && File.Exists(Path.Combine(dir, "model", ConfigFile))) dir = Path.Combine(dir, "model");
-        string cfgPath = Path.Combine(dir, ConfigFile), weights = Path.Combine(dir, WeightsFile);
-        if (!File.Exists(cfgPath)) throw new FileNotFoundException($"'{dir}' has no {ConfigFile}; it is not a VQ-VAE model (a run directory gets RUN/model after its first validation)");
-        if (!File.Exists(weights)) throw new FileNotFoundException($"'{dir}' has {ConfigFile} but no {WeightsFile}; the model was not saved completely, retrain it");
-        var (preset, size, cfg) = ParseConfig(File.ReadAllText(cfgPath), cfgPath);
+        var d = ModelDirectory.Open(dir, Format, "VQ-VAE model");
+        var (preset, size, cfg) = ParseConfig(d.ConfigJson, d.ConfigPath);
+        string weights = d.Require(WeightsFile);
         var m = new VqModel(preset, size, cfg, new Rng(0));
         m.Net.LoadStateDict(SafeTensorsFile.Read(weights));
         return m;

@@ -8,6 +8,12 @@ namespace Pictor.Models.Diffusion.Samplers;
 /// classifier-free guidance when the caller wants it; samplers never see text.</summary>
 public delegate float[] Denoise(float[] x, int t);
 
+/// <summary>Called after each step with how many of the steps are done, their total, and the model's current estimate
+/// of the clean images x0 (flattened [N]; the sampler's own buffer, valid only during the call; null from a family
+/// that has no such estimate). A caller stops the trajectory by throwing from it (OperationCanceledException), which
+/// is how cancellation reaches every sampler.</summary>
+public delegate void SampleStep(int done, int total, float[]? x0);
+
 /// <summary>A reverse-process integrator: from pure noise x_T to an image, in a chosen number of model calls.</summary>
 public abstract class Sampler
 {
@@ -16,11 +22,13 @@ public abstract class Sampler
     /// <summary>Runs the sampler from <paramref name="xT"/> (standard normal noise, flattened [N]) and returns x_0:
     /// one model call per step at t_i, then <see cref="Step"/> moves x from t_i to t_{i+1} (-1 after the last).
     /// <paramref name="rng"/> supplies any fresh noise (DDPM, DDIM with eta &gt; 0).</summary>
-    public float[] Sample(NoiseSchedule schedule, Prediction prediction, Denoise model, float[] xT, int steps, Rng rng, bool clip = true) =>
-        Sample(schedule, prediction, model, xT, Timesteps(schedule, steps), rng, clip);
+    public float[] Sample(NoiseSchedule schedule, Prediction prediction, Denoise model, float[] xT, int steps, Rng rng,
+        bool clip = true, SampleStep? onStep = null) =>
+        Sample(schedule, prediction, model, xT, Timesteps(schedule, steps), rng, clip, onStep);
 
     /// <summary>As above, at the given decreasing steps <paramref name="ts"/> (first call at ts[0]).</summary>
-    public float[] Sample(NoiseSchedule schedule, Prediction prediction, Denoise model, float[] xT, int[] ts, Rng rng, bool clip = true)
+    public float[] Sample(NoiseSchedule schedule, Prediction prediction, Denoise model, float[] xT, int[] ts, Rng rng,
+        bool clip = true, SampleStep? onStep = null)
     {
         var x = (float[])xT.Clone();
         Begin();
@@ -29,6 +37,7 @@ public abstract class Sampler
             int t = ts[i], next = i + 1 < ts.Length ? ts[i + 1] : -1;
             var (x0, eps) = schedule.Split(prediction, x, model(x, t), t, clip);
             Step(schedule, x, x0, eps, t, next, rng);
+            onStep?.Invoke(i + 1, ts.Length, x0);
         }
         return x;
     }
@@ -81,6 +90,10 @@ public abstract class Sampler
     /// before the shift used, so their images regenerate exactly), log-SNR uniform for a shifted one, whose last trailing
     /// step (t = T/n - 1) is still noisy enough that jumping from it to x0 would lose detail.</summary>
     public static int[] Timesteps(NoiseSchedule s, int n) => s.Shift == 1 ? Timesteps(s.Steps, n) : LogSnrTimesteps(s, n);
+
+    /// <summary>Whether <see cref="ByName"/> knows <paramref name="name"/>.</summary>
+    public static bool Knows(string name) =>
+        name.ToLowerInvariant() is "ddim" or "ddpm" or "dpm++" or "dpmpp" or "dpm-solver++" or "dpmpp2m";
 
     /// <summary>Looks a sampler up by its CLI name: ddpm, ddim, dpm++ (aliases dpmpp, dpm-solver++).</summary>
     public static Sampler ByName(string name, float eta = 0f) => name.ToLowerInvariant() switch
