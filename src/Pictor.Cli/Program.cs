@@ -21,7 +21,7 @@ public static class Program
           tokenizer train      --data DIR [--vocab 4096] --out DIR: byte-level BPE on a dataset's captions
           image info           IN.png: size, type, text chunks and generation parameters
           image convert        IN.png OUT.png: any valid PNG to 8-bit RGBA
-          train diffusion      --data DIR --out RUN [--preset tiny|xs|xs-coord|xs-pos|xs-bind|xs-rel|xs-blob|xs-phrase|xs-rel-phrase|xs-rel-rope|xs-rel-split|xs-rel-sum|xs-rel-place|s] [--steps N] [--batch B] [--lr X] [--max-minutes M]
+          train diffusion      --data DIR --out RUN [--preset tiny|xs|xs-rel-place|s] [--steps N] [--batch B] [--lr X] [--max-minutes M]
                                or --resume RUN: DDPM training with validation, checkpoints, EMA, sample grids
           train vqvae          --data DIR --out RUN [--preset tiny|s|dvae-tiny|dvae-s]: the DALL-E image tokenizer (VQ or Gumbel dVAE)
           train dalle          --data DIR --vqvae RUN --out RUN [--preset tiny|xs|s]: the transformer over text + image tokens
