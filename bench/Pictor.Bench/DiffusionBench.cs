@@ -10,9 +10,11 @@ namespace Pictor.Bench;
 /// <summary>Training step of a full text-to-image pipeline preset (text encoder + UNet), split into forward, backward
 /// and optimiser time, so the shipped models' training budget can be planned: `Pictor.Bench diffusion-train xs 32 10`.
 /// With a fourth argument, a dataset folder (train/ + val/), the batch is real: its first images and captions, noised at
-/// random steps as training does (`diffusion-train xs-bind 32 4 data/shapes50k`); otherwise Gaussian inputs and one caption.
+/// random steps as training does (`diffusion-train xs-rel-place 32 4 data/shapes50k`); otherwise Gaussian inputs and
+/// one caption.
 /// A fifth argument W > 0 adds W times the grounding loss ('train diffusion --grounding W'), its masks built from the
-/// batch's boxes inside the timed forward, as training builds them each step (`diffusion-train xs-rel 32 8 data/shapes50k 0.01`).
+/// batch's boxes inside the timed forward, as training builds them each step
+/// (`diffusion-train xs 32 8 data/shapes50k 0.01`).
 /// A sixth, P > 0, adds P times the placement loss ('train diffusion --placement P'; a preset with token places:
 /// `diffusion-train xs-rel-place 32 8 data/shapes50k 0.01 0.1`).</summary>
 internal static class DiffusionBench

@@ -46,15 +46,15 @@ public static class TextProbe
             pos2[i] = pipe.Tokenizer.Encode($"a {ca} {sa} {rel} a {cb}").Length;
         }
         var ids = pipe.Tokenize(captions);
-        // With two text streams (xs-rel-split, xs-rel-sum) the pooled and side rows read the layout stream (what the slopes
-        // read) and the shape row what cross-attention reads; with one encoder all rows read it.
-        float[] pooled, tokens, sideTokens; float[]? places; int dc, s = pipe.Config.Text.Context;
+        float[] pooled, tokens; float[]? places; int dc, s = pipe.Config.Text.Context;
         using (Autograd.NoGrad())
         {
-            var (tok, pool, slopeTok) = pipe.EncodeText(ids);
-            if (pool == null) throw new ArgumentException($"'{modelDir}' has no pooled text input; the probe needs one (presets xs-pos and later)");
-            pooled = pool.ToArray(); tokens = tok.ToArray(); sideTokens = (slopeTok ?? tok).ToArray(); dc = pool.Shape[1];
-            places = pipe.Unet.TokenPlacesOf(slopeTok ?? tok)?.ToArray();                   // (n, S, 2) or null
+            var (tok, pool) = pipe.EncodeText(ids);
+            if (pool == null)
+                throw new ArgumentException($"'{modelDir}' has no pooled text input; the probe needs one (every preset "
+                    + "has it)");
+            pooled = pool.ToArray(); tokens = tok.ToArray(); dc = pool.Shape[1];
+            places = pipe.Unet.TokenPlacesOf(tok)?.ToArray();                   // (n, S, 2) or null
         }
         int vocab = pipe.Tokenizer.VocabSize;
         var bag = new float[n * vocab];
@@ -85,8 +85,8 @@ public static class TextProbe
         var tokenRows = new List<(float[] X, double Y)>();
         for (int i = 0; i < n; i++)
         {
-            tokenRows.Add((sideTokens.AsSpan((i * s + pos1[i]) * dc, dc).ToArray(), left[i] ? -1 : 1));
-            tokenRows.Add((sideTokens.AsSpan((i * s + pos2[i]) * dc, dc).ToArray(), left[i] ? 1 : -1));
+            tokenRows.Add((tokens.AsSpan((i * s + pos1[i]) * dc, dc).ToArray(), left[i] ? -1 : 1));
+            tokenRows.Add((tokens.AsSpan((i * s + pos2[i]) * dc, dc).ToArray(), left[i] ? 1 : -1));
         }
         // Binding: the shape named after a colour word, read from that colour word's token (3 one-vs-rest probes, argmax).
         var shapeRows = new List<(float[] X, int Y)>();
@@ -96,8 +96,6 @@ public static class TextProbe
             shapeRows.Add((tokens.AsSpan((i * s + pos2[i]) * dc, dc).ToArray(), shape2[i]));
         }
         Console.WriteLine($"# text-probe {modelDir}: {n} horizontal pair captions, ridge regression, sign accuracy on the held-out quarter");
-        if (pipe.LayoutEncoder != null) Console.WriteLine("# two text streams: pooled and side rows from the layout encoder, the shape row from what cross-attention reads"
-            + (pipe.Config.CrossAddsLayout ? " (both streams' tokens summed)" : " (the content encoder)"));
         Console.WriteLine("| probe | features | accuracy |\n|---|---|---|");
         Console.WriteLine($"| relation word | pooled ({dc}) | {relation:F3} |");
         Console.WriteLine($"| role of a colour (first or second) | pooled, per colour | {role:F3} |");

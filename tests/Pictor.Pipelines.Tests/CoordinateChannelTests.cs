@@ -5,8 +5,8 @@ using Pictor.Pipelines.Diffusion;
 
 namespace Pictor.Pipelines.Tests;
 
-/// <summary>CoordConv input planes for the UNet (preset xs-coord): the grid's values, that conv_in reads and learns from
-/// them, and that configs written before the field existed still load.</summary>
+/// <summary>CoordConv input planes for the UNet (part of preset xs-rel-place): the grid's values, that conv_in reads
+/// and learns from them, and that configs written before the field existed still load.</summary>
 [Collection("BufferPool")]
 public class CoordinateChannelTests
 {
@@ -68,11 +68,12 @@ public class CoordinateChannelTests
     [Fact]
     public void Flag_round_trips_and_old_configs_without_it_load_as_off()
     {
-        var cfg = DiffusionConfig.FromPreset("xs-coord", 300);
-        Assert.True(cfg.Unet.CoordChannels);
+        var xs = DiffusionConfig.FromPreset("xs", 300);
+        var cfg = xs with { Unet = xs.Unet with { CoordChannels = true } };
+        Assert.True(DiffusionConfig.FromPreset("xs-rel-place", 300).Unet.CoordChannels);
         Assert.Equal(5, cfg.Unet.InputChannels);
         Assert.Equal(cfg.ToJson(), DiffusionConfig.FromJson(cfg.ToJson(), "x").ToJson());
-        Assert.Equal("preset: \"xs\" vs \"xs-coord\"", DiffusionConfig.FirstDifference(DiffusionConfig.FromPreset("xs", 300), cfg));
+        Assert.Equal("unet.coord_channels: false vs true", DiffusionConfig.FirstDifference(xs, cfg));
 
         var old = JsonNode.Parse(DiffusionConfig.FromPreset("xs", 300).ToJson())!;
         old["unet"]!.AsObject().Remove("coord_channels");
@@ -107,9 +108,9 @@ public class CoordinateChannelTests
         using (Autograd.NoGrad()) Assert.NotEqual(before, p.Forward(x, [500f, 300f], ids).ToArray());
 
         Assert.Equal(cfg.ToJson(), DiffusionConfig.FromJson(cfg.ToJson(), "x").ToJson());
-        var pos = DiffusionConfig.FromPreset("xs-pos", 300);
-        Assert.True(pos.Unet.ResBlockCoords && pos.Unet.CoordChannels);
-        var old = JsonNode.Parse(DiffusionConfig.FromPreset("xs-coord", 300).ToJson())!;
+        var place = DiffusionConfig.FromPreset("xs-rel-place", 300);
+        Assert.True(place.Unet.ResBlockCoords && place.Unet.CoordChannels);
+        var old = JsonNode.Parse(DiffusionConfig.FromPreset("xs", 300).ToJson())!;
         old["unet"]!.AsObject().Remove("resblock_coords");
         Assert.False(DiffusionConfig.FromJson(old.ToJsonString(), "old").Unet.ResBlockCoords);
     }

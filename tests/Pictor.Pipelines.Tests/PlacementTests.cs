@@ -101,9 +101,9 @@ public class PlacementTests
             Assert.NotEqual(before, p.Forward(xs, [500f, 300f], ids).ToArray());
         }
 
-        // A ResBlock with shared places needs them; one with its own centres refuses them; places need blobs.
+        // A ResBlock with token blobs needs the shared places; places need blobs.
         var rng = new Rng(3);
-        var block = new ResBlock(rng, 4, 4, timeDim: 8, groups: 2, tokenBlobDim: 6, sharedPlaces: true);
+        var block = new ResBlock(rng, 4, 4, timeDim: 8, groups: 2, tokenBlobDim: 6);
         var ctx = rng.Randn(1, 3, 6);
         using (Autograd.NoGrad())
         {
@@ -117,11 +117,11 @@ public class PlacementTests
     public void Preset_round_trips_and_configs_without_the_field_have_none()
     {
         var place = DiffusionConfig.FromPreset("xs-rel-place", 300);
-        Assert.True(place.Unet.TokenPlaces && place.Unet.TokenBlobs && place.Unet.TokenSlopes);   // xs-rel + shared-place blobs
+        Assert.True(place.Unet.TokenPlaces && place.Unet.TokenBlobs && place.Unet.TokenSlopes);   // + shared places
         Assert.Equal(place.ToJson(), DiffusionConfig.FromJson(place.ToJson(), "x").ToJson());
-        var rel = DiffusionConfig.FromPreset("xs-rel", 300);
-        Assert.DoesNotContain("token_places", rel.ToJson());
-        Assert.False(DiffusionConfig.FromJson(rel.ToJson(), "x").Unet.TokenPlaces);
+        var xs = DiffusionConfig.FromPreset("xs", 300);
+        Assert.DoesNotContain("token_places", xs.ToJson());
+        Assert.False(DiffusionConfig.FromJson(xs.ToJson(), "x").Unet.TokenPlaces);
     }
 
     [Fact]

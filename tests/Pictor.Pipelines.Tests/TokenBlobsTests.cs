@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Pictor.Engine;
 using Pictor.Models.Unet;
 using Pictor.Pipelines.Diffusion;
@@ -5,9 +6,10 @@ using Pictor.TestSupport;
 
 namespace Pictor.Pipelines.Tests;
 
-/// <summary>Token blobs (preset xs-blob): each text token adds its own channels in a Gaussian bump at its own centre.
-/// Forward and gradients against a double-precision reference and finite differences; a token placed left lights the
-/// left; gradients reach the layer inside the pipeline; configs without the field load as before.</summary>
+/// <summary>Token blobs (preset xs-rel-place): each text token adds its own channels in a Gaussian bump at the place
+/// the shared token places give it. Forward and gradients against a double-precision reference and finite
+/// differences; a token placed left lights the left; gradients reach the layer inside the pipeline; configs without the
+/// field load as before, and blobs with centres of their own (the removed preset xs-blob) are refused.</summary>
 [Collection("BufferPool")]
 public class TokenBlobsTests
 {
@@ -63,35 +65,44 @@ public class TokenBlobsTests
         var rng = new Rng(3);
         var block = new ResBlock(rng, 4, 4, timeDim: 8, groups: 2, tokenBlobDim: 6);
         var x = rng.Randn(1, 4, 8, 8); var t = rng.Randn(1, 8);
+        var places = Tensor.FromArray([-0.5f, 0f, 0.5f, 0f], 1, 2, 2);   // token 0 left, token 1 right
         // Two contexts with the same mean over tokens: [u + d, w - d] and [u - d, w + d].
         var u = rng.Randn(6).ToArray(); var w = rng.Randn(6).ToArray(); var d = rng.Randn(6).ToArray();
         Tensor Ctx(float sign) => Tensor.FromArray(u.Select((q, i) => q + sign * d[i]).Concat(w.Select((q, i) => q - sign * d[i])).ToArray(), 1, 2, 6);
         using (Autograd.NoGrad())
         {
-            Assert.NotEqual(block.Forward(x, t, Ctx(1)).ToArray(), block.Forward(x, t, Ctx(-1)).ToArray());
-            var e = Assert.ThrowsAny<ArgumentException>(() => block.Forward(x, t));
-            Assert.Contains("token blobs", e.Message);
+            var plus = block.Forward(x, t, Ctx(1), places).ToArray();
+            Assert.NotEqual(plus, block.Forward(x, t, Ctx(-1), places).ToArray());
+            Assert.Contains("token blobs", Assert.ThrowsAny<ArgumentException>(() => block.Forward(x, t)).Message);
         }
 
         var tok = PipelineTests.Tokenizer();
         var tiny = DiffusionConfig.FromPreset("tiny", tok.VocabSize, 16, 12);
-        var p = new DiffusionPipeline(tiny with { Unet = tiny.Unet with { TokenBlobs = true } }, tok, new Rng(5));
+        var cfg = tiny with { Unet = tiny.Unet with { TokenBlobs = true, TokenPlaces = true } };
+        var p = new DiffusionPipeline(cfg, tok, new Rng(5));
         var (xs, ids, before) = PipelineTests.ForwardBackward(p);
-        foreach (var name in new[] { "enc_res.0.tok_blob.m.weight", "mid_res1.tok_blob.v.weight", "dec_res.0.tok_blob.v.bias" })
+        string[] some = ["enc_res.0.tok_blob.v.weight", "mid_res1.tok_blob.v.weight", "dec_res.0.tok_blob.v.bias"];
+        foreach (var name in some)
             Assert.Contains(p.Unet.NamedParameters().Single(n => n.Name == name).Param.Grad!.ToArray(), q => q != 0);
         foreach (var (_, prm) in p.Unet.NamedParameters().Where(n => n.Name.Contains("tok_blob.v"))) prm.Span.Clear();
         using (Autograd.NoGrad()) Assert.NotEqual(before, p.Forward(xs, [500f, 300f], ids).ToArray());
     }
 
     [Fact]
-    public void Preset_round_trips_and_configs_without_the_field_have_none()
+    public void Configs_without_the_field_have_none_and_blobs_without_shared_places_are_refused()
     {
-        var blob = DiffusionConfig.FromPreset("xs-blob", 300);
-        Assert.True(blob.Unet.TokenBlobs && blob.Unet.TokenSlopes && blob.Unet.ResBlockCoords);   // xs-rel + blobs
-        Assert.Equal(blob.ToJson(), DiffusionConfig.FromJson(blob.ToJson(), "x").ToJson());
-        var pos = DiffusionConfig.FromPreset("xs-pos", 300);
-        Assert.DoesNotContain("token_blobs", pos.ToJson());   // older models' config.json stays byte-identical
-        Assert.False(DiffusionConfig.FromJson(pos.ToJson(), "x").Unet.TokenBlobs);
-        Assert.Equal("unet.token_blobs: true vs null", DiffusionConfig.FirstDifference(blob with { Preset = "xs-rel" }, DiffusionConfig.FromPreset("xs-rel", 300)));
+        var xs = DiffusionConfig.FromPreset("xs", 300);
+        Assert.DoesNotContain("token_blobs", xs.ToJson());   // older models' config.json stays byte-identical
+        Assert.False(DiffusionConfig.FromJson(xs.ToJson(), "x").Unet.TokenBlobs);
+
+        var blob = JsonNode.Parse(DiffusionConfig.FromPreset("xs-rel-place", 300).ToJson())!;
+        blob["unet"]!.AsObject().Remove("token_places");   // what preset xs-blob wrote
+        var e = Assert.Throws<FormatException>(() => DiffusionConfig.FromJson(blob.ToJsonString(), "m/config.json"));
+        Assert.Contains("unet.token_blobs without unet.token_places", e.Message);
+        Assert.Contains("xs-blob", e.Message);
+        Assert.Contains(RemovedPresets.Commit, e.Message);
+        var tiny = DiffusionConfig.FromPreset("tiny", 300).Unet;
+        var own = Assert.ThrowsAny<ArgumentException>(() => new UnetModel(tiny with { TokenBlobs = true }, new Rng(1)));
+        Assert.Contains("token_places", own.Message);
     }
 }

@@ -5,8 +5,9 @@ using Pictor.Pipelines.Diffusion;
 
 namespace Pictor.Pipelines.Tests;
 
-/// <summary>Token slopes (preset xs-rel): each text token moves its own channels along x and y, so the ResBlock sees
-/// which token goes where, which a mean over tokens loses; gradients reach them; configs without the field load as before.</summary>
+/// <summary>Token slopes (part of preset xs-rel-place): each text token moves its own channels along x and y, so the
+/// ResBlock sees which token goes where, which a mean over tokens loses; gradients reach them; configs without the
+/// field load as before.</summary>
 [Collection("BufferPool")]
 public class TokenSlopesTests
 {
@@ -47,16 +48,16 @@ public class TokenSlopesTests
     [Fact]
     public void Preset_round_trips_and_configs_without_the_field_have_none()
     {
-        var rel = DiffusionConfig.FromPreset("xs-rel", 300);
-        Assert.True(rel.Unet.TokenSlopes && rel.Unet.ResBlockCoords && rel.Unet.CoordChannels);
-        Assert.Equal(DiffusionConfig.FromPreset("xs-pos", 300).Text, rel.Text);   // xs-pos's 2-layer encoder
-        Assert.Equal(rel.ToJson(), DiffusionConfig.FromJson(rel.ToJson(), "x").ToJson());
+        var place = DiffusionConfig.FromPreset("xs-rel-place", 300);
+        Assert.True(place.Unet.TokenSlopes && place.Unet.ResBlockCoords && place.Unet.CoordChannels);
+        Assert.Equal(DiffusionConfig.FromPreset("xs", 300).Text, place.Text);   // xs's 2-layer encoder
+        Assert.Equal(place.ToJson(), DiffusionConfig.FromJson(place.ToJson(), "x").ToJson());
 
-        var pos = DiffusionConfig.FromPreset("xs-pos", 300);
-        Assert.DoesNotContain("token_slopes", pos.ToJson());   // older models' config.json stays byte-identical
-        Assert.False(DiffusionConfig.FromJson(pos.ToJson(), "x").Unet.TokenSlopes);
+        var xs = DiffusionConfig.FromPreset("xs", 300);
+        Assert.DoesNotContain("token_slopes", xs.ToJson());   // older models' config.json stays byte-identical
+        Assert.False(DiffusionConfig.FromJson(xs.ToJson(), "x").Unet.TokenSlopes);
 
-        var bad = JsonNode.Parse(rel.ToJson())!;
+        var bad = JsonNode.Parse(place.ToJson())!;
         bad["unet"]!["resblock_coords"] = false;
         var badUnet = DiffusionConfig.FromJson(bad.ToJsonString(), "bad").Unet;
         var e = Assert.ThrowsAny<ArgumentException>(() => new UnetModel(badUnet, new Rng(1)));

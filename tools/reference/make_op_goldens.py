@@ -93,19 +93,6 @@ case("permute_expand", {"x": randn(2, 3, 1)}, lambda x: x.expand(2, 3, 5).permut
 case("dropout_mask", {"x": randn(4, 6)}, lambda x, m: x * m.to(x.dtype) / 0.75,
      ints={"m": (rng.random((4, 6)) >= 0.25).astype(np.int64)})
 
-
-def rope_complex(x, start):
-    """Rotary position embedding written independently of Pictor's: channel pairs (i, i + P) as the complex number
-    x_i + j x_{i+P}, multiplied by exp(j (start + m) theta_i), theta_i = 10000^(-i/P) (RoFormer section 3.4)."""
-    t, p = x.shape[-2], x.shape[-1] // 2
-    theta = 10000.0 ** (-torch.arange(p, dtype=torch.float64) / p)
-    angle = (start + torch.arange(t, dtype=torch.float64))[:, None] * theta[None, :]
-    z = torch.complex(x[..., :p], x[..., p:]) * torch.polar(torch.ones_like(angle), angle)
-    return torch.cat([z.real, z.imag], -1)
-
-
-case("rope_start3", {"x": randn(2, 3, 5, 8)}, lambda x: rope_complex(x, 3))
-
 path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "ops_golden.safetensors")
 st.save(path, out, {"made_by": "tools/reference/make_op_goldens.py", "torch": torch.__version__})
 print(f"wrote {len(out)} tensors to {os.path.normpath(path)}")

@@ -28,11 +28,10 @@ public sealed class ArBlock : Module
     private readonly MultiHeadAttention attn;
     private readonly Mlp mlp;
 
-    /// <param name="rotary">Rotary position embedding in the attention (no parameters; <see cref="Rotary"/>).</param>
-    public ArBlock(Rng rng, int dim, int heads, bool rotary = false)
+    public ArBlock(Rng rng, int dim, int heads)
     {
         ln1 = Child("ln1", new LayerNorm(dim));
-        attn = Child("attn", new MultiHeadAttention(rng, dim, heads, rotary: rotary));
+        attn = Child("attn", new MultiHeadAttention(rng, dim, heads));
         ln2 = Child("ln2", new LayerNorm(dim));
         mlp = Child("mlp", new Mlp(rng, dim, 4 * dim, Activation.Gelu));
     }

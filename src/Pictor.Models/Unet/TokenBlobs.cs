@@ -6,39 +6,33 @@ namespace Pictor.Models.Unet;
 // Dimension legend: B batch, C channels, H/W spatial, P = H*W pixels, S text tokens, Dc text width.
 
 /// <summary>
-/// Token blobs: every text token places its own channel vector at its own place. Token s of the context gives a
-/// centre m_s = tanh(W_m c_s) in [-1, 1]^2 (pixel coordinates as <see cref="UnetModel.CoordinateGrid"/>) and channels
-/// v_s = W_v c_s, and pixel p at position x_p receives
+/// Token blobs: every text token places its own channel vector at its own place. Token s of the context gives
+/// channels v_s = W_v c_s, the UNet's shared <see cref="TokenPlaces"/> head gives its centre m_s in [-1, 1]^2 (pixel
+/// coordinates as <see cref="UnetModel.CoordinateGrid"/>), and pixel p at position x_p receives
 ///
 ///     out[b, c, p] = (1/S) sum_s v[b, s, c] exp(-|x_p - m[b, s]|^2 / (2 sigma^2)),   sigma = 0.3
 ///
 /// (half the width of a large shapes object; 0.3 of the half-image). A per-pixel read-out of the text that needs no
 /// query from the (noisy) image: cross-attention asks the caption from each pixel's features, which at the noisiest
-/// steps hold no layout yet; here the caption writes the layout itself. A colour word's token that knows it goes left
-/// (docs/derivations/binding.md, the probe) puts that colour's channels on the left, and a shape word's token, which
-/// knows its colour, puts its shape's channels at the same place: the binding, first order.
+/// steps hold no layout yet; here the caption writes the layout itself. A colour word's token puts that colour's
+/// channels at its place, and a shape word's token puts its shape's channels at the place of the same object: the
+/// binding, first order (docs/derivations/binding.md, "Token places").
 /// </summary>
-/// <remarks>Built with <c>ownCentres: false</c> the blobs have channels only, and every call is given the centres: one
-/// head for the whole UNet (<see cref="TokenPlaces"/>, preset xs-rel-place) whose centres can be supervised.</remarks>
 public sealed class TokenBlobs : Module
 {
     public const float Sigma = 0.3f;
     private readonly Linear channels;
-    private readonly Linear? centre;
 
-    public TokenBlobs(Rng rng, int contextDim, int outChannels, bool ownCentres = true)
-    {
+    public TokenBlobs(Rng rng, int contextDim, int outChannels) =>
         channels = Child("v", new Linear(rng, contextDim, outChannels));
-        if (ownCentres) centre = Child("m", new Linear(rng, contextDim, 2));
-    }
 
-    /// <summary>context [B, S, Dc], output size H x W -> [B, C, H, W]. <paramref name="centres"/> [B, S, 2]: the shared
-    /// centres, required exactly when the blobs were built without their own.</summary>
-    public Tensor Forward(Tensor context, int h, int w, Tensor? centres = null)
+    /// <summary>context [B, S, Dc], the shared centres [B, S, 2] (<see cref="TokenPlaces"/>), output size H x W ->
+    /// [B, C, H, W].</summary>
+    public Tensor Forward(Tensor context, int h, int w, Tensor? centres)
     {
-        if ((centres == null) == (centre == null))
-            Throw.Argument(centre == null ? "these token blobs share the UNet's token places; pass the centres [B, S, 2]" : "these token blobs have their own centres; pass none");
-        return Place(channels.Forward(context), centres ?? Ops.Tanh(centre!.Forward(context)), h, w);
+        if (centres == null)
+            Throw.Argument("token blobs are put at the UNet's shared token places; pass the centres [B, S, 2]");
+        return Place(channels.Forward(context), centres, h, w);
     }
 
     /// <summary>Channels v [B, S, C] and centres m [B, S, 2] -> [B, C, H, W], (1/S) sum_s v_s blob(m_s).</summary>

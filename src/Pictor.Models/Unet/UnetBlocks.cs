@@ -1,6 +1,5 @@
 using Pictor.Engine;
 using Pictor.Nn;
-using Pictor.Models.Text;
 
 namespace Pictor.Models.Unet;
 
@@ -15,7 +14,6 @@ public sealed class ResBlock : Module
     private readonly Linear? temb, tembCoord, tokChannels, tokDirection;
     private readonly Conv2d? skip;
     private readonly TokenBlobs? tokBlobs;
-    private readonly int tokWidth;
 
     /// <param name="coordinates">Also map the embedding to a per-channel slope along x and along y, added as
     /// slope_x * x + slope_y * y over the pixels (x, y in [-1, 1]); see <see cref="UnetConfig.ResBlockCoords"/>.</param>
@@ -25,18 +23,12 @@ public sealed class ResBlock : Module
     /// says "I go left" sends its own channels left while another token sends its channels right; the pooled embedding
     /// is a sum of tokens taken before any such product, and a linear read-out of it cannot tell which colour goes
     /// where (docs/derivations/binding.md, the probe).</param>
-    /// <param name="tokenBlobDim">Text token width for token blobs (0 = none): each token adds its own channels at its
-    /// own place after the time embedding (<see cref="TokenBlobs"/>).</param>
-    /// <param name="sharedPlaces">With token blobs: the blobs have no centres of their own and read the UNet's shared
-    /// <see cref="TokenPlaces"/>, passed to <see cref="Forward"/>.</param>
-    /// <param name="tokenSlopeWidth">The odd window of tokens V is read from: 1, V_s = tok_slope_v(c_s); k > 1,
-    /// V_s = tok_slope_v([c_{s-k/2}; ..; c_{s+k/2}]) with zeros past either end (<see cref="TextEncoder.Neighbours"/>),
-    /// so the colour word's channels can include those of the shape word beside it. G always reads the token alone.</param>
-    public ResBlock(Rng rng, int cin, int cout, int timeDim, int groups, bool coordinates = false, int tokenSlopeDim = 0, int tokenBlobDim = 0,
-        int tokenSlopeWidth = 1, bool sharedPlaces = false)
+    /// <param name="tokenBlobDim">Text token width for token blobs (0 = none): each token adds its own channels after
+    /// the time embedding, at the place the UNet's shared <see cref="TokenPlaces"/> give it, passed to
+    /// <see cref="Forward"/> (<see cref="TokenBlobs"/>).</param>
+    public ResBlock(Rng rng, int cin, int cout, int timeDim, int groups, bool coordinates = false,
+        int tokenSlopeDim = 0, int tokenBlobDim = 0)
     {
-        if (tokenSlopeWidth < 1 || tokenSlopeWidth % 2 == 0) Throw.Argument($"token slope width {tokenSlopeWidth} must be odd, such as 1 or 3");
-        tokWidth = tokenSlopeWidth;
         if (tokenBlobDim > 0 && timeDim == 0) Throw.Argument("token blobs are added beside the time embedding; build the ResBlock with a time embedding");
         if (tokenSlopeDim > 0 && !(coordinates && timeDim > 0)) Throw.Argument("token slopes add to the ResBlock's x/y slopes; build it with coordinates and a time embedding");
         norm1 = Child("norm1", new GroupNorm(groups, cin));
@@ -45,18 +37,17 @@ public sealed class ResBlock : Module
         if (timeDim > 0 && coordinates) tembCoord = Child("temb_coord", new Linear(rng, timeDim, 2 * cout));
         if (tokenSlopeDim > 0)
         {
-            tokChannels = Child("tok_slope_v", new Linear(rng, tokenSlopeWidth * tokenSlopeDim, cout));
+            tokChannels = Child("tok_slope_v", new Linear(rng, tokenSlopeDim, cout));
             tokDirection = Child("tok_slope_g", new Linear(rng, tokenSlopeDim, 2));
         }
-        if (sharedPlaces && tokenBlobDim == 0) Throw.Argument("shared token places are read by token blobs; build the ResBlock with a token blob width");
-        if (tokenBlobDim > 0) tokBlobs = Child("tok_blob", new TokenBlobs(rng, tokenBlobDim, cout, ownCentres: !sharedPlaces));
+        if (tokenBlobDim > 0) tokBlobs = Child("tok_blob", new TokenBlobs(rng, tokenBlobDim, cout));
         norm2 = Child("norm2", new GroupNorm(groups, cout));
         conv2 = Child("conv2", new Conv2d(rng, cout, cout, 3, padding: 1));
         if (cin != cout) skip = Child("skip", new Conv2d(rng, cin, cout, 1));
     }
 
     /// <summary>x [B, Cin, H, W], t [B, E] (null when built with timeDim 0), context [B, S, Dc] (read only with token
-    /// slopes or blobs), places [B, S, 2] (the shared token places, only when built with them) -> [B, Cout, H, W].</summary>
+    /// slopes or blobs), places [B, S, 2] (the shared token places, with token blobs) -> [B, Cout, H, W].</summary>
     public Tensor Forward(Tensor x, Tensor? t = null, Tensor? context = null, Tensor? places = null)
     {
         var h = conv1.Forward(norm1.ForwardSilu(x));                              // (B, Cout, H, W)
@@ -73,8 +64,7 @@ public sealed class ResBlock : Module
                 if (tokChannels != null)
                 {
                     if (context == null) Throw.Argument("this ResBlock has token slopes and needs the text context [B, S, Dc]");
-                    var v = tokChannels.Forward(tokWidth == 1 ? context                        // (B, S, Cout)
-                        : TextEncoder.Neighbours(context, tokWidth));                      // from (B, S, k Dc)
+                    var v = tokChannels.Forward(context);                                       // (B, S, Cout)
                     var g = tokDirection!.Forward(context);                                     // (B, S, 2)
                     var perToken = Ops.MatMul(Ops.Transpose(v, 1, 2), g);                       // (B, Cout, 2) = sum_s V_s^T G_s
                     slopes = Ops.Add(slopes, Ops.Reshape(Ops.MulScalar(perToken, 1f / context.Shape[1]), b * c, 2));
@@ -94,26 +84,20 @@ public sealed class ResBlock : Module
 }
 
 /// <summary>AttnBlock ("guided attention"): GN, 1x1 proj_in, [LN + self-attention] + residual, [LN + cross-attention
-/// to the text] + residual, 1x1 proj_out, + residual. Built with selfAttention false it has no ln1/attn1: cross-attention
-/// only, which is linear in the pixel count (T*S scores, not T^2) and so affordable at full resolution.</summary>
+/// to the text] + residual, 1x1 proj_out, + residual.</summary>
 public sealed class AttnBlock : Module
 {
     private readonly GroupNorm norm;
     private readonly Conv2d projIn, projOut;
-    private readonly LayerNorm? ln1;
-    private readonly LayerNorm ln2;
-    private readonly MultiHeadAttention? attn1;
-    private readonly MultiHeadAttention attn2;
+    private readonly LayerNorm ln1, ln2;
+    private readonly MultiHeadAttention attn1, attn2;
 
-    public AttnBlock(Rng rng, int channels, int heads, int headDim, int contextDim, int groups, bool selfAttention = true)
+    public AttnBlock(Rng rng, int channels, int heads, int headDim, int contextDim, int groups)
     {
         norm = Child("norm", new GroupNorm(groups, channels));
         projIn = Child("proj_in", new Conv2d(rng, channels, channels, 1));
-        if (selfAttention)
-        {
-            ln1 = Child("ln1", new LayerNorm(channels));
-            attn1 = Child("attn1", new MultiHeadAttention(rng, channels, heads, headDim, qkvBias: false));
-        }
+        ln1 = Child("ln1", new LayerNorm(channels));
+        attn1 = Child("attn1", new MultiHeadAttention(rng, channels, heads, headDim, qkvBias: false));
         ln2 = Child("ln2", new LayerNorm(channels));
         attn2 = Child("attn2", new MultiHeadAttention(rng, channels, heads, headDim, contextDim, qkvBias: false));
         projOut = Child("proj_out", new Conv2d(rng, channels, channels, 1));
@@ -126,7 +110,7 @@ public sealed class AttnBlock : Module
         int b = x.Shape[0], c = x.Shape[1], hh = x.Shape[2], ww = x.Shape[3];
         var h = projIn.Forward(norm.Forward(x));
         h = Ops.Transpose(Ops.Reshape(h, b, c, hh * ww), 1, 2);                  // (B, T, C)
-        if (attn1 != null) h = Ops.AddInPlace(attn1.Forward(ln1!.Forward(h)), h);   // h + attn, summed into attn's fresh output
+        h = Ops.AddInPlace(attn1.Forward(ln1.Forward(h)), h);   // h + attn, summed into attn's fresh output
         h = Ops.AddInPlace(attn2.Forward(ln2.Forward(h), context, probabilities: crossMaps), h);
         h = Ops.Reshape(Ops.Transpose(h, 1, 2), b, c, hh, ww);                    // (B, C, H, W)
         return Ops.AddInPlace(projOut.Forward(h), x);

@@ -20,19 +20,13 @@ public sealed record UnetConfig(
     int PooledDim = 0,       // width of a pooled text vector added to the time embedding; 0 = none (UNet-S)
     bool CoordChannels = false, // conv_in also sees x and y in [-1, 1] (CoordConv, Liu et al. 2018); see CoordinateGrid
     bool ResBlockCoords = false, // every ResBlock turns the time+text embedding into per-channel x and y slopes (see ResBlock)
-    bool[]? SelfAttention = null, // per level with Attention: whether its AttnBlocks also self-attend; null = all do.
-                                  // Cross-attention alone costs T*S, not T^2, so it can run at full resolution.
     bool TokenSlopes = false,     // with ResBlockCoords: every text token also adds its own channels x its own direction
                                   // to the slopes (see ResBlock), so "red goes left, blue goes right" needs no pooling
-    bool TokenBlobs = false,      // every ResBlock also lets each text token add its own channels at its own place (TokenBlobs)
-    int TokenSlopeWidth = 1,      // with TokenSlopes: the window of tokens (odd) a token's channels V are read from; 1 = the token
-                                  // alone, 3 = the token and its two neighbours ("red" beside "circle" carries the circle)
+    bool TokenBlobs = false,      // with TokenPlaces: every ResBlock also lets each text token add its own channels
+                                  // at its place (TokenBlobs)
     bool TokenPlaces = false)     // with TokenBlobs: one head (TokenPlaces) predicts every token's place, shared by all the
                                   // ResBlocks' blobs, so it can be supervised ('train diffusion --placement')
 {
-    /// <summary>Whether level <paramref name="lvl"/>'s AttnBlocks include self-attention (<see cref="SelfAttention"/>).</summary>
-    public bool SelfAttends(int lvl) => SelfAttention == null || SelfAttention[lvl];
-
     /// <summary>Channels conv_in reads: the image plus the two coordinate planes when <see cref="CoordChannels"/>.</summary>
     public int InputChannels => ImageChannels + (CoordChannels ? 2 : 0);
 
@@ -64,14 +58,15 @@ public sealed class UnetModel : Module
     {
         Config = cfg;
         if (cfg.Channels.Length != cfg.Attention.Length) Throw.Argument($"UNet config: {cfg.Channels.Length} channel levels but {cfg.Attention.Length} attention flags");
-        if (cfg.SelfAttention != null && cfg.SelfAttention.Length != cfg.Channels.Length)
-            Throw.Argument($"UNet config: {cfg.Channels.Length} channel levels but {cfg.SelfAttention.Length} self_attention flags; give one per level or leave it out");
         if (cfg.TokenSlopes && !cfg.ResBlockCoords) Throw.Argument("UNet config: token_slopes adds to the ResBlocks' x/y slopes, so it needs resblock_coords true");
-        if (cfg.TokenSlopeWidth < 1 || cfg.TokenSlopeWidth % 2 == 0 || (cfg.TokenSlopeWidth > 1 && !cfg.TokenSlopes))
-            Throw.Argument($"UNet config: token_slope_width {cfg.TokenSlopeWidth} must be an odd window such as 1 (the token alone) or 3, and more than 1 only with token_slopes true");
-        if (cfg.TokenPlaces && !cfg.TokenBlobs) Throw.Argument("UNet config: token_places are read by token blobs, so it needs token_blobs true");
+        if (cfg.TokenPlaces != cfg.TokenBlobs)
+            Throw.Argument($"UNet config: token_blobs ({cfg.TokenBlobs}) and token_places ({cfg.TokenPlaces}) go "
+                + "together: the blobs are put at the shared token places; set both true (as preset xs-rel-place does) "
+                + "or both false");
         // Every ResBlock reads the same time and text options; only its channels differ.
-        ResBlock NewRes(int cin, int cout) => new(rng, cin, cout, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords, cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0, cfg.TokenSlopeWidth, cfg.TokenPlaces);
+        ResBlock NewRes(int cin, int cout) => new(rng, cin, cout, cfg.TimeDim, cfg.Groups, cfg.ResBlockCoords,
+            cfg.TokenSlopes ? cfg.ContextDim : 0, cfg.TokenBlobs ? cfg.ContextDim : 0);
+        AttnBlock NewAttn(int channels) => new(rng, channels, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups);
         timeFc1 = Child("time.fc1", new Linear(rng, cfg.TimeSinusoidDim, cfg.TimeDim));
         timeFc2 = Child("time.fc2", new Linear(rng, cfg.TimeDim, cfg.TimeDim));
         if (cfg.PooledDim > 0) pooledFc = Child("pooled_fc", new Linear(rng, cfg.PooledDim, cfg.TimeDim));
@@ -85,7 +80,7 @@ public sealed class UnetModel : Module
             for (int i = 0; i < cfg.BlocksPerLevel; i++)
             {
                 encResList.Add(NewRes(c, co)); c = co;
-                if (cfg.Attention[lvl]) encAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups, cfg.SelfAttends(lvl)));
+                if (cfg.Attention[lvl]) encAttnList.Add(NewAttn(c));
                 skips.Push(c);
             }
             if (lvl != levels - 1) { downList.Add(new Conv2d(rng, c, c, 3, stride: 2, padding: 1)); skips.Push(c); }
@@ -95,7 +90,7 @@ public sealed class UnetModel : Module
         for (int i = 0; i < encAttnList.Count; i++) encAttn.Add(Child($"enc_attn.{i}", encAttnList[i]));
         for (int i = 0; i < downList.Count; i++) down.Add(Child($"down.{i}", downList[i]));
         midRes1 = Child("mid_res1", NewRes(c, c));
-        midAttn = Child("mid_attn", new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups));
+        midAttn = Child("mid_attn", NewAttn(c));
         midRes2 = Child("mid_res2", NewRes(c, c));
         var decResList = new List<ResBlock>(); var decAttnList = new List<AttnBlock>(); var upList = new List<Conv2d>();
         for (int lvl = levels - 1; lvl >= 0; lvl--)
@@ -104,7 +99,7 @@ public sealed class UnetModel : Module
             for (int i = 0; i < cfg.BlocksPerLevel + 1; i++)
             {
                 decResList.Add(NewRes(c + skips.Pop(), co)); c = co;
-                if (cfg.Attention[lvl]) decAttnList.Add(new AttnBlock(rng, c, cfg.Heads, cfg.HeadDim, cfg.ContextDim, cfg.Groups, cfg.SelfAttends(lvl)));
+                if (cfg.Attention[lvl]) decAttnList.Add(NewAttn(c));
             }
             if (lvl != 0) upList.Add(new Conv2d(rng, c, c, 3, padding: 1));
         }
@@ -117,14 +112,12 @@ public sealed class UnetModel : Module
     }
 
     /// <summary>x [B, 3, H, W] noisy images, t [B] timesteps, context [B, S, Dc] text tokens, pooled [B, Dp] (when the
-    /// config has PooledDim) -> [B, 3, H, W]. <paramref name="slopeContext"/> [B, S, Dc], when given, is what the
-    /// ResBlocks' token slopes and blobs read in place of <paramref name="context"/>, which cross-attention reads: a
-    /// second text stream for the layout (docs/derivations/binding.md, "Two text streams"). <paramref name="crossMaps"/>,
-    /// when given, receives every AttnBlock's cross-attention probabilities [B, heads, h*w, S] in forward order (for
-    /// a grounding loss; docs/derivations/binding.md, "Grounding"). <paramref name="tokenPlaces"/>, when given, receives
-    /// the shared token places [B, S, 2] (config TokenPlaces; for the placement loss).</summary>
-    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, Tensor context, Tensor? pooled = null, Tensor? slopeContext = null, List<Tensor>? crossMaps = null,
-        List<Tensor>? tokenPlaces = null)
+    /// config has PooledDim) -> [B, 3, H, W]. <paramref name="crossMaps"/>, when given, receives every AttnBlock's
+    /// cross-attention probabilities [B, heads, h*w, S] in forward order (for a grounding loss;
+    /// docs/derivations/binding.md, "Grounding"). <paramref name="tokenPlaces"/>, when given, receives the shared token
+    /// places [B, S, 2] (config TokenPlaces; for the placement loss).</summary>
+    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, Tensor context, Tensor? pooled = null,
+        List<Tensor>? crossMaps = null, List<Tensor>? tokenPlaces = null)
     {
         var cfg = Config;
         if (x.Rank != 4 || x.Shape[1] != cfg.ImageChannels) Throw.Argument($"UNet input must be [B, {cfg.ImageChannels}, H, W], got {Shape.Format(x.Shape)}");
@@ -133,10 +126,7 @@ public sealed class UnetModel : Module
         if (t.Length != x.Shape[0]) Throw.Argument($"UNet: {t.Length} timesteps for a batch of {x.Shape[0]}");
         if (context.Rank != 3 || context.Shape[0] != x.Shape[0] || context.Shape[2] != cfg.ContextDim)
             Throw.Argument($"UNet context must be [{x.Shape[0]}, S, {cfg.ContextDim}], got {Shape.Format(context.Shape)}");
-        if (slopeContext != null && (slopeContext.Rank != 3 || slopeContext.Shape[0] != x.Shape[0] || slopeContext.Shape[2] != cfg.ContextDim))
-            Throw.Argument($"UNet slope context must be [{x.Shape[0]}, S, {cfg.ContextDim}], got {Shape.Format(slopeContext.Shape)}");
-        var resContext = slopeContext ?? context;                                                                    // what the ResBlocks read
-        var m = TokenPlacesOf(resContext);                                                                           // (B, S, 2), or null
+        var m = TokenPlacesOf(context);                                           // (B, S, 2), or null
         if (m != null) tokenPlaces?.Add(m);
 
         var temb = timeFc2.Forward(Ops.Silu(timeFc1.Forward(TimestepEmbedding.Compute(t, cfg.TimeSinusoidDim))));   // (B, E)
@@ -153,19 +143,20 @@ public sealed class UnetModel : Module
         {
             for (int i = 0; i < cfg.BlocksPerLevel; i++)
             {
-                h = encRes[ri++].Forward(h, temb, resContext, m);
+                h = encRes[ri++].Forward(h, temb, context, m);
                 if (cfg.Attention[lvl]) h = encAttn[ai++].Forward(h, context, crossMaps);
                 hs.Push(h);
             }
             if (lvl != levels - 1) { h = down[lvl].Forward(h); hs.Push(h); }
         }
-        h = midRes2.Forward(midAttn.Forward(midRes1.Forward(h, temb, resContext, m), context, crossMaps), temb, resContext, m);
+        h = midRes1.Forward(h, temb, context, m);
+        h = midRes2.Forward(midAttn.Forward(h, context, crossMaps), temb, context, m);
         ri = 0; ai = 0; int ui = 0;
         for (int lvl = levels - 1; lvl >= 0; lvl--)
         {
             for (int i = 0; i < cfg.BlocksPerLevel + 1; i++)
             {
-                h = decRes[ri++].Forward(Ops.Concat([h, hs.Pop()], 1), temb, resContext, m);
+                h = decRes[ri++].Forward(Ops.Concat([h, hs.Pop()], 1), temb, context, m);
                 if (cfg.Attention[lvl]) h = decAttn[ai++].Forward(h, context, crossMaps);
             }
             if (lvl != 0) h = up[ui++].Forward(Ops.UpsampleNearest(h, 2));
@@ -173,9 +164,9 @@ public sealed class UnetModel : Module
         return convOut.Forward(normOut.ForwardSilu(h));
     }
 
-    /// <summary>The shared token places [B, S, 2] for the ResBlocks' text tokens [B, S, Dc] (the slope context when there
-    /// is one), or null when the config has no TokenPlaces: where the model will put each token's blobs.</summary>
-    public Tensor? TokenPlacesOf(Tensor resContext) => places?.Forward(resContext);
+    /// <summary>The shared token places [B, S, 2] for text tokens [B, S, Dc], or null when the config has no
+    /// TokenPlaces: where the model will put each token's blobs.</summary>
+    public Tensor? TokenPlacesOf(Tensor context) => places?.Forward(context);
 
     /// <summary>
     /// The two constant planes of CoordConv (Liu et al. 2018, "An intriguing failing of convolutional neural networks and

@@ -7,8 +7,6 @@ namespace Pictor.Nn;
 /// Multi-head attention with separate q, k, v and output projections. Self-attention when the context is the input;
 /// cross-attention when keys and values come from another sequence (e.g. text tokens of width
 /// <paramref name="contextDim"/>). PyTorch equivalent: nn.MultiheadAttention(batch_first=True) with kdim/vdim.
-/// With <c>rotary</c>, self-attention turns queries and keys by their positions (<see cref="Pictor.Nn.Rotary"/>), so
-/// the logits see relative positions; it adds no parameters.
 /// </summary>
 public sealed class MultiHeadAttention : Module
 {
@@ -18,12 +16,11 @@ public sealed class MultiHeadAttention : Module
     public Linear K { get; }
     public Linear V { get; }
     public Linear Out { get; }
-    public bool RotaryPositions { get; }
 
-    public MultiHeadAttention(Rng rng, int dim, int heads, int? headDim = null, int? contextDim = null, bool qkvBias = true, bool rotary = false)
+    public MultiHeadAttention(Rng rng, int dim, int heads, int? headDim = null, int? contextDim = null,
+        bool qkvBias = true)
     {
         Heads = heads;
-        RotaryPositions = rotary;
         HeadDim = headDim ?? (dim % heads == 0 ? dim / heads : Throw.Argument<int>($"attention width {dim} does not divide into {heads} heads"));
         int inner = Heads * HeadDim, ctx = contextDim ?? dim;
         Q = Child("q", new Linear(rng, dim, inner, qkvBias));
@@ -39,10 +36,8 @@ public sealed class MultiHeadAttention : Module
     public Tensor Forward(Tensor x, Tensor? context = null, bool causal = false, bool[]? keyPaddingMask = null, List<Tensor>? probabilities = null)
     {
         var ctx = context ?? x;
-        if (RotaryPositions && context != null) Throw.Argument("rotary position embedding is for self-attention: a cross-attention's keys have no positions shared with its queries");
         var q = SplitHeads(Q.Forward(x));       // (B, H, T, Dh)
         var k = SplitHeads(K.Forward(ctx));     // (B, H, S, Dh)
-        if (RotaryPositions) { q = Rotary.Apply(q); k = Rotary.Apply(k); }
         var v = SplitHeads(V.Forward(ctx));     // (B, H, S, Dh)
         Tensor o;
         if (probabilities == null) o = Ops.ScaledDotProductAttention(q, k, v, causal, keyPaddingMask);   // (B, H, T, Dh)
@@ -62,9 +57,8 @@ public sealed class MultiHeadAttention : Module
     public Tensor ForwardCached(Tensor x, LayerKvCache cache)
     {
         var q = SplitHeads(Q.Forward(x));                                       // (B, H, T, Dh)
-        var kNew = SplitHeads(K.Forward(x));                                    // (B, H, T, Dh)
-        if (RotaryPositions) { q = Rotary.Apply(q, cache.Length); kNew = Rotary.Apply(kNew, cache.Length); }   // positions L..L+T-1
-        var (k, v) = cache.Append(Ops.Contiguous(kNew), Ops.Contiguous(SplitHeads(V.Forward(x))));   // (B, H, L+T, Dh)
+        var kNew = Ops.Contiguous(SplitHeads(K.Forward(x)));                    // (B, H, T, Dh)
+        var (k, v) = cache.Append(kNew, Ops.Contiguous(SplitHeads(V.Forward(x))));   // (B, H, L+T, Dh)
         var o = Ops.ScaledDotProductAttention(q, k, v, causal: true);           // (B, H, T, Dh)
         return Out.Forward(MergeHeads(o));                                      // (B, T, D)
     }

@@ -19,9 +19,6 @@ public sealed class DiffusionPipeline : ITextToImage
     public DiffusionConfig Config { get; }
     public BpeTokenizer Tokenizer { get; }
     public TextEncoder TextEncoder { get; }
-    /// <summary>The layout stream's encoder (config layout_text), read by the token slopes and the pooled input; null
-    /// when one encoder feeds everything.</summary>
-    public TextEncoder? LayoutEncoder { get; }
     public UnetModel Unet { get; }
     public NoiseSchedule Schedule { get; }
     /// <summary>First 10 hex digits of the SHA-256 of the weights file (A1111's "Model hash" style); "unsaved" before Save/Load.</summary>
@@ -38,22 +35,17 @@ public sealed class DiffusionPipeline : ITextToImage
     {
         if (tokenizer.VocabSize != config.Text.Vocab)
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the model config says text.vocab = {config.Text.Vocab}; use the tokenizer saved with the model");
-        if (config.CrossAddsLayout && config.LayoutText == null)
-            throw new ArgumentException("the model config sets cross_attention_adds_layout but has no layout_text encoder to add; set LayoutText or drop the flag");
         Config = config; Tokenizer = tokenizer;
         TextEncoder = new TextEncoder(config.Text, rng);
         Unet = new UnetModel(config.Unet, rng);
-        // Created last, so models without it draw exactly the same initial weights as before it existed.
-        if (config.LayoutText is { } lt) LayoutEncoder = new TextEncoder(lt, rng);
         Schedule = new NoiseSchedule(config.ScheduleSteps, config.ScheduleShift);
     }
 
-    /// <summary>All parameters under "text.", "unet." and, with a layout stream, "layout_text." (the weights file's names).</summary>
+    /// <summary>All parameters under "text." and "unet." (the weights file's names).</summary>
     public IEnumerable<(string Name, Tensor Param)> NamedParameters() =>
-        TextEncoder.NamedParameters("text.").Concat(Unet.NamedParameters("unet."))
-            .Concat(LayoutEncoder?.NamedParameters("layout_text.") ?? []);
+        TextEncoder.NamedParameters("text.").Concat(Unet.NamedParameters("unet."));
 
-    public void Train(bool on) { TextEncoder.Train(on); Unet.Train(on); LayoutEncoder?.Train(on); }
+    public void Train(bool on) { TextEncoder.Train(on); Unet.Train(on); }
 
     /// <summary>Token ids [B, S] for captions; too-long captions are an error unless <paramref name="truncate"/>.</summary>
     public IntTensor Tokenize(IReadOnlyList<string> captions, bool truncate = false) =>
@@ -64,20 +56,15 @@ public sealed class DiffusionPipeline : ITextToImage
     public Tensor Forward(Tensor x, ReadOnlySpan<float> t, IntTensor ids, List<Tensor>? crossMaps = null, List<Tensor>? tokenPlaces = null)
     {
         var c = EncodeText(ids);
-        return Unet.Forward(x, t, c.Tokens, c.Pooled, c.SlopeTokens, crossMaps, tokenPlaces);
+        return Unet.Forward(x, t, c.Tokens, c.Pooled, crossMaps, tokenPlaces);
     }
 
-    /// <summary>ids [B, S] -> what the UNet reads: cross-attention tokens [B, S, Dc], the pooled vector [B, Dc] (null
-    /// when the UNet takes none) and, with a layout stream, the slopes' tokens [B, S, Dc] (else null: the same tokens).
-    /// One encoder feeds all three, or the layout encoder feeds the pooled vector and the slopes (and, with
-    /// cross_attention_adds_layout, its tokens are added to the first encoder's for cross-attention).</summary>
-    public (Tensor Tokens, Tensor? Pooled, Tensor? SlopeTokens) EncodeText(IntTensor ids)
+    /// <summary>ids [B, S] -> what the UNet reads: the text tokens [B, S, Dc] (cross-attention, and the ResBlocks'
+    /// token slopes and blobs) and the pooled vector [B, Dc] (null when the UNet takes none).</summary>
+    public (Tensor Tokens, Tensor? Pooled) EncodeText(IntTensor ids)
     {
         var (tokens, pooled) = TextEncoder.Forward(ids);                  // (B, S, Dc), (B, Dc)
-        Tensor? slopeTokens = null;
-        if (LayoutEncoder != null) (slopeTokens, pooled) = LayoutEncoder.Forward(ids);
-        if (Config.CrossAddsLayout) tokens = Ops.Add(tokens, slopeTokens!);   // xs-rel-sum: cross-attention reads both streams
-        return (tokens, Config.Unet.PooledDim > 0 ? pooled : null, slopeTokens);
+        return (tokens, Config.Unet.PooledDim > 0 ? pooled : null);
     }
 
     // ------------------------------------------------------------------------------------------- save / load
@@ -109,12 +96,12 @@ public sealed class DiffusionPipeline : ITextToImage
         return p;
     }
 
-    /// <summary>Copies "text.*", "unet.*" and "layout_text.*" (after <paramref name="prefix"/>) from a weights or checkpoint file.</summary>
+    /// <summary>Copies "text.*" and "unet.*" (after <paramref name="prefix"/>) from a weights or checkpoint
+    /// file.</summary>
     public void LoadWeights(SafeTensorsFile f, string prefix)
     {
         TextEncoder.LoadStateDict(f, prefix + "text.", strict: false);
         Unet.LoadStateDict(f, prefix + "unet.", strict: false);
-        LayoutEncoder?.LoadStateDict(f, prefix + "layout_text.", strict: false);
         var missing = NamedParameters().Select(p => prefix + p.Name).FirstOrDefault(n => !f.Contains(n));
         if (missing != null) throw new FormatException($"'{f.Source}' has no tensor '{missing}'; it was saved from a different model (compare config.json) or is truncated");
     }
@@ -150,7 +137,7 @@ public sealed class DiffusionPipeline : ITextToImage
         using var noGrad = Autograd.NoGrad();
         var captions = prompts.ToList();
         if (cfg) captions.AddRange(Enumerable.Repeat(o.NegativePrompt ?? "", b));
-        var (tokens, pooled, slopeTokens) = EncodeText(Tokenize(captions));   // (B or 2B, S, Dc), (B or 2B, Dc), layout stream
+        var (tokens, pooled) = EncodeText(Tokenize(captions));   // (B or 2B, S, Dc), (B or 2B, Dc)
         var xT = new float[b * per];
         for (int i = 0; i < b; i++) new Rng(o.Seed + (ulong)i).FillNormal(xT.AsSpan(i * per, per));
         int rows = cfg ? 2 * b : b;
@@ -160,7 +147,7 @@ public sealed class DiffusionPipeline : ITextToImage
             var xin = Tensor.Empty(rows, 3, size, size);
             x.CopyTo(xin.Span); if (cfg) x.CopyTo(xin.Span[(b * per)..]);
             var ts = new float[rows]; Array.Fill(ts, t);
-            var outp = Unet.Forward(xin, ts, tokens, pooled, slopeTokens).Span;   // (rows, 3, H, W)
+            var outp = Unet.Forward(xin, ts, tokens, pooled).Span;   // (rows, 3, H, W)
             var r = outp[..(b * per)].ToArray();
             if (cfg)
             {

@@ -62,7 +62,12 @@ public sealed record TrainOptions
             "clip" => Clip.ClipPipeline.PresetNames,
             _ => throw new ArgumentException($"unknown model family '{Model}' in the training options; use diffusion, vqvae, dalle or clip"),
         };
-        if (!presets.Contains(Preset)) throw new ArgumentException($"unknown --preset '{Preset}' for 'train {Model}'; use {string.Join(", ", presets)}");
+        if (!presets.Contains(Preset))
+        {
+            string? why = Model == "diffusion" ? Diffusion.RemovedPresets.Why(Preset) : null;
+            throw new ArgumentException($"unknown --preset '{Preset}' for 'train {Model}'; "
+                + $"use {string.Join(", ", presets)}" + (why != null ? $" ({why})" : ""));
+        }
         Check(Model != "dalle" || Vqvae != "", "'train dalle' needs --vqvae RUN (a VQ-VAE trained with 'pictor train vqvae')");
         Check(Batch is >= 1 and <= 4096, "--batch must be between 1 and 4096");
         Check(Steps >= 1, "--steps must be at least 1");
