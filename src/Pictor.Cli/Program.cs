@@ -37,6 +37,7 @@ public static class Program
     public static int Main(string[] args)
     {
         var root = Commands();
+        if (args.Length > 0 && args[0] == "help") args = [.. args.Skip(1), "--help"];   // 'pictor help [VERB]'
         var parse = root.Parse(args);
         bool verbose = parse.GetValue(Verbose);
         if (parse.Errors.Count > 0)
