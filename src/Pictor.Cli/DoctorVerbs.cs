@@ -1,5 +1,9 @@
 using System.CommandLine;
+using System.Globalization;
+using Pictor.Engine.Diagnostics;
 using Pictor.Engine.Kernels;
+using Pictor.Pipelines;
+using Spectre.Console;
 
 namespace Pictor.Cli;
 
@@ -26,9 +30,31 @@ internal static class DoctorVerbs
 
     public static Command Doctor()
     {
-        var c = new Command("doctor", "Check the runtime, the GEMM backend, every op against its references, the shipped "
-            + "models and one image's generation time; exit 1 on any failure");
-        c.SetAction(_ => 0);
+        var models = CliOptions.Text("--models", "the folder of model directories to check", fallback: "models");
+        var c = new Command("doctor", "Check the runtime, the GEMM backend, every op against its references, the "
+            + "shipped models and one image's generation time; exit 1 on any failure") { models };
+        c.SetAction(p =>
+        {
+            var rows = Pictor.Pipelines.Doctor.Run(GenerateVerbs.ResolveModel(p.GetValue(models)!));
+            var table = new Table().AddColumn("section").AddColumn("check").AddColumn("ok").AddColumn("detail")
+                .AddColumn(new TableColumn("time").RightAligned());
+            foreach (var r in rows)
+                table.AddRow(Markup.Escape(r.Section.ToString()), Markup.Escape(r.Name), r.Ok ? "[green]ok[/]" : "[red]FAIL[/]",
+                    Markup.Escape(r.Detail), r.Duration is { } d
+                        ? d.TotalSeconds.ToString(d.TotalSeconds < 10 ? "F3" : "F1", CultureInfo.InvariantCulture) + " s" : "");
+            // A table on a terminal; on a pipe or in CI, the same table without colour, as wide as its content.
+            var console = AnsiConsole.Create(new AnsiConsoleSettings
+            {
+                Out = new AnsiConsoleOutput(Console.Out),
+                Ansi = ConsoleProgress.Interactive && !Console.IsOutputRedirected ? AnsiSupport.Detect : AnsiSupport.No,
+            });
+            if (Console.IsOutputRedirected) console.Profile.Width = 200;
+            console.Write(table);
+            int failed = rows.Count(r => !r.Ok);
+            Console.WriteLine(failed == 0 ? $"doctor: all {rows.Count} checks passed"
+                : $"doctor: {failed} of {rows.Count} checks FAILED (see the rows marked FAIL)");
+            return failed == 0 ? 0 : 1;
+        });
         return c;
     }
 }

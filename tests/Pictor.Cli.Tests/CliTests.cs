@@ -94,6 +94,18 @@ public class CliTests
         Assert.Equal(2, Run("completion", "fish").Code);
     }
 
+    [Fact]
+    public void Doctor_prints_a_table_and_exits_1_when_a_check_fails()
+    {
+        var empty = Directory.CreateTempSubdirectory("pictor-doctor-empty").FullName;
+        var r = Run("doctor", "--models", empty);
+        Assert.Equal(1, r.Code);
+        Assert.Contains("gemm reference", r.Out);                 // the engine rows ran and are in the table
+        Assert.Contains("FAIL", r.Out);
+        Assert.Contains("holds no model directory", r.Out);
+        Assert.Matches(@"doctor: \d+ of \d+ checks FAILED", r.Out);
+    }
+
     private static string FindRepo()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)

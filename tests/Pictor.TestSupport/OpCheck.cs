@@ -1,79 +1,29 @@
-using System.Globalization;
-using System.Text;
 using Pictor.Engine;
+using Pictor.Engine.Reference;
 
 namespace Pictor.TestSupport;
 
 /// <summary>
-/// Checks one differentiable op against its oracles: (1) its forward against the double-precision reference kernel,
-/// (2) its analytic gradient (backward of sum(y * w) for fixed random w) against central finite differences of the
-/// reference kernel in double precision. On failure the message prints the max abs difference and the first
-/// mismatches ("TENSOR OK maxdiff" style, as llm.c does).
+/// The tests' face of <see cref="OpOracle"/> (src/Pictor.Engine/Reference): the same checks, with a failure thrown as
+/// a test failure whose message is the oracle's (max abs difference and the first mismatches, as llm.c prints them).
 /// </summary>
 public static class OpCheck
 {
+    /// <summary>Forward against the reference kernel, gradients against its central differences
+    /// (<see cref="OpOracle.Check"/>); throws the first failure.</summary>
     public static void Check(string name, Tensor[] inputs, Func<Tensor[], Tensor> fast, Func<D[], D> reference,
                              double fwdTol = 1e-5, double gradTol = 1e-3, int maxProbe = 40, double h = 1e-6)
     {
-        foreach (var t in inputs) t.Grad = null;
-        var y = fast(inputs);
-        var dIn = inputs.Select(D.Of).ToArray();
-        var yr = reference(dIn);
-        if (!y.Shape.SequenceEqual(yr.S))
-            throw new Xunit.Sdk.XunitException($"{name}: forward shape {Shape.Format(y.Shape)}, reference {Shape.Format(yr.S)}");
-        AssertClose($"{name} forward", y.ToArray().Select(v => (double)v).ToArray(), yr.V, fwdTol);
-
-        var rng = new Rng(1234);
-        var w = rng.Randn(y.Shape);
-        var wd = w.ToArray().Select(v => (double)v).ToArray();
-        if (!inputs.Any(t => t.RequiresGrad)) return;
-        Ops.Sum(Ops.Mul(y, w)).Backward();
-
-        for (int k = 0; k < inputs.Length; k++)
-        {
-            if (!inputs[k].RequiresGrad) continue;
-            var grad = inputs[k].Grad ?? throw new Xunit.Sdk.XunitException($"{name}: input {k} has no gradient after backward");
-            var ga = grad.ToArray();
-            var probes = Probes(ga.Length, maxProbe, rng);
-            var num = new double[probes.Length]; var ana = new double[probes.Length];
-            for (int p = 0; p < probes.Length; p++)
-            {
-                int i = probes[p];
-                double orig = dIn[k].V[i];
-                dIn[k].V[i] = orig + h; double lp = Dot(reference(dIn).V, wd);
-                dIn[k].V[i] = orig - h; double lm = Dot(reference(dIn).V, wd);
-                dIn[k].V[i] = orig;
-                num[p] = (lp - lm) / (2 * h); ana[p] = ga[i];
-            }
-            AssertClose($"{name} d(input {k})", ana, num, gradTol, probes);
-        }
+        var r = OpOracle.Check(name, inputs, fast, reference, fwdTol, gradTol, maxProbe, h);
+        if (!r.Ok) throw new Xunit.Sdk.XunitException(r.Failures[0]);
     }
 
-    private static int[] Probes(int n, int max, Rng rng)
-    {
-        if (n <= max) return Enumerable.Range(0, n).ToArray();
-        var set = new SortedSet<int> { 0, n - 1 };
-        while (set.Count < max) set.Add(rng.NextInt(n));
-        return set.ToArray();
-    }
-
-    private static double Dot(double[] a, double[] b) { double s = 0; for (int i = 0; i < a.Length; i++) s += a[i] * b[i]; return s; }
-
-    /// <summary>|got - want| &lt;= tol * max(1, max |want|) elementwise; prints max abs diff and the first mismatches.</summary>
+    /// <summary>|got - want| &lt;= tol * max(1, max |want|) elementwise (<see cref="OpOracle.Compare"/>); throws with
+    /// the max abs diff and the first mismatches.</summary>
     public static void AssertClose(string what, double[] got, double[] want, double tol, int[]? at = null)
     {
-        if (got.Length != want.Length) throw new Xunit.Sdk.XunitException($"{what}: {got.Length} values vs {want.Length} expected");
-        double scale = Math.Max(1, want.Select(Math.Abs).DefaultIfEmpty(0).Max());
-        double maxDiff = 0; var bad = new StringBuilder(); int nBad = 0;
-        for (int i = 0; i < got.Length; i++)
-        {
-            double d = Math.Abs(got[i] - want[i]);
-            bool ok = d <= tol * scale || (double.IsNaN(got[i]) && double.IsNaN(want[i])) || got[i].Equals(want[i]);
-            if (!double.IsNaN(d)) maxDiff = Math.Max(maxDiff, d);
-            if (!ok && nBad++ < 5) bad.Append(CultureInfo.InvariantCulture, $"\n  [{at?[i] ?? i}] got {got[i]:G9} want {want[i]:G9}");
-        }
-        if (nBad > 0)
-            throw new Xunit.Sdk.XunitException($"TENSOR MISMATCH {what}: maxdiff {maxDiff:G4} (tolerance {tol * scale:G4}), {nBad} of {got.Length} off:{bad}");
+        var c = OpOracle.Compare(what, got, want, tol, at);
+        if (!c.Ok) throw new Xunit.Sdk.XunitException(c.Message);
     }
 
     public static void AssertClose(string what, float[] got, float[] want, double tol) =>

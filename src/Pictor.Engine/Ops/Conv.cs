@@ -5,6 +5,10 @@ namespace Pictor.Engine;
 
 // Dimension legend: B batch, C input channels, O output channels, G groups, H/W input size, OH/OW output size,
 // KH/KW kernel size, Cg = C/G, Og = O/G.
+
+/// <summary>The kernels a convolution can run on (<see cref="Ops.Conv2d"/> picks one per call).</summary>
+internal enum ConvPath { Direct, Im2Col, ImplicitGemm, Winograd }
+
 public static partial class Ops
 {
     /// <summary>
@@ -29,19 +33,15 @@ public static partial class Ops
         var X = Contiguous(x); var Wt = Contiguous(weight);
         var y = Tensor.Empty(b, o, oh, ow);
         int ohw = oh * ow, ckk = cg * kh * kw;
-        bool direct = kh == 1 && kw == 1 && stride == 1 && padding == 0;
         // Small per-image GEMMs run far below peak when each one is split across threads, so with a batch of at least
         // one image per thread the images are shared out instead (worker k takes images k, k + P, ...) and each GEMM
         // runs on one thread. Every image's arithmetic is the same either way.
         int workers = ImageWorkers(b, og, ohw, ckk);
-        // Every image multiplies the same weights: pack each group's W_g once for all of them.
-        // On the image-parallel path, and on one thread, im2col is packed straight from the image (ImplicitGemm); a
-        // batch smaller than the thread count keeps im2col and a GEMM split across threads.
-        bool implicitGemm = !direct && ImplicitGemmOn && (workers > 1 || Parallelism.Threads == 1);
         var geometry = new ConvGeometry(cg, h, w, kh, kw, stride, padding, oh, ow);
-        // A 3x3 stride-1 convolution on the implicit-GEMM path takes Winograd's F(2x2, 3x3) instead: 2.25x fewer
-        // multiply-adds (Kernels/Conv/Winograd.cs), the weights transformed once for every image.
-        var winograd = implicitGemm && groups == 1 && WinogradOn && Winograd.Applies(geometry) ? Winograd.TransformWeights(Wt.Span, o, c) : null;
+        var path = PathOf(geometry, groups, workers);
+        bool direct = path == ConvPath.Direct, implicitGemm = path is ConvPath.ImplicitGemm or ConvPath.Winograd;
+        // Every image multiplies the same weights: pack each group's W_g (or Winograd's transform of W) once for all.
+        var winograd = path == ConvPath.Winograd ? Winograd.TransformWeights(Wt.Span, o, c) : null;
         var packedW = winograd == null && (workers > 1 || implicitGemm) ? PackWeights(Wt, groups, og, ckk, transposed: false) : null;
         var cols = direct || implicitGemm ? null : new Tensor[workers];
         for (int k = 0; k < workers && cols != null; k++) cols[k] = Tensor.Empty(ckk, ohw);
@@ -149,6 +149,28 @@ public static partial class Ops
                     for (int oc = 0; oc < o; oc++) db[oc] += TensorPrimitives.Sum(D.Slice((bi * o + oc) * ohw, ohw));
             }
         });
+    }
+
+    /// <summary>The kernel a convolution's forward runs on: 1x1 stride 1 reads the input directly; on the
+    /// image-parallel path, and on one thread, im2col is packed straight from the image (implicit GEMM), and a 3x3
+    /// stride-1 one takes Winograd's F(2x2, 3x3) instead (2.25x fewer multiply-adds, Kernels/Conv/Winograd.cs, the
+    /// weights transformed once for every image); a batch smaller than the thread count keeps im2col and a GEMM split
+    /// across threads.</summary>
+    private static ConvPath PathOf(in ConvGeometry g, int groups, int workers)
+    {
+        if (g.KH == 1 && g.KW == 1 && g.Stride == 1 && g.Pad == 0) return ConvPath.Direct;
+        if (!ImplicitGemmOn || !(workers > 1 || Parallelism.Threads == 1)) return ConvPath.Im2Col;
+        return groups == 1 && WinogradOn && Winograd.Applies(g) ? ConvPath.Winograd : ConvPath.ImplicitGemm;
+    }
+
+    /// <summary>The path <see cref="Conv2d"/> takes now (thread count and switches as they are) for x [B, C, H, W] and
+    /// weight [O, C/G, KH, KW]: what 'pictor doctor' names beside each convolution it checks.</summary>
+    internal static ConvPath Conv2dPath(int[] x, int[] weight, int stride, int padding, int groups)
+    {
+        int cg = x[1] / groups, og = weight[0] / groups, kh = weight[2], kw = weight[3];
+        int oh = (x[2] + 2 * padding - kh) / stride + 1, ow = (x[3] + 2 * padding - kw) / stride + 1;
+        var g = new ConvGeometry(cg, x[2], x[3], kh, kw, stride, padding, oh, ow);
+        return PathOf(g, groups, ImageWorkers(x[0], og, oh * ow, g.K));
     }
 
     /// <summary>y = beta y + the Winograd convolution of every image of x ([B, C, H, W] -> [B, O, H, W], o = O): calls

@@ -1,19 +1,33 @@
-namespace Pictor.TestSupport;
+namespace Pictor.Engine.Reference;
 
-/// <summary>A double-precision array with a shape: the reference kernels' currency.</summary>
+// Dimension legend: B batch, C channels, O output channels, H/W height and width, OH/OW output size, KH/KW kernel
+// size, Tq/Tk query and key tokens, Dh head width, Dv value width, M/K/N the sizes of a matrix product.
+
+/// <summary>A double-precision array with a shape (row-major): the reference kernels' currency.</summary>
 public sealed record D(double[] V, int[] S)
 {
     public int N => V.Length;
-    public static D Of(Pictor.Engine.Tensor t) => new(t.ToArray().Select(x => (double)x).ToArray(), (int[])t.Shape.Clone());
-    public static int[] Strides(int[] s) { var r = new int[s.Length]; int a = 1; for (int i = s.Length - 1; i >= 0; i--) { r[i] = a; a *= s[i]; } return r; }
+
+    /// <summary>The values of a float32 tensor (any strides), widened to double, with its shape.</summary>
+    public static D Of(Tensor t) => new(t.ToArray().Select(x => (double)x).ToArray(), (int[])t.Shape.Clone());
+
+    /// <summary>Row-major strides of shape s.</summary>
+    public static int[] Strides(int[] s)
+    {
+        var r = new int[s.Length]; int a = 1;
+        for (int i = s.Length - 1; i >= 0; i--) { r[i] = a; a *= s[i]; }
+        return r;
+    }
 }
 
 /// <summary>
 /// Plain double-precision reference kernels, written for clarity: direct loops over the textbook definition. They are
-/// the oracle for the fast float32 kernels (forward) and, through central differences in double, for every gradient.
+/// the oracle for the fast float32 kernels (forward) and, through central differences in double, for every gradient
+/// (<see cref="OpOracle"/>). No vectors, no blocking, no threads: each is read against its formula.
 /// </summary>
 public static class RefOps
 {
+    /// <summary>f elementwise with NumPy broadcasting: a [..], b [..] -> the broadcast shape.</summary>
     public static D Binary(D a, D b, Func<double, double, double> f)
     {
         int rank = Math.Max(a.S.Length, b.S.Length);
@@ -43,6 +57,7 @@ public static class RefOps
         return off;
     }
 
+    /// <summary>f elementwise, same shape.</summary>
     public static D Map(D a, Func<double, double> f) => new(a.V.Select(f).ToArray(), a.S);
 
     public static double Erf(double x)
@@ -55,10 +70,11 @@ public static class RefOps
     }
 
     public static double Gelu(double x) => 0.5 * x * (1 + Erf(x / Math.Sqrt(2)));
-    public static double GeluTanh(double x) => 0.5 * x * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+    public static double GeluTanh(double x) =>
+        0.5 * x * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
     public static double Silu(double x) => x / (1 + Math.Exp(-x));
 
-    /// <summary>Sum over axes (keepdim false).</summary>
+    /// <summary>Sum over axes (keepdim false): [..] -> [..] without the summed axes.</summary>
     public static D Sum(D a, int[] axes)
     {
         var red = new bool[a.S.Length];
@@ -80,7 +96,8 @@ public static class RefOps
     /// <summary>Max over one axis (keepdim false).</summary>
     public static D Max(D a, int axis)
     {
-        int outer = a.S.Take(axis).Aggregate(1, (x, y) => x * y), n = a.S[axis], inner = a.S.Skip(axis + 1).Aggregate(1, (x, y) => x * y);
+        int outer = a.S.Take(axis).Aggregate(1, (x, y) => x * y), n = a.S[axis];
+        int inner = a.S.Skip(axis + 1).Aggregate(1, (x, y) => x * y);
         var r = new double[outer * inner];
         for (int o = 0; o < outer; o++)
             for (int i = 0; i < inner; i++)
@@ -104,7 +121,8 @@ public static class RefOps
                 for (int j = 0; j < n; j++)
                 {
                     double s = 0;
-                    for (int p = 0; p < k; p++) s += a.V[(t * m + i) * k + p] * b.V[(shared ? 0 : t * k * n) + p * n + j];
+                    for (int p = 0; p < k; p++)
+                        s += a.V[(t * m + i) * k + p] * b.V[(shared ? 0 : t * k * n) + p * n + j];
                     r[(t * m + i) * n + j] = s;
                 }
         var shape = (int[])a.S.Clone(); shape[^1] = n;
@@ -127,6 +145,7 @@ public static class RefOps
         return new D(r, shape);
     }
 
+    /// <summary>Cross-correlation: x [B, C, H, W], w [O, C/groups, KH, KW], bias [O] -> [B, O, OH, OW].</summary>
     public static D Conv2d(D x, D w, D? bias, int stride, int pad, int groups)
     {
         int B = x.S[0], C = x.S[1], H = x.S[2], W = x.S[3], O = w.S[0], KH = w.S[2], KW = w.S[3];
@@ -147,7 +166,8 @@ public static class RefOps
                                 {
                                     int iy = oy * stride - pad + u, ix = ox * stride - pad + v;
                                     if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                                    s += x.V[((b * C + g * cg + c) * H + iy) * W + ix] * w.V[((o * cg + c) * KH + u) * KW + v];
+                                    s += x.V[((b * C + g * cg + c) * H + iy) * W + ix]
+                                       * w.V[((o * cg + c) * KH + u) * KW + v];
                                 }
                         r[((b * O + o) * OH + oy) * OW + ox] = s;
                     }
@@ -155,16 +175,19 @@ public static class RefOps
         return new D(r, [B, O, OH, OW]);
     }
 
+    /// <summary>Nearest neighbour: [B, C, H, W] -> [B, C, sH, sW].</summary>
     public static D Upsample(D x, int s)
     {
         int B = x.S[0], C = x.S[1], H = x.S[2], W = x.S[3];
         var r = new double[B * C * H * s * W * s];
         for (int p = 0; p < B * C; p++)
             for (int i = 0; i < H * s; i++)
-                for (int j = 0; j < W * s; j++) r[(p * H * s + i) * W * s + j] = x.V[(p * H + i / s) * W + j / s];
+                for (int j = 0; j < W * s; j++)
+                    r[(p * H * s + i) * W * s + j] = x.V[(p * H + i / s) * W + j / s];
         return new D(r, [B, C, H * s, W * s]);
     }
 
+    /// <summary>k x k windows, stride k: [B, C, H, W] -> [B, C, H/k, W/k].</summary>
     public static D AvgPool(D x, int k)
     {
         int B = x.S[0], C = x.S[1], H = x.S[2], W = x.S[3], OH = H / k, OW = W / k;
@@ -174,12 +197,14 @@ public static class RefOps
                 for (int j = 0; j < OW; j++)
                 {
                     double s = 0;
-                    for (int u = 0; u < k; u++) for (int v = 0; v < k; v++) s += x.V[(p * H + i * k + u) * W + j * k + v];
+                    for (int u = 0; u < k; u++)
+                        for (int v = 0; v < k; v++) s += x.V[(p * H + i * k + u) * W + j * k + v];
                     r[(p * OH + i) * OW + j] = s / (k * k);
                 }
         return new D(r, [B, C, OH, OW]);
     }
 
+    /// <summary>x [B, C, ..] normalised over each group of C/groups channels; gamma, beta [C].</summary>
     public static D GroupNorm(D x, int groups, D? gamma, D? beta, double eps)
     {
         int B = x.S[0], C = x.S[1], S = x.N / (B * C), cg = C / groups, n = cg * S;
@@ -189,7 +214,9 @@ public static class RefOps
             {
                 int off = (b * C + g * cg) * S;
                 double mu = 0; for (int i = 0; i < n; i++) mu += x.V[off + i]; mu /= n;
-                double var = 0; for (int i = 0; i < n; i++) var += (x.V[off + i] - mu) * (x.V[off + i] - mu); var /= n;
+                double var = 0;
+                for (int i = 0; i < n; i++) var += (x.V[off + i] - mu) * (x.V[off + i] - mu);
+                var /= n;
                 for (int i = 0; i < n; i++)
                 {
                     int c = g * cg + i / S;
@@ -199,6 +226,7 @@ public static class RefOps
         return new D(r, x.S);
     }
 
+    /// <summary>x [.., C] normalised over the last axis; gamma, beta [C].</summary>
     public static D LayerNorm(D x, D? gamma, D? beta, double eps)
     {
         int d = x.S[^1], rows = x.N / d;
@@ -206,8 +234,12 @@ public static class RefOps
         for (int row = 0; row < rows; row++)
         {
             double mu = 0; for (int i = 0; i < d; i++) mu += x.V[row * d + i]; mu /= d;
-            double var = 0; for (int i = 0; i < d; i++) var += Math.Pow(x.V[row * d + i] - mu, 2); var /= d;
-            for (int i = 0; i < d; i++) r[row * d + i] = (x.V[row * d + i] - mu) / Math.Sqrt(var + eps) * (gamma?.V[i] ?? 1) + (beta?.V[i] ?? 0);
+            double var = 0;
+            for (int i = 0; i < d; i++) var += Math.Pow(x.V[row * d + i] - mu, 2);
+            var /= d;
+            for (int i = 0; i < d; i++)
+                r[row * d + i] = (x.V[row * d + i] - mu) / Math.Sqrt(var + eps) * (gamma?.V[i] ?? 1)
+                               + (beta?.V[i] ?? 0);
         }
         return new D(r, x.S);
     }
@@ -221,11 +253,14 @@ public static class RefOps
         {
             double m = double.NegativeInfinity; for (int i = 0; i < c; i++) m = Math.Max(m, x.V[row * c + i]);
             double s = 0; for (int i = 0; i < c; i++) s += Math.Exp(x.V[row * c + i] - m);
-            for (int i = 0; i < c; i++) r[row * c + i] = log ? x.V[row * c + i] - m - Math.Log(s) : Math.Exp(x.V[row * c + i] - m) / s;
+            for (int i = 0; i < c; i++)
+                r[row * c + i] = log ? x.V[row * c + i] - m - Math.Log(s) : Math.Exp(x.V[row * c + i] - m) / s;
         }
         return new D(r, x.S);
     }
 
+    /// <summary>Mean over rows not equal to <paramref name="ignore"/> (weighted by rowWeights) of the label-smoothed
+    /// negative log-likelihood: logits [R, C], targets [R] -> [].</summary>
     public static D CrossEntropy(D logits, int[] targets, int ignore, double smoothing, double[]? rowWeights = null)
     {
         var lp = Softmax(logits, log: true);
@@ -242,6 +277,7 @@ public static class RefOps
         return new D([total / count], []);
     }
 
+    /// <summary>Rows of w [V, C] at ids [N] -> [N, C].</summary>
     public static D Embedding(int[] ids, D w)
     {
         int d = w.S[1];
@@ -250,6 +286,7 @@ public static class RefOps
         return new D(r, [ids.Length, d]);
     }
 
+    /// <summary>Inputs of equal shape but for <paramref name="axis"/>, joined along it.</summary>
     public static D Concat(D[] xs, int axis)
     {
         var s = (int[])xs[0].S.Clone(); s[axis] = xs.Sum(x => x.S[axis]);
@@ -260,6 +297,7 @@ public static class RefOps
         return new D(r.ToArray(), s);
     }
 
+    /// <summary>r[i..] = x[i.. with index[i..] on <paramref name="axis"/>] (torch.gather): -> indexShape.</summary>
     public static D Gather(D x, int axis, int[] index, int[] indexShape)
     {
         var r = new double[index.Length];
@@ -276,7 +314,8 @@ public static class RefOps
         return new D(r, indexShape);
     }
 
-    /// <summary>q [B,H,Tq,D], k [B,H,Tk,D], v [B,H,Tk,Dv]; causal aligned to the end; pad [B*Tk] true = hidden.</summary>
+    /// <summary>q [B, H, Tq, Dh], k [B, H, Tk, Dh], v [B, H, Tk, Dv] -> [B, H, Tq, Dv]; causal aligned to the end;
+    /// pad [B*Tk] true = hidden.</summary>
     public static D Attention(D q, D k, D v, bool causal, bool[]? pad)
     {
         int B = q.S[0], H = q.S[1], Tq = q.S[2], Dh = q.S[3], Tk = k.S[2], Dv = v.S[3];
@@ -294,7 +333,8 @@ public static class RefOps
                         if (hidden) { s[j] = double.NegativeInfinity; continue; }
                         any = true;
                         double dot = 0;
-                        for (int d = 0; d < Dh; d++) dot += q.V[((b * H + h) * Tq + i) * Dh + d] * k.V[((b * H + h) * Tk + j) * Dh + d];
+                        for (int d = 0; d < Dh; d++)
+                            dot += q.V[((b * H + h) * Tq + i) * Dh + d] * k.V[((b * H + h) * Tk + j) * Dh + d];
                         s[j] = dot * scale;
                     }
                     if (!any) continue;
@@ -302,7 +342,8 @@ public static class RefOps
                     for (int j = 0; j < Tk; j++)
                     {
                         double p = Math.Exp(s[j] - m) / z;
-                        for (int d = 0; d < Dv; d++) r[((b * H + h) * Tq + i) * Dv + d] += p * v.V[((b * H + h) * Tk + j) * Dv + d];
+                        for (int d = 0; d < Dv; d++)
+                            r[((b * H + h) * Tq + i) * Dv + d] += p * v.V[((b * H + h) * Tk + j) * Dv + d];
                     }
                 }
         return new D(r, [B, H, Tq, Dv]);
