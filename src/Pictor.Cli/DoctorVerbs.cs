@@ -18,7 +18,8 @@ internal static class DoctorVerbs
             Console.WriteLine($"threads        {Parallelism.Threads}");
             Console.WriteLine($"SIMD           Vector512 {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}, "
                 + $"Vector256 {System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated}");
-            Console.WriteLine($"OPENBLAS_CORETYPE {Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") ?? "(unset)"}");
+            Console.WriteLine(
+                $"OPENBLAS_CORETYPE {Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") ?? "(unset)"}");
             return 0;
         });
         return c;
@@ -26,7 +27,8 @@ internal static class DoctorVerbs
 
     public static Command Doctor()
     {
-        var c = new Command("doctor", "Check the runtime, the GEMM backend, every op against its references, the shipped "
+        var c = new Command("doctor",
+            "Check the runtime, the GEMM backend, every op against its references, the shipped "
             + "models and one image's generation time; exit 1 on any failure");
         c.SetAction(_ => 0);
         return c;
