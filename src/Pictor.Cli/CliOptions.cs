@@ -11,7 +11,8 @@ namespace Pictor.Cli;
 internal static class CliOptions
 {
     /// <summary>A whole-number option in [min, max] with a default.</summary>
-    public static Option<int> Int(string name, string description, int fallback, int min, int max, params string[] aliases) =>
+    public static Option<int> Int(string name, string description, int fallback, int min, int max,
+        params string[] aliases) =>
         new(name, aliases)
         {
             Description = description,
@@ -51,7 +52,8 @@ internal static class CliOptions
             },
         };
 
-    /// <summary>A text option (a path, a prompt); <paramref name="required"/> makes its absence a usage error.</summary>
+    /// <summary>A text option (a path, a prompt); <paramref name="required"/> makes its absence a usage
+    /// error.</summary>
     public static Option<string> Text(string name, string description, bool required = false, string? fallback = null)
     {
         var o = new Option<string>(name) { Description = description, Required = required };

@@ -3,14 +3,16 @@ using System.CommandLine;
 namespace Pictor.Cli;
 
 /// <summary>'pictor completion bash|zsh': a shell script that completes verbs, options and their values by asking
-/// pictor itself (System.CommandLine's [suggest] directive), so completion always matches the declared options.</summary>
+/// pictor itself (System.CommandLine's [suggest] directive), so completion always matches the declared
+/// options.</summary>
 internal static class CompletionVerb
 {
     public static Command Completion()
     {
         var shell = new Argument<string>("SHELL") { Description = "bash or zsh" };
         shell.AcceptOnlyFromAmong("bash", "zsh");
-        var c = new Command("completion", "Print a shell completion script: eval \"$(./pictor completion bash)\"") { shell };
+        var c = new Command("completion",
+            "Print a shell completion script: eval \"$(./pictor completion bash)\"") { shell };
         c.SetAction(p =>
         {
             Console.Write(Script(p.GetValue(shell)!));

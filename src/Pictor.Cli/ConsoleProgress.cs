@@ -5,8 +5,8 @@ using Spectre.Console;
 namespace Pictor.Cli;
 
 /// <summary>
-/// Progress of a long verb (train, generate, eval, data) on standard error: a Spectre.Console bar with rate, ETA and the
-/// caller's status (the loss) when standard error is a terminal; plain lines otherwise, the first, one every
+/// Progress of a long verb (train, generate, eval, data) on standard error: a Spectre.Console bar with rate, ETA and
+/// the caller's status (the loss) when standard error is a terminal; plain lines otherwise, the first, one every
 /// <see cref="PlainEvery"/> and the last, so CI logs and pipes stay readable. Log lines go above the bar.
 /// </summary>
 internal sealed class ConsoleProgress
@@ -40,18 +40,21 @@ internal sealed class ConsoleProgress
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(),
                 new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-            .Start(ctx => { result = work(new ConsoleProgress(title, ctx.AddTask(Markup.Escape(title), maxValue: 1), console)); });
+            .Start(ctx => { result = work(new ConsoleProgress(title, ctx.AddTask(Markup.Escape(title), maxValue: 1),
+                console)); });
         return result;
     }
 
-    /// <summary><paramref name="done"/> of <paramref name="total"/>, with a short status such as the loss and rate.</summary>
+    /// <summary><paramref name="done"/> of <paramref name="total"/>, with a short status such as the loss and
+    /// rate.</summary>
     public void Update(long done, long total, string status = "")
     {
         if (task != null)
         {
             task.MaxValue = Math.Max(1, total);
             task.Value = done;
-            task.Description = Markup.Escape(status.Length == 0 ? $"{title} {done}/{total}" : $"{title} {done}/{total}  {status}");
+            task.Description = Markup.Escape(status.Length == 0 ? $"{title} {done}/{total}"
+                : $"{title} {done}/{total}  {status}");
             return;
         }
         var now = clock.Elapsed;

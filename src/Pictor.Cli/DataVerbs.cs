@@ -16,7 +16,8 @@ internal static class DataVerbs
 
     private static Command Shapes()
     {
-        var output = CliOptions.Text("--out", "dataset folder to write (train/ and val/ with metadata.jsonl)", required: true);
+        var output = CliOptions.Text("--out", "dataset folder to write (train/ and val/ with metadata.jsonl)",
+            required: true);
         var count = CliOptions.Int("--count", "scenes to draw (a tenth go to val)", 10_000, 2, 10_000_000);
         var seed = CliOptions.ULong("--seed", "random seed of the scenes", 0);
         var size = CliOptions.Choice("--size", "image side in pixels", "32", "32", "64");
@@ -33,7 +34,8 @@ internal static class DataVerbs
             var (train, val) = ConsoleProgress.Run("data shapes", bar =>
                 Pictor.Imaging.Datasets.Shapes.WriteDataset(dir, p.GetValue(count), p.GetValue(seed), side,
                     (i, n) => bar.Update(i, n), m));
-            Console.WriteLine($"wrote {train} train and {val} val images ({side}x{side}, scene mix single:pair:count {m}) "
+            Console.WriteLine($"wrote {train} train and {val} val images ({side}x{side}, scene mix "
+                + $"single:pair:count {m}) "
                 + $"to {dir}");
             return 0;
         });
@@ -45,7 +47,8 @@ internal static class DataVerbs
         var output = CliOptions.Text("--out", "dataset folder to write", required: true);
         var from = CliOptions.Text("--from", "folder with the npm tarballs already packed (default: npm pack them)");
         var split = CliOptions.Choice("--split",
-            "val holds out one style of some emoji (style) or whole emoji (emoji: zero-shot)", "style", "style", "emoji");
+            "val holds out one style of some emoji (style) or whole emoji (emoji: zero-shot)",
+                "style", "style", "emoji");
         var categories = CliOptions.Text("--categories",
             "keep some emoji-datasource categories, e.g. \"Smileys & Emotion,Animals & Nature,Food & Drink\"");
         var skin = CliOptions.Choice("--skin-tones", "every skin-tone variant (all) or the default yellow ones (none)",
@@ -58,7 +61,8 @@ internal static class DataVerbs
         {
             string dir = p.GetValue(output)!;
             var mode = p.GetValue(split) == "emoji" ? EmojiSplit.Emoji : EmojiSplit.Style;
-            var cats = p.GetValue(categories)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            var cats = p.GetValue(categories)?.Split(',',
+                StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             string[] tgz;
             if (p.GetValue(from) is { } f) tgz = EmojiDataset.FindTarballs(f);
             else
@@ -70,7 +74,8 @@ internal static class DataVerbs
             var s = EmojiDataset.Build(tgz[0], tgz[1], tgz[2], dir, m => Console.Error.WriteLine(m), mode,
                 new EmojiSelection(cats, p.GetValue(skin) == "all"));
             Console.WriteLine($"wrote {s.Train} train and {s.Val} val images of {s.Emoji} emoji to {dir} "
-                + $"({s.SkippedUnlabelled} images without an emojibase label skipped); see {Path.Combine(dir, "ATTRIBUTION.md")}");
+                + $"({s.SkippedUnlabelled} images without an emojibase label skipped); see "
+                    + $"{Path.Combine(dir, "ATTRIBUTION.md")}");
             return 0;
         });
         return c;
@@ -110,7 +115,8 @@ internal static class DataVerbs
             string dir = p.GetValue(data)!, outDir = p.GetValue(output)!;
             int v = p.GetValue(vocab);
             var dirs = Directory.Exists(Path.Combine(dir, "train")) ? [Path.Combine(dir, "train")] : new[] { dir };
-            var captions = dirs.SelectMany(d => CaptionedImages.ReadImageFolder(d)).SelectMany(i => i.Captions).ToList();
+            var captions = dirs.SelectMany(d => CaptionedImages.ReadImageFolder(d)).SelectMany(i => i.Captions)
+                .ToList();
             var tok = BpeTokenizer.Train(captions, v);
             tok.Save(outDir);
             Console.WriteLine($"trained a {tok.VocabSize}-token BPE on {captions.Count} captions; wrote "
@@ -153,7 +159,8 @@ internal static class DataVerbs
             Console.WriteLine($"wrote {p.GetValue(dst)}: {png.Width}x{png.Height} RGBA, 8-bit");
             return 0;
         });
-        var inputs = new Argument<string[]>("IN") { Description = "the images to tile", Arity = ArgumentArity.OneOrMore };
+        var inputs = new Argument<string[]>("IN") { Description = "the images to tile",
+            Arity = ArgumentArity.OneOrMore };
         var output = CliOptions.Text("--out", "the grid PNG to write", required: true);
         var columns = CliOptions.Int("--columns", "images per row", 8, 1, 1000);
         var scale = CliOptions.Int("--scale", "enlarge each image this many times (nearest neighbour)", 1, 1, 16);

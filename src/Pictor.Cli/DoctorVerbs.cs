@@ -22,7 +22,8 @@ internal static class DoctorVerbs
             Console.WriteLine($"threads        {Parallelism.Threads}");
             Console.WriteLine($"SIMD           Vector512 {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}, "
                 + $"Vector256 {System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated}");
-            Console.WriteLine($"OPENBLAS_CORETYPE {Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") ?? "(unset)"}");
+            string coreType = Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") ?? "(unset)";
+            Console.WriteLine($"OPENBLAS_CORETYPE {coreType}");
             return 0;
         });
         return c;
@@ -39,9 +40,12 @@ internal static class DoctorVerbs
             var table = new Table().AddColumn("section").AddColumn("check").AddColumn("ok").AddColumn("detail")
                 .AddColumn(new TableColumn("time").RightAligned());
             foreach (var r in rows)
-                table.AddRow(Markup.Escape(r.Section.ToString()), Markup.Escape(r.Name), r.Ok ? "[green]ok[/]" : "[red]FAIL[/]",
-                    Markup.Escape(r.Detail), r.Duration is { } d
-                        ? d.TotalSeconds.ToString(d.TotalSeconds < 10 ? "F3" : "F1", CultureInfo.InvariantCulture) + " s" : "");
+            {
+                double? sec = r.Duration?.TotalSeconds;
+                string time = sec is { } t ? t.ToString(t < 10 ? "F3" : "F1", CultureInfo.InvariantCulture) + " s" : "";
+                table.AddRow(Markup.Escape(r.Section.ToString()), Markup.Escape(r.Name),
+                    r.Ok ? "[green]ok[/]" : "[red]FAIL[/]", Markup.Escape(r.Detail), time);
+            }
             // A table on a terminal; on a pipe or in CI, the same table without colour, as wide as its content.
             var console = AnsiConsole.Create(new AnsiConsoleSettings
             {

@@ -10,10 +10,12 @@ using Pictor.Pipelines.Training;
 namespace Pictor.Cli;
 
 /// <summary>'pictor eval shapes': generate the fixed prompt set, score it, print the table, optionally save JSON and a
-/// grid. 'pictor eval clip': CLIP score, R-precision and Fréchet distance on val prompts, for any model family.</summary>
+/// grid. 'pictor eval clip': CLIP score, R-precision and Fréchet distance on val prompts, for any model
+/// family.</summary>
 internal static class EvalVerbs
 {
-    public static Command Eval() => new("eval", "Evaluate a model: the shapes benchmark, or CLIP metrics on val prompts")
+    public static Command Eval()
+        => new("eval", "Evaluate a model: the shapes benchmark, or CLIP metrics on val prompts")
     {
         Shapes(), Clip(),
     };
@@ -25,7 +27,8 @@ internal static class EvalVerbs
         var report = CliOptions.Text("--report", "write the per-prompt verdicts as JSON here");
         var grid = CliOptions.Text("--grid", "write every generated image as one grid PNG here");
         var batch = CliOptions.Int("--batch", "images sampled together", 32, 1, 256);
-        var repeats = CliOptions.Int("--repeats", "generate every prompt this many times, on consecutive seeds", 1, 1, 100);
+        var repeats = CliOptions.Int("--repeats", "generate every prompt this many times, on consecutive seeds", 1, 1,
+            100);
         var s = new GenerateVerbs.Sampling();
         var c = new Command("shapes", "The rule-based shapes benchmark: single objects, pairs and counting")
         {
@@ -40,7 +43,8 @@ internal static class EvalVerbs
             int k = p.GetValue(repeats);
             var (r, images) = ConsoleProgress.Run("eval shapes", bar =>
                 ShapesEval.Run(t2i.Pipeline, o, p.GetValue(batch), (d, n) => bar.Update(d, n), k));
-            Console.WriteLine($"pictor eval shapes: {name} ({t2i.WeightsHash}), {o.Sampler} {o.Steps} steps, CFG {o.Guidance}"
+            Console.WriteLine($"pictor eval shapes: {name} ({t2i.WeightsHash}), {o.Sampler} {o.Steps} steps, "
+                + $"CFG {o.Guidance}"
                 + (o.Seed != 0 ? $", seeds from {o.Seed}" : "") + (k > 1 ? $", every prompt {k} times" : ""));
             Console.WriteLine("| group | seen pairs | held-out pairs |");
             Console.WriteLine("|---|---|---|");
@@ -73,7 +77,8 @@ internal static class EvalVerbs
     {
         var model = CliOptions.Text("--model", "model directory (or training run) to evaluate", required: true);
         var clip = CliOptions.Text("--clip", "the CLIP model that scores", required: true);
-        var data = CliOptions.Text("--data", "dataset folder whose val/ gives the prompts and real images", required: true);
+        var data = CliOptions.Text("--data", "dataset folder whose val/ gives the prompts and real images",
+            required: true);
         var images = CliOptions.Int("--images", "val prompts to generate for", 100, 2, 100_000);
         var candidates = CliOptions.Int("--candidates", "captions ranked per image for R-precision", 100, 2, 100_000);
         var report = CliOptions.Text("--report", "write the figures as JSON here");
@@ -93,14 +98,18 @@ internal static class EvalVerbs
             var scorer = ClipPipeline.Load(GenerateVerbs.ResolveModel(p.GetValue(clip)!));
             string valDir = Path.Combine(dataDir, "val");
             if (!Directory.Exists(valDir))
-                throw new DirectoryNotFoundException($"'{dataDir}' has no val/ folder; pass --data with a dataset made by "
+                throw new DirectoryNotFoundException($"'{dataDir}' has no val/ folder; pass --data with a "
+                    + $"dataset made by "
                     + "'pictor data emoji' or 'pictor data shapes'");
             var val = new ImageCaptionSet(CaptionedImages.ReadImageFolder(valDir), t2i.ImageSize);
             var (_, o) = t2i.Resolve(s.Request(p, new GenerationRequest("")));
-            var r = ConsoleProgress.Run("eval clip", bar => ClipEval.Run(t2i.Pipeline, scorer, val, o, p.GetValue(images),
+            var r = ConsoleProgress.Run("eval clip", bar => ClipEval.Run(t2i.Pipeline, scorer, val,
+                o, p.GetValue(images),
                 p.GetValue(candidates), p.GetValue(batch), (d, n) => bar.Update(d, n), p.GetValue(rerank)));
-            Console.WriteLine($"pictor eval clip: {name} ({t2i.Family}, {t2i.WeightsHash}) on {r.Images} val prompts of "
-                + $"{dataDir}, {o.Sampler}, CFG {o.Guidance}{(r.Rerank > 1 ? $", best of {r.Rerank} by this CLIP" : "")}");
+            Console.WriteLine($"pictor eval clip: {name} ({t2i.Family}, {t2i.WeightsHash}) on {r.Images} "
+                + $"val prompts of "
+                + $"{dataDir}, {o.Sampler}, CFG {o.Guidance}{(r.Rerank > 1 ? $", best of {r.Rerank} by "
+                    + $"this CLIP" : "")}");
             Console.WriteLine(ClipEval.Table(r));
             if (p.GetValue(report) is { } rep)
             {

@@ -28,9 +28,11 @@ internal static class GenerateVerbs
         public readonly Option<float> Eta = CliOptions.Float("--eta", "DDIM's eta (0 = deterministic)", 0f, 0f, 1f);
         public readonly Option<float> Temperature = CliOptions.Float("--temperature",
             "DALL-E token temperature (0 = greedy)", 1f, 0f, 10f);
-        public readonly Option<int> TopK = CliOptions.Int("--top-k", "DALL-E: draw from the K likeliest tokens (0 = off)",
+        public readonly Option<int> TopK = CliOptions.Int("--top-k",
+            "DALL-E: draw from the K likeliest tokens (0 = off)",
             0, 0, 1_000_000);
-        public readonly Option<float> TopP = CliOptions.Float("--top-p", "DALL-E nucleus sampling (1 = off)", 1f, 0f, 1f);
+        public readonly Option<float> TopP = CliOptions.Float("--top-p", "DALL-E nucleus sampling (1 = off)", 1f, 0f,
+            1f);
 
         public Sampling() => Sampler.CompletionSources.Add("dpm++", "ddim", "ddpm", "dalle");
 
@@ -50,7 +52,8 @@ internal static class GenerateVerbs
     public static Command Generate()
     {
         var prompt = new Argument<string>("PROMPT") { Description = "what to draw" };
-        var output = CliOptions.Text("--out", "the PNG to write (-n N without --grid writes OUT-0.png ... OUT-(N-1).png)",
+        var output = CliOptions.Text("--out",
+            "the PNG to write (-n N without --grid writes OUT-0.png ... OUT-(N-1).png)",
             required: true);
         output.Validators.Add(r =>
         {
@@ -58,7 +61,8 @@ internal static class GenerateVerbs
             if (v != null && !v.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
                 r.AddError($"--out must name a .png file, got '{v}'");
         });
-        var model = CliOptions.Text("--model", "model directory (or training run) of any family", fallback: DefaultModel);
+        var model = CliOptions.Text("--model", "model directory (or training run) of any family",
+            fallback: DefaultModel);
         var negative = CliOptions.Text("--negative", "negative prompt: what guidance steers away from");
         var seed = CliOptions.ULong("--seed", "seed of the first image; image i uses seed + i", 0);
         var count = CliOptions.Int("--count", "images to generate", 1, 1, GenerationRequest.MaxCount, "-n");
@@ -79,7 +83,8 @@ internal static class GenerateVerbs
         c.Validators.Add(r =>
         {
             int? n = r.GetValue(candidates), k = r.GetValue(keep);
-            if (n != null && k != null && k > n) r.AddError($"--keep must be between 1 and --candidates ({n}), got {k}");
+            if (n != null && k != null && k > n)
+                r.AddError($"--keep must be between 1 and --candidates ({n}), got {k}");
         });
         c.SetAction(p =>
         {
@@ -132,7 +137,8 @@ internal static class GenerateVerbs
     {
         var file = new Argument<string>("FILE") { Description = "a PNG written by 'pictor generate'" };
         var model = CliOptions.Text("--model", "the model that made it (default: the one its metadata names)");
-        var c = new Command("verify", "Regenerate an image from its PNG metadata and compare pixels (exit 1 if they differ)")
+        var c = new Command("verify",
+            "Regenerate an image from its PNG metadata and compare pixels (exit 1 if they differ)")
         {
             file, model,
         };
@@ -150,7 +156,8 @@ internal static class GenerateVerbs
             var mine = Image.Load(File.ReadAllBytes(path));
             if (again.Width != mine.Width || again.Height != mine.Height)
             {
-                Console.WriteLine($"DIFFERENT: regenerated {again.Width}x{again.Height}, file is {mine.Width}x{mine.Height}");
+                Console.WriteLine($"DIFFERENT: regenerated {again.Width}x{again.Height}, file is "
+                    + $"{mine.Width}x{mine.Height}");
                 return 1;
             }
             int diff = 0, max = 0;
@@ -161,12 +168,15 @@ internal static class GenerateVerbs
             }
             if (diff == 0)
             {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"IDENTICAL: {path} regenerates pixel for "
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"IDENTICAL: {path} regenerates pixel for "
                     + $"pixel from its metadata (seed {g.Seed}, {g.Sampler}, {g.Steps} steps, CFG {g.CfgScale})"));
                 return 0;
             }
-            Console.WriteLine($"DIFFERENT: {diff} of {mine.Rgba.Length} channel values differ (largest difference {max}); "
-                + "the same weights and settings gave other pixels (different thread count or GEMM backend? images made "
+            Console.WriteLine($"DIFFERENT: {diff} of {mine.Rgba.Length} channel values differ (largest "
+                + $"difference {max}); "
+                + "the same weights and settings gave other pixels (different thread count or GEMM "
+                    + "backend? images made "
                 + "before Winograd convolutions came in, or on a machine without AVX-512, regenerate exactly with "
                 + "PICTOR_CONV_WINOGRAD=0)");
             return 1;
@@ -174,12 +184,14 @@ internal static class GenerateVerbs
         return c;
     }
 
-    /// <summary>A model path as given, or relative to the Pictor checkout (so the default works from any folder).</summary>
+    /// <summary>A model path as given, or relative to the Pictor checkout (so the default works from any
+    /// folder).</summary>
     public static string ResolveModel(string path)
     {
         if (Directory.Exists(path) || Path.IsPathRooted(path)) return path;
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
-            if (Directory.Exists(Path.Combine(d.FullName, path)) && File.Exists(Path.Combine(d.FullName, "Pictor.slnx")))
+            if (Directory.Exists(Path.Combine(d.FullName, path))
+                && File.Exists(Path.Combine(d.FullName, "Pictor.slnx")))
                 return Path.Combine(d.FullName, path);
         return path;
     }

@@ -6,14 +6,15 @@ namespace Pictor.Cli;
 
 /// <summary>
 /// Thin verbs on System.CommandLine: parse, call the library, print; no maths here. Exit codes: 0 done, 1 a runtime
-/// error (a missing or corrupt file, a failed check), 2 a usage error (an unknown verb or option, a value out of range),
-/// 130 interrupted. Every error is one line on standard error; --verbose adds the stack trace.
+/// error (a missing or corrupt file, a failed check), 2 a usage error (an unknown verb or option, a value out of
+/// range), 130 interrupted. Every error is one line on standard error; --verbose adds the stack trace.
 /// </summary>
 public static class Program
 {
     private static CancellationTokenSource cancel = new();
 
-    /// <summary>Cancelled by Ctrl+C during generation and evaluation (training handles Ctrl+C itself, with a checkpoint).</summary>
+    /// <summary>Cancelled by Ctrl+C during generation and evaluation (training handles Ctrl+C itself, with a
+    /// checkpoint).</summary>
     internal static CancellationToken Cancel => cancel.Token;
 
     private static readonly Option<bool> Verbose = new("--verbose")
@@ -75,7 +76,8 @@ public static class Program
             bool known = e is IOException or FormatException or InvalidOperationException or UnauthorizedAccessException
                 or NotSupportedException;
             Console.Error.WriteLine(known ? $"pictor: {OneLine(e.Message)}"
-                : $"pictor: internal error ({e.GetType().Name}): {OneLine(e.Message)}; run again with --verbose for the "
+                : $"pictor: internal error ({e.GetType().Name}): {OneLine(e.Message)}; run again with "
+                    + $"--verbose for the "
                   + "stack trace and report it");
             if (verbose) Console.Error.WriteLine(e);
             return 1;

@@ -31,28 +31,36 @@ internal static class TrainVerbs
     {
         var fields = new List<(Option Option, string Field)>();
         T Add<T>(T o, string field) where T : Option { fields.Add((o, field)); return o; }
-        var data = Add(CliOptions.Text("--data", "dataset folder with train/ and val/ (e.g. from 'pictor data shapes')"), "data");
+        var data = Add(CliOptions.Text("--data",
+            "dataset folder with train/ and val/ (e.g. from 'pictor data shapes')"), "data");
         var preset = Add(CliOptions.Choice("--preset", "model size and shape", d.Preset, presets), "preset");
-        var size = Add(CliOptions.Int("--size", "image side in pixels (a multiple of 8)", d.ImageSize, 8, 256), "image_size");
-        var context = Add(CliOptions.Int("--context", "text tokens per caption, bos and eos included", d.Context, 4, 256),
+        var size = Add(CliOptions.Int("--size", "image side in pixels (a multiple of 8)", d.ImageSize, 8,
+            256), "image_size");
+        var context = Add(CliOptions.Int("--context", "text tokens per caption, bos and eos included", d.Context, 4,
+            256),
             "context");
         var vocab = Add(CliOptions.Int("--vocab", "BPE vocabulary cap", d.Vocab, 260, 65536), "vocab");
         var batch = Add(CliOptions.Int("--batch", "images per step", d.Batch, 1, 4096), "batch");
-        var steps = Add(CliOptions.Int("--steps", "optimiser steps (the cosine decay's length)", d.Steps, 1, 100_000_000),
+        var steps = Add(CliOptions.Int("--steps", "optimiser steps (the cosine decay's length)",
+            d.Steps, 1, 100_000_000),
             "steps");
         var lr = Add(CliOptions.Float("--lr", "peak learning rate", d.Lr, 1e-8f, 1f), "lr");
-        var minLr = Add(CliOptions.Float("--min-lr", "learning rate at the end of the decay", d.MinLr, 0f, 1f), "min_lr");
+        var minLr = Add(CliOptions.Float("--min-lr", "learning rate at the end of the decay", d.MinLr, 0f, 1f),
+            "min_lr");
         var warmup = Add(CliOptions.Int("--warmup", "linear warm-up steps", d.Warmup, 0, 100_000_000), "warmup");
         var wd = Add(CliOptions.Float("--weight-decay", "AdamW weight decay", d.WeightDecay, 0f, 1f), "weight_decay");
-        var clip = Add(CliOptions.Float("--clip", "gradient-norm clipping threshold", d.ClipNorm, 1e-6f, 1e6f), "clip_norm");
+        var clip = Add(CliOptions.Float("--clip", "gradient-norm clipping threshold", d.ClipNorm, 1e-6f, 1e6f),
+            "clip_norm");
         var ema = Add(CliOptions.Float("--ema", "EMA decay of the weights (0 = off)", d.EmaDecay, 0f, 0.999999f),
             "ema_decay");
         var captionDropout = Add(CliOptions.Float("--caption-dropout", "share of captions dropped (for guidance)",
             d.CaptionDropout, 0f, 0.99f), "caption_dropout");
-        var valEvery = Add(CliOptions.Int("--val-every", "steps between validations", d.ValEvery, 1, int.MaxValue), "val_every");
+        var valEvery = Add(CliOptions.Int("--val-every", "steps between validations", d.ValEvery, 1, int.MaxValue),
+            "val_every");
         var ckptEvery = Add(CliOptions.Int("--ckpt-every", "steps between checkpoints", d.CkptEvery, 1, int.MaxValue),
             "ckpt_every");
-        var keep = Add(CliOptions.Int("--keep", "step checkpoints kept (best.safetensors besides)", d.Keep, 1, 1000), "keep");
+        var keep = Add(CliOptions.Int("--keep", "step checkpoints kept (best.safetensors besides)", d.Keep, 1, 1000),
+            "keep");
         var patience = Add(CliOptions.Int("--patience", "validations without improvement before stopping (0 = never)",
             d.Patience, 0, 1_000_000), "patience");
         var valImages = Add(CliOptions.Int("--val-images", "val images validated on", d.ValImages, 1, 1_000_000),
@@ -60,31 +68,41 @@ internal static class TrainVerbs
         var seed = Add(CliOptions.ULong("--seed", "seed of the weights and the data order", d.Seed), "seed");
         var output = CliOptions.Text("--out", "run folder to create (checkpoints, samples, model/)");
         var resume = CliOptions.Text("--resume", "continue this run exactly where its last checkpoint left it");
-        var maxMinutes = CliOptions.Float("--max-minutes", "stop with a checkpoint after this long (0 = no limit)", 0, 0, 1e6f);
-        var stopAt = CliOptions.Int("--stop-at-step", "stop with a checkpoint at this step (0 = no limit)", 0, 0, int.MaxValue);
+        var maxMinutes = CliOptions.Float("--max-minutes", "stop with a checkpoint after this long (0 = no limit)", 0,
+            0, 1e6f);
+        var stopAt = CliOptions.Int("--stop-at-step", "stop with a checkpoint at this step (0 = no limit)",
+            0, 0, int.MaxValue);
         var c = new Command(family, description);
         foreach (var (o, _) in fields) c.Add(o);
         c.Add(output); c.Add(resume); c.Add(maxMinutes); c.Add(stopAt);
 
         // Family-only options: the others' verbs do not take them (an unknown option there).
         Option<string>? vqvae = null;
-        Option<float>? dropout = null, noiseShift = null, hflip = null, minSnr = null, grounding = null, placement = null;
+        Option<float>? dropout = null, noiseShift = null, hflip = null, minSnr = null,
+            grounding = null, placement = null;
         if (family == "dalle")
         {
-            c.Add(vqvae = Add(CliOptions.Text("--vqvae", "the VQ-VAE run or model whose tokens the transformer learns"), "vqvae"));
-            c.Add(dropout = Add(CliOptions.Float("--dropout", "embedding and residual dropout", d.Dropout, 0f, 0.99f), "dropout"));
+            c.Add(vqvae = Add(CliOptions.Text("--vqvae", "the VQ-VAE run or model whose tokens the transformer learns"),
+                "vqvae"));
+            c.Add(dropout = Add(CliOptions.Float("--dropout", "embedding and residual dropout", d.Dropout, 0f, 0.99f),
+                "dropout"));
         }
         if (family == "diffusion")
         {
-            c.Add(noiseShift = Add(CliOptions.Float("--noise-shift", "divide the schedule's SNR by K^2 (1 = plain cosine)",
+            c.Add(noiseShift = Add(CliOptions.Float("--noise-shift",
+                "divide the schedule's SNR by K^2 (1 = plain cosine)",
                 d.NoiseShift, 1f, 64f), "noise_shift"));
-            c.Add(hflip = Add(CliOptions.Float("--hflip", "mirror an image with this probability, swapping left/right in "
+            c.Add(hflip = Add(CliOptions.Float("--hflip",
+                "mirror an image with this probability, swapping left/right in "
                 + "its caption", d.Hflip, 0f, 1f), "hflip"));
-            c.Add(minSnr = Add(CliOptions.Float("--min-snr", "weigh each image's loss by min(SNR, G) (0 = off; 5 is the "
+            c.Add(minSnr = Add(CliOptions.Float("--min-snr",
+                "weigh each image's loss by min(SNR, G) (0 = off; 5 is the "
                 + "paper's)", d.MinSnr, 0f, 1000f), "min_snr"));
-            c.Add(grounding = Add(CliOptions.Float("--grounding", "weight of the token-level grounding loss (needs object "
+            c.Add(grounding = Add(CliOptions.Float("--grounding",
+                "weight of the token-level grounding loss (needs object "
                 + "boxes in metadata.jsonl; 0 = off)", d.Grounding, 0f, 100f), "grounding"));
-            c.Add(placement = Add(CliOptions.Float("--placement", "weight of the placement loss (preset xs-rel-place and "
+            c.Add(placement = Add(CliOptions.Float("--placement",
+                "weight of the placement loss (preset xs-rel-place and "
                 + "object boxes; 0 = off)", d.Placement, 0f, 100f), "placement"));
         }
         c.SetAction(p =>
@@ -99,14 +117,16 @@ internal static class TrainVerbs
                 EmaDecay = p.GetValue(ema), CaptionDropout = p.GetValue(captionDropout),
                 Dropout = dropout == null ? d.Dropout : p.GetValue(dropout),
                 NoiseShift = noiseShift == null ? d.NoiseShift : p.GetValue(noiseShift),
-                Hflip = hflip == null ? d.Hflip : p.GetValue(hflip), MinSnr = minSnr == null ? d.MinSnr : p.GetValue(minSnr),
+                Hflip = hflip == null ? d.Hflip : p.GetValue(hflip), MinSnr = minSnr == null ? d.MinSnr
+                    : p.GetValue(minSnr),
                 Grounding = grounding == null ? d.Grounding : p.GetValue(grounding),
                 Placement = placement == null ? d.Placement : p.GetValue(placement),
                 ValEvery = p.GetValue(valEvery), CkptEvery = p.GetValue(ckptEvery), Keep = p.GetValue(keep),
                 Patience = p.GetValue(patience), ValImages = p.GetValue(valImages), Seed = p.GetValue(seed),
             };
             var given = fields.Where(f => p.Given(f.Option)).Select(f => f.Field).ToList();
-            return Run(family, opt, p.GetValue(output), p.GetValue(resume), given, p.GetValue(maxMinutes), p.GetValue(stopAt));
+            return Run(family, opt, p.GetValue(output), p.GetValue(resume), given, p.GetValue(maxMinutes),
+                p.GetValue(stopAt));
         });
         return c;
     }
@@ -122,8 +142,8 @@ internal static class TrainVerbs
             throw new ArgumentException($"'train {family}' needs --data DIR (a folder with train/ and val/, e.g. from "
                 + "'pictor data shapes --out DIR')");
         using var cts = new CancellationTokenSource();
-        // Ctrl+C, and SIGTERM (docker stop, systemd, a batch scheduler's time limit), end the run after the current step
-        // with a checkpoint, so '--resume' continues it exactly; a second Ctrl+C kills at once.
+        // Ctrl+C, and SIGTERM (docker stop, systemd, a batch scheduler's time limit), end the run after the current
+        // step with a checkpoint, so '--resume' continues it exactly; a second Ctrl+C kills at once.
         ConsoleCancelEventHandler onCtrlC = (_, e) =>
         {
             if (cts.IsCancellationRequested) return;
@@ -180,13 +200,15 @@ internal static class TrainVerbs
         catch (PlatformNotSupportedException) { return null; }   // no such signal here (SIGTERM on some Windows hosts)
     }
 
-    /// <summary>'pictor export RUN --step N|best|last --out DIR': a model directory from one checkpoint's EMA weights.</summary>
+    /// <summary>'pictor export RUN --step N|best|last --out DIR': a model directory from one checkpoint's EMA
+    /// weights.</summary>
     public static Command Export()
     {
         var run = new Argument<string>("RUN") { Description = "a training run folder" };
         var step = CliOptions.Text("--step", "which checkpoint: a step number, best or last", fallback: "last");
         var output = CliOptions.Text("--out", "model folder to write", required: true);
-        var c = new Command("export", "One checkpoint's EMA weights as a model directory (the run's model/ holds the best)")
+        var c = new Command("export",
+            "One checkpoint's EMA weights as a model directory (the run's model/ holds the best)")
         {
             run, step, output,
         };

@@ -18,7 +18,8 @@ public static class HashInit
             var span = p.Span;
             var parts = name.Split('.');
             string leaf = parts.Length >= 2 ? parts[^2] : name;
-            bool normWeight = p.Rank == 1 && name.EndsWith("weight", StringComparison.Ordinal) && (leaf.Contains("norm", StringComparison.Ordinal) || leaf.StartsWith("ln", StringComparison.Ordinal));
+            bool normWeight = p.Rank == 1 && name.EndsWith("weight", StringComparison.Ordinal)
+                && (leaf.Contains("norm", StringComparison.Ordinal) || leaf.StartsWith("ln", StringComparison.Ordinal));
             double scale = p.Rank >= 2 ? Math.Sqrt(3.0 / (p.Numel / p.Shape[0])) : 0.1;
             uint seed = Fnv1a(name);
             for (int i = 0; i < span.Length; i++)

@@ -18,7 +18,8 @@ public abstract class Module
     /// <summary>Registers a trainable parameter (RequiresGrad = true) under <paramref name="name"/>.</summary>
     protected Tensor Param(string name, Tensor value)
     {
-        if (parameters.Any(p => p.Name == name) || children.Any(c => c.Name == name)) Throw.Argument($"{GetType().Name}: '{name}' registered twice");
+        if (parameters.Any(p => p.Name == name) || children.Any(c => c.Name == name))
+            Throw.Argument($"{GetType().Name}: '{name}' registered twice");
         value.RequiresGrad = true;
         parameters.Add((name, value));
         return value;
@@ -29,7 +30,8 @@ public abstract class Module
     /// codebook updated by moving averages.</summary>
     protected Tensor Buffer(string name, Tensor value)
     {
-        if (parameters.Any(p => p.Name == name) || children.Any(c => c.Name == name)) Throw.Argument($"{GetType().Name}: '{name}' registered twice");
+        if (parameters.Any(p => p.Name == name) || children.Any(c => c.Name == name))
+            Throw.Argument($"{GetType().Name}: '{name}' registered twice");
         value.RequiresGrad = false;
         parameters.Add((name, value));
         buffers.Add(value);
@@ -38,7 +40,8 @@ public abstract class Module
 
     protected T Child<T>(string name, T module) where T : Module
     {
-        if (parameters.Any(p => p.Name == name) || children.Any(c => c.Name == name)) Throw.Argument($"{GetType().Name}: '{name}' registered twice");
+        if (parameters.Any(p => p.Name == name) || children.Any(c => c.Name == name))
+            Throw.Argument($"{GetType().Name}: '{name}' registered twice");
         children.Add((name, module));
         return module;
     }
@@ -69,7 +72,8 @@ public abstract class Module
 
     public void Eval() => Train(false);
 
-    /// <summary>Freezes (or unfreezes) every parameter of this module: frozen ones get no gradient and no update.</summary>
+    /// <summary>Freezes (or unfreezes) every parameter of this module: frozen ones get no gradient and no
+    /// update.</summary>
     public void SetFrozen(bool frozen)
     {
         foreach (var p in Parameters())
@@ -88,7 +92,8 @@ public abstract class Module
     /// <summary>Name -> parameter map.</summary>
     public Dictionary<string, Tensor> StateDict() => NamedParameters().ToDictionary(p => p.Name, p => p.Param);
 
-    /// <summary>Copies values from <paramref name="file"/>; every parameter must be present with the same shape.</summary>
+    /// <summary>Copies values from <paramref name="file"/>; every parameter must be present with the same
+    /// shape.</summary>
     public void LoadStateDict(SafeTensorsFile file, string prefix = "", bool strict = true)
     {
         var expected = new HashSet<string>();
@@ -98,18 +103,24 @@ public abstract class Module
             expected.Add(key);
             if (!file.Contains(key))
             {
-                if (strict) Throw.Argument($"'{file.Source}' has no parameter '{key}'; was it saved from a model with a different config?");
+                if (strict)
+                    Throw.Argument($"'{file.Source}' has no parameter '{key}'; was it saved from a model with a "
+                        + $"different config?");
                 continue;
             }
             var info = file.Info(key);
             if (!info.Shape.AsSpan().SequenceEqual(p.Shape))
-                Throw.Argument($"parameter '{key}': file has shape {Shape.Format(info.Shape)}, the model expects {Shape.Format(p.Shape)}; the model config differs from the checkpoint's");
+                Throw.Argument($"parameter '{key}': file has shape {Shape.Format(info.Shape)}, the model expects "
+                    + $"{Shape.Format(p.Shape)}; the model config differs from the checkpoint's");
             file.ReadFloat32(key).CopyTo(p.Span);
         }
         if (strict)
         {
-            var extra = file.Tensors.Select(t => t.Name).Where(n => n.StartsWith(prefix, StringComparison.Ordinal) && !expected.Contains(n)).ToList();
-            if (extra.Count > 0) Throw.Argument($"'{file.Source}' has parameters this model lacks: {string.Join(", ", extra.Take(10))}; the model config differs from the checkpoint's");
+            var extra = file.Tensors.Select(t => t.Name).Where(n => n.StartsWith(prefix, StringComparison.Ordinal)
+                && !expected.Contains(n)).ToList();
+            if (extra.Count > 0)
+                Throw.Argument($"'{file.Source}' has parameters this model lacks: {string.Join(", ", extra.Take(10))}; "
+                    + $"the model config differs from the checkpoint's");
         }
     }
 

@@ -7,7 +7,8 @@ namespace Pictor.Pipelines;
 // Dimension legend: B images, C = 3, H = W = image size.
 
 /// <summary>What every text-to-image family (diffusion, DALL-E, and those to come) gives <see cref="TextToImage"/>,
-/// the evaluations and training's sample grids: its defaults, what it refuses, and sampling from checked settings.</summary>
+/// the evaluations and training's sample grids: its defaults, what it refuses, and sampling from checked
+/// settings.</summary>
 public interface ITextToImage
 {
     /// <summary>"diffusion" or "dalle".</summary>
@@ -21,11 +22,13 @@ public interface ITextToImage
     /// <summary>The sampler and step count used when the caller names none.</summary>
     string DefaultSampler { get; }
     int DefaultSteps { get; }
-    /// <summary>The classifier-free guidance scale used when the caller names none: 3 unless the model says otherwise.</summary>
+    /// <summary>The classifier-free guidance scale used when the caller names none: 3 unless the model says
+    /// otherwise.</summary>
     float DefaultGuidance => 3f;
 
-    /// <summary>Why this model cannot sample with <paramref name="s"/> (an unknown sampler, a step count it cannot take),
-    /// as one line naming the fix; null when it can. <see cref="SamplingSettings.Resolve"/> asks it once.</summary>
+    /// <summary>Why this model cannot sample with <paramref name="s"/> (an unknown sampler, a step count it cannot
+    /// take), as one line naming the fix; null when it can. <see cref="SamplingSettings.Resolve"/> asks it
+    /// once.</summary>
     string? Refuse(SamplingSettings s);
 
     /// <summary>Images [B, 3, H, W] in [-1, 1]; row i draws prompts[i] from seed s.Seed + i. The settings are assumed

@@ -24,7 +24,8 @@ public sealed class ModelDirectory
     private ModelDirectory(string path, string format, string json) { Path = path; Format = format; ConfigJson = json; }
 
     /// <summary>Opens <paramref name="dir"/> (a model folder, or a run folder whose model is in RUN/model).
-    /// <paramref name="what"/> names the kind of model the caller wants, for the messages ("model", "CLIP model").</summary>
+    /// <paramref name="what"/> names the kind of model the caller wants, for the messages ("model", "CLIP
+    /// model").</summary>
     public static ModelDirectory Open(string dir, string what = "model")
     {
         if (!Directory.Exists(dir))
@@ -32,10 +33,12 @@ public sealed class ModelDirectory
                 + "(models/emoji, models/shapes, ...) or a training run's folder");
         // A run folder holds its own config.json (the run's) beside model/, the exported model: weights decide.
         string model = File.Exists(System.IO.Path.Combine(dir, WeightsFile))
-            || !File.Exists(System.IO.Path.Combine(dir, "model", ConfigFile)) ? dir : System.IO.Path.Combine(dir, "model");
+            || !File.Exists(System.IO.Path.Combine(dir, "model", ConfigFile)) ? dir
+                : System.IO.Path.Combine(dir, "model");
         string cfg = System.IO.Path.Combine(model, ConfigFile);
         if (!File.Exists(cfg))
-            throw new FileNotFoundException($"'{dir}' has no {ConfigFile}; it is not a Pictor {what} (a training run gets "
+            throw new FileNotFoundException($"'{dir}' has no {ConfigFile}; it is not a Pictor {what} (a "
+                + $"training run gets "
                 + "RUN/model after its first validation)");
         string json = File.ReadAllText(cfg);
         string? format;
@@ -63,7 +66,8 @@ public sealed class ModelDirectory
     {
         string p = System.IO.Path.Combine(Path, name);
         if (!File.Exists(p) && !Directory.Exists(p))
-            throw new FileNotFoundException($"'{Path}' has {ConfigFile} but no {name}; the model was not saved completely, "
+            throw new FileNotFoundException($"'{Path}' has {ConfigFile} but no {name}; the model was not "
+                + $"saved completely, "
                 + "export or train it again");
         return p;
     }
@@ -78,5 +82,6 @@ public sealed class ModelDirectory
     /// <summary>Several weight files hashed as one (the hash of their hashes' concatenation): for models whose images
     /// depend on more than one file, such as DALL-E's transformer and its VQ-VAE.</summary>
     public static string HashFiles(params string[] paths) =>
-        Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(string.Concat(paths.Select(HashFile)))))[..10];
+        Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(
+            string.Concat(paths.Select(HashFile)))))[..10];
 }

@@ -22,9 +22,11 @@ namespace Pictor.Pipelines;
 /// </summary>
 public sealed class TextToImage
 {
-    /// <summary>The family's pipeline (diffusion, DALL-E), for code that samples with fixed settings (evaluations).</summary>
+    /// <summary>The family's pipeline (diffusion, DALL-E), for code that samples with fixed settings
+    /// (evaluations).</summary>
     public ITextToImage Pipeline { get; }
-    /// <summary>The CLIP model that reranks candidates (<see cref="GenerationRequest.Candidates"/>), when loaded.</summary>
+    /// <summary>The CLIP model that reranks candidates (<see cref="GenerationRequest.Candidates"/>), when
+    /// loaded.</summary>
     public ClipPipeline? Clip { get; }
     /// <summary>The model's name as PNG metadata records it ("model"); the directory as given to Load.</summary>
     public string Name { get; set; }
@@ -54,9 +56,11 @@ public sealed class TextToImage
         {
             DalleSetup.Format => DallePipeline.Load(m),
             DiffusionConfig.Format => DiffusionPipeline.Load(m),
-            Vq.VqModel.Format => throw new ArgumentException($"'{dir}' is a VQ-VAE image tokenizer, not a text-to-image "
+            Vq.VqModel.Format
+                => throw new ArgumentException($"'{dir}' is a VQ-VAE image tokenizer, not a text-to-image "
                 + $"model; train a DALL-E transformer on it with 'pictor train dalle --vqvae {dir}'"),
-            ClipPipeline.Format => throw new ArgumentException($"'{dir}' is a CLIP model, which scores images but does not "
+            ClipPipeline.Format
+                => throw new ArgumentException($"'{dir}' is a CLIP model, which scores images but does not "
                 + "draw them; pass it as the reranker (--clip) and a diffusion or DALL-E model as the model"),
             _ => throw new FormatException($"{m.ConfigPath} has format '{m.Format}'; Pictor generates from "
                 + $"{DiffusionConfig.Format} and {DalleSetup.Format} models"),
@@ -84,13 +88,15 @@ public sealed class TextToImage
         CancellationToken cancel = default)
     {
         var (prompt, s) = Resolve(request);
-        int drawn = request.Candidates > 0 ? request.Candidates : request.Count, size = ImageSize, per = 3 * size * size;
+        int drawn = request.Candidates > 0 ? request.Candidates : request.Count, size = ImageSize,
+            per = 3 * size * size;
         cancel.ThrowIfCancellationRequested();
         SampleStep onStep = (done, total, x0) =>
         {
             cancel.ThrowIfCancellationRequested();
             if (progress == null) return;
-            bool preview = x0 != null && request.PreviewEvery > 0 && (done % request.PreviewEvery == 0 || done == total);
+            bool preview = x0 != null && request.PreviewEvery > 0
+                && (done % request.PreviewEvery == 0 || done == total);
             progress.Report(new GenerationProgress(done, total,
                 preview ? Image.FromTensor(Tensor.FromArray(x0.AsSpan(0, per).ToArray(), 3, size, size)) : null));
         };
@@ -102,7 +108,8 @@ public sealed class TextToImage
         if (request.Candidates > 0)
         {
             // Scored as saved: the 8-bit images, not the sampler's floats, so a file's score is what CLIP says of it.
-            var saved = Tensor.FromArray(all.SelectMany(g => g.Image.ToTensor().ToArray()).ToArray(), drawn, 3, size, size);
+            var saved = Tensor.FromArray(all.SelectMany(g => g.Image.ToTensor().ToArray()).ToArray(),
+                drawn, 3, size, size);
             var scores = Rerank.Scores(Clip!, saved, prompt);
             kept = Rerank.Best(scores, request.Count).Select(b => all[b.Index] with { ClipScore = b.Score }).ToList();
         }
@@ -121,7 +128,8 @@ public sealed class TextToImage
     {
         ArgumentNullException.ThrowIfNull(g);
         if (g.Width != ImageSize || g.Height != ImageSize)
-            throw new ArgumentException($"the image is {g.Width}x{g.Height} but the model makes {ImageSize}x{ImageSize}; "
+            throw new ArgumentException($"the image is {g.Width}x{g.Height} but the model makes "
+                + $"{ImageSize}x{ImageSize}; "
                 + "it came from another model");
         if (g.ModelHash != WeightsHash)
             throw new ArgumentException($"the image was made by weights with hash {g.ModelHash}, but {Name} has "
@@ -130,7 +138,8 @@ public sealed class TextToImage
             throw new FormatException($"metadata batch_index {g.BatchIndex} is outside the batch of {g.BatchSize}");
         var request = new GenerationRequest(g.Prompt)
         {
-            NegativePrompt = g.NegativePrompt, Sampler = g.Sampler, Steps = g.Steps, Guidance = g.CfgScale, Seed = g.BaseSeed,
+            NegativePrompt = g.NegativePrompt, Sampler = g.Sampler, Steps = g.Steps,
+                Guidance = g.CfgScale, Seed = g.BaseSeed,
             Count = g.BatchSize, Eta = g.Eta, Temperature = g.Temperature, TopK = g.TopK, TopP = g.TopP,
         };
         var result = Generate(request);

@@ -1,6 +1,7 @@
 namespace Pictor.Engine;
 
-/// <summary>One recorded op: its inputs and the function that turns dY into input gradients (accumulating, +=).</summary>
+/// <summary>One recorded op: its inputs and the function that turns dY into input gradients (accumulating,
+/// +=).</summary>
 public sealed class Node
 {
     public string Op { get; }
@@ -47,7 +48,8 @@ public static class Autograd
         return false;
     }
 
-    /// <summary>Marks <paramref name="output"/> as produced by <paramref name="op"/> from <paramref name="inputs"/>.</summary>
+    /// <summary>Marks <paramref name="output"/> as produced by <paramref name="op"/> from <paramref
+    /// name="inputs"/>.</summary>
     internal static Tensor Record(Tensor output, string op, Tensor[] inputs, Action<Tensor> backward)
     {
         output.GradFn = new Node(op, inputs, backward);
@@ -71,9 +73,12 @@ public static class Autograd
     /// <see cref="Tensor.RetainGrad"/> set.</summary>
     public static void Backward(Tensor root, Tensor? gradOutput)
     {
-        if (!root.RequiresGrad) Throw.InvalidOperation("Backward() on a tensor that does not require grad: no parameter with RequiresGrad = true was used to compute it (or it was computed under NoGrad)");
+        if (!root.RequiresGrad)
+            Throw.InvalidOperation("Backward() on a tensor that does not require grad: no parameter with RequiresGrad "
+                + "= true was used to compute it (or it was computed under NoGrad)");
         if (gradOutput == null && root.Numel != 1)
-            Throw.InvalidOperation($"Backward() without a gradient needs a scalar; this tensor has shape {Shape.Format(root.Shape)}. Reduce it (Sum/Mean) or pass gradOutput");
+            Throw.InvalidOperation($"Backward() without a gradient needs a scalar; this tensor has shape "
+                + $"{Shape.Format(root.Shape)}. Reduce it (Sum/Mean) or pass gradOutput");
         if (gradOutput != null) Throw.IfShapeMismatch(gradOutput.Shape, root.Shape, "Backward gradOutput");
 
         var order = TopologicalOrder(root);
@@ -87,8 +92,8 @@ public static class Autograd
             var t = order[i];
             if (t.Grad == null) continue;  // no path from the root reached it
             t.GradFn!.BackwardFn(t.Grad);
-            // Every consumer of t has run (reverse topological order), so t's gradient is spent: give its buffer back to
-            // the pool now, where the next node's gradient can reuse it, instead of holding every intermediate
+            // Every consumer of t has run (reverse topological order), so t's gradient is spent: give its buffer back
+            // to the pool now, where the next node's gradient can reuse it, instead of holding every intermediate
             // gradient until the step's scope ends (PyTorch likewise keeps .grad only on leaves unless retain_grad()).
             if (!t.RetainGrad) { t.Grad.ReleaseStorage(); t.Grad = null; }
         }

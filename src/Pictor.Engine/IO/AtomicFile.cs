@@ -34,5 +34,6 @@ public static class AtomicFile
         Write(path, s => s.Write(copy));
     }
 
-    public static void WriteAllText(string path, string text) => WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
+    public static void WriteAllText(string path, string text)
+        => WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
 }

@@ -34,7 +34,8 @@ public sealed class SafeTensorsFile
     public IReadOnlyDictionary<string, string> Metadata { get; }
     public string Source { get; }
 
-    private SafeTensorsFile(byte[] data, List<SafeTensorInfo> tensors, Dictionary<string, string> metadata, string source)
+    private SafeTensorsFile(byte[] data, List<SafeTensorInfo> tensors, Dictionary<string, string> metadata,
+        string source)
     {
         this.data = data;
         Tensors = tensors;
@@ -43,7 +44,8 @@ public sealed class SafeTensorsFile
         Source = source;
     }
 
-    public static int SizeOf(DType t) => t switch { DType.F32 or DType.I32 => 4, DType.F16 or DType.BF16 => 2, DType.I64 => 8, _ => 1 };
+    public static int SizeOf(DType t) => t switch { DType.F32 or DType.I32 => 4, DType.F16 or DType.BF16 => 2,
+        DType.I64 => 8, _ => 1 };
 
     public static SafeTensorsFile Read(string path)
     {
@@ -70,24 +72,31 @@ public sealed class SafeTensorsFile
         return new SafeTensorsFile(bytes.AsSpan(8 + n, (int)dataLen).ToArray(), tensors, meta, source);
     }
 
-    /// <summary>The header length N from the first 8 bytes, checked against the 100 MB limit and the file size.</summary>
+    /// <summary>The header length N from the first 8 bytes, checked against the 100 MB limit and the file
+    /// size.</summary>
     private static int CheckHeaderLength(ReadOnlySpan<byte> first8, long fileLength, string src)
     {
-        if (first8.Length < 8) Fail(src, $"file is {fileLength} bytes, shorter than the 8-byte header length; it is truncated or not a safetensors file");
+        if (first8.Length < 8)
+            Fail(src, $"file is {fileLength} bytes, shorter than the 8-byte header length; it is truncated or not a "
+                + $"safetensors file");
         ulong n = BinaryPrimitives.ReadUInt64LittleEndian(first8);
-        if (n > MaxHeaderBytes) Fail(src, $"header length {n} exceeds the 100 MB limit; the file is corrupt or not a safetensors file");
-        if ((long)n > fileLength - 8) Fail(src, $"header length {n} runs past the end of the {fileLength}-byte file; the file is truncated");
+        if (n > MaxHeaderBytes)
+            Fail(src, $"header length {n} exceeds the 100 MB limit; the file is corrupt or not a safetensors file");
+        if ((long)n > fileLength - 8)
+            Fail(src, $"header length {n} runs past the end of the {fileLength}-byte file; the file is truncated");
         return (int)n;
     }
 
-    /// <summary>The data section must be exactly as long as the tensors need: no truncation, no trailing bytes.</summary>
+    /// <summary>The data section must be exactly as long as the tensors need: no truncation, no trailing
+    /// bytes.</summary>
     private static long CheckDataLength(long expected, long dataLen, string src)
     {
         if (expected != dataLen)
             Fail(src, expected > dataLen
                 ? $"tensors need {expected} data bytes but only {dataLen} follow the header; the file is truncated"
                 : $"{dataLen - expected} bytes follow the last tensor; trailing data is not allowed");
-        if (dataLen > int.MaxValue - 64) Fail(src, $"data section of {dataLen} bytes is larger than Pictor loads (2 GB)");
+        if (dataLen > int.MaxValue - 64)
+            Fail(src, $"data section of {dataLen} bytes is larger than Pictor loads (2 GB)");
         return dataLen;
     }
 
@@ -95,11 +104,13 @@ public sealed class SafeTensorsFile
     {
         string text;
         try { text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(header); }
-        catch (DecoderFallbackException) { return Fail<(List<SafeTensorInfo>, Dictionary<string, string>, long)>(src, "header is not valid UTF-8"); }
+        catch (DecoderFallbackException) { return Fail<(List<SafeTensorInfo>, Dictionary<string, string>, long)>(src,
+            "header is not valid UTF-8"); }
         if (text.Length == 0 || text[0] != '{') Fail(src, "header does not start with '{'; it must be a JSON object");
         JsonDocument doc;
         try { doc = JsonDocument.Parse(text, new JsonDocumentOptions { MaxDepth = 8 }); }
-        catch (JsonException e) { return Fail<(List<SafeTensorInfo>, Dictionary<string, string>, long)>(src, $"header is not valid JSON: {e.Message}"); }
+        catch (JsonException e) { return Fail<(List<SafeTensorInfo>, Dictionary<string, string>, long)>(src,
+            $"header is not valid JSON: {e.Message}"); }
         using var _ = doc;
         var tensors = new List<SafeTensorInfo>();
         var meta = new Dictionary<string, string>();
@@ -109,11 +120,13 @@ public sealed class SafeTensorsFile
             if (!seen.Add(prop.Name)) Fail(src, $"key '{prop.Name}' appears twice in the header");
             if (prop.Name == "__metadata__")
             {
-                if (prop.Value.ValueKind != JsonValueKind.Object) Fail(src, "__metadata__ must be an object of string values");
+                if (prop.Value.ValueKind != JsonValueKind.Object)
+                    Fail(src, "__metadata__ must be an object of string values");
                 var mseen = new HashSet<string>(StringComparer.Ordinal);
                 foreach (var m in prop.Value.EnumerateObject())
                 {
-                    if (m.Value.ValueKind != JsonValueKind.String) Fail(src, $"__metadata__ value of '{m.Name}' is not a string");
+                    if (m.Value.ValueKind != JsonValueKind.String)
+                        Fail(src, $"__metadata__ value of '{m.Name}' is not a string");
                     if (!mseen.Add(m.Name)) Fail(src, $"__metadata__ key '{m.Name}' appears twice");
                     meta[m.Name] = m.Value.GetString()!;
                 }
@@ -128,8 +141,10 @@ public sealed class SafeTensorsFile
         {
             if (t.Begin != at)
                 Fail(src, t.Begin > at
-                    ? $"tensor '{t.Name}' starts at byte {t.Begin} but the previous data ends at {at}: a gap between tensors"
-                    : $"tensor '{t.Name}' starts at byte {t.Begin}, inside the previous tensor (which ends at {at}): overlapping data");
+                    ? $"tensor '{t.Name}' starts at byte {t.Begin} but the previous data ends at {at}: a gap "
+                        + $"between tensors"
+                    : $"tensor '{t.Name}' starts at byte {t.Begin}, inside the previous tensor (which ends at {at}): "
+                        + $"overlapping data");
             at = t.End;
         }
         return (tensors, meta, at);
@@ -137,7 +152,8 @@ public sealed class SafeTensorsFile
 
     private static SafeTensorInfo ParseInfo(string name, JsonElement e, string src)
     {
-        if (e.ValueKind != JsonValueKind.Object) Fail(src, $"entry '{name}' is not an object with dtype, shape and data_offsets");
+        if (e.ValueKind != JsonValueKind.Object)
+            Fail(src, $"entry '{name}' is not an object with dtype, shape and data_offsets");
         string? dtypeText = null; int[]? shape = null; long[]? offsets = null;
         var keys = new HashSet<string>(StringComparer.Ordinal);
         foreach (var p in e.EnumerateObject())
@@ -153,10 +169,12 @@ public sealed class SafeTensorsFile
                     if (p.Value.ValueKind != JsonValueKind.Array) Fail(src, $"tensor '{name}': shape is not an array");
                     shape = p.Value.EnumerateArray().Select(v =>
                         v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int d) && d >= 0 ? d
-                        : Fail<int>(src, $"tensor '{name}': shape entry {v} is not a non-negative 32-bit integer")).ToArray();
+                        : Fail<int>(src, $"tensor '{name}': shape entry {v} is not a non-negative 32-bit integer"))
+                            .ToArray();
                     break;
                 case "data_offsets":
-                    if (p.Value.ValueKind != JsonValueKind.Array || p.Value.GetArrayLength() != 2) Fail(src, $"tensor '{name}': data_offsets must be [begin, end]");
+                    if (p.Value.ValueKind != JsonValueKind.Array || p.Value.GetArrayLength() != 2)
+                        Fail(src, $"tensor '{name}': data_offsets must be [begin, end]");
                     offsets = p.Value.EnumerateArray().Select(v =>
                         v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long o) && o >= 0 ? o
                         : Fail<long>(src, $"tensor '{name}': data offset {v} is not a non-negative integer")).ToArray();
@@ -166,27 +184,34 @@ public sealed class SafeTensorsFile
                     break;
             }
         }
-        if (dtypeText == null || shape == null || offsets == null) Fail(src, $"tensor '{name}' lacks dtype, shape or data_offsets");
+        if (dtypeText == null || shape == null || offsets == null)
+            Fail(src, $"tensor '{name}' lacks dtype, shape or data_offsets");
         var dtype = Enum.GetValues<DType>().FirstOrDefault(d => d.ToString() == dtypeText, (DType)(-1));
         if (!Enum.IsDefined(dtype))
-            Fail(src, $"tensor '{name}' has dtype '{dtypeText}', which Pictor does not read; supported: F32, F16, BF16, I64, I32, U8");
+            Fail(src, $"tensor '{name}' has dtype '{dtypeText}', which Pictor does not read; supported: F32, F16, "
+                + $"BF16, I64, I32, U8");
         long numel = 1;
         foreach (int d in shape)
         {
             numel *= d;
-            if (numel > Engine.Shape.MaxElements) Fail(src, $"tensor '{name}' shape [{string.Join(", ", shape)}] has too many elements");
+            if (numel > Engine.Shape.MaxElements)
+                Fail(src, $"tensor '{name}' shape [{string.Join(", ", shape)}] has too many elements");
         }
-        if (offsets[1] < offsets[0]) Fail(src, $"tensor '{name}': data_offsets [{offsets[0]}, {offsets[1]}] end before they begin");
+        if (offsets[1] < offsets[0])
+            Fail(src, $"tensor '{name}': data_offsets [{offsets[0]}, {offsets[1]}] end before they begin");
         long bytes = numel * SizeOf(dtype);
         if (offsets[1] - offsets[0] != bytes)
-            Fail(src, $"tensor '{name}': shape [{string.Join(", ", shape)}] of {dtype} needs {bytes} bytes but data_offsets [{offsets[0]}, {offsets[1]}] cover {offsets[1] - offsets[0]}");
+            Fail(src, $"tensor '{name}': shape [{string.Join(", ", shape)}] of {dtype} needs {bytes} bytes but "
+                + $"data_offsets [{offsets[0]}, {offsets[1]}] cover {offsets[1] - offsets[0]}");
         return new SafeTensorInfo(name, dtype, shape, offsets[0], offsets[1]);
     }
 
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-    private static void Fail(string src, string why) => throw new SafeTensorsFormatException($"'{src}' is not a valid safetensors file: {why}");
+    private static void Fail(string src, string why)
+        => throw new SafeTensorsFormatException($"'{src}' is not a valid safetensors file: {why}");
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-    private static T Fail<T>(string src, string why) => throw new SafeTensorsFormatException($"'{src}' is not a valid safetensors file: {why}");
+    private static T Fail<T>(string src, string why)
+        => throw new SafeTensorsFormatException($"'{src}' is not a valid safetensors file: {why}");
 
     // ------------------------------------------------------------ access
 
@@ -194,7 +219,8 @@ public sealed class SafeTensorsFile
 
     public SafeTensorInfo Info(string name) =>
         byName.TryGetValue(name, out var t) ? t
-        : throw new KeyNotFoundException($"'{Source}' has no tensor '{name}'; it has: {string.Join(", ", byName.Keys.Take(20))}{(byName.Count > 20 ? ", ..." : "")}");
+        : throw new KeyNotFoundException($"'{Source}' has no tensor '{name}'; it has: "
+            + $"{string.Join(", ", byName.Keys.Take(20))}{(byName.Count > 20 ? ", ..." : "")}");
 
     public ReadOnlySpan<byte> Raw(string name)
     {
@@ -209,11 +235,17 @@ public sealed class SafeTensorsFile
         var r = new float[n];
         switch (t.DType)
         {
-            case DType.F32: for (int i = 0; i < n; i++) r[i] = BinaryPrimitives.ReadSingleLittleEndian(raw[(4 * i)..]); break;
-            case DType.F16: for (int i = 0; i < n; i++) r[i] = (float)BinaryPrimitives.ReadHalfLittleEndian(raw[(2 * i)..]); break;
-            case DType.BF16: for (int i = 0; i < n; i++) r[i] = BFloat16.ToFloat(BinaryPrimitives.ReadUInt16LittleEndian(raw[(2 * i)..])); break;
-            case DType.I64: for (int i = 0; i < n; i++) r[i] = BinaryPrimitives.ReadInt64LittleEndian(raw[(8 * i)..]); break;
-            case DType.I32: for (int i = 0; i < n; i++) r[i] = BinaryPrimitives.ReadInt32LittleEndian(raw[(4 * i)..]); break;
+            case DType.F32: for (int i = 0; i < n; i++) r[i] = BinaryPrimitives.ReadSingleLittleEndian(raw[(4 * i)..]);
+                break;
+            case DType.F16:
+                for (int i = 0; i < n; i++) r[i] = (float)BinaryPrimitives.ReadHalfLittleEndian(raw[(2 * i)..]); break;
+            case DType.BF16:
+                for (int i = 0; i < n; i++)
+                    r[i] = BFloat16.ToFloat(BinaryPrimitives.ReadUInt16LittleEndian(raw[(2 * i)..])); break;
+            case DType.I64: for (int i = 0; i < n; i++) r[i] = BinaryPrimitives.ReadInt64LittleEndian(raw[(8 * i)..]);
+                break;
+            case DType.I32: for (int i = 0; i < n; i++) r[i] = BinaryPrimitives.ReadInt32LittleEndian(raw[(4 * i)..]);
+                break;
             default: for (int i = 0; i < n; i++) r[i] = raw[i]; break;
         }
         return r;
@@ -230,13 +262,17 @@ public sealed class SafeTensorsFile
                 for (int i = 0; i < n; i++)
                 {
                     long v = BinaryPrimitives.ReadInt64LittleEndian(raw[(8 * i)..]);
-                    if (v is < int.MinValue or > int.MaxValue) throw new SafeTensorsFormatException($"'{Source}' tensor '{name}': value {v} does not fit in int32");
+                    if (v is < int.MinValue or > int.MaxValue)
+                        throw new SafeTensorsFormatException(
+                            $"'{Source}' tensor '{name}': value {v} does not fit in int32");
                     r[i] = (int)v;
                 }
                 break;
-            case DType.I32: for (int i = 0; i < n; i++) r[i] = BinaryPrimitives.ReadInt32LittleEndian(raw[(4 * i)..]); break;
+            case DType.I32: for (int i = 0; i < n; i++) r[i] = BinaryPrimitives.ReadInt32LittleEndian(raw[(4 * i)..]);
+                break;
             case DType.U8: for (int i = 0; i < n; i++) r[i] = raw[i]; break;
-            default: throw new SafeTensorsFormatException($"'{Source}' tensor '{name}' is {t.DType}, not an integer type");
+            default:
+                throw new SafeTensorsFormatException($"'{Source}' tensor '{name}' is {t.DType}, not an integer type");
         }
         return r;
     }
@@ -246,17 +282,20 @@ public sealed class SafeTensorsFile
     public IntTensor GetIntTensor(string name) => new(ReadInt32(name), Info(name).Shape);
 }
 
-/// <summary>Collects tensors and writes a safetensors file atomically, sorted by name, with optional metadata.</summary>
+/// <summary>Collects tensors and writes a safetensors file atomically, sorted by name, with optional
+/// metadata.</summary>
 public sealed class SafeTensorsWriter
 {
     private readonly List<(string Name, DType DType, int[] Shape, byte[] Bytes)> items = new();
     private readonly HashSet<string> names = new(StringComparer.Ordinal);
 
-    public SafeTensorsWriter Add(string name, Tensor t, DType storeAs = DType.F32) => Add(name, t.ToArray(), t.Shape, storeAs);
+    public SafeTensorsWriter Add(string name, Tensor t, DType storeAs = DType.F32)
+        => Add(name, t.ToArray(), t.Shape, storeAs);
 
     public SafeTensorsWriter Add(string name, ReadOnlySpan<float> values, int[] shape, DType storeAs = DType.F32)
     {
-        if (Shape.Numel(shape) != values.Length) Throw.Argument($"tensor '{name}': {values.Length} values for shape {Shape.Format(shape)}");
+        if (Shape.Numel(shape) != values.Length)
+            Throw.Argument($"tensor '{name}': {values.Length} values for shape {Shape.Format(shape)}");
         int size = SafeTensorsFile.SizeOf(storeAs);
         var b = new byte[values.Length * size];
         for (int i = 0; i < values.Length; i++)
@@ -275,7 +314,8 @@ public sealed class SafeTensorsWriter
 
     public SafeTensorsWriter AddInt64(string name, ReadOnlySpan<long> values, int[] shape)
     {
-        if (Shape.Numel(shape) != values.Length) Throw.Argument($"tensor '{name}': {values.Length} values for shape {Shape.Format(shape)}");
+        if (Shape.Numel(shape) != values.Length)
+            Throw.Argument($"tensor '{name}': {values.Length} values for shape {Shape.Format(shape)}");
         var b = new byte[values.Length * 8];
         for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteInt64LittleEndian(b.AsSpan(8 * i), values[i]);
         return AddRaw(name, DType.I64, shape, b);
@@ -283,7 +323,8 @@ public sealed class SafeTensorsWriter
 
     public SafeTensorsWriter AddInt32(string name, ReadOnlySpan<int> values, int[] shape)
     {
-        if (Shape.Numel(shape) != values.Length) Throw.Argument($"tensor '{name}': {values.Length} values for shape {Shape.Format(shape)}");
+        if (Shape.Numel(shape) != values.Length)
+            Throw.Argument($"tensor '{name}': {values.Length} values for shape {Shape.Format(shape)}");
         var b = new byte[values.Length * 4];
         for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(4 * i), values[i]);
         return AddRaw(name, DType.I32, shape, b);
@@ -293,7 +334,9 @@ public sealed class SafeTensorsWriter
     {
         if (name == "__metadata__") Throw.Argument("'__metadata__' is reserved for the metadata map");
         if (!names.Add(name)) Throw.Argument($"tensor '{name}' added twice");
-        if ((long)Shape.Numel(shape) * SafeTensorsFile.SizeOf(dtype) != bytes.Length) Throw.Argument($"tensor '{name}': {bytes.Length} bytes do not match shape {Shape.Format(shape)} of {dtype}");
+        if ((long)Shape.Numel(shape) * SafeTensorsFile.SizeOf(dtype) != bytes.Length)
+            Throw.Argument($"tensor '{name}': {bytes.Length} bytes do not match shape "
+                + $"{Shape.Format(shape)} of {dtype}");
         items.Add((name, dtype, (int[])shape.Clone(), bytes));
         return this;
     }
@@ -317,7 +360,8 @@ public sealed class SafeTensorsWriter
                 w.WriteStartObject(it.Name);
                 w.WriteString("dtype", it.DType.ToString());
                 w.WriteStartArray("shape"); foreach (int d in it.Shape) w.WriteNumberValue(d); w.WriteEndArray();
-                w.WriteStartArray("data_offsets"); w.WriteNumberValue(at); w.WriteNumberValue(at + it.Bytes.Length); w.WriteEndArray();
+                w.WriteStartArray("data_offsets"); w.WriteNumberValue(at); w.WriteNumberValue(at + it.Bytes.Length);
+                w.WriteEndArray();
                 w.WriteEndObject();
                 at += it.Bytes.Length;
             }

@@ -19,7 +19,8 @@ internal sealed class ForkJoinPool : IDisposable
 {
     /// <summary>How long an idle worker watches for the next job before it sleeps (PICTOR_SPIN_US, default 50; 0 sleeps
     /// at once, like the thread pool).</summary>
-    public static readonly int SpinMicroseconds = int.TryParse(Environment.GetEnvironmentVariable("PICTOR_SPIN_US"), out int us) && us >= 0 ? us : 50;
+    public static readonly int SpinMicroseconds = int.TryParse(Environment.GetEnvironmentVariable("PICTOR_SPIN_US"),
+        out int us) && us >= 0 ? us : 50;
 
     private sealed class Job(Action<int> body, int count)
     {
@@ -32,7 +33,8 @@ internal sealed class ForkJoinPool : IDisposable
 
     [ThreadStatic] private static bool inJob;
 
-    /// <summary>True on a thread that is running an index of a job (a worker, or the caller inside its own job).</summary>
+    /// <summary>True on a thread that is running an index of a job (a worker, or the caller inside its own
+    /// job).</summary>
     public static bool InJob => inJob;
     private readonly object gate = new();        // held by the caller for the length of a job
     private readonly object sleepLock = new();   // workers sleep on it
@@ -71,12 +73,13 @@ internal sealed class ForkJoinPool : IDisposable
             var job = new Job(body, count);
             Volatile.Write(ref current, job);
             Interlocked.Increment(ref generation);   // full fence: the job is visible before the new generation
-            // Dekker pairing with the worker's Interlocked.Increment(ref sleepers) then read of generation: at least one
-            // of the two sees the other's write, so a worker never sleeps through a job it has not seen.
+            // Dekker pairing with the worker's Interlocked.Increment(ref sleepers) then read of generation: at least
+            // one of the two sees the other's write, so a worker never sleeps through a job it has not seen.
             if (Volatile.Read(ref sleepers) > 0) lock (sleepLock) Monitor.PulseAll(sleepLock);
             Work(job);
             var spin = new SpinWait();
-            while (Volatile.Read(ref job.Pending) > 0) spin.SpinOnce(sleep1Threshold: -1);   // never Sleep(1): a millisecond
+            // never Sleep(1): a millisecond
+            while (Volatile.Read(ref job.Pending) > 0) spin.SpinOnce(sleep1Threshold: -1);
             if (job.Error != null) ExceptionDispatchInfo.Throw(job.Error);
             return true;
         }
@@ -118,7 +121,8 @@ internal sealed class ForkJoinPool : IDisposable
             }
             if (disposed) return;
             seen = g;
-            // A worker that wakes late may find a later job here, or a finished one: it claims what is left, if anything.
+            // A worker that wakes late may find a later job here, or a finished one: it claims what is left, if
+            // anything.
             var job = Volatile.Read(ref current);
             if (job != null) Work(job);
         }

@@ -12,23 +12,32 @@ internal enum ConvPath { Direct, Im2Col, ImplicitGemm, Winograd }
 public static partial class Ops
 {
     /// <summary>
-    /// 2-D convolution (cross-correlation, as PyTorch): x [B, C, H, W], weight [O, C/G, KH, KW], bias [O] -> [B, O, OH, OW]
-    /// with OH = (H + 2 pad - KH) / stride + 1. Each image and group is one GEMM over im2col columns; a 1x1 stride-1
-    /// convolution reads the input directly.
+    /// 2-D convolution (cross-correlation, as PyTorch): x [B, C, H, W], weight [O, C/G, KH, KW], bias [O] -> [B, O, OH,
+    /// OW] with OH = (H + 2 pad - KH) / stride + 1. Each image and group is one GEMM over im2col columns; a 1x1
+    /// stride-1 convolution reads the input directly.
     /// </summary>
-    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, int padding = 0, int groups = 1)
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1,
+        int padding = 0, int groups = 1)
     {
         if (x.Rank != 4) Throw.Argument($"conv2d input must be [B, C, H, W], got {Shape.Format(x.Shape)}");
-        if (weight.Rank != 4) Throw.Argument($"conv2d weight must be [O, C/groups, KH, KW], got {Shape.Format(weight.Shape)}");
-        if (stride < 1 || padding < 0 || groups < 1) Throw.Argument($"conv2d needs stride >= 1, padding >= 0, groups >= 1 (got {stride}, {padding}, {groups})");
+        if (weight.Rank != 4)
+            Throw.Argument($"conv2d weight must be [O, C/groups, KH, KW], got {Shape.Format(weight.Shape)}");
+        if (stride < 1 || padding < 0 || groups < 1)
+            Throw.Argument($"conv2d needs stride >= 1, padding >= 0, groups >= 1 (got {stride}, {padding}, {groups})");
         int b = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
         int o = weight.Shape[0], kh = weight.Shape[2], kw = weight.Shape[3];
-        if (c % groups != 0 || o % groups != 0) Throw.Argument($"conv2d: channels in ({c}) and out ({o}) must both divide by groups ({groups})");
+        if (c % groups != 0 || o % groups != 0)
+            Throw.Argument($"conv2d: channels in ({c}) and out ({o}) must both divide by groups ({groups})");
         int cg = c / groups, og = o / groups;
-        if (weight.Shape[1] != cg) Throw.Argument($"conv2d: weight {Shape.Format(weight.Shape)} expects {weight.Shape[1] * groups} input channels, input has {c}");
-        if (bias != null && (bias.Rank != 1 || bias.Shape[0] != o)) Throw.Argument($"conv2d bias must be [{o}], got {Shape.Format(bias.Shape)}");
+        if (weight.Shape[1] != cg)
+            Throw.Argument($"conv2d: weight {Shape.Format(weight.Shape)} expects {weight.Shape[1] * groups} input "
+                + $"channels, input has {c}");
+        if (bias != null && (bias.Rank != 1 || bias.Shape[0] != o))
+            Throw.Argument($"conv2d bias must be [{o}], got {Shape.Format(bias.Shape)}");
         int oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1;
-        if (h + 2 * padding < kh || w + 2 * padding < kw) Throw.Argument($"conv2d: kernel {kh}x{kw} is larger than the padded input {h + 2 * padding}x{w + 2 * padding}");
+        if (h + 2 * padding < kh || w + 2 * padding < kw)
+            Throw.Argument($"conv2d: kernel {kh}x{kw} is larger than the padded input "
+                + $"{h + 2 * padding}x{w + 2 * padding}");
 
         var X = Contiguous(x); var Wt = Contiguous(weight);
         var y = Tensor.Empty(b, o, oh, ow);
@@ -42,7 +51,8 @@ public static partial class Ops
         bool direct = path == ConvPath.Direct, implicitGemm = path is ConvPath.ImplicitGemm or ConvPath.Winograd;
         // Every image multiplies the same weights: pack each group's W_g (or Winograd's transform of W) once for all.
         var winograd = path == ConvPath.Winograd ? Winograd.TransformWeights(Wt.Span, o, c) : null;
-        var packedW = winograd == null && (workers > 1 || implicitGemm) ? PackWeights(Wt, groups, og, ckk, transposed: false) : null;
+        var packedW = winograd == null && (workers > 1 || implicitGemm) ? PackWeights(Wt, groups, og, ckk,
+            transposed: false) : null;
         var cols = direct || implicitGemm ? null : new Tensor[workers];
         for (int k = 0; k < workers && cols != null; k++) cols[k] = Tensor.Empty(ckk, ohw);
         void ForwardImage(int bi, int k)
@@ -57,9 +67,11 @@ public static partial class Ops
                     continue;
                 }
                 ReadOnlySpan<float> colSpan = xg;
-                if (!direct) { Im2Col.Forward(xg, cg, h, w, kh, kw, stride, padding, oh, ow, cols![k].Span); colSpan = cols[k].Span; }
+                if (!direct) { Im2Col.Forward(xg, cg, h, w, kh, kw, stride, padding, oh, ow,
+                    cols![k].Span); colSpan = cols[k].Span; }
                 // y[b, g] (Og x OHW) = W_g (Og x Cg*KH*KW) . col (Cg*KH*KW x OHW)
-                ConvGemm(workers, false, false, og, ohw, ckk, ws.Slice(g * og * ckk), ckk, colSpan, ohw, 0f, ys.Slice((bi * o + g * og) * ohw, og * ohw), ohw, packedW?[g]);
+                ConvGemm(workers, false, false, og, ohw, ckk, ws.Slice(g * og * ckk), ckk, colSpan, ohw, 0f,
+                    ys.Slice((bi * o + g * og) * ohw, og * ohw), ohw, packedW?[g]);
             }
         }
         if (winograd != null) WinogradBatch(winograd, X, geometry, 0f, y, b, o, workers);
@@ -73,14 +85,15 @@ public static partial class Ops
         {
             var bs = bias.IsContiguous ? bias.Span : bias.ToArray();
             for (int bi = 0; bi < b; bi++)
-                for (int oc = 0; oc < o; oc++) { var row = ys.Slice((bi * o + oc) * ohw, ohw); TensorPrimitives.Add(row, bs[oc], row); }
+                for (int oc = 0; oc < o; oc++) { var row = ys.Slice((bi * o + oc) * ohw, ohw); TensorPrimitives.Add(row,
+                    bs[oc], row); }
         }
         if (!Autograd.Needs([x, weight, bias])) return y;
         Tensor[] inputs = bias == null ? [X, Wt] : [X, Wt, bias];
         return Autograd.Record(y, "Conv2d", inputs, dY =>
         {
-            // Worker k handles images k, k + P, ...; its weight gradient goes to its own buffer and the buffers are added
-            // in worker order afterwards, so the result does not depend on scheduling.
+            // Worker k handles images k, k + P, ...; its weight gradient goes to its own buffer and the buffers are
+            // added in worker order afterwards, so the result does not depend on scheduling.
             var dcols = new Tensor?[workers]; var colBs = new Tensor?[workers]; var dWs = new Tensor?[workers];
             // dX of a stride-1 convolution is itself a convolution: dY (padded by KH-1-pad) with the kernel flipped and
             // its in/out channels swapped, run as an implicit GEMM (no dcol matrix, no col2im scatter).
@@ -88,7 +101,8 @@ public static partial class Ops
             // That convolution is 3x3, stride 1, padding 1 too when the forward one is: Winograd again.
             var winogradT = winograd != null && X.RequiresGrad && Winograd.Applies(geometryT)
                 ? Winograd.TransformWeights(FlippedWeights(Wt, 0, og, cg, kh, kw), c, o) : null;
-            var packedFlip = winogradT == null && implicitGemm && X.RequiresGrad && stride == 1 && kh == kw && padding <= kh - 1
+            var packedFlip = winogradT == null && implicitGemm && X.RequiresGrad && stride == 1 && kh == kw
+                && padding <= kh - 1
                 ? PackFlippedWeights(Wt, groups, og, cg, kh, kw) : null;
             for (int k = 0; k < workers; k++)
             {
@@ -97,7 +111,8 @@ public static partial class Ops
                 if (Wt.RequiresGrad && workers > 1) dWs[k] = Tensor.Zeros(o, ckk);
             }
             var dX = X.RequiresGrad ? Autograd.GradBuffer(X) : null;
-            var packedWt = workers > 1 && dX != null && packedFlip == null ? PackWeights(Wt, groups, og, ckk, transposed: true) : null;
+            var packedWt = workers > 1 && dX != null && packedFlip == null ? PackWeights(Wt, groups, og, ckk,
+                transposed: true) : null;
             var dW = Wt.RequiresGrad ? Autograd.GradBuffer(Wt) : null;
             void BackwardImage(int bi, int k)
             {
@@ -107,24 +122,29 @@ public static partial class Ops
                     var dYg = D.Slice((bi * o + g * og) * ohw, og * ohw);
                     var xg = xs2.Slice((bi * c + g * cg) * h * w, cg * h * w);
                     if (dW != null && implicitGemm)
-                        ImplicitGemm.RunWeightGrad(dYg, og, xg, geometry, (workers > 1 ? dWs[k]!.Span : dW.Span).Slice(g * og * ckk, og * ckk), ckk);
+                        ImplicitGemm.RunWeightGrad(dYg, og, xg, geometry, (workers > 1 ? dWs[k]!.Span : dW.Span)
+                            .Slice(g * og * ckk, og * ckk), ckk);
                     else if (dW != null)
                     {
                         // dW_g += dY_g (Og x OHW) . col^T (OHW x CKK)
                         ReadOnlySpan<float> cs = xg;
-                        if (!direct) { Im2Col.Forward(xg, cg, h, w, kh, kw, stride, padding, oh, ow, colBs[k]!.Span); cs = colBs[k]!.Span; }
+                        if (!direct) { Im2Col.Forward(xg, cg, h, w, kh, kw, stride, padding, oh, ow,
+                            colBs[k]!.Span); cs = colBs[k]!.Span; }
                         var dWk = workers > 1 ? dWs[k]!.Span : dW.Span;
-                        ConvGemm(workers, false, true, og, ckk, ohw, dYg, ohw, cs, ohw, 1f, dWk.Slice(g * og * ckk, og * ckk), ckk);
+                        ConvGemm(workers, false, true, og, ckk, ohw, dYg, ohw, cs, ohw, 1f,
+                            dWk.Slice(g * og * ckk, og * ckk), ckk);
                     }
                     if (dX != null && winogradT == null)   // with Winograd, dX is done for the whole batch (below)
                     {
                         // dcol = W_g^T (CKK x Og) . dY_g (Og x OHW); dX += col2im(dcol)
                         var dXg = dX.Span.Slice((bi * c + g * cg) * h * w, cg * h * w);
                         if (packedFlip != null) ImplicitGemm.Run(packedFlip[g]!, dYg, geometryT, 1f, dXg, h * w);
-                        else if (direct) ConvGemm(workers, true, false, ckk, ohw, og, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 1f, dXg, ohw, packedWt?[g]);
+                        else if (direct) ConvGemm(workers, true, false, ckk, ohw, og, ws2.Slice(g * og * ckk), ckk, dYg,
+                            ohw, 1f, dXg, ohw, packedWt?[g]);
                         else
                         {
-                            ConvGemm(workers, true, false, ckk, ohw, og, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 0f, dcols[k]!.Span, ohw, packedWt?[g]);
+                            ConvGemm(workers, true, false, ckk, ohw, og, ws2.Slice(g * og * ckk), ckk, dYg, ohw, 0f,
+                                dcols[k]!.Span, ohw, packedWt?[g]);
                             Im2Col.Backward(dcols[k]!.Span, cg, h, w, kh, kw, stride, padding, oh, ow, dXg);
                         }
                     }
@@ -175,9 +195,11 @@ public static partial class Ops
 
     /// <summary>y = beta y + the Winograd convolution of every image of x ([B, C, H, W] -> [B, O, H, W], o = O): calls
     /// of one image, or of several small ones sharing a chunk, shared out among the workers as images are.</summary>
-    private static void WinogradBatch(Winograd.Weights u, Tensor x, ConvGeometry g, float beta, Tensor y, int b, int o, int workers)
+    private static void WinogradBatch(Winograd.Weights u, Tensor x, ConvGeometry g, float beta, Tensor y,
+        int b, int o, int workers)
     {
-        int ipc = Winograd.ImagesPerCall(g, b, workers), calls = (b + ipc - 1) / ipc, inSize = g.C * g.H * g.W, outSize = o * g.OH * g.OW;
+        int ipc = Winograd.ImagesPerCall(g, b, workers), calls = (b + ipc - 1) / ipc, inSize = g.C * g.H * g.W,
+            outSize = o * g.OH * g.OW;
         void Call(int ci)
         {
             int b0 = ci * ipc, n = Math.Min(ipc, b - b0);
@@ -190,7 +212,8 @@ public static partial class Ops
     /// <summary>How many workers a convolution shares its images among: one per thread when the batch has at least one
     /// image per thread. With the implicit GEMM that holds at every size (2.6-3x faster than splitting a 192 -> 64
     /// channel 32x32 convolution across threads, bench/RESULTS.md); on the im2col path only while each image's GEMM is
-    /// small enough that splitting it costs more than it gains. PICTOR_CONV_SPLIT=gemm forces the split, for comparison.</summary>
+    /// small enough that splitting it costs more than it gains. PICTOR_CONV_SPLIT=gemm forces the split, for
+    /// comparison.</summary>
     private static int ImageWorkers(int batch, int m, int n, int k)
     {
         int p = Parallelism.Threads;
@@ -201,7 +224,8 @@ public static partial class Ops
 
     private static readonly bool ConvSplitGemm = Environment.GetEnvironmentVariable("PICTOR_CONV_SPLIT") == "gemm";
 
-    /// <summary>W_g [Og x CKK] (or its transpose, for dcol = W_g^T dY_g) packed once per call for every image's GEMM.</summary>
+    /// <summary>W_g [Og x CKK] (or its transpose, for dcol = W_g^T dY_g) packed once per call for every image's
+    /// GEMM.</summary>
     private static PackedA?[] PackWeights(Tensor w, int groups, int og, int ckk, bool transposed)
     {
         var packs = new PackedA?[groups];
@@ -217,7 +241,8 @@ public static partial class Ops
     {
         int khw = kh * kw;
         var packs = new PackedA?[groups];
-        for (int g = 0; g < groups; g++) packs[g] = Gemm.PackForSerial(false, cg, og * khw, FlippedWeights(w, g, og, cg, kh, kw), og * khw);
+        for (int g = 0; g < groups; g++)
+            packs[g] = Gemm.PackForSerial(false, cg, og * khw, FlippedWeights(w, g, og, cg, kh, kw), og * khw);
         return packs;
     }
 
@@ -231,13 +256,15 @@ public static partial class Ops
             for (int ci = 0; ci < cg; ci++)
                 for (int u = 0; u < kh; u++)
                     for (int v = 0; v < kw; v++)
-                        flip[(ci * og + o) * khw + (kh - 1 - u) * kw + (kw - 1 - v)] = ws[(g * og + o) * ckk + (ci * kh + u) * kw + v];
+                        flip[(ci * og + o) * khw + (kh - 1 - u) * kw + (kw - 1 - v)] = ws[(g * og + o) * ckk
+                            + (ci * kh + u) * kw + v];
         return flip;
     }
 
     /// <summary>Implicit GEMM for the image-parallel convolution (default); PICTOR_CONV=im2col keeps the explicit
     /// im2col matrix, for comparison. Settable by tests and benchmarks.</summary>
-    internal static bool UseImplicitGemm { get; set; } = ImplicitGemm.Available && Environment.GetEnvironmentVariable("PICTOR_CONV") != "im2col";
+    internal static bool UseImplicitGemm { get; set; } = ImplicitGemm.Available
+        && Environment.GetEnvironmentVariable("PICTOR_CONV") != "im2col";
 
     /// <summary>Whether this call can take the implicit GEMM: switched on, and not the reference GEMM backend (whose
     /// triple loop is the oracle every other path is tested against).</summary>
@@ -246,7 +273,8 @@ public static partial class Ops
     /// <summary>Winograd F(2x2, 3x3) for the 3x3 stride-1 convolutions that the implicit GEMM would run (default where
     /// Vector512 is accelerated); PICTOR_CONV_WINOGRAD=0 keeps the implicit GEMM, for comparison. Settable by tests and
     /// benchmarks.</summary>
-    internal static bool UseWinograd { get; set; } = Winograd.Available && Environment.GetEnvironmentVariable("PICTOR_CONV_WINOGRAD") != "0";
+    internal static bool UseWinograd { get; set; } = Winograd.Available
+        && Environment.GetEnvironmentVariable("PICTOR_CONV_WINOGRAD") != "0";
 
     private static bool WinogradOn => UseWinograd && Winograd.Available;
 
@@ -254,9 +282,11 @@ public static partial class Ops
 
     /// <summary>Gives an op's scratch tensors back to the pool as soon as the op is done with them, so the next op can
     /// reuse them instead of the step holding every op's scratch until its scope ends.</summary>
-    internal static void Free(Tensor?[]? scratch) { if (scratch != null) foreach (var t in scratch) t?.ReleaseStorage(); }
+    internal static void Free(Tensor?[]? scratch) { if (scratch != null) foreach (
+        var t in scratch) t?.ReleaseStorage(); }
 
-    private static void ConvGemm(int workers, bool ta, bool tb, int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> bm, int ldb, float beta, Span<float> cm, int ldc, PackedA? packedA = null)
+    private static void ConvGemm(int workers, bool ta, bool tb, int m, int n, int k, ReadOnlySpan<float> a, int lda,
+        ReadOnlySpan<float> bm, int ldb, float beta, Span<float> cm, int ldc, PackedA? packedA = null)
     {
         if (workers > 1) Gemm.SgemmSerial(ta, tb, m, n, k, 1f, a, lda, bm, ldb, beta, cm, ldc, packedA);
         else Gemm.Sgemm(ta, tb, m, n, k, 1f, a, lda, bm, ldb, beta, cm, ldc);
@@ -292,11 +322,13 @@ public static partial class Ops
         });
     }
 
-    /// <summary>Average pooling with a k x k window and stride k (no padding): [B, C, H, W] -> [B, C, H/k, W/k].</summary>
+    /// <summary>Average pooling with a k x k window and stride k (no padding): [B, C, H, W] -> [B, C, H/k,
+    /// W/k].</summary>
     public static Tensor AvgPool2d(Tensor x, int kernel)
     {
         if (x.Rank != 4) Throw.Argument($"avgpool input must be [B, C, H, W], got {Shape.Format(x.Shape)}");
-        if (kernel < 1 || x.Shape[2] < kernel || x.Shape[3] < kernel) Throw.Argument($"avgpool kernel {kernel} does not fit input {Shape.Format(x.Shape)}");
+        if (kernel < 1 || x.Shape[2] < kernel || x.Shape[3] < kernel)
+            Throw.Argument($"avgpool kernel {kernel} does not fit input {Shape.Format(x.Shape)}");
         var X = Contiguous(x);
         int bc = x.Shape[0] * x.Shape[1], h = x.Shape[2], w = x.Shape[3], oh = h / kernel, ow = w / kernel;
         var y = Tensor.Empty(x.Shape[0], x.Shape[1], oh, ow);

@@ -49,17 +49,19 @@ public static partial class Ops
     }
 
     /// <summary>
-    /// a + b (b broadcast to a's shape) written over a's storage: the values of <see cref="Add"/>, bit for bit, without a
-    /// new buffer. For a fresh op output that nothing reads again: a convolution's or matmul's result about to get its
-    /// bias or residual (neither op's backward reads its own output). In a training step every intermediate lives until
-    /// the step's scope ends, so each such sum kept a second activation-sized buffer alive (UNet-S: 264 MiB of 1,505).
-    /// a is spent afterwards: reading it throws, which catches a producer whose backward did need it. Where a cannot be
-    /// reused (a strided view, a parameter, b broadcasting it larger, b overlapping it) this is Add.
+    /// a + b (b broadcast to a's shape) written over a's storage: the values of <see cref="Add"/>, bit for bit, without
+    /// a new buffer. For a fresh op output that nothing reads again: a convolution's or matmul's result about to get
+    /// its bias or residual (neither op's backward reads its own output). In a training step every intermediate lives
+    /// until the step's scope ends, so each such sum kept a second activation-sized buffer alive (UNet-S: 264 MiB of
+    /// 1,505). a is spent afterwards: reading it throws, which catches a producer whose backward did need it. Where a
+    /// cannot be reused (a strided view, a parameter, b broadcasting it larger, b overlapping it) this is Add.
     /// </summary>
     public static Tensor AddInPlace(Tensor a, Tensor b)
     {
-        bool reusable = a.IsContiguous && !(a.IsLeaf && a.RequiresGrad) && Shape.SameShape(Shape.Broadcast(a.Shape, b.Shape), a.Shape)
-                        && (!ReferenceEquals(a.Storage, b.Storage) || b.Offset == a.Offset && b.IsContiguous && Shape.SameShape(a.Shape, b.Shape));
+        bool reusable = a.IsContiguous && !(a.IsLeaf && a.RequiresGrad)
+            && Shape.SameShape(Shape.Broadcast(a.Shape, b.Shape), a.Shape)
+                        && (!ReferenceEquals(a.Storage, b.Storage) || b.Offset == a.Offset && b.IsContiguous
+                            && Shape.SameShape(a.Shape, b.Shape));
         if (!reusable) return Add(a, b);
         var y = a.ViewOf(a.Offset, (int[])a.Shape.Clone(), (int[])a.Strides.Clone());
         Broadcast.Binary(BinaryOp.Add, a, b, y);   // elementwise, each element read before it is written: safe in place
@@ -122,25 +124,31 @@ public static partial class Ops
     // ------------------------------------------------------------ unary
 
     public static Tensor Exp(Tensor a) => Unary(a, "Exp", static (x, y) => TensorPrimitives.Exp(x, y),
-        static (x, y, dY, dX) => { for (int i = 0; i < x.Length; i++) dX[i] += dY[i] * y[i]; });          // dX = dY * e^x
+        // dX = dY * e^x
+        static (x, y, dY, dX) => { for (int i = 0; i < x.Length; i++) dX[i] += dY[i] * y[i]; });
 
     public static Tensor Log(Tensor a) => Unary(a, "Log", static (x, y) => TensorPrimitives.Log(x, y),
-        static (x, y, dY, dX) => { for (int i = 0; i < x.Length; i++) dX[i] += dY[i] / x[i]; });           // dX = dY / x
+        // dX = dY / x
+        static (x, y, dY, dX) => { for (int i = 0; i < x.Length; i++) dX[i] += dY[i] / x[i]; });
 
     public static Tensor Sqrt(Tensor a) => Unary(a, "Sqrt", static (x, y) => TensorPrimitives.Sqrt(x, y),
-        static (x, y, dY, dX) => { for (int i = 0; i < x.Length; i++) dX[i] += dY[i] * 0.5f / y[i]; });    // dX = dY / (2 sqrt x)
+        // dX = dY / (2 sqrt x)
+        static (x, y, dY, dX) => { for (int i = 0; i < x.Length; i++) dX[i] += dY[i] * 0.5f / y[i]; });
 
     public static Tensor Square(Tensor a) => Unary(a, "Square", static (x, y) => TensorPrimitives.Multiply(x, x, y),
         static (x, y, dY, dX) => { for (int i = 0; i < x.Length; i++) dX[i] += 2f * x[i] * dY[i]; });     // dX = 2 x dY
 
     public static Tensor Tanh(Tensor a) => Unary(a, "Tanh", static (x, y) => TensorPrimitives.Tanh(x, y),
-        static (x, y, dY, dX) => { for (int i = 0; i < x.Length; i++) dX[i] += dY[i] * (1f - y[i] * y[i]); }); // dX = dY (1 - y^2)
+        // dX = dY (1 - y^2)
+        static (x, y, dY, dX) => { for (int i = 0; i < x.Length; i++) dX[i] += dY[i] * (1f - y[i] * y[i]); });
 
     public static Tensor Sigmoid(Tensor a) => Unary(a, "Sigmoid", static (x, y) => TensorPrimitives.Sigmoid(x, y),
-        static (x, y, dY, dX) => { for (int i = 0; i < x.Length; i++) dX[i] += dY[i] * y[i] * (1f - y[i]); }); // dX = dY y (1 - y)
+        // dX = dY y (1 - y)
+        static (x, y, dY, dX) => { for (int i = 0; i < x.Length; i++) dX[i] += dY[i] * y[i] * (1f - y[i]); });
 
     public static Tensor Relu(Tensor a) => Unary(a, "Relu", static (x, y) => TensorPrimitives.Max(x, 0f, y),
-        static (x, y, dY, dX) => { for (int i = 0; i < x.Length; i++) if (x[i] > 0f) dX[i] += dY[i]; });   // dX = dY [x > 0]
+        // dX = dY [x > 0]
+        static (x, y, dY, dX) => { for (int i = 0; i < x.Length; i++) if (x[i] > 0f) dX[i] += dY[i]; });
 
     /// <summary>SiLU (swish): y = x * sigmoid(x). PyTorch: torch.nn.functional.silu.</summary>
     public static Tensor Silu(Tensor a) => Unary(a, "Silu", Activations.SiluForward, Activations.SiluBackward);
@@ -152,7 +160,8 @@ public static partial class Ops
 
     internal delegate void UnaryForward(ReadOnlySpan<float> x, Span<float> y);
     /// <summary>dX += f'(x) dY, given x, y = f(x) and dY.</summary>
-    internal delegate void UnaryBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> dY, Span<float> dX);
+    internal delegate void UnaryBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> y,
+        ReadOnlySpan<float> dY, Span<float> dX);
 
     private static Tensor Unary(Tensor a, string name, UnaryForward forward, UnaryBackward backward)
     {
@@ -165,7 +174,8 @@ public static partial class Ops
         return Autograd.Record(y, name, [x], dY =>
         {
             var dX = Autograd.GradBuffer(x);   // created on this thread: the pool is per thread
-            UnaryChunks(n, (o, len) => backward(x.Span.Slice(o, len), y.Span.Slice(o, len), dY.Span.Slice(o, len), dX.Span.Slice(o, len)));
+            UnaryChunks(n, (o, len) => backward(x.Span.Slice(o, len), y.Span.Slice(o, len), dY.Span.Slice(o, len),
+                dX.Span.Slice(o, len)));
         });
     }
 

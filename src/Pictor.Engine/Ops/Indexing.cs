@@ -17,7 +17,8 @@ public static partial class Ops
         return Autograd.Record(y, "Embedding", [W], dY =>
         {
             var dW = Autograd.GradBuffer(W).Span; var D = dY.Span;   // dW[id] += dY row
-            for (int i = 0; i < ids.Numel; i++) Kernels.Elementwise.AddInPlace(D.Slice(i * d, d), dW.Slice(ids.Data[i] * d, d));
+            for (int i = 0; i < ids.Numel; i++)
+                Kernels.Elementwise.AddInPlace(D.Slice(i * d, d), dW.Slice(ids.Data[i] * d, d));
         });
     }
 
@@ -26,9 +27,12 @@ public static partial class Ops
     public static Tensor Gather(Tensor x, int axis, IntTensor index)
     {
         int ax = Shape.Axis(axis, x.Rank);
-        if (index.Shape.Length != x.Rank) Throw.Argument($"gather: index rank {index.Shape.Length} differs from input rank {x.Rank}");
+        if (index.Shape.Length != x.Rank)
+            Throw.Argument($"gather: index rank {index.Shape.Length} differs from input rank {x.Rank}");
         for (int d = 0; d < x.Rank; d++)
-            if (d != ax && index.Shape[d] > x.Shape[d]) Throw.Argument($"gather: index {Shape.Format(index.Shape)} is larger than input {Shape.Format(x.Shape)} in dimension {d}");
+            if (d != ax && index.Shape[d] > x.Shape[d])
+                Throw.Argument($"gather: index {Shape.Format(index.Shape)} is larger than input "
+                    + $"{Shape.Format(x.Shape)} in dimension {d}");
         index.CheckRange(x.Shape[ax], "gather index");
         var X = Contiguous(x);
         var y = Tensor.Empty(index.Shape);
@@ -53,7 +57,8 @@ public static partial class Ops
     }
 
     /// <summary>Inverted dropout: zeroes each element with probability p and scales survivors by 1 / (1 - p).
-    /// Identity when not training or p = 0. The mask comes from <paramref name="rng"/>, so runs are reproducible.</summary>
+    /// Identity when not training or p = 0. The mask comes from <paramref name="rng"/>, so runs are
+    /// reproducible.</summary>
     public static Tensor Dropout(Tensor x, float p, Rng rng, bool training = true)
     {
         if (p < 0f || p >= 1f) Throw.Argument($"dropout probability must be in [0, 1), got {p}");

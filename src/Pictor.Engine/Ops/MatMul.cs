@@ -12,12 +12,17 @@ public static partial class Ops
     /// </summary>
     public static Tensor MatMul(Tensor a, Tensor b)
     {
-        if (a.Rank < 2 || b.Rank < 2) Throw.Argument($"matmul needs rank >= 2, got {Shape.Format(a.Shape)} x {Shape.Format(b.Shape)}; use Unsqueeze for vectors");
+        if (a.Rank < 2 || b.Rank < 2)
+            Throw.Argument($"matmul needs rank >= 2, got {Shape.Format(a.Shape)} x {Shape.Format(b.Shape)}; use "
+                + $"Unsqueeze for vectors");
         int m = a.Shape[^2], k = a.Shape[^1], n = b.Shape[^1];
-        if (b.Shape[^2] != k) Throw.Argument($"matmul {Shape.Format(a.Shape)} x {Shape.Format(b.Shape)}: inner sizes {k} and {b.Shape[^2]} differ");
+        if (b.Shape[^2] != k)
+            Throw.Argument($"matmul {Shape.Format(a.Shape)} x {Shape.Format(b.Shape)}: inner sizes {k} and "
+                + $"{b.Shape[^2]} differ");
         bool shared = b.Rank == 2;
         if (!shared && !a.Shape.AsSpan(0, a.Rank - 2).SequenceEqual(b.Shape.AsSpan(0, b.Rank - 2)))
-            Throw.Argument($"matmul {Shape.Format(a.Shape)} x {Shape.Format(b.Shape)}: batch dimensions differ; make B 2-D or give both the same batch shape");
+            Throw.Argument($"matmul {Shape.Format(a.Shape)} x {Shape.Format(b.Shape)}: batch dimensions differ; make B "
+                + $"2-D or give both the same batch shape");
 
         var outShape = (int[])a.Shape.Clone(); outShape[^1] = n;
         var y = Tensor.Empty(outShape);
@@ -55,25 +60,31 @@ public static partial class Ops
             {
                 // dA = dY B^T   ([M,N] x [N,K])
                 var dA = Autograd.GradBuffer(A).Span;
-                if (shared) Gemm.Sgemm(false, !tb, batch * m, k, n, 1f, D, n, Bm.Storage.AsSpan(Bm.Offset), ldb, 1f, dA, k);
+                if (shared)
+                    Gemm.Sgemm(false, !tb, batch * m, k, n, 1f, D, n, Bm.Storage.AsSpan(Bm.Offset), ldb, 1f, dA, k);
                 else for (int i = 0; i < batch; i++)
-                    Gemm.Sgemm(false, true, m, k, n, 1f, D.Slice(i * m * n), n, Bm.Storage.AsSpan(Bm.Offset + i * strideB), ldb, 1f, dA.Slice(i * m * k), k);
+                    Gemm.Sgemm(false, true, m, k, n, 1f, D.Slice(i * m * n), n, Bm.Storage.AsSpan(Bm.Offset
+                        + i * strideB), ldb, 1f, dA.Slice(i * m * k), k);
             }
             if (bSrc.RequiresGrad)
             {
                 // dB = A^T dY   ([K,M] x [M,N]); dB is stored in B's logical layout [K, N].
                 var dB = Autograd.GradBuffer(bSrc).Span;
-                if (shared) Gemm.Sgemm(true, false, k, n, batch * m, 1f, A.Storage.AsSpan(A.Offset), lda, D, n, 1f, dB, n);
+                if (shared) Gemm.Sgemm(true, false, k, n, batch * m, 1f, A.Storage.AsSpan(A.Offset),
+                    lda, D, n, 1f, dB, n);
                 else for (int i = 0; i < batch; i++)
-                    Gemm.Sgemm(true, false, k, n, m, 1f, A.Storage.AsSpan(A.Offset + i * strideA), lda, D.Slice(i * m * n), n, 1f, dB.Slice(i * k * n), n);
+                    Gemm.Sgemm(true, false, k, n, m, 1f, A.Storage.AsSpan(A.Offset + i * strideA), lda,
+                        D.Slice(i * m * n), n, 1f, dB.Slice(i * k * n), n);
             }
         });
     }
 
-    /// <summary>A 2-D operand as GEMM sees it: row-major (trans = false) or a transposed row-major view (trans = true).</summary>
+    /// <summary>A 2-D operand as GEMM sees it: row-major (trans = false) or a transposed row-major view (trans =
+    /// true).</summary>
     private static Tensor MatrixView(Tensor t, out bool trans, out int ld)
     {
-        if (t.Strides[1] == 1 && t.Strides[0] >= t.Shape[1]) { trans = false; ld = Math.Max(1, t.Strides[0]); return t; }
+        if (t.Strides[1] == 1 && t.Strides[0] >= t.Shape[1]) { trans = false; ld = Math.Max(1,
+            t.Strides[0]); return t; }
         if (t.Strides[0] == 1 && t.Strides[1] >= t.Shape[0]) { trans = true; ld = Math.Max(1, t.Strides[1]); return t; }
         var c = Contiguous(t);
         trans = false; ld = Math.Max(1, t.Shape[1]);
@@ -84,7 +95,9 @@ public static partial class Ops
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
     {
         if (weight.Rank != 2) Throw.Argument($"linear weight must be [out, in], got {Shape.Format(weight.Shape)}");
-        if (x.Shape[^1] != weight.Shape[1]) Throw.Argument($"linear: input has {x.Shape[^1]} features, weight expects {weight.Shape[1]} (weight {Shape.Format(weight.Shape)})");
+        if (x.Shape[^1] != weight.Shape[1])
+            Throw.Argument($"linear: input has {x.Shape[^1]} features, weight expects {weight.Shape[1]} (weight "
+                + $"{Shape.Format(weight.Shape)})");
         var y = MatMul(x, Transpose(weight, 0, 1));       // (.., Out)
         return bias == null ? y : AddInPlace(y, bias);   // y is MatMul's fresh output, which its backward never reads
     }

@@ -2,7 +2,8 @@ using Pictor.Engine.Kernels;
 
 namespace Pictor.Engine;
 
-// Dimension legend: B batch, C channels, G groups, S spatial positions (H*W), N elements normalised together, D features.
+// Dimension legend: B batch, C channels, G groups, S spatial positions (H*W), N elements normalised together, D
+// features.
 public static partial class Ops
 {
     /// <summary>
@@ -14,9 +15,9 @@ public static partial class Ops
         => GroupNormCore(x, groups, gamma, beta, eps, siluAfter: false);
 
     /// <summary>
-    /// silu(GroupNorm(x)), the UNet's "norm then activate", fused: the activation runs on each normalised group while it
-    /// is in cache (one pass and one tensor fewer; forward bit-identical to the two ops). For backward it keeps only x
-    /// and the row statistics, not the normalised tensor: backward recomputes a = GN(x) row by row, turns dY into
+    /// silu(GroupNorm(x)), the UNet's "norm then activate", fused: the activation runs on each normalised group while
+    /// it is in cache (one pass and one tensor fewer; forward bit-identical to the two ops). For backward it keeps only
+    /// x and the row statistics, not the normalised tensor: backward recomputes a = GN(x) row by row, turns dY into
     /// dA = dY silu'(a), silu'(a) = s(a) (1 + a (1 - s(a))), and runs GroupNorm's backward on dA. That saves one
     /// activation-sized tensor per use in a training step (PyTorch keeps both).
     /// </summary>
@@ -27,25 +28,30 @@ public static partial class Ops
     {
         if (x.Rank < 2) Throw.Argument($"group norm input must be [B, C, ...], got {Shape.Format(x.Shape)}");
         int b = x.Shape[0], c = x.Shape[1];
-        if (groups < 1 || c % groups != 0) Throw.Argument($"group norm: {c} channels do not divide into {groups} groups");
+        if (groups < 1 || c % groups != 0)
+            Throw.Argument($"group norm: {c} channels do not divide into {groups} groups");
         CheckAffine(gamma, beta, c, "group norm");
         int s = x.Numel / Math.Max(1, b * c), cg = c / groups;
         return Normalize(x, "GroupNorm", rows: b * groups, n: cg * s, gamma, beta, eps,
             channelOf: (row, i) => (row % groups) * cg + i / s, siluAfter);
     }
 
-    /// <summary>Layer normalisation over the last dimension: x [.., D], gamma and beta [D]. PyTorch: F.layer_norm.</summary>
+    /// <summary>Layer normalisation over the last dimension: x [.., D], gamma and beta [D]. PyTorch:
+    /// F.layer_norm.</summary>
     public static Tensor LayerNorm(Tensor x, Tensor? gamma, Tensor? beta, float eps = 1e-5f)
     {
         int d = x.Shape[^1];
         CheckAffine(gamma, beta, d, "layer norm");
-        return Normalize(x, "LayerNorm", rows: x.Numel / Math.Max(1, d), n: d, gamma, beta, eps, channelOf: (_, i) => i);
+        return Normalize(x, "LayerNorm", rows: x.Numel / Math.Max(1, d), n: d, gamma, beta, eps,
+            channelOf: (_, i) => i);
     }
 
     private static void CheckAffine(Tensor? gamma, Tensor? beta, int c, string what)
     {
-        if (gamma != null && (gamma.Numel != c || gamma.Rank != 1)) Throw.Argument($"{what}: weight must be [{c}], got {Shape.Format(gamma.Shape)}");
-        if (beta != null && (beta.Numel != c || beta.Rank != 1)) Throw.Argument($"{what}: bias must be [{c}], got {Shape.Format(beta.Shape)}");
+        if (gamma != null && (gamma.Numel != c || gamma.Rank != 1))
+            Throw.Argument($"{what}: weight must be [{c}], got {Shape.Format(gamma.Shape)}");
+        if (beta != null && (beta.Numel != c || beta.Rank != 1))
+            Throw.Argument($"{what}: bias must be [{c}], got {Shape.Format(beta.Shape)}");
     }
 
     /// <summary>
@@ -55,7 +61,8 @@ public static partial class Ops
     /// in parallel both ways; gamma and beta gradients are summed in row order afterwards, so the result does not
     /// depend on the thread count.
     /// </summary>
-    private static Tensor Normalize(Tensor x, string name, int rows, int n, Tensor? gamma, Tensor? beta, float eps, Func<int, int, int> channelOf,
+    private static Tensor Normalize(Tensor x, string name, int rows, int n, Tensor? gamma, Tensor? beta, float eps,
+        Func<int, int, int> channelOf,
                                     bool siluAfter = false)
     {
         var X = Contiguous(x);
@@ -72,13 +79,15 @@ public static partial class Ops
             {
                 // Channels ch0 .. ch0 + n - 1 (LayerNorm; GroupNorm over [B, C] input)
                 int ch0 = channelOf(r, 0);
-                NormKernels.ApplyPerElement(xs, ys, m, rs, G == null ? default : G.AsSpan(ch0, n), Bt == null ? default : Bt.AsSpan(ch0, n));
+                NormKernels.ApplyPerElement(xs, ys, m, rs, G == null ? default : G.AsSpan(ch0, n), Bt == null ? default
+                    : Bt.AsSpan(ch0, n));
             }
             else
                 for (int i0 = 0; i0 < n; i0 += run)
                 {
                     int ch = channelOf(r, i0);
-                    NormKernels.ApplyRun(xs.Slice(i0, run), ys.Slice(i0, run), m, rs, G == null ? 1f : G[ch], Bt == null ? 0f : Bt[ch]);
+                    NormKernels.ApplyRun(xs.Slice(i0, run), ys.Slice(i0, run), m, rs, G == null ? 1f : G[ch],
+                        Bt == null ? 0f : Bt[ch]);
                 }
             if (siluAfter) Activations.SiluForward(ys, ys);
         });
@@ -109,7 +118,8 @@ public static partial class Ops
                     for (int i0 = 0, j = 0; i0 < n; i0 += run, j++)
                     {
                         float g = G == null ? 1f : G[channelOf(r, i0)];
-                        var (sumD, sumDXhat) = NormKernels.GradSums(xs.Slice(i0, run), D.Slice(i0, run), default, m, rs);
+                        var (sumD, sumDXhat) = NormKernels.GradSums(xs.Slice(i0, run), D.Slice(i0, run), default, m,
+                            rs);
                         s1 += g * sumD; s2 += g * sumDXhat;
                         if (partG != null) { partG[r * runs + j] = sumDXhat; partB![r * runs + j] = sumD; }
                     }
@@ -117,10 +127,12 @@ public static partial class Ops
                 var dX = dXt.Span.Slice(r * n, n);
                 float a1 = (float)(s1 / n), a2 = (float)(s2 / n);
                 if (run == 1)
-                    NormKernels.ApplyGradPerElement(xs, D, dX, m, rs, G == null ? default : G.AsSpan(channelOf(r, 0), n), a1, a2);
+                    NormKernels.ApplyGradPerElement(xs, D, dX, m, rs, G == null ? default
+                        : G.AsSpan(channelOf(r, 0), n), a1, a2);
                 else
                     for (int i0 = 0; i0 < n; i0 += run)
-                        NormKernels.ApplyGradRun(xs.Slice(i0, run), D.Slice(i0, run), dX.Slice(i0, run), m, rs, G == null ? 1f : G[channelOf(r, i0)], a1, a2);
+                        NormKernels.ApplyGradRun(xs.Slice(i0, run), D.Slice(i0, run), dX.Slice(i0, run), m, rs,
+                            G == null ? 1f : G[channelOf(r, i0)], a1, a2);
             });
             if (channels > 0)
             {
@@ -128,7 +140,8 @@ public static partial class Ops
                 for (int r = 0; r < rows; r++)
                 {
                     if (partG != null)
-                        for (int j = 0; j < runs; j++) { int ch = channelOf(r, j * run); dG[ch] += partG[r * runs + j]; dB[ch] += partB![r * runs + j]; }
+                        for (int j = 0; j < runs; j++) { int ch = channelOf(r, j * run); dG[ch] += partG[r * runs
+                            + j]; dB[ch] += partB![r * runs + j]; }
                     else
                     {
                         float m = mean[r], rs = rstd[r];
@@ -141,12 +154,15 @@ public static partial class Ops
                     }
                 }
             }
-            if (gamma != null && gamma.RequiresGrad) { var dg = Autograd.GradBuffer(gamma).Span; for (int i = 0; i < channels; i++) dg[i] += (float)dG[i]; }
-            if (beta != null && beta.RequiresGrad) { var db = Autograd.GradBuffer(beta).Span; for (int i = 0; i < channels; i++) db[i] += (float)dB[i]; }
+            if (gamma != null && gamma.RequiresGrad) { var dg = Autograd.GradBuffer(gamma).Span; for (int i =
+                0; i < channels; i++) dg[i] += (float)dG[i]; }
+            if (beta != null && beta.RequiresGrad) { var db = Autograd.GradBuffer(beta).Span; for (int i =
+                0; i < channels; i++) db[i] += (float)dB[i]; }
             if (siluAfter) dY.ReleaseStorage();
         });
 
-        // dA = dOut * silu'(a), with a = (x - mean) rstd gamma + beta recomputed per row (the fused op did not keep it).
+        // dA = dOut * silu'(a), with a = (x - mean) rstd gamma + beta recomputed per row (the fused op did not keep
+        // it).
         Tensor SiluThroughNorm(Tensor dOut)
         {
             var dA = Tensor.Empty(x.Shape);

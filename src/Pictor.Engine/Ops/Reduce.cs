@@ -7,7 +7,8 @@ public static partial class Ops
 
     public static Tensor Mean(Tensor a) => MulScalar(Sum(a), a.Numel == 0 ? float.NaN : 1f / a.Numel);
 
-    /// <summary>Sum over <paramref name="axes"/>. Accumulates in double, so the result does not depend on length.</summary>
+    /// <summary>Sum over <paramref name="axes"/>. Accumulates in double, so the result does not depend on
+    /// length.</summary>
     public static Tensor Sum(Tensor a, int[] axes, bool keepDim = false)
     {
         var reduce = new bool[a.Rank];

@@ -48,7 +48,8 @@ public static partial class Ops
         });
     }
 
-    /// <summary>One row: y = softmax(x) or log softmax(x), max-subtracted. A row of all -inf gives 0s (softmax).</summary>
+    /// <summary>One row: y = softmax(x) or log softmax(x), max-subtracted. A row of all -inf gives 0s
+    /// (softmax).</summary>
     internal static void SoftmaxRow(ReadOnlySpan<float> x, Span<float> y, bool log)
     {
         if (x.Length == 0) return;
@@ -86,12 +87,17 @@ public static partial class Ops
     /// is (1 - eps) one-hot + eps / C, as in PyTorch's F.cross_entropy. All rows ignored gives NaN, like PyTorch.
     /// Optional per-row weights (e.g. DALL-E's text/image split) scale each row's loss; the mean divides by their sum.
     /// </summary>
-    public static Tensor CrossEntropy(Tensor logits, IntTensor targets, int ignoreIndex = -100, float labelSmoothing = 0f, float[]? rowWeights = null)
+    public static Tensor CrossEntropy(Tensor logits, IntTensor targets, int ignoreIndex = -100, float labelSmoothing =
+        0f, float[]? rowWeights = null)
     {
         int c = logits.Shape[^1], rows = logits.Numel / Math.Max(1, c);
-        if (targets.Numel != rows) Throw.Argument($"cross entropy: {rows} rows of logits {Shape.Format(logits.Shape)} but {targets.Numel} targets");
-        if (labelSmoothing < 0f || labelSmoothing > 1f) Throw.Argument($"label smoothing must be in [0, 1], got {labelSmoothing}");
-        if (rowWeights != null && rowWeights.Length != rows) Throw.Argument($"cross entropy: {rowWeights.Length} row weights for {rows} rows");
+        if (targets.Numel != rows)
+            Throw.Argument($"cross entropy: {rows} rows of logits {Shape.Format(logits.Shape)} but "
+                + $"{targets.Numel} targets");
+        if (labelSmoothing < 0f || labelSmoothing > 1f)
+            Throw.Argument($"label smoothing must be in [0, 1], got {labelSmoothing}");
+        if (rowWeights != null && rowWeights.Length != rows)
+            Throw.Argument($"cross entropy: {rowWeights.Length} row weights for {rows} rows");
         targets.CheckRange(c, "cross entropy target", ignoreIndex);
         var X = Contiguous(logits);
         var logpT = Tensor.Empty(X.Shape);   // log-probabilities, kept for backward (pooled inside a scope)
@@ -154,9 +160,9 @@ public static partial class Ops
 
     private const int RowBlock = 64;   // cross-entropy rows per parallel work item
 
-    /// <summary>Mean squared error, mean((a - b)^2). PyTorch: F.mse_loss. With <paramref name="weight"/> (a constant that
-    /// broadcasts against a, e.g. one weight per image [B, 1, 1, 1]): mean(weight * (a - b)^2), still divided by the
-    /// element count.</summary>
+    /// <summary>Mean squared error, mean((a - b)^2). PyTorch: F.mse_loss. With <paramref name="weight"/> (a constant
+    /// that broadcasts against a, e.g. one weight per image [B, 1, 1, 1]): mean(weight * (a - b)^2), still divided by
+    /// the element count.</summary>
     public static Tensor MseLoss(Tensor a, Tensor b, Tensor? weight = null)
     {
         Throw.IfShapeMismatch(b.Shape, a.Shape, "mse loss target");

@@ -2,7 +2,8 @@ namespace Pictor.Engine;
 
 public static partial class Ops
 {
-    /// <summary>A contiguous tensor with the same values: <paramref name="a"/> itself when already contiguous.</summary>
+    /// <summary>A contiguous tensor with the same values: <paramref name="a"/> itself when already
+    /// contiguous.</summary>
     public static Tensor Contiguous(Tensor a)
     {
         if (a.IsContiguous) return a;
@@ -42,10 +43,12 @@ public static partial class Ops
         }
         if (infer >= 0)
         {
-            if (known == 0 || numel % known != 0) Throw.Argument($"cannot reshape {Shape.Format(from)} ({numel} elements) to {Shape.Format(shape)}");
+            if (known == 0 || numel % known != 0)
+                Throw.Argument($"cannot reshape {Shape.Format(from)} ({numel} elements) to {Shape.Format(shape)}");
             shape[infer] = (int)(numel / known);
         }
-        if (Shape.Numel(shape) != numel) Throw.Argument($"cannot reshape {Shape.Format(from)} ({numel} elements) to {Shape.Format(shape)}");
+        if (Shape.Numel(shape) != numel)
+            Throw.Argument($"cannot reshape {Shape.Format(from)} ({numel} elements) to {Shape.Format(shape)}");
         return shape;
     }
 
@@ -81,7 +84,8 @@ public static partial class Ops
         return Permute(a, dims);
     }
 
-    /// <summary>Elements [start, start+length) along <paramref name="axis"/> (a view). PyTorch: Tensor.narrow.</summary>
+    /// <summary>Elements [start, start+length) along <paramref name="axis"/> (a view). PyTorch:
+    /// Tensor.narrow.</summary>
     public static Tensor Narrow(Tensor a, int axis, int start, int length)
     {
         int ax = Shape.Axis(axis, a.Rank);
@@ -93,7 +97,8 @@ public static partial class Ops
         return Autograd.Record(y, "Narrow", [a], dY =>
         {
             var dX = Autograd.GradBuffer(a);   // dX[.., start:start+length, ..] += dY
-            StridedCopy.AddFromContiguous(dY.Span, dX.ViewOf(dX.Offset + start * dX.Strides[ax], shape, (int[])dX.Strides.Clone()));
+            StridedCopy.AddFromContiguous(dY.Span, dX.ViewOf(dX.Offset + start * dX.Strides[ax], shape,
+                (int[])dX.Strides.Clone()));
         });
     }
 
@@ -101,7 +106,8 @@ public static partial class Ops
     public static Tensor Expand(Tensor a, params int[] shape)
     {
         var target = Shape.Broadcast(a.Shape, shape);
-        if (!Shape.SameShape(target, shape)) Throw.Argument($"cannot expand {Shape.Format(a.Shape)} to {Shape.Format(shape)}");
+        if (!Shape.SameShape(target, shape))
+            Throw.Argument($"cannot expand {Shape.Format(a.Shape)} to {Shape.Format(shape)}");
         var y = a.ViewOf(a.Offset, (int[])shape.Clone(), Shape.BroadcastStrides(a.Shape, a.Strides, shape));
         if (!Autograd.Needs(a)) return y;
         return Autograd.Record(y, "Expand", [a], dY => AccumulateSumTo(dY, a));   // dX = sum of dY over broadcast dims
@@ -122,7 +128,8 @@ public static partial class Ops
         return Reshape(a, shape.ToArray());
     }
 
-    /// <summary>Joins tensors along <paramref name="axis"/>; all other dimensions must match. PyTorch: torch.cat.</summary>
+    /// <summary>Joins tensors along <paramref name="axis"/>; all other dimensions must match. PyTorch:
+    /// torch.cat.</summary>
     public static Tensor Concat(IReadOnlyList<Tensor> ts, int axis)
     {
         if (ts.Count == 0) Throw.Argument("concat of no tensors");
@@ -130,10 +137,12 @@ public static partial class Ops
         var shape = (int[])ts[0].Shape.Clone(); shape[ax] = 0;
         foreach (var t in ts)
         {
-            if (t.Rank != rank) Throw.Argument($"concat: ranks differ ({Shape.Format(ts[0].Shape)} vs {Shape.Format(t.Shape)})");
+            if (t.Rank != rank)
+                Throw.Argument($"concat: ranks differ ({Shape.Format(ts[0].Shape)} vs {Shape.Format(t.Shape)})");
             for (int d = 0; d < rank; d++)
                 if (d != ax && t.Shape[d] != ts[0].Shape[d])
-                    Throw.Argument($"concat along {ax}: shapes {Shape.Format(ts[0].Shape)} and {Shape.Format(t.Shape)} differ in dimension {d}");
+                    Throw.Argument($"concat along {ax}: shapes {Shape.Format(ts[0].Shape)} and {Shape.Format(t.Shape)} "
+                        + $"differ in dimension {d}");
             shape[ax] += t.Shape[ax];
         }
         var y = Tensor.Empty(shape);
@@ -160,7 +169,8 @@ public static partial class Ops
                 if (x.RequiresGrad)
                 {
                     var dX = Autograd.GradBuffer(x).Span; var D = dY.Span;
-                    for (int o = 0; o < outer; o++) Kernels.Elementwise.AddInPlace(D.Slice(o * rowOut + at2, rowIn), dX.Slice(o * rowIn, rowIn));
+                    for (int o = 0; o < outer; o++)
+                        Kernels.Elementwise.AddInPlace(D.Slice(o * rowOut + at2, rowIn), dX.Slice(o * rowIn, rowIn));
                 }
                 at2 += rowIn;
             }
@@ -171,7 +181,9 @@ public static partial class Ops
     public static Tensor[] Split(Tensor a, int[] sizes, int axis)
     {
         int ax = Shape.Axis(axis, a.Rank);
-        if (sizes.Sum() != a.Shape[ax]) Throw.Argument($"split sizes [{string.Join(", ", sizes)}] sum to {sizes.Sum()}, dimension {ax} has {a.Shape[ax]}");
+        if (sizes.Sum() != a.Shape[ax])
+            Throw.Argument($"split sizes [{string.Join(", ", sizes)}] sum to {sizes.Sum()}, dimension {ax} has "
+                + $"{a.Shape[ax]}");
         var r = new Tensor[sizes.Length];
         int at = 0;
         for (int i = 0; i < sizes.Length; i++) { r[i] = Narrow(a, ax, at, sizes[i]); at += sizes[i]; }

@@ -37,7 +37,8 @@ public sealed class Rng
     public void SetState(ReadOnlySpan<ulong> state)
     {
         if (state.Length != 4) Throw.Argument($"RNG state has {state.Length} words, expected 4");
-        if ((state[0] | state[1] | state[2] | state[3]) == 0) Throw.Argument("RNG state is all zero, which xoshiro256** cannot leave; the checkpoint is corrupt");
+        if ((state[0] | state[1] | state[2] | state[3]) == 0)
+            Throw.Argument("RNG state is all zero, which xoshiro256** cannot leave; the checkpoint is corrupt");
         s0 = state[0]; s1 = state[1]; s2 = state[2]; s3 = state[3];
     }
 
@@ -83,13 +84,15 @@ public sealed class Rng
         for (int i = 0; i < x.Length; i++) x[i] = mean + std * Normal();
     }
 
-    /// <summary>Index drawn with probability proportional to <paramref name="weights"/> (non-negative, not all 0).</summary>
+    /// <summary>Index drawn with probability proportional to <paramref name="weights"/> (non-negative, not all
+    /// 0).</summary>
     public int Categorical(ReadOnlySpan<float> weights)
     {
         double total = 0;
         foreach (float w in weights)
         {
-            if (!(w >= 0) || float.IsPositiveInfinity(w)) Throw.Argument($"categorical weights must be finite and >= 0, found {w}");
+            if (!(w >= 0) || float.IsPositiveInfinity(w))
+                Throw.Argument($"categorical weights must be finite and >= 0, found {w}");
             total += w;
         }
         if (total <= 0) Throw.Argument("categorical weights are all zero");

@@ -87,7 +87,8 @@ public sealed class TensorScope : IDisposable
 
     internal static TensorScope? Current => current;
 
-    /// <summary>Runs <paramref name="body"/> with no scope active, so tensors it makes are ordinary GC arrays.</summary>
+    /// <summary>Runs <paramref name="body"/> with no scope active, so tensors it makes are ordinary GC
+    /// arrays.</summary>
     public static T Outside<T>(Func<T> body)
     {
         var saved = current;
@@ -98,7 +99,8 @@ public sealed class TensorScope : IDisposable
 
     internal void Track(Tensor t) => owned.Add(t);
 
-    /// <summary>Exempts <paramref name="t"/> from being recycled: it is moved to the parent scope, or to the GC.</summary>
+    /// <summary>Exempts <paramref name="t"/> from being recycled: it is moved to the parent scope, or to the
+    /// GC.</summary>
     public Tensor Keep(Tensor t)
     {
         if (owned.Remove(t))
@@ -113,7 +115,8 @@ public sealed class TensorScope : IDisposable
     {
         if (disposed) return;
         disposed = true;
-        if (current != this) Throw.InvalidOperation("TensorScope disposed out of order; dispose inner scopes first (use 'using')");
+        if (current != this)
+            Throw.InvalidOperation("TensorScope disposed out of order; dispose inner scopes first (use 'using')");
         current = parent;
         foreach (var t in owned) t.ReleaseStorage();
         owned.Clear();

@@ -25,7 +25,8 @@ public sealed class IntTensor
             int v = Data[i];
             if (ignore == v) continue;
             if ((uint)v >= (uint)limit)
-                Throw.Argument($"{what}: value {v} at position {i} is outside [0, {limit}); check the tokenizer/vocabulary size or the targets");
+                Throw.Argument($"{what}: value {v} at position {i} is outside [0, {limit}); check the "
+                    + $"tokenizer/vocabulary size or the targets");
         }
     }
 }

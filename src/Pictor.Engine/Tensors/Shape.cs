@@ -16,7 +16,8 @@ public static class Shape
             if (d < 0) Throw.Argument($"shape {Format(shape)} has a negative dimension; every dimension must be >= 0");
             n *= d;
             if (n > MaxElements)
-                Throw.Argument($"shape {Format(shape)} has more than {MaxElements} elements; use a smaller batch or image size");
+                Throw.Argument($"shape {Format(shape)} has more than {MaxElements} elements; use a smaller batch "
+                    + $"or image size");
         }
         return (int)n;
     }
@@ -38,7 +39,8 @@ public static class Shape
     public static int Axis(int axis, int rank)
     {
         int a = axis < 0 ? axis + rank : axis;
-        if ((uint)a >= (uint)rank) Throw.Argument($"axis {axis} is out of range for a tensor of rank {rank}; use -{rank}..{rank - 1}");
+        if ((uint)a >= (uint)rank)
+            Throw.Argument($"axis {axis} is out of range for a tensor of rank {rank}; use -{rank}..{rank - 1}");
         return a;
     }
 
@@ -52,13 +54,15 @@ public static class Shape
             int da = i < rank - a.Length ? 1 : a[i - (rank - a.Length)];
             int db = i < rank - b.Length ? 1 : b[i - (rank - b.Length)];
             if (da != db && da != 1 && db != 1)
-                Throw.Argument($"shapes {Format(a)} and {Format(b)} cannot be broadcast: dimension {i} is {da} vs {db}; make them equal or 1");
+                Throw.Argument($"shapes {Format(a)} and {Format(b)} cannot be broadcast: dimension {i} is {da} vs "
+                    + $"{db}; make them equal or 1");
             r[i] = da == 1 ? db : da;
         }
         return r;
     }
 
-    /// <summary>Strides of <paramref name="shape"/> (with <paramref name="strides"/>) viewed as <paramref name="target"/>; 0 where broadcast.</summary>
+    /// <summary>Strides of <paramref name="shape"/> (with <paramref name="strides"/>) viewed as <paramref
+    /// name="target"/>; 0 where broadcast.</summary>
     public static int[] BroadcastStrides(ReadOnlySpan<int> shape, ReadOnlySpan<int> strides, ReadOnlySpan<int> target)
     {
         var r = new int[target.Length];

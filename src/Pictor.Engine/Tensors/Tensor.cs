@@ -25,9 +25,11 @@ public sealed class Tensor
     /// <summary>True for a tensor that owns its storage (not a view).</summary>
     public bool OwnsStorage { get; }
 
-    /// <summary>Whether gradients flow to this tensor. Set on leaves (parameters); ops set it on their outputs.</summary>
+    /// <summary>Whether gradients flow to this tensor. Set on leaves (parameters); ops set it on their
+    /// outputs.</summary>
     public bool RequiresGrad { get; set; }
-    /// <summary>Accumulated gradient, contiguous, same shape. Backward adds to it (+=); zero it between steps.</summary>
+    /// <summary>Accumulated gradient, contiguous, same shape. Backward adds to it (+=); zero it between
+    /// steps.</summary>
     public Tensor? Grad { get; set; }
     /// <summary>The recorded op that produced this tensor; null for leaves.</summary>
     public Node? GradFn { get; internal set; }
@@ -79,12 +81,15 @@ public sealed class Tensor
 
     public static Tensor ZerosLike(Tensor t) => Zeros((int[])t.Shape.Clone());
 
-    /// <summary>Wraps (does not copy) <paramref name="data"/>; its length must equal the shape's element count.</summary>
+    /// <summary>Wraps (does not copy) <paramref name="data"/>; its length must equal the shape's element
+    /// count.</summary>
     public static Tensor FromArray(float[] data, params int[] shape)
     {
         int n = Engine.Shape.Numel(shape);
-        if (data.Length != n) Throw.Argument($"data has {data.Length} values but shape {Engine.Shape.Format(shape)} needs {n}");
-        return new Tensor(data, 0, (int[])shape.Clone(), Engine.Shape.ContiguousStrides(shape), owns: true, pooled: false);
+        if (data.Length != n)
+            Throw.Argument($"data has {data.Length} values but shape {Engine.Shape.Format(shape)} needs {n}");
+        return new Tensor(data, 0, (int[])shape.Clone(), Engine.Shape.ContiguousStrides(shape),
+            owns: true, pooled: false);
     }
 
     public static Tensor Scalar(float value) => FromArray([value]);
@@ -97,18 +102,21 @@ public sealed class Tensor
         Tensor t;
         if (scope != null)
         {
-            t = new Tensor(BufferPool.Rent(n, clear), 0, shape, Engine.Shape.ContiguousStrides(shape), owns: true, pooled: true);
+            t = new Tensor(BufferPool.Rent(n, clear), 0, shape, Engine.Shape.ContiguousStrides(shape),
+                owns: true, pooled: true);
             scope.Track(t);
         }
         else
         {
-            t = new Tensor(n == 0 ? [] : new float[n], 0, shape, Engine.Shape.ContiguousStrides(shape), owns: true, pooled: false);
+            t = new Tensor(n == 0 ? [] : new float[n], 0, shape, Engine.Shape.ContiguousStrides(shape),
+                owns: true, pooled: false);
         }
         return t;
     }
 
     /// <summary>A view sharing this tensor's storage (no autograd; the Ops view functions record it).</summary>
-    internal Tensor ViewOf(int offset, int[] shape, int[] strides) => new(storage, offset, shape, strides, owns: false, pooled: false);
+    internal Tensor ViewOf(int offset, int[] shape, int[] strides)
+        => new(storage, offset, shape, strides, owns: false, pooled: false);
 
     internal void ReleaseStorage()
     {
@@ -125,13 +133,17 @@ public sealed class Tensor
 
     // ---------------------------------------------------------------- data access
 
-    /// <summary>The underlying array (shared with views); index it with <see cref="Offset"/> and <see cref="Strides"/>.</summary>
+    /// <summary>The underlying array (shared with views); index it with <see cref="Offset"/> and <see
+    /// cref="Strides"/>.</summary>
     public float[] Storage
     {
         get
         {
-            if (released) Throw.InvalidOperation("tensor used after its TensorScope ended; copy it out or call scope.Keep(t)");
-            if (spent) Throw.InvalidOperation("tensor read after Ops.AddInPlace wrote its sum over it; use Ops.Add where the addend is still needed (for example by its producer's backward)");
+            if (released)
+                Throw.InvalidOperation("tensor used after its TensorScope ended; copy it out or call scope.Keep(t)");
+            if (spent)
+                Throw.InvalidOperation("tensor read after Ops.AddInPlace wrote its sum over it; use Ops.Add where the "
+                    + "addend is still needed (for example by its producer's backward)");
             return storage;
         }
     }
@@ -142,7 +154,9 @@ public sealed class Tensor
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get
         {
-            if (!IsContiguous) Throw.InvalidOperation($"tensor of shape {Engine.Shape.Format(Shape)} is a strided view; call Contiguous() first");
+            if (!IsContiguous)
+                Throw.InvalidOperation($"tensor of shape {Engine.Shape.Format(Shape)} is a strided view; call "
+                    + $"Contiguous() first");
             return Storage.AsSpan(Offset, Numel);
         }
     }
@@ -168,7 +182,9 @@ public sealed class Tensor
 
     public float Item()
     {
-        if (Numel != 1) Throw.InvalidOperation($"Item() needs a tensor of one element, this one has shape {Engine.Shape.Format(Shape)}");
+        if (Numel != 1)
+            Throw.InvalidOperation($"Item() needs a tensor of one element, this one has shape "
+                + $"{Engine.Shape.Format(Shape)}");
         return Storage[Offset];
     }
 
@@ -185,7 +201,8 @@ public sealed class Tensor
         int o = Offset;
         for (int i = 0; i < Rank; i++)
         {
-            if ((uint)index[i] >= (uint)Shape[i]) Throw.Argument($"index {index[i]} out of range for dimension {i} of size {Shape[i]}");
+            if ((uint)index[i] >= (uint)Shape[i])
+                Throw.Argument($"index {index[i]} out of range for dimension {i} of size {Shape[i]}");
             o += index[i] * Strides[i];
         }
         return o;
@@ -227,13 +244,15 @@ public sealed class Tensor
 }
 
 /// <summary>Copies between strided and contiguous layouts with an odometer over the logical index (the reference);
-/// transposed matrices (last dimension strided, the one before it contiguous) go to <see cref="Kernels.TransposeTiled"/>.</summary>
+/// transposed matrices (last dimension strided, the one before it contiguous) go to <see
+/// cref="Kernels.TransposeTiled"/>.</summary>
 internal static class StridedCopy
 {
     /// <summary>dst[i] = src at logical index i (row-major).</summary>
     public static void ToContiguous(Tensor src, Span<float> dst)
     {
-        if (src.Numel > 0 && Kernels.TransposeTiled.Applies(src.Shape, src.Strides)) { Kernels.TransposeTiled.Gather(src.Storage, src.Offset, src.Shape, src.Strides, dst); return; }
+        if (src.Numel > 0 && Kernels.TransposeTiled.Applies(src.Shape, src.Strides)) { Kernels.TransposeTiled.Gather(
+            src.Storage, src.Offset, src.Shape, src.Strides, dst); return; }
         ToContiguousReference(src, dst);
     }
 
@@ -263,13 +282,17 @@ internal static class StridedCopy
         }
     }
 
-    /// <summary>dst at logical index i += src[i] (dst may be a strided view, src contiguous). Used by view backward.</summary>
-    public static void AddFromContiguous(ReadOnlySpan<float> src, Tensor dst) => WriteFromContiguous(src, dst, accumulate: true);
+    /// <summary>dst at logical index i += src[i] (dst may be a strided view, src contiguous). Used by view
+    /// backward.</summary>
+    public static void AddFromContiguous(ReadOnlySpan<float> src, Tensor dst)
+        => WriteFromContiguous(src, dst, accumulate: true);
 
-    /// <summary>dst at logical index i = src[i] (or += when <paramref name="accumulate"/>); dst may be a strided view.</summary>
+    /// <summary>dst at logical index i = src[i] (or += when <paramref name="accumulate"/>); dst may be a strided
+    /// view.</summary>
     public static void WriteFromContiguous(ReadOnlySpan<float> src, Tensor dst, bool accumulate)
     {
-        if (dst.Numel > 0 && Kernels.TransposeTiled.Applies(dst.Shape, dst.Strides)) { Kernels.TransposeTiled.Scatter(src, dst.Storage, dst.Offset, dst.Shape, dst.Strides, accumulate); return; }
+        if (dst.Numel > 0 && Kernels.TransposeTiled.Applies(dst.Shape, dst.Strides)) { Kernels.TransposeTiled.Scatter(
+            src, dst.Storage, dst.Offset, dst.Shape, dst.Strides, accumulate); return; }
         WriteFromContiguousReference(src, dst, accumulate);
     }
 

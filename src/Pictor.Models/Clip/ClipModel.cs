@@ -7,7 +7,8 @@ namespace Pictor.Models.Clip;
 
 // Dimension legend: B batch, E joint embedding width, C channels, H = W image size, S text tokens.
 
-/// <summary>CLIP configuration: the text tower (its OutDim is the joint width E) and a small ResNet image tower.</summary>
+/// <summary>CLIP configuration: the text tower (its OutDim is the joint width E) and a small ResNet image
+/// tower.</summary>
 public sealed record ClipConfig(
     TextEncoderConfig Text,
     int[] ImageChannels,       // per level; each level but the last halves the resolution
@@ -48,7 +49,8 @@ public sealed class ClipModel : Module
         {
             res.Add(Child($"image.res.{lvl}", new ResBlock(rng, c, cfg.ImageChannels[lvl], 0, cfg.Groups)));
             c = cfg.ImageChannels[lvl];
-            if (lvl != cfg.ImageChannels.Length - 1) down.Add(Child($"image.down.{lvl}", new Conv2d(rng, c, c, 3, stride: 2, padding: 1)));
+            if (lvl != cfg.ImageChannels.Length - 1)
+                down.Add(Child($"image.down.{lvl}", new Conv2d(rng, c, c, 3, stride: 2, padding: 1)));
         }
         norm = Child("image.norm", new GroupNorm(cfg.Groups, c));
         proj = Child("image.proj", new Linear(rng, c, cfg.EmbedDim));
@@ -58,7 +60,8 @@ public sealed class ClipModel : Module
     /// <summary>Images [B, 3, H, W] in [-1, 1] -> unit embeddings [B, E].</summary>
     public Tensor EncodeImage(Tensor x)
     {
-        if (x.Rank != 4 || x.Shape[1] != Config.ImageInput) Throw.Argument($"CLIP image input must be [B, {Config.ImageInput}, H, W], got {Shape.Format(x.Shape)}");
+        if (x.Rank != 4 || x.Shape[1] != Config.ImageInput)
+            Throw.Argument($"CLIP image input must be [B, {Config.ImageInput}, H, W], got {Shape.Format(x.Shape)}");
         var h = convIn.Forward(x);
         for (int lvl = 0; lvl < res.Count; lvl++)
         {
@@ -76,8 +79,8 @@ public sealed class ClipModel : Module
     public static Tensor Normalize(Tensor x) =>
         Ops.Div(x, Ops.Sqrt(Ops.AddScalar(Ops.Sum(Ops.Square(x), [1], keepDim: true), 1e-12f)));
 
-    /// <summary>The symmetric contrastive loss of B matching (image, caption) pairs: (CE(L, arange) + CE(L^T, arange)) / 2
-    /// with L = exp(t) I T^T [B, B]. The temperature is clamped at ln 100 first.</summary>
+    /// <summary>The symmetric contrastive loss of B matching (image, caption) pairs: (CE(L, arange) + CE(L^T, arange))
+    /// / 2 with L = exp(t) I T^T [B, B]. The temperature is clamped at ln 100 first.</summary>
     public Tensor Loss(Tensor images, IntTensor ids)
     {
         int b = images.Shape[0];
@@ -87,6 +90,7 @@ public sealed class ClipModel : Module
         var img = EncodeImage(images); var txt = EncodeText(ids);    // (B, E) each
         var logits = Ops.Mul(Ops.MatMul(img, Ops.Transpose(txt, 0, 1)), Ops.Exp(LogScale));   // (B, B)
         var diag = new IntTensor(Enumerable.Range(0, b).ToArray(), b);
-        return Ops.MulScalar(Ops.Add(Ops.CrossEntropy(logits, diag), Ops.CrossEntropy(Ops.Transpose(logits, 0, 1), diag)), 0.5f);
+        return Ops.MulScalar(Ops.Add(Ops.CrossEntropy(logits, diag),
+            Ops.CrossEntropy(Ops.Transpose(logits, 0, 1), diag)), 0.5f);
     }
 }

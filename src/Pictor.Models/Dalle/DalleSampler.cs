@@ -9,21 +9,23 @@ public sealed record DalleSamplingOptions(float Temperature = 1f, int TopK = 0, 
 {
     public void Validate()
     {
-        if (!(Temperature >= 0f && Temperature <= 10f)) throw new ArgumentException($"--temperature must be between 0 (greedy) and 10, got {Temperature}");
+        if (!(Temperature >= 0f && Temperature <= 10f))
+            throw new ArgumentException($"--temperature must be between 0 (greedy) and 10, got {Temperature}");
         if (TopK < 0) throw new ArgumentException($"--top-k must be 0 (off) or more, got {TopK}");
         if (!(TopP > 0f && TopP <= 1f)) throw new ArgumentException($"--top-p must be in (0, 1] (1 = off), got {TopP}");
-        if (!(CfgScale >= 0f && CfgScale <= 50f)) throw new ArgumentException($"--cfg must be between 0 and 50, got {CfgScale}");
+        if (!(CfgScale >= 0f && CfgScale <= 50f))
+            throw new ArgumentException($"--cfg must be between 0 and 50, got {CfgScale}");
     }
 }
 
 /// <summary>
 /// Draws the G*G image tokens of a DALL-E transformer after a caption, one position at a time in raster order. With
-/// classifier-free guidance (scale s != 1) every row also runs with the null caption (or the negative prompt) in the same
-/// batch, and the token is drawn from l_u + s (l_c - l_u) over the image vocabulary (the logit form of Ho and Salimans
-/// 2022, eq. 6, as used for autoregressive models by Gafni et al. 2022, "Make-A-Scene", section 3.3); both rows then
-/// continue with the same token. With the KV cache the caption runs once and each token costs one position; without it
-/// the prefix is re-run each step (the reference the cache is tested against). Row i draws from its own generator, so
-/// with the same batch the tokens are the same with and without the cache.
+/// classifier-free guidance (scale s != 1) every row also runs with the null caption (or the negative prompt) in the
+/// same batch, and the token is drawn from l_u + s (l_c - l_u) over the image vocabulary (the logit form of Ho and
+/// Salimans 2022, eq. 6, as used for autoregressive models by Gafni et al. 2022, "Make-A-Scene", section 3.3); both
+/// rows then continue with the same token. With the KV cache the caption runs once and each token costs one position;
+/// without it the prefix is re-run each step (the reference the cache is tested against). Row i draws from its own
+/// generator, so with the same batch the tokens are the same with and without the cache.
 /// </summary>
 public static class DalleSampler
 {
@@ -36,9 +38,11 @@ public static class DalleSampler
         o.Validate();
         var c = model.Config;
         int b = text.Shape[0], L = c.TextLen, total = c.SeqLen, v = c.Vocab, n = c.ImageLen;
-        if (text.Shape.Length != 2 || text.Shape[1] != L) Throw.Argument($"captions must be [B, {L}] token ids, got {Shape.Format(text.Shape)}");
+        if (text.Shape.Length != 2 || text.Shape[1] != L)
+            Throw.Argument($"captions must be [B, {L}] token ids, got {Shape.Format(text.Shape)}");
         bool cfg = o.CfgScale != 1f;
-        if (cfg && (uncond == null || uncond.Shape[0] != b || uncond.Shape[1] != L)) Throw.Argument($"guided sampling needs unconditional captions [{b}, {L}]");
+        if (cfg && (uncond == null || uncond.Shape[0] != b || uncond.Shape[1] != L))
+            Throw.Argument($"guided sampling needs unconditional captions [{b}, {L}]");
         if (rngs.Count != b) Throw.Argument($"{rngs.Count} generators for {b} rows");
         int rows = cfg ? 2 * b : b;
         var seq = new int[rows * total];
@@ -51,7 +55,8 @@ public static class DalleSampler
         var guided = new float[c.ImageVocab];
         var codes = new int[b * n];
         using var _ = Autograd.NoGrad();
-        using var packs = PackedWeights.Begin(model.Parameters());   // each weight packed for GEMM once, not once per token
+        // each weight packed for GEMM once, not once per token
+        using var packs = PackedWeights.Begin(model.Parameters());
         var cache = useCache ? model.NewCache(rows) : null;
         for (int step = 0; step < n; step++)
         {
@@ -60,7 +65,9 @@ public static class DalleSampler
             int from = cache == null ? 0 : step == 0 ? 0 : len - 1, m = len - from;
             var ids = new int[rows * m];
             for (int r = 0; r < rows; r++) Array.Copy(seq, r * total + from, ids, r * m, m);
-            var logits = cache != null ? model.ForwardCached(new IntTensor(ids, rows, m), cache) : model.Forward(new IntTensor(ids, rows, m));   // (rows, m, V)
+            // (rows, m, V)
+            var logits = cache != null ? model.ForwardCached(new IntTensor(ids, rows, m), cache)
+                : model.Forward(new IntTensor(ids, rows, m));
             var all = logits.Span;
             for (int i = 0; i < b; i++)
             {

@@ -6,8 +6,8 @@ namespace Pictor.Models.Dalle;
 
 // Dimension legend: B batch, T positions, D model width, V = TextVocab + ImageVocab, L = TextLen, G image grid side.
 
-/// <summary>The DALL-E transformer's shape. A sequence is L text tokens (bos, BPE ids, eos, padding) followed by G*G image
-/// tokens in raster order; image code k has id TextVocab + k in the shared vocabulary.</summary>
+/// <summary>The DALL-E transformer's shape. A sequence is L text tokens (bos, BPE ids, eos, padding) followed by G*G
+/// image tokens in raster order; image code k has id TextVocab + k in the shared vocabulary.</summary>
 public sealed record DalleConfig(
     int Layers, int Dim, int Heads,
     int TextVocab, int TextLen,
@@ -38,7 +38,8 @@ public sealed class DalleTransformer : Module
     public DalleTransformer(DalleConfig cfg, Rng rng)
     {
         if (cfg.Dim % cfg.Heads != 0) Throw.Argument($"DALL-E width {cfg.Dim} does not divide into {cfg.Heads} heads");
-        if (cfg.TextLen < 2 || cfg.Grid < 1) Throw.Argument($"DALL-E needs at least 2 text positions and a grid of 1, got {cfg.TextLen} and {cfg.Grid}");
+        if (cfg.TextLen < 2 || cfg.Grid < 1)
+            Throw.Argument($"DALL-E needs at least 2 text positions and a grid of 1, got {cfg.TextLen} and {cfg.Grid}");
         Config = cfg;
         tokEmb = Child("tok_emb", new Embedding(rng, cfg.Vocab, cfg.Dim, std: 0.02f));
         textPos = Param("text_pos", Init.Normal(rng, 0.02f, cfg.TextLen, cfg.Dim));
@@ -54,13 +55,17 @@ public sealed class DalleTransformer : Module
     public Tensor Positions(int at, int t)
     {
         var c = Config;
-        var grid = Ops.Reshape(Ops.Add(Ops.Reshape(rowPos, c.Grid, 1, c.Dim), Ops.Reshape(colPos, 1, c.Grid, c.Dim)), c.ImageLen, c.Dim);   // (G*G, D)
-        var all = Ops.Concat([textPos, grid], 0);                                                                                      // (L + G*G, D)
+        // (G*G, D)
+        var grid = Ops.Reshape(Ops.Add(Ops.Reshape(rowPos, c.Grid, 1, c.Dim), Ops.Reshape(colPos, 1, c.Grid, c.Dim)),
+            c.ImageLen, c.Dim);
+        // (L + G*G, D)
+        var all = Ops.Concat([textPos, grid], 0);
         return Ops.Narrow(all, 0, at, t);
     }
 
     /// <summary>ids [B, T] (positions 0..T-1) -> logits [B, T, V]. Training may pass a dropout probability and the
-    /// rng for its masks: embedding and residual dropout, as GPT-2 (none by default, and never when sampling).</summary>
+    /// rng for its masks: embedding and residual dropout, as GPT-2 (none by default, and never when
+    /// sampling).</summary>
     public Tensor Forward(IntTensor ids, float dropout = 0f, Rng? rng = null)
     {
         CheckIds(ids, 0);
@@ -70,9 +75,11 @@ public sealed class DalleTransformer : Module
         return head.Forward(lnF.Forward(x));                                    // (B, T, V)
     }
 
-    public KvCache NewCache(int batch) => new(Config.Layers, batch, Config.Heads, Config.SeqLen, Config.Dim / Config.Heads);
+    public KvCache NewCache(int batch) => new(Config.Layers, batch, Config.Heads, Config.SeqLen,
+        Config.Dim / Config.Heads);
 
-    /// <summary>Logits [B, T, V] for new tokens ids [B, T] placed after the cache's contents; appends to the cache.</summary>
+    /// <summary>Logits [B, T, V] for new tokens ids [B, T] placed after the cache's contents; appends to the
+    /// cache.</summary>
     public Tensor ForwardCached(IntTensor ids, KvCache cache)
     {
         int at = cache.Length;
@@ -85,18 +92,23 @@ public sealed class DalleTransformer : Module
     private void CheckIds(IntTensor ids, int at)
     {
         if (ids.Shape.Length != 2) Throw.Argument($"token ids must be [B, T], got {Shape.Format(ids.Shape)}");
-        if (at + ids.Shape[1] > Config.SeqLen) Throw.Argument($"sequence would reach {at + ids.Shape[1]} tokens; the model takes {Config.SeqLen} ({Config.TextLen} text + {Config.ImageLen} image)");
+        if (at + ids.Shape[1] > Config.SeqLen)
+            Throw.Argument($"sequence would reach {at + ids.Shape[1]} tokens; the model takes {Config.SeqLen} "
+                + $"({Config.TextLen} text + {Config.ImageLen} image)");
         ids.CheckRange(Config.Vocab, "token id");
     }
 
     /// <summary>Full sequences [B, L + G*G] -> the weighted next-token loss: w_text (mean over non-padding text
     /// targets) + (1 - w_text) (mean over image targets), w_text = <see cref="DalleConfig.TextLossWeight"/>. Text
-    /// slots are scored over the text vocabulary and image slots over the image codes (see <see cref="TargetMask"/>). With
-    /// <paramref name="imageOnly"/>, the mean over image targets alone (the validation figure: nats per image token).</summary>
+    /// slots are scored over the text vocabulary and image slots over the image codes (see <see cref="TargetMask"/>).
+    /// With
+    /// <paramref name="imageOnly"/>, the mean over image targets alone (the validation figure: nats per image
+    /// token).</summary>
     public Tensor Loss(IntTensor seq, int padId, bool imageOnly = false, float dropout = 0f, Rng? rng = null)
     {
         var c = Config;
-        if (seq.Shape.Length != 2 || seq.Shape[1] != c.SeqLen) Throw.Argument($"DALL-E training sequences must be [B, {c.SeqLen}], got {Shape.Format(seq.Shape)}");
+        if (seq.Shape.Length != 2 || seq.Shape[1] != c.SeqLen)
+            Throw.Argument($"DALL-E training sequences must be [B, {c.SeqLen}], got {Shape.Format(seq.Shape)}");
         int b = seq.Shape[0], t = c.SeqLen - 1;
         var inp = new int[b * t]; var tgt = new int[b * t]; var w = new float[b * t];
         int textTargets = 0;

@@ -7,17 +7,17 @@ namespace Pictor.Models.Diffusion;
 public enum Prediction { Epsilon, V }
 
 /// <summary>
-/// Discrete forward process q(x_t | x_0) = N(alpha_t x_0, sigma_t^2 I), alpha_t = sqrt(abar_t), sigma_t = sqrt(1 - abar_t),
-/// t = 0 .. T-1. The cosine schedule (Nichol and Dhariwal 2021, eq. 17): abar(t) = f(t) / f(0),
-/// f(t) = cos^2(((t / T) + s) / (1 + s) * pi / 2), s = 0.008, with each beta_t = 1 - abar_t / abar_{t-1} clipped to 0.999.
-/// Index t here is their step t + 1, so abar_0 &lt; 1 and the last step is (almost) pure noise.
+/// Discrete forward process q(x_t | x_0) = N(alpha_t x_0, sigma_t^2 I), alpha_t = sqrt(abar_t), sigma_t = sqrt(1 -
+/// abar_t), t = 0 .. T-1. The cosine schedule (Nichol and Dhariwal 2021, eq. 17): abar(t) = f(t) / f(0),
+/// f(t) = cos^2(((t / T) + s) / (1 + s) * pi / 2), s = 0.008, with each beta_t = 1 - abar_t / abar_{t-1} clipped to
+/// 0.999. Index t here is their step t + 1, so abar_0 &lt; 1 and the last step is (almost) pure noise.
 ///
 /// Shift k (Hoogeboom et al. 2023, "simple diffusion", section 3.1: shifting the schedule's log-SNR): every step's
 /// signal-to-noise ratio abar / (1 - abar) is divided by k^2, i.e. abar'_t = abar_t / (abar_t + k^2 (1 - abar_t)).
 /// Small, flat, high-contrast objects stay visible in x_t to high noise levels; with k = 1 the model then reads an
-/// object's place from x_t on almost every training step and never learns it from the caption (docs/derivations/noise-shift.md).
-/// k > 1 spends more of training and sampling at the noise levels where only the caption can decide the layout.
-/// All schedule arithmetic is in double.
+/// object's place from x_t on almost every training step and never learns it from the caption
+/// (docs/derivations/noise-shift.md). k > 1 spends more of training and sampling at the noise levels where only the
+/// caption can decide the layout. All schedule arithmetic is in double.
 /// </summary>
 public sealed class NoiseSchedule
 {
@@ -39,7 +39,8 @@ public sealed class NoiseSchedule
         {
             double beta = Math.Min(1 - F((t + 1.0) / steps) / F((double)t / steps), 0.999);
             prev *= 1 - beta;
-            abar[t] = shift == 1 ? prev : prev / (prev + shift * shift * (1 - prev));   // SNR / k^2 (k = 1 bit-for-bit unchanged)
+            // SNR / k^2 (k = 1 bit-for-bit unchanged)
+            abar[t] = shift == 1 ? prev : prev / (prev + shift * shift * (1 - prev));
         }
     }
 
@@ -62,7 +63,8 @@ public sealed class NoiseSchedule
     }
 
     /// <summary>The training target for <paramref name="p"/>: eps, or v = alpha_t eps - sigma_t x0.</summary>
-    public void Target(Prediction p, ReadOnlySpan<float> x0, ReadOnlySpan<float> eps, ReadOnlySpan<int> t, Span<float> target)
+    public void Target(Prediction p, ReadOnlySpan<float> x0, ReadOnlySpan<float> eps,
+        ReadOnlySpan<int> t, Span<float> target)
     {
         if (p == Prediction.Epsilon) { eps.CopyTo(target); return; }
         int per = x0.Length / t.Length;
@@ -78,7 +80,8 @@ public sealed class NoiseSchedule
     /// eps-prediction: x0 = (x - sigma eps) / alpha. v-prediction: x0 = alpha x - sigma v, eps = sigma x + alpha v.
     /// With <paramref name="clip"/>, x0 is clamped to [-1, 1] and eps recomputed from it, so both stay consistent.
     /// </summary>
-    public (float[] X0, float[] Eps) Split(Prediction p, ReadOnlySpan<float> x, ReadOnlySpan<float> output, int t, bool clip)
+    public (float[] X0, float[] Eps) Split(Prediction p, ReadOnlySpan<float> x, ReadOnlySpan<float> output, int t,
+        bool clip)
     {
         double a = Alpha(t), sg = Sigma(t);
         var x0 = new float[x.Length]; var eps = new float[x.Length];

@@ -39,7 +39,8 @@ public sealed class TextEncoder : Module
     public (Tensor Tokens, Tensor Pooled) Forward(IntTensor ids)
     {
         if (ids.Shape.Length != 2 || ids.Shape[1] != Config.Context)
-            Throw.Argument($"text ids must be [B, {Config.Context}], got {Shape.Format(ids.Shape)}; encode captions with the model's tokenizer and context length");
+            Throw.Argument($"text ids must be [B, {Config.Context}], got {Shape.Format(ids.Shape)}; encode captions "
+                + $"with the model's tokenizer and context length");
         var x = Ops.Add(tokEmb.Forward(ids), posEmb);                 // (B, S, D)
         foreach (var b in blocks) x = b.Forward(x, causal: false);
         var tokens = proj.Forward(lnF.Forward(x));                     // (B, S, Dc)

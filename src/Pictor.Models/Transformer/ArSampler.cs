@@ -6,7 +6,8 @@ namespace Pictor.Models.Transformer;
 /// image tokens [TextVocab, Vocab) after the caption), and top-p (1 = off): nucleus sampling (Holtzman et al. 2020,
 /// "The Curious Case of Neural Text Degeneration", eq. 3) keeps the smallest set of most likely tokens whose
 /// probabilities sum to at least p.</summary>
-public sealed record ArSamplingOptions(float Temperature = 1f, int TopK = 0, int AllowedFrom = 0, int? AllowedTo = null, float TopP = 1f);
+public sealed record ArSamplingOptions(float Temperature = 1f, int TopK = 0, int AllowedFrom = 0,
+    int? AllowedTo = null, float TopP = 1f);
 
 /// <summary>
 /// Autoregressive sampling for <see cref="ArTransformer"/>. With the KV cache, the prompt is run once and each new
@@ -16,17 +17,20 @@ public sealed record ArSamplingOptions(float Temperature = 1f, int TopK = 0, int
 public static class ArSampler
 {
     /// <summary>prompt [B, Tp] -> [B, Tp + count].</summary>
-    public static IntTensor Generate(ArTransformer model, IntTensor prompt, int count, ArSamplingOptions opt, Rng rng, bool useCache = true)
+    public static IntTensor Generate(ArTransformer model, IntTensor prompt, int count, ArSamplingOptions opt, Rng rng,
+        bool useCache = true)
     {
         int b = prompt.Shape[0], tp = prompt.Shape[1], total = tp + count, v = model.Config.Vocab;
         if (tp < 1) Throw.Argument("the prompt needs at least one token");
-        if (total > model.Config.SeqLen) Throw.Argument($"prompt ({tp}) + {count} new tokens exceed the model's {model.Config.SeqLen} positions");
+        if (total > model.Config.SeqLen)
+            Throw.Argument($"prompt ({tp}) + {count} new tokens exceed the model's {model.Config.SeqLen} positions");
         int lo = opt.AllowedFrom, hi = opt.AllowedTo ?? v;
         if (lo < 0 || hi > v || lo >= hi) Throw.Argument($"allowed token range [{lo}, {hi}) is not inside [0, {v})");
         var seq = new int[b * total];
         for (int i = 0; i < b; i++) Array.Copy(prompt.Data, i * tp, seq, i * total, tp);
         using var _ = Autograd.NoGrad();
-        using var packs = PackedWeights.Begin(model.Parameters());   // each weight packed for GEMM once, not once per token
+        // each weight packed for GEMM once, not once per token
+        using var packs = PackedWeights.Begin(model.Parameters());
         var cache = useCache ? model.NewCache(b) : null;
         for (int step = 0; step < count; step++)
         {
@@ -104,7 +108,8 @@ public static class ArSampler
         float max = float.NegativeInfinity;
         foreach (float l in logits) max = Math.Max(max, l);
         var w = new float[logits.Length];
-        for (int i = 0; i < w.Length; i++) w[i] = logits[i] >= cut ? MathF.Exp((logits[i] - max) / opt.Temperature) : 0f;
+        for (int i = 0; i < w.Length; i++)
+            w[i] = logits[i] >= cut ? MathF.Exp((logits[i] - max) / opt.Temperature) : 0f;
         if (opt.TopP < 1f)
         {
             double total = 0;

@@ -44,8 +44,8 @@ public sealed class ArBlock : Module
     }
 
     /// <summary>Causal for the AR transformer; bidirectional (causal: false) for the text encoder. With a
-    /// <paramref name="dropout"/> rng and probability p > 0, each branch's output is dropped out before its residual add
-    /// (GPT-2's residual dropout; training only: samplers pass none).</summary>
+    /// <paramref name="dropout"/> rng and probability p > 0, each branch's output is dropped out before its residual
+    /// add (GPT-2's residual dropout; training only: samplers pass none).</summary>
     public Tensor Forward(Tensor x, bool causal = true, float p = 0f, Rng? dropout = null)   // (B, T, D) -> (B, T, D)
     {
         x = Ops.AddInPlace(Drop(attn.Forward(ln1.Forward(x), causal: causal), p, dropout), x);
@@ -83,21 +83,26 @@ public sealed class ArTransformer : Module
     {
         if (ids.Shape.Length != 2) Throw.Argument($"token ids must be [B, T], got {Shape.Format(ids.Shape)}");
         int t = ids.Shape[1];
-        if (t > Config.SeqLen) Throw.Argument($"sequence has {t} tokens, the model takes {Config.SeqLen}; shorten it or retrain with a longer context");
+        if (t > Config.SeqLen)
+            Throw.Argument($"sequence has {t} tokens, the model takes {Config.SeqLen}; shorten it or retrain with a "
+                + $"longer context");
         var x = Ops.Add(tokEmb.Forward(ids), Ops.Narrow(posEmb, 0, 0, t));       // (B, T, D)
         foreach (var b in blocks) x = b.Forward(x);
         return head.Forward(lnF.Forward(x));                                       // (B, T, V)
     }
 
     /// <summary>A KV cache sized for this model's full sequence and <paramref name="batch"/> sequences.</summary>
-    public KvCache NewCache(int batch) => new(Config.Layers, batch, Config.Heads, Config.SeqLen, Config.Dim / Config.Heads);
+    public KvCache NewCache(int batch) => new(Config.Layers, batch, Config.Heads, Config.SeqLen,
+        Config.Dim / Config.Heads);
 
-    /// <summary>Logits [B, T, V] for new tokens ids [B, T] placed after the cache's contents; appends to the cache.</summary>
+    /// <summary>Logits [B, T, V] for new tokens ids [B, T] placed after the cache's contents; appends to the
+    /// cache.</summary>
     public Tensor ForwardCached(IntTensor ids, KvCache cache)
     {
         if (ids.Shape.Length != 2) Throw.Argument($"token ids must be [B, T], got {Shape.Format(ids.Shape)}");
         int t = ids.Shape[1], at = cache.Length;
-        if (at + t > Config.SeqLen) Throw.Argument($"sequence would reach {at + t} tokens, the model takes {Config.SeqLen}");
+        if (at + t > Config.SeqLen)
+            Throw.Argument($"sequence would reach {at + t} tokens, the model takes {Config.SeqLen}");
         var x = Ops.Add(tokEmb.Forward(ids), Ops.Narrow(posEmb, 0, at, t));      // (B, T, D)
         for (int i = 0; i < blocks.Count; i++) x = blocks[i].ForwardCached(x, cache.Layers[i]);
         return head.Forward(lnF.Forward(x));                                       // (B, T, V)

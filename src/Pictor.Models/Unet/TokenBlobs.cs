@@ -39,10 +39,12 @@ public sealed class TokenBlobs : Module
     public static Tensor Place(Tensor v, Tensor m, int h, int w)
     {
         if (v.Rank != 3 || m.Rank != 3 || m.Shape[2] != 2 || m.Shape[0] != v.Shape[0] || m.Shape[1] != v.Shape[1])
-            Throw.Argument($"token blobs need channels [B, S, C] and centres [B, S, 2], got {Shape.Format(v.Shape)} and {Shape.Format(m.Shape)}");
+            Throw.Argument($"token blobs need channels [B, S, C] and centres [B, S, 2], got {Shape.Format(v.Shape)} "
+                + $"and {Shape.Format(m.Shape)}");
         int b = v.Shape[0], s = v.Shape[1], c = v.Shape[2];
         var blobs = Ops.Reshape(Blobs(Ops.Reshape(m, b * s, 2), h, w), b, s, h * w);         // (B, S, P)
-        var o = Ops.MatMul(Ops.Transpose(v, 1, 2), blobs);                                   // (B, C, P) = sum_s v_s^T blob_s
+        // (B, C, P) = sum_s v_s^T blob_s
+        var o = Ops.MatMul(Ops.Transpose(v, 1, 2), blobs);
         return Ops.Reshape(Ops.MulScalar(o, 1f / s), b, c, h, w);
     }
 

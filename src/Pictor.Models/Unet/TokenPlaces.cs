@@ -26,7 +26,8 @@ public sealed class TokenPlaces : Module
     /// <summary>context [B, S, Dc] -> centres [B, S, 2] in [-1, 1].</summary>
     public Tensor Forward(Tensor context)
     {
-        if (context.Rank != 3) Throw.Argument($"token places need a context [B, S, Dc], got {Shape.Format(context.Shape)}");
+        if (context.Rank != 3)
+            Throw.Argument($"token places need a context [B, S, Dc], got {Shape.Format(context.Shape)}");
         return Ops.Tanh(head.Forward(context));
     }
 }

@@ -16,21 +16,25 @@ public sealed class ResBlock : Module
     private readonly TokenBlobs? tokBlobs;
 
     /// <param name="coordinates">Also map the embedding to a per-channel slope along x and along y, added as
-    /// slope_x * x + slope_y * y over the pixels (x, y in [-1, 1]); see <see cref="UnetConfig.ResBlockCoords"/>.</param>
-    /// <param name="tokenSlopeDim">Text token width for token slopes (0 = none; needs <paramref name="coordinates"/>): each
-    /// token s of the context adds V_s[c] * G_s to channel c's (x, y) slope, V = tok_slope_v(tokens) [B, S, Cout] and
-    /// G = tok_slope_g(tokens) [B, S, 2], averaged over tokens. A product per token, so a colour word whose output token
-    /// says "I go left" sends its own channels left while another token sends its channels right; the pooled embedding
-    /// is a sum of tokens taken before any such product, and a linear read-out of it cannot tell which colour goes
-    /// where (docs/derivations/binding.md, the probe).</param>
+    /// slope_x * x + slope_y * y over the pixels (x, y in [-1, 1]); see <see
+    /// cref="UnetConfig.ResBlockCoords"/>.</param>
+    /// <param name="tokenSlopeDim">Text token width for token slopes (0 = none; needs <paramref name="coordinates"/>):
+    /// each token s of the context adds V_s[c] * G_s to channel c's (x, y) slope, V = tok_slope_v(tokens) [B, S, Cout]
+    /// and G = tok_slope_g(tokens) [B, S, 2], averaged over tokens. A product per token, so a colour word whose output
+    /// token says "I go left" sends its own channels left while another token sends its channels right; the pooled
+    /// embedding is a sum of tokens taken before any such product, and a linear read-out of it cannot tell which colour
+    /// goes where (docs/derivations/binding.md, the probe).</param>
     /// <param name="tokenBlobDim">Text token width for token blobs (0 = none): each token adds its own channels after
     /// the time embedding, at the place the UNet's shared <see cref="TokenPlaces"/> give it, passed to
     /// <see cref="Forward"/> (<see cref="TokenBlobs"/>).</param>
     public ResBlock(Rng rng, int cin, int cout, int timeDim, int groups, bool coordinates = false,
         int tokenSlopeDim = 0, int tokenBlobDim = 0)
     {
-        if (tokenBlobDim > 0 && timeDim == 0) Throw.Argument("token blobs are added beside the time embedding; build the ResBlock with a time embedding");
-        if (tokenSlopeDim > 0 && !(coordinates && timeDim > 0)) Throw.Argument("token slopes add to the ResBlock's x/y slopes; build it with coordinates and a time embedding");
+        if (tokenBlobDim > 0 && timeDim == 0)
+            Throw.Argument("token blobs are added beside the time embedding; build the ResBlock with a time embedding");
+        if (tokenSlopeDim > 0 && !(coordinates && timeDim > 0))
+            Throw.Argument("token slopes add to the ResBlock's x/y slopes; build it with coordinates and a "
+                + "time embedding");
         norm1 = Child("norm1", new GroupNorm(groups, cin));
         conv1 = Child("conv1", new Conv2d(rng, cin, cout, 3, padding: 1));
         if (timeDim > 0) temb = Child("temb", new Linear(rng, timeDim, cout));
@@ -56,17 +60,21 @@ public sealed class ResBlock : Module
             if (t == null) Throw.Argument("this ResBlock takes a time embedding");
             var st = Ops.Silu(t);
             var tb = temb.Forward(st);                                            // (B, Cout)
-            h = Ops.AddInPlace(h, Ops.Reshape(tb, tb.Shape[0], tb.Shape[1], 1, 1));   // h is conv1's fresh output: no new buffer
+            // h is conv1's fresh output: no new buffer
+            h = Ops.AddInPlace(h, Ops.Reshape(tb, tb.Shape[0], tb.Shape[1], 1, 1));
             if (tembCoord != null)
             {
                 int b = h.Shape[0], c = h.Shape[1], hh = h.Shape[2], ww = h.Shape[3];
-                var slopes = Ops.Reshape(tembCoord.Forward(st), b * c, 2);                     // (B*Cout, 2): slope along x, along y
+                // (B*Cout, 2): slope along x, along y
+                var slopes = Ops.Reshape(tembCoord.Forward(st), b * c, 2);
                 if (tokChannels != null)
                 {
-                    if (context == null) Throw.Argument("this ResBlock has token slopes and needs the text context [B, S, Dc]");
+                    if (context == null)
+                        Throw.Argument("this ResBlock has token slopes and needs the text context [B, S, Dc]");
                     var v = tokChannels.Forward(context);                                       // (B, S, Cout)
                     var g = tokDirection!.Forward(context);                                     // (B, S, 2)
-                    var perToken = Ops.MatMul(Ops.Transpose(v, 1, 2), g);                       // (B, Cout, 2) = sum_s V_s^T G_s
+                    // (B, Cout, 2) = sum_s V_s^T G_s
+                    var perToken = Ops.MatMul(Ops.Transpose(v, 1, 2), g);
                     slopes = Ops.Add(slopes, Ops.Reshape(Ops.MulScalar(perToken, 1f / context.Shape[1]), b * c, 2));
                 }
                 var ramps = Ops.MatMul(slopes, UnetModel.CoordinatePlanes(hh, ww));             // (B*Cout, H*W)
@@ -74,7 +82,8 @@ public sealed class ResBlock : Module
             }
             if (tokBlobs != null)
             {
-                if (context == null) Throw.Argument("this ResBlock has token blobs and needs the text context [B, S, Dc]");
+                if (context == null)
+                    Throw.Argument("this ResBlock has token blobs and needs the text context [B, S, Dc]");
                 h = Ops.AddInPlace(h, tokBlobs.Forward(context, h.Shape[2], h.Shape[3], places));   // (B, Cout, H, W)
             }
         }
@@ -103,8 +112,8 @@ public sealed class AttnBlock : Module
         projOut = Child("proj_out", new Conv2d(rng, channels, channels, 1));
     }
 
-    /// <summary>x [B, C, H, W], context [B, S, Dc] -> [B, C, H, W]. <paramref name="crossMaps"/>, when given, receives the
-    /// cross-attention probabilities [B, heads, H*W, S] (pixels in row-major order), with their gradient.</summary>
+    /// <summary>x [B, C, H, W], context [B, S, Dc] -> [B, C, H, W]. <paramref name="crossMaps"/>, when given, receives
+    /// the cross-attention probabilities [B, heads, H*W, S] (pixels in row-major order), with their gradient.</summary>
     public Tensor Forward(Tensor x, Tensor context, List<Tensor>? crossMaps = null)
     {
         int b = x.Shape[0], c = x.Shape[1], hh = x.Shape[2], ww = x.Shape[3];

@@ -9,7 +9,8 @@ namespace Pictor.Models.Unet;
 public sealed record UnetConfig(
     int[] Channels,          // per level; level i works at resolution / 2^i
     bool[] Attention,        // per level: AttnBlock after each ResBlock
-    int BlocksPerLevel = 2,  // encoder ResBlocks per level; the decoder has one more (it also takes the skip of the downsample)
+    // encoder ResBlocks per level; the decoder has one more (it also takes the skip of the downsample)
+    int BlocksPerLevel = 2,
     int ContextDim = 256,    // text token width for cross-attention
     int Heads = 4,
     int HeadDim = 32,
@@ -19,15 +20,19 @@ public sealed record UnetConfig(
     int ImageChannels = 3,
     int PooledDim = 0,       // width of a pooled text vector added to the time embedding; 0 = none (UNet-S)
     bool CoordChannels = false, // conv_in also sees x and y in [-1, 1] (CoordConv, Liu et al. 2018); see CoordinateGrid
-    bool ResBlockCoords = false, // every ResBlock turns the time+text embedding into per-channel x and y slopes (see ResBlock)
-    bool TokenSlopes = false,     // with ResBlockCoords: every text token also adds its own channels x its own direction
+    // every ResBlock turns the time+text embedding into per-channel x and y slopes (see ResBlock)
+    bool ResBlockCoords = false,
+    // with ResBlockCoords: every text token also adds its own channels x its own direction
+    bool TokenSlopes = false,
                                   // to the slopes (see ResBlock), so "red goes left, blue goes right" needs no pooling
     bool TokenBlobs = false,      // with TokenPlaces: every ResBlock also lets each text token add its own channels
                                   // at its place (TokenBlobs)
-    bool TokenPlaces = false)     // with TokenBlobs: one head (TokenPlaces) predicts every token's place, shared by all the
+    // with TokenBlobs: one head (TokenPlaces) predicts every token's place, shared by all the
+    bool TokenPlaces = false)
                                   // ResBlocks' blobs, so it can be supervised ('train diffusion --placement')
 {
-    /// <summary>Channels conv_in reads: the image plus the two coordinate planes when <see cref="CoordChannels"/>.</summary>
+    /// <summary>Channels conv_in reads: the image plus the two coordinate planes when <see
+    /// cref="CoordChannels"/>.</summary>
     public int InputChannels => ImageChannels + (CoordChannels ? 2 : 0);
 
     /// <summary>UNet-S: 32x32 RGB, channels (64, 128, 128), attention at 16x16 and 8x8; 8,251,139 parameters,
@@ -57,8 +62,12 @@ public sealed class UnetModel : Module
     public UnetModel(UnetConfig cfg, Rng rng)
     {
         Config = cfg;
-        if (cfg.Channels.Length != cfg.Attention.Length) Throw.Argument($"UNet config: {cfg.Channels.Length} channel levels but {cfg.Attention.Length} attention flags");
-        if (cfg.TokenSlopes && !cfg.ResBlockCoords) Throw.Argument("UNet config: token_slopes adds to the ResBlocks' x/y slopes, so it needs resblock_coords true");
+        if (cfg.Channels.Length != cfg.Attention.Length)
+            Throw.Argument($"UNet config: {cfg.Channels.Length} channel levels but {cfg.Attention.Length} "
+                + $"attention flags");
+        if (cfg.TokenSlopes && !cfg.ResBlockCoords)
+            Throw.Argument("UNet config: token_slopes adds to the ResBlocks' x/y slopes, so it needs "
+                + "resblock_coords true");
         if (cfg.TokenPlaces != cfg.TokenBlobs)
             Throw.Argument($"UNet config: token_blobs ({cfg.TokenBlobs}) and token_places ({cfg.TokenPlaces}) go "
                 + "together: the blobs are put at the shared token places; set both true (as preset xs-rel-place does) "
@@ -73,7 +82,8 @@ public sealed class UnetModel : Module
         convIn = Child("conv_in", new Conv2d(rng, cfg.InputChannels, cfg.Channels[0], 3, padding: 1));
         var skips = new Stack<int>(); skips.Push(cfg.Channels[0]);
         int c = cfg.Channels[0], levels = cfg.Channels.Length;
-        var encResList = new List<ResBlock>(); var encAttnList = new List<AttnBlock>(); var downList = new List<Conv2d>();
+        var encResList = new List<ResBlock>(); var encAttnList = new List<AttnBlock>();
+        var downList = new List<Conv2d>();
         for (int lvl = 0; lvl < levels; lvl++)
         {
             int co = cfg.Channels[lvl];
@@ -120,23 +130,32 @@ public sealed class UnetModel : Module
         List<Tensor>? crossMaps = null, List<Tensor>? tokenPlaces = null)
     {
         var cfg = Config;
-        if (x.Rank != 4 || x.Shape[1] != cfg.ImageChannels) Throw.Argument($"UNet input must be [B, {cfg.ImageChannels}, H, W], got {Shape.Format(x.Shape)}");
+        if (x.Rank != 4 || x.Shape[1] != cfg.ImageChannels)
+            Throw.Argument($"UNet input must be [B, {cfg.ImageChannels}, H, W], got {Shape.Format(x.Shape)}");
         int factor = 1 << (cfg.Channels.Length - 1);
-        if (x.Shape[2] % factor != 0 || x.Shape[3] % factor != 0) Throw.Argument($"UNet input {x.Shape[2]}x{x.Shape[3]} must be divisible by {factor} ({cfg.Channels.Length} levels)");
+        if (x.Shape[2] % factor != 0 || x.Shape[3] % factor != 0)
+            Throw.Argument($"UNet input {x.Shape[2]}x{x.Shape[3]} must be divisible by {factor} "
+                + $"({cfg.Channels.Length} levels)");
         if (t.Length != x.Shape[0]) Throw.Argument($"UNet: {t.Length} timesteps for a batch of {x.Shape[0]}");
         if (context.Rank != 3 || context.Shape[0] != x.Shape[0] || context.Shape[2] != cfg.ContextDim)
-            Throw.Argument($"UNet context must be [{x.Shape[0]}, S, {cfg.ContextDim}], got {Shape.Format(context.Shape)}");
+            Throw.Argument($"UNet context must be [{x.Shape[0]}, S, {cfg.ContextDim}], got "
+                + $"{Shape.Format(context.Shape)}");
         var m = TokenPlacesOf(context);                                           // (B, S, 2), or null
         if (m != null) tokenPlaces?.Add(m);
 
-        var temb = timeFc2.Forward(Ops.Silu(timeFc1.Forward(TimestepEmbedding.Compute(t, cfg.TimeSinusoidDim))));   // (B, E)
+        // (B, E)
+        var temb = timeFc2.Forward(Ops.Silu(timeFc1.Forward(TimestepEmbedding.Compute(t, cfg.TimeSinusoidDim))));
         if (pooledFc != null)
         {
             if (pooled == null || pooled.Rank != 2 || pooled.Shape[0] != x.Shape[0] || pooled.Shape[1] != cfg.PooledDim)
-                Throw.Argument($"UNet pooled text must be [{x.Shape[0]}, {cfg.PooledDim}], got {(pooled == null ? "none" : Shape.Format(pooled.Shape))}");
-            temb = Ops.Add(temb, pooledFc.Forward(pooled));                                                          // (B, E)
+                Throw.Argument($"UNet pooled text must be [{x.Shape[0]}, {cfg.PooledDim}], got "
+                    + $"{(pooled == null ? "none" : Shape.Format(pooled.Shape))}");
+            // (B, E)
+            temb = Ops.Add(temb, pooledFc.Forward(pooled));
         }
-        var h = convIn.Forward(cfg.CoordChannels ? Ops.Concat([x, CoordinateGrid(x.Shape[0], x.Shape[2], x.Shape[3])], 1) : x);   // (B, C0, H, W)
+        // (B, C0, H, W)
+        var h = convIn.Forward(cfg.CoordChannels ? Ops.Concat([x, CoordinateGrid(x.Shape[0], x.Shape[2], x.Shape[3])],
+            1) : x);
         var hs = new Stack<Tensor>(); hs.Push(h);
         int ri = 0, ai = 0, levels = cfg.Channels.Length;
         for (int lvl = 0; lvl < levels; lvl++)
@@ -169,11 +188,11 @@ public sealed class UnetModel : Module
     public Tensor? TokenPlacesOf(Tensor context) => places?.Forward(context);
 
     /// <summary>
-    /// The two constant planes of CoordConv (Liu et al. 2018, "An intriguing failing of convolutional neural networks and
-    /// the CoordConv solution"): [B, 2, H, W], plane 0 the pixel centre's x and plane 1 its y, both mapped to [-1, 1]
-    /// (x_j = (2 j + 1) / W - 1). Convolutions are translation-equivariant and attention without position embeddings is
-    /// permutation-equivariant, so away from the zero-padded border a small UNet cannot tell left from right; a caption
-    /// saying "on the left" then has nothing to act on. These planes give every pixel its position.
+    /// The two constant planes of CoordConv (Liu et al. 2018, "An intriguing failing of convolutional neural networks
+    /// and the CoordConv solution"): [B, 2, H, W], plane 0 the pixel centre's x and plane 1 its y, both mapped to [-1,
+    /// 1] (x_j = (2 j + 1) / W - 1). Convolutions are translation-equivariant and attention without position embeddings
+    /// is permutation-equivariant, so away from the zero-padded border a small UNet cannot tell left from right; a
+    /// caption saying "on the left" then has nothing to act on. These planes give every pixel its position.
     /// </summary>
     public static Tensor CoordinateGrid(int b, int h, int w)
     {
@@ -191,8 +210,9 @@ public sealed class UnetModel : Module
         return g;
     }
 
-    /// <summary>The coordinate planes as a [2, H*W] matrix: row 0 every pixel's x, row 1 its y (as <see cref="CoordinateGrid"/>).
-    /// Built once per size and shared by every ResBlock call (read-only; not pooled, so it outlives any TensorScope).</summary>
+    /// <summary>The coordinate planes as a [2, H*W] matrix: row 0 every pixel's x, row 1 its y (as <see
+    /// cref="CoordinateGrid"/>). Built once per size and shared by every ResBlock call (read-only; not pooled, so it
+    /// outlives any TensorScope).</summary>
     public static Tensor CoordinatePlanes(int h, int w) =>
         Planes.GetOrAdd((h, w), k => Tensor.FromArray(CoordinateGrid(1, k.H, k.W).ToArray(), 2, k.H * k.W));
 

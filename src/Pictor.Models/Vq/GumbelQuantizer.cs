@@ -24,16 +24,19 @@ public sealed class GumbelQuantizer : Module
 
     public GumbelQuantizer(Rng rng, int codes, int dim)
     {
-        if (codes < 2 || dim < 1) Throw.Argument($"dVAE codebook needs at least 2 entries of width >= 1, got {codes} x {dim}");
+        if (codes < 2 || dim < 1)
+            Throw.Argument($"dVAE codebook needs at least 2 entries of width >= 1, got {codes} x {dim}");
         Codes = codes; Dim = dim;
         Codebook = Param("codebook", Init.Normal(rng, 1f, codes, dim));
     }
 
     /// <summary>logits [B, K, h, w] -> (decoder input [B, D, h, w], codes [B, h, w] = argmax, KL to uniform).
-    /// Training draws Gumbel noise from <paramref name="rng"/>; otherwise the decoder input is the argmax code's entry.</summary>
+    /// Training draws Gumbel noise from <paramref name="rng"/>; otherwise the decoder input is the argmax code's
+    /// entry.</summary>
     public (Tensor Quantized, IntTensor Codes, Tensor Kl) Forward(Tensor logits, Rng? rng, bool training)
     {
-        if (logits.Rank != 4 || logits.Shape[1] != Codes) Throw.Argument($"dVAE logits must be [B, {Codes}, h, w], got {Shape.Format(logits.Shape)}");
+        if (logits.Rank != 4 || logits.Shape[1] != Codes)
+            Throw.Argument($"dVAE logits must be [B, {Codes}, h, w], got {Shape.Format(logits.Shape)}");
         int b = logits.Shape[0], h = logits.Shape[2], w = logits.Shape[3], n = b * h * w;
         var rows = Ops.Reshape(Ops.Permute(logits, 0, 2, 3, 1), n, Codes);                 // (N, K)
         var codes = Argmax(rows);
@@ -45,7 +48,8 @@ public sealed class GumbelQuantizer : Module
             if (rng == null) Throw.Argument("dVAE training needs a random generator for the Gumbel noise");
             var g = Tensor.Empty(n, Codes);
             var G = g.Span;
-            for (int i = 0; i < G.Length; i++) G[i] = -MathF.Log(-MathF.Log(Math.Max(rng.NextFloat(), 1e-20f)) + 1e-20f);
+            for (int i = 0; i < G.Length; i++)
+                G[i] = -MathF.Log(-MathF.Log(Math.Max(rng.NextFloat(), 1e-20f)) + 1e-20f);
             var y = Ops.Softmax(Ops.MulScalar(Ops.Add(rows, g), 1f / Temperature), 1);      // (N, K)
             q = Ops.MatMul(y, Codebook);                                                     // (N, D)
         }
@@ -59,7 +63,8 @@ public sealed class GumbelQuantizer : Module
     {
         if (codes.Length != b * h * w) Throw.Argument($"{codes.Length} codes for a {b}x{h}x{w} grid");
         new IntTensor(codes, codes.Length).CheckRange(Codes, "dVAE code");
-        return Ops.Contiguous(Ops.Permute(Ops.Reshape(Ops.Embedding(new IntTensor(codes, codes.Length), Codebook), b, h, w, Dim), 0, 3, 1, 2));
+        return Ops.Contiguous(Ops.Permute(Ops.Reshape(Ops.Embedding(new IntTensor(codes, codes.Length), Codebook), b, h,
+            w, Dim), 0, 3, 1, 2));
     }
 
     private int[] Argmax(Tensor rows)

@@ -30,19 +30,23 @@ public sealed class VectorQuantizer : Module
 
     public VectorQuantizer(Rng rng, int codes, int dim, float decay = 0.99f, float restartBelow = 0.1f)
     {
-        if (codes < 2 || dim < 1) Throw.Argument($"VQ codebook needs at least 2 entries of width >= 1, got {codes} x {dim}");
+        if (codes < 2 || dim < 1)
+            Throw.Argument($"VQ codebook needs at least 2 entries of width >= 1, got {codes} x {dim}");
         if (decay is <= 0f or >= 1f) Throw.Argument($"VQ codebook decay must be in (0, 1), got {decay}");
         Codes = codes; Dim = dim; Decay = decay; RestartBelow = restartBelow;
         Codebook = Buffer("codebook", Init.Normal(rng, 1f / MathF.Sqrt(dim), codes, dim));
-        clusterSize = Buffer("cluster_size", Tensor.Zeros(codes));   // all dead: the first update seeds every entry from data
+        // all dead: the first update seeds every entry from data
+        clusterSize = Buffer("cluster_size", Tensor.Zeros(codes));
         embedSum = Buffer("embed_sum", Tensor.Zeros(codes, dim));
     }
 
     /// <summary>One quantisation. z [B, D, H, W] -> quantised [B, D, H, W] (straight-through: its gradient flows to z),
-    /// codes [B, H, W] as an IntTensor, and the commitment loss mean ||z - sg[e]||^2 (a scalar with gradient to z).</summary>
+    /// codes [B, H, W] as an IntTensor, and the commitment loss mean ||z - sg[e]||^2 (a scalar with gradient to
+    /// z).</summary>
     public (Tensor Quantized, IntTensor Codes, Tensor Commitment) Forward(Tensor z)
     {
-        if (z.Rank != 4 || z.Shape[1] != Dim) Throw.Argument($"VQ input must be [B, {Dim}, H, W], got {Shape.Format(z.Shape)}");
+        if (z.Rank != 4 || z.Shape[1] != Dim)
+            Throw.Argument($"VQ input must be [B, {Dim}, H, W], got {Shape.Format(z.Shape)}");
         int b = z.Shape[0], h = z.Shape[2], w = z.Shape[3];
         var idx = Nearest(Rows(z));
         var q = Lookup(idx, b, h, w);                                             // (B, D, H, W), no gradient
@@ -51,11 +55,13 @@ public sealed class VectorQuantizer : Module
         return (straight, new IntTensor(idx, b, h, w), commitment);
     }
 
-    /// <summary>Latents [B, D, H, W] as one vector per row [N, D] (no gradient), the layout the codebook search reads.</summary>
+    /// <summary>Latents [B, D, H, W] as one vector per row [N, D] (no gradient), the layout the codebook search
+    /// reads.</summary>
     public Tensor Rows(Tensor z)
     {
         using var _ = Autograd.NoGrad();
-        return Ops.Contiguous(Ops.Reshape(Ops.Permute(z.Detach(), 0, 2, 3, 1), z.Shape[0] * z.Shape[2] * z.Shape[3], Dim));
+        return Ops.Contiguous(Ops.Reshape(Ops.Permute(z.Detach(), 0, 2, 3, 1), z.Shape[0] * z.Shape[2] * z.Shape[3],
+            Dim));
     }
 
     /// <summary>Index of the nearest codebook entry for each row of <paramref name="rows"/> [N, D]: argmin over k of
@@ -67,7 +73,8 @@ public sealed class VectorQuantizer : Module
         using (Autograd.NoGrad()) dots = Ops.MatMul(rows, Ops.Transpose(Codebook, 0, 1));   // (N, K)
         var d = dots.Span; var e = Codebook.Span;
         var norms = new float[Codes];
-        for (int k = 0; k < Codes; k++) { double s = 0; for (int j = 0; j < Dim; j++) s += (double)e[k * Dim + j] * e[k * Dim + j]; norms[k] = (float)s; }
+        for (int k = 0; k < Codes; k++) { double s = 0; for (int j = 0; j < Dim; j++) s += (double)e[k * Dim
+            + j] * e[k * Dim + j]; norms[k] = (float)s; }
         var idx = new int[n];
         for (int i = 0; i < n; i++)
         {
@@ -92,7 +99,8 @@ public sealed class VectorQuantizer : Module
             for (int p = 0; p < h * w; p++)
             {
                 int k = codes[bi * h * w + p];
-                if ((uint)k >= (uint)Codes) Throw.Argument($"code {k} at position {bi * h * w + p} is outside the codebook (0..{Codes - 1})");
+                if ((uint)k >= (uint)Codes)
+                    Throw.Argument($"code {k} at position {bi * h * w + p} is outside the codebook (0..{Codes - 1})");
                 for (int j = 0; j < Dim; j++) Q[(bi * Dim + j) * h * w + p] = e[k * Dim + j];
             }
         return q;
@@ -132,9 +140,11 @@ public sealed class VectorQuantizer : Module
         for (int k = 0; k < Codes; k++)
         {
             if (N[k] >= RestartBelow) continue;
-            int r = rng.NextInt(n);                                               // a random latent vector of this batch
+            // a random latent vector of this batch
+            int r = rng.NextInt(n);
             for (int j = 0; j < Dim; j++) { E[k * Dim + j] = R[r * Dim + j]; M[k * Dim + j] = R[r * Dim + j]; }
-            N[k] = 1f;                                                            // counts as used once: m_k / N_k = e_k
+            // counts as used once: m_k / N_k = e_k
+            N[k] = 1f;
             restarted++;
         }
         return restarted;

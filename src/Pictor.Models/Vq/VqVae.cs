@@ -28,7 +28,8 @@ public sealed record VqConfig(
 /// <summary>
 /// VQ-VAE image tokenizer: encoder (conv_in, ResBlocks, stride-2 convs, GN + SiLU, 1x1 to D), the moving-average
 /// vector quantiser, decoder (1x1 from D, ResBlocks, nearest x2 upsample + conv, GN + SiLU, conv_out). Loss: MSE
-/// reconstruction + beta commitment; the codebook is updated by <see cref="VectorQuantizer.Update"/>, not by the optimiser.
+/// reconstruction + beta commitment; the codebook is updated by <see cref="VectorQuantizer.Update"/>, not by the
+/// optimiser.
 /// </summary>
 public sealed class VqVae : Module
 {
@@ -46,12 +47,14 @@ public sealed class VqVae : Module
     {
         Config = cfg;
         if (cfg.Channels.Length == 0) Throw.Argument("VQ-VAE config needs at least one channel level");
-        if (cfg.Quantizer is not ("vq-ema" or "gumbel")) Throw.Argument($"unknown quantizer '{cfg.Quantizer}'; use vq-ema or gumbel");
+        if (cfg.Quantizer is not ("vq-ema" or "gumbel"))
+            Throw.Argument($"unknown quantizer '{cfg.Quantizer}'; use vq-ema or gumbel");
         int levels = cfg.Channels.Length, c = cfg.Channels[0];
         encIn = Child("enc_in", new Conv2d(rng, cfg.ImageChannels, c, 3, padding: 1));
         for (int lvl = 0; lvl < levels; lvl++)
         {
-            for (int i = 0; i < cfg.BlocksPerLevel; i++) { encRes.Add(Child($"enc_res.{encRes.Count}", new ResBlock(rng, c, cfg.Channels[lvl], 0, cfg.Groups))); c = cfg.Channels[lvl]; }
+            for (int i = 0; i < cfg.BlocksPerLevel; i++) { encRes.Add(Child($"enc_res.{encRes.Count}",
+                new ResBlock(rng, c, cfg.Channels[lvl], 0, cfg.Groups))); c = cfg.Channels[lvl]; }
             if (lvl != levels - 1) down.Add(Child($"down.{lvl}", new Conv2d(rng, c, c, 3, stride: 2, padding: 1)));
         }
         encNorm = Child("enc_norm", new GroupNorm(cfg.Groups, c));
@@ -61,7 +64,8 @@ public sealed class VqVae : Module
         decIn = Child("dec_in", new Conv2d(rng, cfg.CodeDim, c, 1));
         for (int lvl = levels - 1; lvl >= 0; lvl--)
         {
-            for (int i = 0; i < cfg.BlocksPerLevel; i++) { decRes.Add(Child($"dec_res.{decRes.Count}", new ResBlock(rng, c, cfg.Channels[lvl], 0, cfg.Groups))); c = cfg.Channels[lvl]; }
+            for (int i = 0; i < cfg.BlocksPerLevel; i++) { decRes.Add(Child($"dec_res.{decRes.Count}",
+                new ResBlock(rng, c, cfg.Channels[lvl], 0, cfg.Groups))); c = cfg.Channels[lvl]; }
             if (lvl != 0) up.Add(Child($"up.{up.Count}", new Conv2d(rng, c, c, 3, padding: 1)));
         }
         decNorm = Child("dec_norm", new GroupNorm(cfg.Groups, c));
@@ -73,9 +77,11 @@ public sealed class VqVae : Module
     public Tensor EncodeLatent(Tensor x)
     {
         var cfg = Config;
-        if (x.Rank != 4 || x.Shape[1] != cfg.ImageChannels) Throw.Argument($"VQ-VAE input must be [B, {cfg.ImageChannels}, H, W], got {Shape.Format(x.Shape)}");
+        if (x.Rank != 4 || x.Shape[1] != cfg.ImageChannels)
+            Throw.Argument($"VQ-VAE input must be [B, {cfg.ImageChannels}, H, W], got {Shape.Format(x.Shape)}");
         if (x.Shape[2] % cfg.Downsample != 0 || x.Shape[3] % cfg.Downsample != 0)
-            Throw.Argument($"VQ-VAE input {x.Shape[2]}x{x.Shape[3]} must be divisible by {cfg.Downsample} ({cfg.Channels.Length} levels)");
+            Throw.Argument($"VQ-VAE input {x.Shape[2]}x{x.Shape[3]} must be divisible by {cfg.Downsample} "
+                + $"({cfg.Channels.Length} levels)");
         var h = encIn.Forward(x);
         int ri = 0;
         for (int lvl = 0; lvl < cfg.Channels.Length; lvl++)
@@ -118,18 +124,23 @@ public sealed class VqVae : Module
     }
 
     /// <summary>One forward: reconstruction [B, 3, H, W], its MSE, the quantiser's own term (VQ: commitment; dVAE: KL
-    /// to the uniform prior), the total loss to backpropagate (MSE + beta commitment, or MSE + kl_weight KL), the latents
-    /// and the codes (for <see cref="VectorQuantizer.Update"/>). The discrete VAE relaxes its codes with Gumbel noise
-    /// from <paramref name="rng"/> in training mode; in eval mode (or without rng) it decodes the argmax codes.</summary>
-    public (Tensor Reconstruction, Tensor Mse, Tensor Commitment, Tensor Loss, Tensor Latent, IntTensor Codes) Forward(Tensor x, Rng? rng = null)
+    /// to the uniform prior), the total loss to backpropagate (MSE + beta commitment, or MSE + kl_weight KL), the
+    /// latents and the codes (for <see cref="VectorQuantizer.Update"/>). The discrete VAE relaxes its codes with Gumbel
+    /// noise from <paramref name="rng"/> in training mode; in eval mode (or without rng) it decodes the argmax
+    /// codes.</summary>
+    public (Tensor Reconstruction, Tensor Mse, Tensor Commitment, Tensor Loss, Tensor Latent,
+        IntTensor Codes) Forward(Tensor x, Rng? rng = null)
     {
         var z = EncodeLatent(x);
         var (q, codes, aux) = Gumbel != null ? Gumbel.Forward(z, rng, Training && rng != null) : Quantizer!.Forward(z);
         var y = DecodeLatent(q);
         var mse = Ops.MseLoss(y, x);
-        return (y, mse, aux, Ops.Add(mse, Ops.MulScalar(aux, Gumbel != null ? Config.KlWeight : Config.Beta)), z, codes);
+        return (y, mse, aux, Ops.Add(mse, Ops.MulScalar(aux, Gumbel != null ? Config.KlWeight : Config.Beta)), z,
+            codes);
     }
 
-    /// <summary>Codebook use in a batch of codes: perplexity and the fraction of entries used (<see cref="VectorQuantizer.UsageOf"/>).</summary>
-    public (double Perplexity, double Used) Usage(ReadOnlySpan<int> codes) => VectorQuantizer.UsageOf(codes, Config.Codes);
+    /// <summary>Codebook use in a batch of codes: perplexity and the fraction of entries used (<see
+    /// cref="VectorQuantizer.UsageOf"/>).</summary>
+    public (double Perplexity, double Used) Usage(ReadOnlySpan<int> codes)
+        => VectorQuantizer.UsageOf(codes, Config.Codes);
 }

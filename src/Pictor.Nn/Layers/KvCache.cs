@@ -22,11 +22,14 @@ public sealed class LayerKvCache
         V = TensorScope.Outside(() => Tensor.Zeros(batch, heads, capacity, headDim));
     }
 
-    /// <summary>Appends k, v [B, H, T, Dh] and returns views of all cached keys and values [B, H, Length, Dh].</summary>
+    /// <summary>Appends k, v [B, H, T, Dh] and returns views of all cached keys and values [B, H, Length,
+    /// Dh].</summary>
     public (Tensor K, Tensor V) Append(Tensor k, Tensor v)
     {
         int t = k.Shape[2];
-        if (Length + t > Capacity) Throw.Argument($"KV cache holds {Capacity} tokens; appending {t} to {Length} overflows it. Create the cache with a larger capacity");
+        if (Length + t > Capacity)
+            Throw.Argument($"KV cache holds {Capacity} tokens; appending {t} to {Length} overflows it. Create the "
+                + $"cache with a larger capacity");
         Ops.Narrow(K, 2, Length, t).Detach().CopyFrom(k);
         Ops.Narrow(V, 2, Length, t).Detach().CopyFrom(v);
         Length += t;
@@ -39,7 +42,8 @@ public sealed class LayerKvCache
 /// <summary>One <see cref="LayerKvCache"/> per layer.</summary>
 public sealed class KvCache(int layers, int batch, int heads, int capacity, int headDim)
 {
-    public LayerKvCache[] Layers { get; } = Enumerable.Range(0, layers).Select(_ => new LayerKvCache(batch, heads, capacity, headDim)).ToArray();
+    public LayerKvCache[] Layers { get; } = Enumerable.Range(0, layers).Select(_ => new LayerKvCache(batch, heads,
+        capacity, headDim)).ToArray();
     public int Length => Layers[0].Length;
     public void Reset() { foreach (var l in Layers) l.Reset(); }
 }

@@ -29,16 +29,19 @@ public sealed class Conv2d : Module
     public int Padding { get; }
     public int Groups { get; }
 
-    public Conv2d(Rng rng, int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0, int groups = 1, bool bias = true)
+    public Conv2d(Rng rng, int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0,
+        int groups = 1, bool bias = true)
     {
-        if (inChannels % groups != 0 || outChannels % groups != 0) Throw.Argument($"Conv2d: channels {inChannels} -> {outChannels} must divide by groups {groups}");
+        if (inChannels % groups != 0 || outChannels % groups != 0)
+            Throw.Argument($"Conv2d: channels {inChannels} -> {outChannels} must divide by groups {groups}");
         Stride = stride; Padding = padding; Groups = groups;
         int fanIn = inChannels / groups * kernel * kernel;
         Weight = Param("weight", Init.DefaultUniform(rng, fanIn, outChannels, inChannels / groups, kernel, kernel));
         if (bias) Bias = Param("bias", Init.DefaultUniform(rng, fanIn, outChannels));
     }
 
-    public Tensor Forward(Tensor x) => Ops.Conv2d(x, Weight, Bias, Stride, Padding, Groups);   // (B, C, H, W) -> (B, O, OH, OW)
+    // (B, C, H, W) -> (B, O, OH, OW)
+    public Tensor Forward(Tensor x) => Ops.Conv2d(x, Weight, Bias, Stride, Padding, Groups);
 }
 
 public sealed class GroupNorm : Module

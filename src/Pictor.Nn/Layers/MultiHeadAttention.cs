@@ -21,7 +21,8 @@ public sealed class MultiHeadAttention : Module
         bool qkvBias = true)
     {
         Heads = heads;
-        HeadDim = headDim ?? (dim % heads == 0 ? dim / heads : Throw.Argument<int>($"attention width {dim} does not divide into {heads} heads"));
+        HeadDim = headDim ?? (dim % heads == 0 ? dim / heads
+            : Throw.Argument<int>($"attention width {dim} does not divide into {heads} heads"));
         int inner = Heads * HeadDim, ctx = contextDim ?? dim;
         Q = Child("q", new Linear(rng, dim, inner, qkvBias));
         K = Child("k", new Linear(rng, ctx, inner, qkvBias));
@@ -29,24 +30,31 @@ public sealed class MultiHeadAttention : Module
         Out = Child("out", new Linear(rng, inner, dim));
     }
 
-    /// <summary>x [B, T, D], context [B, S, Dc] (null for self-attention) -> [B, T, D]. With <paramref name="probabilities"/>,
-    /// the attention is computed from recorded ops (logits, softmax, product) instead of the fused kernel, and its
-    /// probabilities [B, H, T, S] are added to the list as a tensor that gradients flow through (a loss on where each
-    /// query looks: <c>GroundingLoss</c>); the output is the fused kernel's up to rounding.</summary>
-    public Tensor Forward(Tensor x, Tensor? context = null, bool causal = false, bool[]? keyPaddingMask = null, List<Tensor>? probabilities = null)
+    /// <summary>x [B, T, D], context [B, S, Dc] (null for self-attention) -> [B, T, D]. With <paramref
+    /// name="probabilities"/>, the attention is computed from recorded ops (logits, softmax, product) instead of the
+    /// fused kernel, and its probabilities [B, H, T, S] are added to the list as a tensor that gradients flow through
+    /// (a loss on where each query looks: <c>GroundingLoss</c>); the output is the fused kernel's up to
+    /// rounding.</summary>
+    public Tensor Forward(Tensor x, Tensor? context = null, bool causal = false, bool[]? keyPaddingMask = null,
+        List<Tensor>? probabilities = null)
     {
         var ctx = context ?? x;
         var q = SplitHeads(Q.Forward(x));       // (B, H, T, Dh)
         var k = SplitHeads(K.Forward(ctx));     // (B, H, S, Dh)
         var v = SplitHeads(V.Forward(ctx));     // (B, H, S, Dh)
         Tensor o;
-        if (probabilities == null) o = Ops.ScaledDotProductAttention(q, k, v, causal, keyPaddingMask);   // (B, H, T, Dh)
+        // (B, H, T, Dh)
+        if (probabilities == null) o = Ops.ScaledDotProductAttention(q, k, v, causal, keyPaddingMask);
         else
         {
-            if (causal || keyPaddingMask != null) Throw.Argument("attention probabilities are kept only for unmasked attention (a UNet's cross-attention); leave out causal and keyPaddingMask");
-            var p = Ops.Softmax(Ops.MulScalar(Ops.MatMul(q, Ops.Transpose(k, 2, 3)), 1f / MathF.Sqrt(HeadDim)), -1);   // (B, H, T, S)
+            if (causal || keyPaddingMask != null)
+                Throw.Argument("attention probabilities are kept only for unmasked attention (a UNet's "
+                    + "cross-attention); leave out causal and keyPaddingMask");
+            // (B, H, T, S)
+            var p = Ops.Softmax(Ops.MulScalar(Ops.MatMul(q, Ops.Transpose(k, 2, 3)), 1f / MathF.Sqrt(HeadDim)), -1);
             probabilities.Add(p);
-            o = Ops.MatMul(p, v);                                                                                   // (B, H, T, Dh)
+            // (B, H, T, Dh)
+            o = Ops.MatMul(p, v);
         }
         return Out.Forward(MergeHeads(o));     // (B, T, D)
     }

@@ -28,7 +28,8 @@ public sealed class AdamW
     public long Step { get; private set; }
 
     /// <param name="noDecay">Parameters excluded from weight decay (e.g. biases, norms, embeddings).</param>
-    public AdamW(IEnumerable<(string Name, Tensor Param)> parameters, AdamWConfig config, Func<string, Tensor, bool>? noDecay = null)
+    public AdamW(IEnumerable<(string Name, Tensor Param)> parameters, AdamWConfig config,
+        Func<string, Tensor, bool>? noDecay = null)
     {
         Config = config;
         LearningRate = config.LearningRate;
@@ -80,9 +81,11 @@ public sealed class AdamW
     {
         long step = 0;
         if (!f.Metadata.TryGetValue("optim.step", out var s) || !long.TryParse(s, out step))
-            Throw.Argument($"'{f.Source}' has no optimiser state (metadata optim.step); it is not a training checkpoint");
+            Throw.Argument($"'{f.Source}' has no optimiser state (metadata optim.step); it is not a "
+                + $"training checkpoint");
         Step = step;
-        if (f.Metadata.TryGetValue("optim.lr", out var lr)) LearningRate = float.Parse(lr, System.Globalization.CultureInfo.InvariantCulture);
+        if (f.Metadata.TryGetValue("optim.lr", out var lr))
+            LearningRate = float.Parse(lr, System.Globalization.CultureInfo.InvariantCulture);
         foreach (var (n, p, m, v, _) in groups)
         {
             f.ReadFloat32("optim.m." + n).CopyTo(m, 0);

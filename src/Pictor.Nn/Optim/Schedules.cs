@@ -89,9 +89,12 @@ public sealed class Ema
     {
         foreach (var (n, p, s) in items)
         {
-            if (!f.Contains(prefix + n)) Throw.Argument($"'{f.Source}' has no EMA tensor '{prefix + n}'; it is not a checkpoint of this model");
+            if (!f.Contains(prefix + n))
+                Throw.Argument($"'{f.Source}' has no EMA tensor '{prefix + n}'; it is not a checkpoint of this model");
             var v = f.ReadFloat32(prefix + n);
-            if (v.Length != s.Length) Throw.Argument($"EMA tensor '{prefix + n}' in '{f.Source}' has {v.Length} values, the model expects {s.Length}");
+            if (v.Length != s.Length)
+                Throw.Argument($"EMA tensor '{prefix + n}' in '{f.Source}' has {v.Length} values, the model "
+                    + $"expects {s.Length}");
             v.CopyTo(s, 0);
         }
     }

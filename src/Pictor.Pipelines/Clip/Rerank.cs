@@ -20,7 +20,9 @@ public static class Rerank
     /// lower index first, so the choice is deterministic.</summary>
     public static List<(int Index, float Score)> Best(IReadOnlyList<float> scores, int keep)
     {
-        if (keep < 1 || keep > scores.Count) throw new ArgumentException($"--keep must be between 1 and --candidates ({scores.Count}), got {keep}");
-        return scores.Select((s, i) => (Index: i, Score: s)).OrderByDescending(p => p.Score).ThenBy(p => p.Index).Take(keep).ToList();
+        if (keep < 1 || keep > scores.Count)
+            throw new ArgumentException($"--keep must be between 1 and --candidates ({scores.Count}), got {keep}");
+        return scores.Select((s, i) => (Index: i, Score: s)).OrderByDescending(p => p.Score).ThenBy(p => p.Index)
+            .Take(keep).ToList();
     }
 }

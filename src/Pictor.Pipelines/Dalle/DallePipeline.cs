@@ -35,9 +35,13 @@ public sealed class DallePipeline : ITextToImage
     public DallePipeline(DalleSetup setup, BpeTokenizer tokenizer, VqModel vq, Rng rng)
     {
         var t = setup.Transformer;
-        if (tokenizer.VocabSize != t.TextVocab) throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the DALL-E config says text_vocab = {t.TextVocab}; use the tokenizer saved with the model");
+        if (tokenizer.VocabSize != t.TextVocab)
+            throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the DALL-E config says "
+                + $"text_vocab = {t.TextVocab}; use the tokenizer saved with the model");
         if (vq.Config.Codes != t.ImageVocab || vq.Grid != t.Grid || vq.ImageSize != setup.ImageSize)
-            throw new ArgumentException($"the VQ-VAE makes {vq.Grid}x{vq.Grid} grids of {vq.Config.Codes} codes from {vq.ImageSize}px images, the DALL-E config expects {t.Grid}x{t.Grid} of {t.ImageVocab} from {setup.ImageSize}px; use the VQ-VAE the model was trained with");
+            throw new ArgumentException($"the VQ-VAE makes {vq.Grid}x{vq.Grid} grids of {vq.Config.Codes} codes from "
+                + $"{vq.ImageSize}px images, the DALL-E config expects {t.Grid}x{t.Grid} of {t.ImageVocab} from "
+                + $"{setup.ImageSize}px; use the VQ-VAE the model was trained with");
         Setup = setup; Tokenizer = tokenizer; Vq = vq;
         Transformer = new DalleTransformer(t, rng);
     }
@@ -51,12 +55,14 @@ public sealed class DallePipeline : ITextToImage
     {
         var t = Setup.Transformer;
         int b = text.Shape[0];
-        if (codes.Length != b * t.ImageLen) Throw.Argument($"{codes.Length} image codes for {b} captions of {t.ImageLen} tokens each");
+        if (codes.Length != b * t.ImageLen)
+            Throw.Argument($"{codes.Length} image codes for {b} captions of {t.ImageLen} tokens each");
         var seq = new int[b * t.SeqLen];
         for (int i = 0; i < b; i++)
         {
             Array.Copy(text.Data, i * t.TextLen, seq, i * t.SeqLen, t.TextLen);
-            for (int j = 0; j < t.ImageLen; j++) seq[i * t.SeqLen + t.TextLen + j] = t.TextVocab + codes[i * t.ImageLen + j];
+            for (int j = 0; j < t.ImageLen; j++) seq[i * t.SeqLen + t.TextLen + j] = t.TextVocab
+                + codes[i * t.ImageLen + j];
         }
         return new IntTensor(seq, b, t.SeqLen);
     }
@@ -65,16 +71,18 @@ public sealed class DallePipeline : ITextToImage
     public string? Refuse(SamplingSettings s)
     {
         if (s.Sampler != SamplerName)
-            return $"a DALL-E model samples tokens (sampler '{SamplerName}'); '{s.Sampler}' is a diffusion sampler. Drop "
+            return $"a DALL-E model samples tokens (sampler '{SamplerName}'); '{s.Sampler}' is a "
+                + $"diffusion sampler. Drop "
                 + "--sampler, and use --temperature, --top-k, --top-p and --cfg";
         if (s.Steps != DefaultSteps)
-            return $"a DALL-E model draws exactly {DefaultSteps} image tokens; drop --steps (it is for diffusion models)";
+            return $"a DALL-E model draws exactly {DefaultSteps} image tokens; drop --steps (it is for "
+                + $"diffusion models)";
         return null;
     }
 
-    /// <summary>Images [B, 3, H, W] in [-1, 1]: row i draws its tokens with Rng(seed + i) after prompts[i], guided by the
-    /// negative prompt (or the empty caption) when the CFG scale is not 1, and the VQ-VAE decodes them. Settings are
-    /// assumed checked (<see cref="SamplingSettings.Resolve"/>); onStep hears of each token (x0 null).</summary>
+    /// <summary>Images [B, 3, H, W] in [-1, 1]: row i draws its tokens with Rng(seed + i) after prompts[i], guided by
+    /// the negative prompt (or the empty caption) when the CFG scale is not 1, and the VQ-VAE decodes them. Settings
+    /// are assumed checked (<see cref="SamplingSettings.Resolve"/>); onStep hears of each token (x0 null).</summary>
     public Tensor Sample(IReadOnlyList<string> prompts, SamplingSettings o, SampleStep? onStep = null)
     {
         var s = new DalleSamplingOptions(o.Temperature, o.TopK, o.TopP, o.Guidance);
@@ -102,7 +110,8 @@ public sealed class DallePipeline : ITextToImage
         AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), Setup.ToJson());
         Tokenizer.Save(Path.Combine(dir, TokenizerDir));
         Vq.Save(Path.Combine(dir, VqDir));
-        Transformer.Save(Path.Combine(dir, WeightsFile), metadata: new Dictionary<string, string> { ["format"] = DalleSetup.Format });
+        Transformer.Save(Path.Combine(dir, WeightsFile), metadata: new Dictionary<string, string> { ["format"] =
+            DalleSetup.Format });
         WeightsHash = Hash(dir);
     }
 
@@ -114,7 +123,8 @@ public sealed class DallePipeline : ITextToImage
     {
         var setup = DalleSetup.FromJson(m.ConfigJson, m.ConfigPath);
         string weights = m.Require(WeightsFile);
-        var p = new DallePipeline(setup, BpeTokenizer.Load(m.Require(TokenizerDir)), VqModel.Load(m.Require(VqDir)), new Rng(0));
+        var p = new DallePipeline(setup, BpeTokenizer.Load(m.Require(TokenizerDir)), VqModel.Load(m.Require(VqDir)),
+            new Rng(0));
         p.Transformer.LoadStateDict(SafeTensorsFile.Read(weights));
         p.WeightsHash = Hash(m.Path);
         return p;

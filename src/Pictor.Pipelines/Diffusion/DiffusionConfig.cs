@@ -26,13 +26,16 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
     /// or two on 2 cores), "xs-rel-place" (the shipped shapes model; see <see cref="WithTokenPlaces"/>), "s" (UNet-S of
     /// the engine issue, 8.25 M, plus a 4-layer text encoder). Vocabulary comes from the tokenizer. The experimental
     /// presets that no shipped model used are listed in <see cref="RemovedPresets"/>.</summary>
-    public static DiffusionConfig FromPreset(string name, int vocab, int imageSize = 32, int context = 16) => name switch
+    public static DiffusionConfig FromPreset(string name, int vocab, int imageSize = 32, int context = 16)
+        => name switch
     {
         "tiny" => new(name, imageSize,
-            new UnetConfig([16, 32], [false, true], BlocksPerLevel: 1, ContextDim: 32, Heads: 2, HeadDim: 16, TimeDim: 32, TimeSinusoidDim: 16, Groups: 8, PooledDim: 32),
+            new UnetConfig([16, 32], [false, true], BlocksPerLevel: 1, ContextDim: 32, Heads: 2, HeadDim: 16,
+                TimeDim: 32, TimeSinusoidDim: 16, Groups: 8, PooledDim: 32),
             new TextEncoderConfig(vocab, context, Layers: 1, Dim: 32, Heads: 2, OutDim: 32), Prediction.V),
         "xs" => new(name, imageSize,
-            new UnetConfig([32, 64, 128], [false, true, true], BlocksPerLevel: 1, ContextDim: 128, Heads: 4, HeadDim: 16, TimeDim: 128, TimeSinusoidDim: 64, Groups: 8, PooledDim: 128),
+            new UnetConfig([32, 64, 128], [false, true, true], BlocksPerLevel: 1, ContextDim: 128, Heads: 4,
+                HeadDim: 16, TimeDim: 128, TimeSinusoidDim: 64, Groups: 8, PooledDim: 128),
             new TextEncoderConfig(vocab, context, Layers: 2, Dim: 128, Heads: 4, OutDim: 128), Prediction.V),
         "xs-rel-place" => WithTokenPlaces(FromPreset("xs", vocab, imageSize, context), name),
         "s" => new(name, imageSize, UnetConfig.S with { PooledDim = 256 },
@@ -66,18 +69,23 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         var o = new JsonObject
         {
             ["format"] = Format, ["version"] = Version, ["preset"] = Preset, ["image_size"] = ImageSize,
-            ["prediction"] = Prediction == Prediction.V ? "v" : "epsilon", ["schedule"] = "cosine", ["schedule_steps"] = ScheduleSteps, ["schedule_shift"] = ScheduleShift,
+            ["prediction"] = Prediction == Prediction.V ? "v" : "epsilon", ["schedule"] = "cosine", ["schedule_steps"] =
+                ScheduleSteps, ["schedule_shift"] = ScheduleShift,
             ["unet"] = new JsonObject
             {
                 ["channels"] = new JsonArray(u.Channels.Select(c => (JsonNode)c).ToArray()),
                 ["attention"] = new JsonArray(u.Attention.Select(c => (JsonNode)c).ToArray()),
-                ["blocks_per_level"] = u.BlocksPerLevel, ["context_dim"] = u.ContextDim, ["heads"] = u.Heads, ["head_dim"] = u.HeadDim,
-                ["time_dim"] = u.TimeDim, ["time_sinusoid_dim"] = u.TimeSinusoidDim, ["groups"] = u.Groups, ["image_channels"] = u.ImageChannels,
-                ["pooled_dim"] = u.PooledDim, ["coord_channels"] = u.CoordChannels, ["resblock_coords"] = u.ResBlockCoords,
+                ["blocks_per_level"] = u.BlocksPerLevel, ["context_dim"] = u.ContextDim, ["heads"] = u.Heads,
+                    ["head_dim"] = u.HeadDim,
+                ["time_dim"] = u.TimeDim, ["time_sinusoid_dim"] = u.TimeSinusoidDim, ["groups"] = u.Groups,
+                    ["image_channels"] = u.ImageChannels,
+                ["pooled_dim"] = u.PooledDim, ["coord_channels"] = u.CoordChannels,
+                    ["resblock_coords"] = u.ResBlockCoords,
             },
             ["text"] = new JsonObject
             {
-                ["vocab"] = t.Vocab, ["context"] = t.Context, ["layers"] = t.Layers, ["dim"] = t.Dim, ["heads"] = t.Heads, ["out_dim"] = t.OutDim,
+                ["vocab"] = t.Vocab, ["context"] = t.Context, ["layers"] = t.Layers, ["dim"] = t.Dim,
+                    ["heads"] = t.Heads, ["out_dim"] = t.OutDim,
             },
         };
         // Written only when set, so configs of models without it stay byte-identical to what earlier versions wrote.
@@ -93,13 +101,19 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         try
         {
             var o = JsonNode.Parse(json)!.AsObject();
-            if ((string?)o["format"] != Format) throw new FormatException($"{source} is not a {Format} config (format field is '{(string?)o["format"]}')");
+            if ((string?)o["format"] != Format)
+                throw new FormatException($"{source} is not a {Format} config (format field is "
+                    + $"'{(string?)o["format"]}')");
             int v = (int)o["version"]!;
-            if (v != Version) throw new FormatException($"{source} has config version {v}; this Pictor reads version {Version}. Update Pictor or retrain.");
+            if (v != Version)
+                throw new FormatException($"{source} has config version {v}; this Pictor reads version {Version}. "
+                    + $"Update Pictor or retrain.");
             var u = o["unet"]!.AsObject(); var t = o["text"]!.AsObject();
             RefuseRemovedFields(o, source);
-            var unet = new UnetConfig(u["channels"]!.AsArray().Select(n => (int)n!).ToArray(), u["attention"]!.AsArray().Select(n => (bool)n!).ToArray(),
-                (int)u["blocks_per_level"]!, (int)u["context_dim"]!, (int)u["heads"]!, (int)u["head_dim"]!, (int)u["time_dim"]!,
+            var unet = new UnetConfig(u["channels"]!.AsArray().Select(n => (int)n!).ToArray(), u["attention"]!.AsArray()
+                .Select(n => (bool)n!).ToArray(),
+                (int)u["blocks_per_level"]!, (int)u["context_dim"]!, (int)u["heads"]!, (int)u["head_dim"]!,
+                    (int)u["time_dim"]!,
                 (int)u["time_sinusoid_dim"]!, (int)u["groups"]!, (int)u["image_channels"]!, (int)u["pooled_dim"]!,
                 CoordChannels: (bool?)u["coord_channels"] ?? false,   // absent in configs written before it existed
                 ResBlockCoords: (bool?)u["resblock_coords"] ?? false,
@@ -111,18 +125,25 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
                     RemovedPresets.FieldMessage(source, "unet.token_blobs without unet.token_places", "xs-blob"));
             var text = new TextEncoderConfig((int)t["vocab"]!, (int)t["context"]!, (int)t["layers"]!, (int)t["dim"]!,
                 (int)t["heads"]!, (int)t["out_dim"]!);
-            var pred = (string?)o["prediction"] switch { "v" => Prediction.V, "epsilon" => Prediction.Epsilon, var p => throw new FormatException($"{source}: unknown prediction '{p}' (v or epsilon)") };
-            if ((string?)o["schedule"] != "cosine") throw new FormatException($"{source}: unknown schedule '{(string?)o["schedule"]}' (only cosine)");
+            var pred = (string?)o["prediction"] switch { "v" => Prediction.V, "epsilon" => Prediction.Epsilon,
+                var p => throw new FormatException($"{source}: unknown prediction '{p}' (v or epsilon)") };
+            if ((string?)o["schedule"] != "cosine")
+                throw new FormatException($"{source}: unknown schedule '{(string?)o["schedule"]}' (only cosine)");
             double shift = (double?)o["schedule_shift"] ?? 1;   // absent in configs written before it existed
-            if (!(shift >= 1 && shift <= 64)) throw new FormatException($"{source}: schedule_shift {shift} is outside 1..64");
+            if (!(shift >= 1 && shift <= 64))
+                throw new FormatException($"{source}: schedule_shift {shift} is outside 1..64");
             double cfg = (double?)o["default_cfg"] ?? StandardCfg;
-            if (!(cfg >= 0 && cfg <= 50)) throw new FormatException($"{source}: default_cfg {cfg} is outside 0..50 (a guidance scale; 3 when absent)");
+            if (!(cfg >= 0 && cfg <= 50))
+                throw new FormatException($"{source}: default_cfg {cfg} is outside 0..50 (a guidance scale; "
+                    + $"3 when absent)");
             return new DiffusionConfig((string?)o["preset"] ?? "custom", (int)o["image_size"]!, unet, text, pred,
                 (int)o["schedule_steps"]!, shift, cfg);
         }
-        catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException or FormatException)
+        catch (Exception e) when (
+            e is JsonException or NullReferenceException or InvalidOperationException or FormatException)
         {
-            throw new FormatException(e is FormatException ? e.Message : $"{source} is not a valid model config: {e.Message}");
+            throw new FormatException(e is FormatException ? e.Message
+                : $"{source} is not a valid model config: {e.Message}");
         }
     }
 
@@ -148,7 +169,9 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
         {
             if (p is JsonObject po && q is JsonObject qo)
             {
-                foreach (var key in po.Select(kv => kv.Key).Concat(qo.Select(kv => kv.Key).Where(k => !po.ContainsKey(k))))   // a field only b has counts too
+                // a field only b has counts too
+                foreach (var key in po.Select(kv => kv.Key).Concat(qo.Select(kv => kv.Key)
+                    .Where(k => !po.ContainsKey(k))))
                     if (Diff(po[key], qo[key], path == "" ? key : path + "." + key) is { } d) return d;
                 return null;
             }

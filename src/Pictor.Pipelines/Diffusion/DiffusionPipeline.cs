@@ -21,7 +21,8 @@ public sealed class DiffusionPipeline : ITextToImage
     public TextEncoder TextEncoder { get; }
     public UnetModel Unet { get; }
     public NoiseSchedule Schedule { get; }
-    /// <summary>First 10 hex digits of the SHA-256 of the weights file (A1111's "Model hash" style); "unsaved" before Save/Load.</summary>
+    /// <summary>First 10 hex digits of the SHA-256 of the weights file (A1111's "Model hash" style); "unsaved" before
+    /// Save/Load.</summary>
     public string WeightsHash { get; private set; } = "unsaved";
 
     public string Family => "diffusion";
@@ -34,7 +35,8 @@ public sealed class DiffusionPipeline : ITextToImage
     public DiffusionPipeline(DiffusionConfig config, BpeTokenizer tokenizer, Rng rng)
     {
         if (tokenizer.VocabSize != config.Text.Vocab)
-            throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the model config says text.vocab = {config.Text.Vocab}; use the tokenizer saved with the model");
+            throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the model config says "
+                + $"text.vocab = {config.Text.Vocab}; use the tokenizer saved with the model");
         Config = config; Tokenizer = tokenizer;
         TextEncoder = new TextEncoder(config.Text, rng);
         Unet = new UnetModel(config.Unet, rng);
@@ -47,13 +49,15 @@ public sealed class DiffusionPipeline : ITextToImage
 
     public void Train(bool on) { TextEncoder.Train(on); Unet.Train(on); }
 
-    /// <summary>Token ids [B, S] for captions; too-long captions are an error unless <paramref name="truncate"/>.</summary>
+    /// <summary>Token ids [B, S] for captions; too-long captions are an error unless <paramref
+    /// name="truncate"/>.</summary>
     public IntTensor Tokenize(IReadOnlyList<string> captions, bool truncate = false) =>
         Tokenizer.EncodeBatch(captions, Config.Text.Context, truncate);
 
     /// <summary>Model output (eps or v) for x [B, 3, H, W] at timesteps t [B] given text ids [B, S]. The lists, when
     /// given, receive the UNet's cross-attention maps and its token places (<see cref="UnetModel.Forward"/>).</summary>
-    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, IntTensor ids, List<Tensor>? crossMaps = null, List<Tensor>? tokenPlaces = null)
+    public Tensor Forward(Tensor x, ReadOnlySpan<float> t, IntTensor ids, List<Tensor>? crossMaps = null,
+        List<Tensor>? tokenPlaces = null)
     {
         var c = EncodeText(ids);
         return Unet.Forward(x, t, c.Tokens, c.Pooled, crossMaps, tokenPlaces);
@@ -81,8 +85,10 @@ public sealed class DiffusionPipeline : ITextToImage
         WeightsHash = HashFile(Path.Combine(dir, WeightsFile));
     }
 
-    /// <summary>Loads a model directory (or a training run directory, whose exported model lives in RUN/model).</summary>
-    public static DiffusionPipeline Load(string dir) => Load(ModelDirectory.Open(dir, DiffusionConfig.Format, "diffusion model"));
+    /// <summary>Loads a model directory (or a training run directory, whose exported model lives in
+    /// RUN/model).</summary>
+    public static DiffusionPipeline Load(string dir)
+        => Load(ModelDirectory.Open(dir, DiffusionConfig.Format, "diffusion model"));
 
     /// <summary>Loads an opened model directory that holds a diffusion model.</summary>
     public static DiffusionPipeline Load(ModelDirectory m)
@@ -103,7 +109,9 @@ public sealed class DiffusionPipeline : ITextToImage
         TextEncoder.LoadStateDict(f, prefix + "text.", strict: false);
         Unet.LoadStateDict(f, prefix + "unet.", strict: false);
         var missing = NamedParameters().Select(p => prefix + p.Name).FirstOrDefault(n => !f.Contains(n));
-        if (missing != null) throw new FormatException($"'{f.Source}' has no tensor '{missing}'; it was saved from a different model (compare config.json) or is truncated");
+        if (missing != null)
+            throw new FormatException($"'{f.Source}' has no tensor '{missing}'; it was saved from a different model "
+                + $"(compare config.json) or is truncated");
     }
 
     public static string HashFile(string path) => ModelDirectory.HashFile(path);
@@ -116,16 +124,18 @@ public sealed class DiffusionPipeline : ITextToImage
     /// <inheritdoc/>
     public string? Refuse(SamplingSettings s)
     {
-        if (!Sampler.Knows(s.Sampler)) return $"unknown sampler '{s.Sampler}' for a diffusion model; use {string.Join(", ", SamplerNames)}";
-        if (s.Steps < 1 || s.Steps > Config.ScheduleSteps) return $"steps must be between 1 and {Config.ScheduleSteps} (the model's schedule), got {s.Steps}";
+        if (!Sampler.Knows(s.Sampler))
+            return $"unknown sampler '{s.Sampler}' for a diffusion model; use {string.Join(", ", SamplerNames)}";
+        if (s.Steps < 1 || s.Steps > Config.ScheduleSteps)
+            return $"steps must be between 1 and {Config.ScheduleSteps} (the model's schedule), got {s.Steps}";
         return null;
     }
 
     /// <summary>
-    /// Images [B, 3, H, W] in [-1, 1], row i for prompts[i]. Image i starts from noise drawn by Rng(seed + i), so an image
-    /// depends only on its own seed and the batch it was made in. With CFG scale s != 1 the conditional and unconditional
-    /// rows run as one batch of 2B (Ho and Salimans 2022, eq. 6): out = out_uncond + s (out_cond - out_uncond); the
-    /// negative prompt, when given, replaces the empty caption. Settings are assumed checked
+    /// Images [B, 3, H, W] in [-1, 1], row i for prompts[i]. Image i starts from noise drawn by Rng(seed + i), so an
+    /// image depends only on its own seed and the batch it was made in. With CFG scale s != 1 the conditional and
+    /// unconditional rows run as one batch of 2B (Ho and Salimans 2022, eq. 6): out = out_uncond + s (out_cond -
+    /// out_uncond); the negative prompt, when given, replaces the empty caption. Settings are assumed checked
     /// (<see cref="SamplingSettings.Resolve"/>).
     /// </summary>
     public Tensor Sample(IReadOnlyList<string> prompts, SamplingSettings o, SampleStep? onStep = null)

@@ -16,39 +16,52 @@ namespace Pictor.Pipelines.Eval;
 /// <param name="Fd">Fréchet distance between CLIP image features of the generated and the real val images.</param>
 /// <param name="Rerank">Candidates drawn per prompt, the best by this CLIP kept (1 = no reranking). Reranking with the
 /// CLIP that also scores favours the reranked model on CLIP score and R-precision: compare like with like.</param>
-/// <param name="SecondsPerImage">Wall time per kept image: all candidates' sampling and decoding, plus their scoring.</param>
-public sealed record ClipEvalReport(int Images, int Candidates, double ClipScore, double RealClipScore, double RPrecision, double RealRPrecision,
+/// <param name="SecondsPerImage">Wall time per kept image: all candidates' sampling and decoding, plus their
+/// scoring.</param>
+public sealed record ClipEvalReport(int Images, int Candidates, double ClipScore, double RealClipScore,
+    double RPrecision, double RealRPrecision,
     double Fd, double SecondsPerImage, int Rerank = 1)
 {
-    public string ToJson(string modelHash, SamplingSettings o) => JsonSerializer.Serialize(new Dictionary<string, object?>
+    public string ToJson(string modelHash, SamplingSettings o)
+        => JsonSerializer.Serialize(new Dictionary<string, object?>
     {
-        ["model_hash"] = modelHash, ["sampler"] = o.Sampler, ["steps"] = o.Steps, ["cfg_scale"] = o.Guidance, ["temperature"] = o.Temperature,
-        ["top_k"] = o.TopK, ["top_p"] = o.TopP, ["rerank"] = Rerank, ["images"] = Images, ["r_precision_candidates"] = Candidates,
-        ["clip_score"] = ClipScore, ["real_clip_score"] = RealClipScore, ["r_precision"] = RPrecision, ["real_r_precision"] = RealRPrecision,
+        ["model_hash"] = modelHash, ["sampler"] = o.Sampler, ["steps"] = o.Steps, ["cfg_scale"] = o.Guidance,
+            ["temperature"] = o.Temperature,
+        ["top_k"] = o.TopK, ["top_p"] = o.TopP, ["rerank"] = Rerank, ["images"] = Images,
+            ["r_precision_candidates"] = Candidates,
+        ["clip_score"] = ClipScore, ["real_clip_score"] = RealClipScore, ["r_precision"] = RPrecision,
+            ["real_r_precision"] = RealRPrecision,
         ["fd_clip"] = Fd, ["seconds_per_image"] = SecondsPerImage,
     }, new JsonSerializerOptions { WriteIndented = true });
 }
 
 /// <summary>
-/// 'pictor eval clip': one image per val image's first caption (seed = its index), scored with a CLIP model: CLIP score,
-/// CLIP R-precision (Park et al. 2021, "Benchmark for Compositional Text-to-Image Synthesis": the true caption ranked
-/// first among R), and the Fréchet distance to the real val images in CLIP image-feature space. With rerank N > 1 each
-/// prompt i draws N candidates (seeds iN .. iN + N - 1) and keeps the one this CLIP scores highest, as DALL-E does.
+/// 'pictor eval clip': one image per val image's first caption (seed = its index), scored with a CLIP model: CLIP
+/// score, CLIP R-precision (Park et al. 2021, "Benchmark for Compositional Text-to-Image Synthesis": the true caption
+/// ranked first among R), and the Fréchet distance to the real val images in CLIP image-feature space. With rerank N >
+/// 1 each prompt i draws N candidates (seeds iN .. iN + N - 1) and keeps the one this CLIP scores highest, as DALL-E
+/// does.
 /// </summary>
 public static class ClipEval
 {
-    public static ClipEvalReport Run(ITextToImage model, ClipPipeline clip, ImageCaptionSet val, SamplingSettings o, int images = 100, int candidates = 100,
+    public static ClipEvalReport Run(ITextToImage model, ClipPipeline clip, ImageCaptionSet val, SamplingSettings o,
+        int images = 100, int candidates = 100,
         int batch = 32, Action<int, int>? progress = null, int rerank = 1)
     {
-        if (rerank < 1) throw new ArgumentException($"--rerank must be at least 1 (candidates per prompt), got {rerank}");
-        if (model.ImageSize != clip.ImageSize) throw new ArgumentException($"the model makes {model.ImageSize}x{model.ImageSize} images but the CLIP model scores {clip.ImageSize}x{clip.ImageSize}; use a CLIP trained at the model's size");
-        if (val.Size != model.ImageSize) throw new ArgumentException($"val images are loaded at {val.Size}, the model makes {model.ImageSize}");
+        if (rerank < 1)
+            throw new ArgumentException($"--rerank must be at least 1 (candidates per prompt), got {rerank}");
+        if (model.ImageSize != clip.ImageSize)
+            throw new ArgumentException($"the model makes {model.ImageSize}x{model.ImageSize} images but the CLIP "
+                + $"model scores {clip.ImageSize}x{clip.ImageSize}; use a CLIP trained at the model's size");
+        if (val.Size != model.ImageSize)
+            throw new ArgumentException($"val images are loaded at {val.Size}, the model makes {model.ImageSize}");
         int n = Math.Min(images, val.Count), size = model.ImageSize, per = 3 * size * size, e = clip.Config.EmbedDim;
         if (n < 2) throw new ArgumentException("eval clip needs at least 2 val images");
         var prompts = Enumerable.Range(0, n).Select(i => val.Captions[i][0]).ToList();
         var pool = Enumerable.Range(0, val.Count).Select(i => val.Captions[i][0]).Distinct().ToList();
         int r = Math.Min(candidates, pool.Count);
-        if (r < 2) throw new ArgumentException($"R-precision needs at least 2 distinct val captions, found {pool.Count}");
+        if (r < 2)
+            throw new ArgumentException($"R-precision needs at least 2 distinct val captions, found {pool.Count}");
 
         var gen = new float[n * per];
         var clock = Stopwatch.StartNew();
@@ -56,7 +69,8 @@ public static class ClipEval
             for (int s = 0; s < n; s += batch)
             {
                 int m = Math.Min(batch, n - s);
-                model.Sample(prompts.GetRange(s, m), o with { Seed = (ulong)s }).Span.CopyTo(gen.AsSpan(s * per, m * per));
+                model.Sample(prompts.GetRange(s, m), o with { Seed = (ulong)s }).Span.CopyTo(gen.AsSpan(s * per,
+                    m * per));
                 progress?.Invoke(s + m, n);
             }
         else
@@ -66,7 +80,8 @@ public static class ClipEval
                 for (int s = 0; s < rerank; s += batch)
                 {
                     int m = Math.Min(batch, rerank - s);
-                    model.Sample(Enumerable.Repeat(prompts[i], m).ToList(), o with { Seed = (ulong)i * (ulong)rerank + (ulong)s }).Span.CopyTo(cand.AsSpan(s * per, m * per));
+                    model.Sample(Enumerable.Repeat(prompts[i], m).ToList(), o with { Seed = (ulong)i * (ulong)rerank
+                        + (ulong)s }).Span.CopyTo(cand.AsSpan(s * per, m * per));
                 }
                 Quantize(cand);
                 var scores = Clip.Rerank.Scores(clip, Tensor.FromArray(cand, rerank, 3, size, size), prompts[i]);
@@ -103,9 +118,13 @@ public static class ClipEval
     /// reranker in 'pictor generate' scores them.</summary>
     private static void Quantize(float[] images)
     {
-        for (int i = 0; i < images.Length; i++) images[i] = MathF.Round((Math.Clamp(images[i], -1f, 1f) + 1f) * 127.5f) / 127.5f - 1f;
+        for (int i = 0; i < images.Length; i++)
+            images[i] = MathF.Round((Math.Clamp(images[i], -1f, 1f) + 1f) * 127.5f) / 127.5f - 1f;
     }
 
     public static string Table(ClipEvalReport r) => string.Create(CultureInfo.InvariantCulture,
-        $"| figure | generated | real val images |\n|---|---|---|\n| CLIP score | {r.ClipScore:F2} | {r.RealClipScore:F2} |\n| CLIP R-precision (R = {r.Candidates}) | {r.RPrecision:F3} | {r.RealRPrecision:F3} |\n| FD to real (CLIP features) | {r.Fd:F4} | 0 |\n| seconds per image{(r.Rerank > 1 ? $" (best of {r.Rerank})" : "")} | {r.SecondsPerImage:F3} | |");
+        $"| figure | generated | real val images |\n|---|---|---|\n| CLIP score | {r.ClipScore:F2} | "
+            + $"{r.RealClipScore:F2} |\n| CLIP R-precision (R = {r.Candidates}) | {r.RPrecision:F3} | "
+            + $"{r.RealRPrecision:F3} |\n| FD to real (CLIP features) | {r.Fd:F4} | 0 |\n| seconds per "
+            + $"image{(r.Rerank > 1 ? $" (best of {r.Rerank})" : "")} | {r.SecondsPerImage:F3} | |");
 }

@@ -3,9 +3,9 @@ namespace Pictor.Pipelines.Eval;
 /// <summary>
 /// Fréchet distance between two Gaussians fitted to feature sets (Heusel et al. 2017, "GANs Trained by a Two
 /// Time-Scale Update Rule Converge to a Local Nash Equilibrium", eq. 6, the FID formula; here in CLIP image-feature
-/// space): d^2 = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)). Tr (S1 S2)^(1/2) is computed as the sum of square roots
-/// of the eigenvalues of S1^(1/2) S2 S1^(1/2), which is symmetric positive semi-definite and has the same eigenvalues as
-/// S1 S2, so only symmetric eigendecompositions (cyclic Jacobi, in double precision) are needed.
+/// space): d^2 = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)). Tr (S1 S2)^(1/2) is computed as the sum of square
+/// roots of the eigenvalues of S1^(1/2) S2 S1^(1/2), which is symmetric positive semi-definite and has the same
+/// eigenvalues as S1 S2, so only symmetric eigendecompositions (cyclic Jacobi, in double precision) are needed.
 /// </summary>
 public static class FrechetDistance
 {
@@ -76,7 +76,8 @@ public static class FrechetDistance
     }
 
     /// <summary>Eigenvalues and eigenvectors (columns of V) of a symmetric matrix by cyclic Jacobi rotations (Golub and
-    /// Van Loan, "Matrix Computations", 4th ed., section 8.5), sweeping until the off-diagonal mass is negligible.</summary>
+    /// Van Loan, "Matrix Computations", 4th ed., section 8.5), sweeping until the off-diagonal mass is
+    /// negligible.</summary>
     public static (double[] Values, double[,] Vectors) SymmetricEigen(double[,] input)
     {
         int n = input.GetLength(0);
@@ -86,7 +87,8 @@ public static class FrechetDistance
         for (int sweep = 0; sweep < 100; sweep++)
         {
             double off = 0, total = 0;
-            for (int i = 0; i < n; i++) for (int j = 0; j < n; j++) { total += a[i, j] * a[i, j]; if (i != j) off += a[i, j] * a[i, j]; }
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++) { total += a[i, j] * a[i, j]; if (i != j) off += a[i, j] * a[i, j]; }
             if (off <= 1e-22 * Math.Max(total, 1e-300)) break;
             for (int p = 0; p < n - 1; p++)
                 for (int q = p + 1; q < n; q++)

@@ -3,8 +3,10 @@ using Pictor.Imaging.Datasets;
 
 namespace Pictor.Pipelines.Eval;
 
-/// <summary>One object the checker found: palette colour, shape, size class, centre and bounding box (pixels).</summary>
-public sealed record FoundObject(ShapeColour Colour, ShapeKind Shape, ShapeSize Size, double Cx, double Cy, int Pixels, double Fill, double Reach, int X0, int Y0, int X1, int Y1);
+/// <summary>One object the checker found: palette colour, shape, size class, centre and bounding box
+/// (pixels).</summary>
+public sealed record FoundObject(ShapeColour Colour, ShapeKind Shape, ShapeSize Size, double Cx, double Cy, int Pixels,
+    double Fill, double Reach, int X0, int Y0, int X1, int Y1);
 
 /// <summary>
 /// Reads a shapes-style image back into objects with fixed rules, no learned parts:
@@ -14,10 +16,11 @@ public sealed record FoundObject(ShapeColour Colour, ShapeKind Shape, ShapeSize 
 /// 2. 4-connected components per colour; components under 8 pixels (at 32x32; scaled with area) are noise.
 /// 3. Shape from how far the component reaches and how it fills its bounding box: reach = (largest distance of a
 ///    pixel centre from the centroid + 0.5) / sqrt(pixels) is about 0.56 for a circle, 0.71 for a square and 0.94 for
-///    a triangle (its apex is a far corner); bounding-box fill is 1 for a square, pi/4 for a circle, 1/2 for a triangle.
-///    Fill >= 0.87 is a square; else reach >= 0.74, or fill &lt; 0.7 with reach >= 0.66, a triangle; else a circle
-///    (thresholds set on the generator's own renders at 32 and 64 px, where 8-pixel shapes are coarse).
-/// 4. Size: large when the bounding box's longer side is at least 11/32 of the image (small objects are 8/32, large 14/32).
+///    a triangle (its apex is a far corner); bounding-box fill is 1 for a square, pi/4 for a circle, 1/2 for a
+///    triangle. Fill >= 0.87 is a square; else reach >= 0.74, or fill &lt; 0.7 with reach >= 0.66, a triangle; else a
+///    circle (thresholds set on the generator's own renders at 32 and 64 px, where 8-pixel shapes are coarse).
+/// 4. Size: large when the bounding box's longer side is at least 11/32 of the image (small objects are 8/32, large
+/// 14/32).
 /// </summary>
 public static class ShapesChecker
 {
@@ -54,7 +57,8 @@ public static class ShapesChecker
                 int p = stack.Pop(), x = p % w, y = p / w;
                 n++; sx += x + 0.5; sy += y + 0.5; members.Add(p);
                 x0 = Math.Min(x0, x); x1 = Math.Max(x1, x); y0 = Math.Min(y0, y); y1 = Math.Max(y1, y);
-                foreach (int q in new[] { x > 0 ? p - 1 : -1, x < w - 1 ? p + 1 : -1, y > 0 ? p - w : -1, y < h - 1 ? p + w : -1 })
+                foreach (int q in new[] { x > 0 ? p - 1 : -1, x < w - 1 ? p + 1 : -1, y > 0 ? p - w : -1,
+                    y < h - 1 ? p + w : -1 })
                     if (q >= 0 && !seen[q] && label[q] == lab) { seen[q] = true; stack.Push(q); }
             }
             if (n < minPixels) continue;
@@ -63,16 +67,19 @@ public static class ShapesChecker
             // Farthest pixel centre from the centroid, relative to sqrt(area): circle 1/sqrt(pi) = 0.56, square
             // 1/sqrt(2) = 0.71, upright isosceles triangle (apex 2/3 of the height above the centroid) 0.94.
             double cx = sx / n, cy = sy / n, far = 0;
-            foreach (int p in members) { double dx = p % w + 0.5 - cx, dy = p / w + 0.5 - cy; far = Math.Max(far, dx * dx + dy * dy); }
+            foreach (int p in members) { double dx = p % w + 0.5 - cx, dy = p / w + 0.5 - cy; far = Math.Max(far,
+                dx * dx + dy * dy); }
             double reach = (Math.Sqrt(far) + 0.5) / Math.Sqrt(n);
-            var shape = fill >= 0.87 ? ShapeKind.Square : reach >= 0.74 || (fill < 0.7 && reach >= 0.66) ? ShapeKind.Triangle : ShapeKind.Circle;
+            var shape = fill >= 0.87 ? ShapeKind.Square : reach >= 0.74 || (fill < 0.7 && reach >= 0.66)
+                ? ShapeKind.Triangle : ShapeKind.Circle;
             var size = Math.Max(bw, bh) >= 11.0 * w / 32 ? ShapeSize.Large : ShapeSize.Small;
             found.Add(new FoundObject(palette[lab - 1].Key, shape, size, cx, cy, n, fill, reach, x0, y0, x1, y1));
         }
         return found;
     }
 
-    /// <summary>Whether a centre satisfies a single-object position phrase: within the outer 45% of that axis.</summary>
+    /// <summary>Whether a centre satisfies a single-object position phrase: within the outer 45% of that
+    /// axis.</summary>
     public static bool PositionHolds(string position, double cx, double cy, int size) => position switch
     {
         "on the left" => cx < 0.45 * size,
@@ -82,7 +89,8 @@ public static class ShapesChecker
         _ => throw new ArgumentException($"unknown position '{position}'"),
     };
 
-    /// <summary>Whether "a REL b" holds between centres: a is at least 2 px further along the relation's axis.</summary>
+    /// <summary>Whether "a REL b" holds between centres: a is at least 2 px further along the relation's
+    /// axis.</summary>
     public static bool RelationHolds(string relation, FoundObject a, FoundObject b) => relation switch
     {
         "left of" => b.Cx - a.Cx >= 2,

@@ -11,21 +11,26 @@ namespace Pictor.Pipelines.Eval;
 /// are present with the right shape on the right colour (the binding), <paramref name="PositionOk"/> the relation holds
 /// between them (null when they are not both there), <paramref name="ColourRelationOk"/> the relation holds between the
 /// largest objects of the two colours whatever their shapes (null unless the colours differ and both are there): the
-/// layout alone, judged on many more images than the relation given both objects. Counts leave all of them null.</summary>
-public sealed record ShapesVerdict(ShapeScene Scene, bool HeldOut, bool Correct, bool? ColourOk, bool? ShapeOk, bool? PositionOk, int Found,
+/// layout alone, judged on many more images than the relation given both objects. Counts leave all of them
+/// null.</summary>
+public sealed record ShapesVerdict(ShapeScene Scene, bool HeldOut, bool Correct, bool? ColourOk, bool? ShapeOk,
+    bool? PositionOk, int Found,
     bool? ColourRelationOk = null);
 
 /// <summary>Accuracy of one group of prompts (a fraction of its images, and how many there were).</summary>
 public sealed record Accuracy(double Value, int Count)
 {
-    public static Accuracy Of(IEnumerable<bool> xs) { var l = xs.ToList(); return new(l.Count == 0 ? double.NaN : l.Count(x => x) / (double)l.Count, l.Count); }
+    public static Accuracy Of(IEnumerable<bool> xs) { var l = xs.ToList(); return new(l.Count == 0 ? double.NaN
+        : l.Count(x => x) / (double)l.Count, l.Count); }
     public override string ToString() => Count == 0 ? "-" : $"{Value:F3} (n={Count})";
 }
 
 /// <summary>The accuracies `pictor eval shapes` prints. PairColours / PairObjects / PairRelation break the seen pairs
 /// down: both colours drawn; both colour-shape objects drawn (binding); the relation right, of those with both objects.
-/// PairColourRelation: the relation right between the two colours' largest objects, of the pairs of two colours with both drawn.</summary>
-public sealed record ShapesReport(Accuracy Single, Accuracy SingleColour, Accuracy SingleShape, Accuracy SinglePosition, Accuracy Pairs, Accuracy Counting,
+/// PairColourRelation: the relation right between the two colours' largest objects, of the pairs of two colours with
+/// both drawn.</summary>
+public sealed record ShapesReport(Accuracy Single, Accuracy SingleColour, Accuracy SingleShape, Accuracy SinglePosition,
+    Accuracy Pairs, Accuracy Counting,
     Accuracy HeldOutSingle, Accuracy HeldOutPairs, Accuracy HeldOutCounting, IReadOnlyList<ShapesVerdict> Verdicts,
     Accuracy PairColours, Accuracy PairObjects, Accuracy PairRelation, Accuracy PairColourRelation);
 
@@ -48,7 +53,8 @@ public static class ShapesEval
     {
         var seen = new Rng(20261122); var held = new Rng(20261123);
         return Enumerable.Range(0, SeenPrompts).Select(_ => (Shapes.Generate(seen, size, heldOut: false), false))
-            .Concat(Enumerable.Range(0, HeldOutPrompts).Select(_ => (Shapes.Generate(held, size, heldOut: true), true))).ToList();
+            .Concat(Enumerable.Range(0, HeldOutPrompts).Select(_ => (Shapes.Generate(held, size, heldOut: true), true)))
+                .ToList();
     }
 
     public static ShapesVerdict Score(ShapeScene scene, bool heldOut, Image img)
@@ -60,28 +66,36 @@ public static class ShapesEval
             {
                 var want = scene.Objects[0];
                 var main = found.OrderByDescending(f => f.Pixels).FirstOrDefault();
-                bool colour = main != null && main.Colour == want.Colour, shape = main != null && main.Shape == want.Shape;
-                bool? pos = scene.Position == null ? null : main != null && ShapesChecker.PositionHolds(scene.Position, main.Cx, main.Cy, img.Width);
+                bool colour = main != null && main.Colour == want.Colour, shape = main != null
+                    && main.Shape == want.Shape;
+                bool? pos = scene.Position == null ? null : main != null && ShapesChecker.PositionHolds(scene.Position,
+                    main.Cx, main.Cy, img.Width);
                 bool ok = found.Count == 1 && colour && shape && main!.Size == want.Size && pos != false;
                 return new ShapesVerdict(scene, heldOut, ok, colour, shape, pos, found.Count);
             }
             case SceneKind.Pair:
             {
-                var a = found.Where(f => f.Colour == scene.Objects[0].Colour && f.Shape == scene.Objects[0].Shape).OrderByDescending(f => f.Pixels).FirstOrDefault();
-                var b = found.Where(f => f != a && f.Colour == scene.Objects[1].Colour && f.Shape == scene.Objects[1].Shape).OrderByDescending(f => f.Pixels).FirstOrDefault();
-                bool colours = found.Any(f => f.Colour == scene.Objects[0].Colour) && found.Any(f => f.Colour == scene.Objects[1].Colour)
-                    && (scene.Objects[0].Colour != scene.Objects[1].Colour || found.Count(f => f.Colour == scene.Objects[0].Colour) >= 2);
+                var a = found.Where(f => f.Colour == scene.Objects[0].Colour && f.Shape == scene.Objects[0].Shape)
+                    .OrderByDescending(f => f.Pixels).FirstOrDefault();
+                var b = found.Where(f => f != a && f.Colour == scene.Objects[1].Colour
+                    && f.Shape == scene.Objects[1].Shape).OrderByDescending(f => f.Pixels).FirstOrDefault();
+                bool colours = found.Any(f => f.Colour == scene.Objects[0].Colour)
+                    && found.Any(f => f.Colour == scene.Objects[1].Colour)
+                    && (scene.Objects[0].Colour != scene.Objects[1].Colour
+                        || found.Count(f => f.Colour == scene.Objects[0].Colour) >= 2);
                 bool? relation = a != null && b != null ? ShapesChecker.RelationHolds(scene.Relation!, a, b) : null;
                 var ca = found.Where(f => f.Colour == scene.Objects[0].Colour).MaxBy(f => f.Pixels);
                 var cb = found.Where(f => f.Colour == scene.Objects[1].Colour).MaxBy(f => f.Pixels);
                 bool? layout = scene.Objects[0].Colour != scene.Objects[1].Colour && ca != null && cb != null
                     ? ShapesChecker.RelationHolds(scene.Relation!, ca, cb) : null;
-                return new ShapesVerdict(scene, heldOut, relation == true, colours, a != null && b != null, relation, found.Count, layout);
+                return new ShapesVerdict(scene, heldOut, relation == true, colours, a != null && b != null, relation,
+                    found.Count, layout);
             }
             default:
             {
                 var o = scene.Objects[0];
-                bool ok = found.Count == scene.Objects.Length && found.All(f => f.Colour == o.Colour && f.Shape == o.Shape);
+                bool ok = found.Count == scene.Objects.Length && found.All(f => f.Colour == o.Colour
+                    && f.Shape == o.Shape);
                 return new ShapesVerdict(scene, heldOut, ok, null, null, null, found.Count);
             }
         }
@@ -92,12 +106,17 @@ public static class ShapesEval
     /// options.Seed + i (so repeat r is what --seed r * 210 alone would give, and repeat 0 is the plain run): the
     /// prompts stay the documented ones, and each accuracy's standard error falls by sqrt(K) (36 seen pair prompts
     /// alone move by about 0.08 from one seed set to the next).</summary>
-    public static (ShapesReport Report, List<Image> Images) Run(ITextToImage pipe, SamplingSettings options, int batch = 32, Action<int, int>? progress = null,
+    public static (ShapesReport Report, List<Image> Images) Run(ITextToImage pipe, SamplingSettings options,
+        int batch = 32, Action<int, int>? progress = null,
         int repeats = 1)
     {
         int size = pipe.ImageSize;
-        if (size is not (32 or 64)) throw new ArgumentException($"eval shapes needs a model that makes 32x32 or 64x64 images (the shapes grammar's sizes); this one makes {size}x{size}");
-        if (repeats is < 1 or > 100) throw new ArgumentException($"--repeats must be between 1 and 100 (each repeat generates all {SeenPrompts + HeldOutPrompts} prompts again), got {repeats}");
+        if (size is not (32 or 64))
+            throw new ArgumentException($"eval shapes needs a model that makes 32x32 or 64x64 images (the shapes "
+                + $"grammar's sizes); this one makes {size}x{size}");
+        if (repeats is < 1 or > 100)
+            throw new ArgumentException($"--repeats must be between 1 and 100 (each repeat generates all "
+                + $"{SeenPrompts + HeldOutPrompts} prompts again), got {repeats}");
         var once = PromptSet(size);
         var set = Enumerable.Repeat(once, repeats).SelectMany(x => x).ToList();
         var images = new List<Image>();
@@ -105,7 +124,8 @@ public static class ShapesEval
         {
             var chunk = set.Skip(s).Take(batch).Select(p => p.Scene.Caption).ToList();
             var x = pipe.Sample(chunk, options with { Seed = options.Seed + (ulong)s });   // image i: options.Seed + i
-            for (int i = 0; i < chunk.Count; i++) images.Add(Image.FromTensor(Ops.Reshape(Ops.Narrow(x, 0, i, 1), 3, size, size)));
+            for (int i = 0; i < chunk.Count; i++)
+                images.Add(Image.FromTensor(Ops.Reshape(Ops.Narrow(x, 0, i, 1), 3, size, size)));
             progress?.Invoke(Math.Min(s + batch, set.Count), set.Count);
         }
         return (Summarise(set.Select((p, i) => Score(p.Scene, p.HeldOut, images[i])).ToList()), images);
@@ -116,28 +136,39 @@ public static class ShapesEval
         IEnumerable<ShapesVerdict> Of(SceneKind k, bool held) => v.Where(x => x.Scene.Kind == k && x.HeldOut == held);
         var single = Of(SceneKind.Single, false).ToList();
         return new ShapesReport(
-            Accuracy.Of(single.Select(x => x.Correct)), Accuracy.Of(single.Select(x => x.ColourOk == true)), Accuracy.Of(single.Select(x => x.ShapeOk == true)),
+            Accuracy.Of(single.Select(x => x.Correct)), Accuracy.Of(single.Select(x => x.ColourOk == true)),
+                Accuracy.Of(single.Select(x => x.ShapeOk == true)),
             Accuracy.Of(single.Where(x => x.PositionOk != null).Select(x => x.PositionOk == true)),
-            Accuracy.Of(Of(SceneKind.Pair, false).Select(x => x.Correct)), Accuracy.Of(Of(SceneKind.Count, false).Select(x => x.Correct)),
-            Accuracy.Of(Of(SceneKind.Single, true).Select(x => x.Correct)), Accuracy.Of(Of(SceneKind.Pair, true).Select(x => x.Correct)),
+            Accuracy.Of(Of(SceneKind.Pair, false).Select(x => x.Correct)), Accuracy.Of(Of(SceneKind.Count, false)
+                .Select(x => x.Correct)),
+            Accuracy.Of(Of(SceneKind.Single, true).Select(x => x.Correct)), Accuracy.Of(Of(SceneKind.Pair, true)
+                .Select(x => x.Correct)),
             Accuracy.Of(Of(SceneKind.Count, true).Select(x => x.Correct)), v,
-            Accuracy.Of(Of(SceneKind.Pair, false).Select(x => x.ColourOk == true)), Accuracy.Of(Of(SceneKind.Pair, false).Select(x => x.ShapeOk == true)),
+            Accuracy.Of(Of(SceneKind.Pair, false).Select(x => x.ColourOk == true)),
+                Accuracy.Of(Of(SceneKind.Pair, false).Select(x => x.ShapeOk == true)),
             Accuracy.Of(Of(SceneKind.Pair, false).Where(x => x.PositionOk != null).Select(x => x.PositionOk == true)),
-            Accuracy.Of(Of(SceneKind.Pair, false).Where(x => x.ColourRelationOk != null).Select(x => x.ColourRelationOk == true)));
+            Accuracy.Of(Of(SceneKind.Pair, false).Where(x => x.ColourRelationOk != null)
+                .Select(x => x.ColourRelationOk == true)));
     }
 
-    /// <summary>The report as JSON; an accuracy over no prompts (e.g. the relation when no image had both objects) is null.</summary>
+    /// <summary>The report as JSON; an accuracy over no prompts (e.g. the relation when no image had both objects) is
+    /// null.</summary>
     public static string ToJson(ShapesReport r, SamplingSettings o, string modelHash)
     {
         static double? V(Accuracy a) => a.Count == 0 ? null : a.Value;
         return JsonSerializer.Serialize(new Dictionary<string, object?>
         {
             ["model_hash"] = modelHash, ["sampler"] = o.Sampler, ["steps"] = o.Steps, ["cfg_scale"] = o.Guidance,
-            ["single"] = V(r.Single), ["single_colour"] = V(r.SingleColour), ["single_shape"] = V(r.SingleShape), ["single_position"] = V(r.SinglePosition),
-            ["pairs"] = V(r.Pairs), ["pair_colours"] = V(r.PairColours), ["pair_objects"] = V(r.PairObjects), ["pair_relation"] = V(r.PairRelation), ["pair_colour_relation"] = V(r.PairColourRelation),
+            ["single"] = V(r.Single), ["single_colour"] = V(r.SingleColour), ["single_shape"] = V(r.SingleShape),
+                ["single_position"] = V(r.SinglePosition),
+            ["pairs"] = V(r.Pairs), ["pair_colours"] = V(r.PairColours), ["pair_objects"] = V(r.PairObjects),
+                ["pair_relation"] = V(r.PairRelation), ["pair_colour_relation"] = V(r.PairColourRelation),
             ["counting"] = V(r.Counting),
-            ["held_out_single"] = V(r.HeldOutSingle), ["held_out_pairs"] = V(r.HeldOutPairs), ["held_out_counting"] = V(r.HeldOutCounting),
-            ["prompts"] = r.Verdicts.Select((x, i) => new Dictionary<string, object?> { ["seed"] = o.Seed + (ulong)i, ["prompt"] = x.Scene.Caption, ["held_out"] = x.HeldOut, ["correct"] = x.Correct, ["objects_found"] = x.Found }).ToList(),
+            ["held_out_single"] = V(r.HeldOutSingle), ["held_out_pairs"] = V(r.HeldOutPairs), ["held_out_counting"] =
+                V(r.HeldOutCounting),
+            ["prompts"] = r.Verdicts.Select((x, i) => new Dictionary<string, object?> { ["seed"] = o.Seed + (ulong)i,
+                ["prompt"] = x.Scene.Caption, ["held_out"] = x.HeldOut, ["correct"] = x.Correct,
+                ["objects_found"] = x.Found }).ToList(),
         }, new JsonSerializerOptions { WriteIndented = true });
     }
 }

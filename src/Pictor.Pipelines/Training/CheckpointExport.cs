@@ -30,14 +30,17 @@ public static class CheckpointExport
     public static ExportResult Export(string runDir, string which, string outDir)
     {
         if (!File.Exists(Path.Combine(runDir, TrainingSession.TrainFile)))
-            throw new FileNotFoundException($"'{runDir}' has no {TrainingSession.TrainFile}; pass a training run directory (the --out of 'pictor train ...')");
+            throw new FileNotFoundException($"'{runDir}' has no {TrainingSession.TrainFile}; pass a training run "
+                + $"directory (the --out of 'pictor train ...')");
         string template = Path.Combine(runDir, TrainingSession.ModelDir);
         if (!File.Exists(Path.Combine(template, WeightsFile)))
-            throw new FileNotFoundException($"'{runDir}' has no {TrainingSession.ModelDir}/{WeightsFile} yet: a run writes it at its first validation (every --val-every steps); resume the run past one first");
+            throw new FileNotFoundException($"'{runDir}' has no {TrainingSession.ModelDir}/{WeightsFile} yet: a run "
+                + $"writes it at its first validation (every --val-every steps); resume the run past one first");
         string ckpt = CheckpointPath(runDir, which);
         string fullOut = Path.GetFullPath(outDir);
         if (Directory.Exists(fullOut) && Directory.EnumerateFileSystemEntries(fullOut).Any())
-            throw new IOException($"'{outDir}' already exists and is not empty; pick a new --out folder or delete that one first");
+            throw new IOException($"'{outDir}' already exists and is not empty; pick a new --out folder or delete "
+                + $"that one first");
         if (File.Exists(fullOut)) throw new IOException($"'{outDir}' is a file; pick a folder name for --out");
 
         var model = SafeTensorsFile.Read(Path.Combine(template, WeightsFile));
@@ -47,18 +50,22 @@ public static class CheckpointExport
         {
             string name = "ema." + t.Name;
             if (!check.Contains(name))
-                throw new FormatException($"checkpoint '{ckpt}' has no tensor '{name}' for the model's '{t.Name}'; it was not written by this run (compare its config.json)");
+                throw new FormatException($"checkpoint '{ckpt}' has no tensor '{name}' for the model's '{t.Name}'; it "
+                    + $"was not written by this run (compare its config.json)");
             var info = check.Info(name);
             if (!info.Shape.AsSpan().SequenceEqual(t.Shape))
-                throw new FormatException($"checkpoint '{ckpt}': '{name}' has shape [{string.Join(", ", info.Shape)}], the model's '{t.Name}' is [{string.Join(", ", t.Shape)}]; it was not written by this run");
+                throw new FormatException($"checkpoint '{ckpt}': '{name}' has shape [{string.Join(", ", info.Shape)}], "
+                    + $"the model's '{t.Name}' is [{string.Join(", ", t.Shape)}]; it was not written by this run");
             w.Add(t.Name, check.ReadFloat32(name), t.Shape, t.DType);
         }
         long step = check.Metadata.TryGetValue("step", out var s) ? long.Parse(s, CultureInfo.InvariantCulture)
-            : throw new FormatException($"checkpoint '{ckpt}' has no 'step' in its metadata; it is not a Pictor checkpoint or is damaged");
+            : throw new FormatException($"checkpoint '{ckpt}' has no 'step' in its metadata; it is not a Pictor "
+                + $"checkpoint or is damaged");
 
         string parent = Path.GetDirectoryName(fullOut) ?? ".";
         Directory.CreateDirectory(parent);
-        string tmp = Path.Combine(parent, $".{Path.GetFileName(fullOut)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        string tmp = Path.Combine(parent,
+            $".{Path.GetFileName(fullOut)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
             CopyTree(template, tmp, top: true);
@@ -72,7 +79,8 @@ public static class CheckpointExport
         }
         catch
         {
-            try { if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            try { if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true); } catch (IOException) { } catch (
+                UnauthorizedAccessException) { }
             throw;
         }
         return new ExportResult(outDir, ckpt, step, model.Tensors.Count);
@@ -82,28 +90,37 @@ public static class CheckpointExport
     public static string CheckpointPath(string runDir, string which)
     {
         string dir = Path.Combine(runDir, TrainingSession.CheckpointDir);
-        var kept = Directory.Exists(dir) ? Directory.GetFiles(dir, "step-*.safetensors").Order(StringComparer.Ordinal).ToList() : [];
-        string Available() => kept.Count == 0 ? "it keeps none" : "it keeps steps " + string.Join(", ", kept.Select(StepOf));
+        var kept = Directory.Exists(dir) ? Directory.GetFiles(dir, "step-*.safetensors").Order(StringComparer.Ordinal)
+            .ToList() : [];
+        string Available() => kept.Count == 0 ? "it keeps none" : "it keeps steps "
+            + string.Join(", ", kept.Select(StepOf));
         switch (which)
         {
             case "best":
                 var best = Path.Combine(runDir, TrainingSession.BestFile);
-                return File.Exists(best) ? best : throw new FileNotFoundException($"'{runDir}' has no {TrainingSession.BestFile} (no validation yet); use --step last or a step number ({Available()})");
+                return File.Exists(best) ? best
+                    : throw new FileNotFoundException($"'{runDir}' has no {TrainingSession.BestFile} (no validation "
+                    + $"yet); use --step last or a step number ({Available()})");
             case "last":
-                return kept.Count > 0 ? kept[^1] : throw new FileNotFoundException($"'{runDir}' has no checkpoints in {TrainingSession.CheckpointDir}/; use --step best");
+                return kept.Count > 0 ? kept[^1]
+                    : throw new FileNotFoundException(
+                    $"'{runDir}' has no checkpoints in {TrainingSession.CheckpointDir}/; use --step best");
         }
         if (!long.TryParse(which, NumberStyles.Integer, CultureInfo.InvariantCulture, out long step) || step < 0)
             throw new ArgumentException($"--step must be 'best', 'last' or a step number, got '{which}'");
         var path = Path.Combine(dir, $"step-{step:D7}.safetensors");
         return File.Exists(path) ? path
-            : throw new FileNotFoundException($"'{runDir}' has no checkpoint for step {step}: {Available()} (--keep K sets how many a run keeps; raise it before training to export earlier steps)");
+            : throw new FileNotFoundException($"'{runDir}' has no checkpoint for step {step}: {Available()} (--keep K "
+                + $"sets how many a run keeps; raise it before training to export earlier steps)");
     }
 
     private static string StepOf(string path) =>
-        long.Parse(Path.GetFileNameWithoutExtension(path)["step-".Length..], CultureInfo.InvariantCulture).ToString(CultureInfo.InvariantCulture);
+        long.Parse(Path.GetFileNameWithoutExtension(path)["step-".Length..], CultureInfo.InvariantCulture)
+            .ToString(CultureInfo.InvariantCulture);
 
     /// <summary>Copies a folder; at the top level, not the files the export writes or leaves out (a sub-model's own
-    /// weights, DALL-E's vqvae/model.safetensors, are copied). Hidden files (an interrupted write's temp) are skipped.</summary>
+    /// weights, DALL-E's vqvae/model.safetensors, are copied). Hidden files (an interrupted write's temp) are
+    /// skipped.</summary>
     private static void CopyTree(string from, string to, bool top)
     {
         Directory.CreateDirectory(to);
@@ -112,6 +129,7 @@ public static class CheckpointExport
             string name = Path.GetFileName(f);
             if (!(top && Skipped.Contains(name)) && !name.StartsWith('.')) File.Copy(f, Path.Combine(to, name));
         }
-        foreach (var d in Directory.GetDirectories(from)) CopyTree(d, Path.Combine(to, Path.GetFileName(d)), top: false);
+        foreach (var d in Directory.GetDirectories(from))
+            CopyTree(d, Path.Combine(to, Path.GetFileName(d)), top: false);
     }
 }

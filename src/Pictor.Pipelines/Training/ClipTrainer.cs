@@ -13,7 +13,8 @@ namespace Pictor.Pipelines.Training;
 public sealed record ClipRetrieval(int Images, int Captions, double ImageToText, double TextToImage, double ValLoss)
 {
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"retrieval top-1 image->text {ImageToText:P1}, text->image {TextToImage:P1} ({Images} images, {Captions} captions)");
+        $"retrieval top-1 image->text {ImageToText:P1}, text->image {TextToImage:P1} ({Images} images, "
+            + $"{Captions} captions)");
 }
 
 /// <summary>
@@ -32,21 +33,26 @@ public static class ClipTrainer
         opt = opt with { Model = Family };
         var (train, val) = TrainingSession.BeginRun(runDir, opt, ctl);
         var tok = BpeTokenizer.Train(train.Captions.SelectMany(c => c), opt.Vocab);
-        var clip = new ClipPipeline(opt.Preset, opt.ImageSize, ClipPipeline.FromPreset(opt.Preset, tok.VocabSize, opt.Context), tok, new Rng(opt.Seed));
+        var clip = new ClipPipeline(opt.Preset, opt.ImageSize, ClipPipeline.FromPreset(opt.Preset, tok.VocabSize,
+            opt.Context), tok, new Rng(opt.Seed));
         TrainingSession.WriteRunFiles(runDir, clip.ToJson(), tok, opt);
-        ctl.Log?.Invoke($"model: CLIP preset {opt.Preset}, {clip.Model.ParameterCount():N0} parameters, {clip.Config.EmbedDim}-wide embeddings");
+        ctl.Log?.Invoke($"model: CLIP preset {opt.Preset}, {clip.Model.ParameterCount():N0} parameters, "
+            + $"{clip.Config.EmbedDim}-wide embeddings");
         return new Session(runDir, opt, clip, train, val, ctl).Run(null);
     }
 
-    public static TrainResult Resume(string runDir, TrainControl ctl, TrainOptions? given = null, IEnumerable<string>? givenFields = null)
+    public static TrainResult Resume(string runDir, TrainControl ctl, TrainOptions? given = null,
+        IEnumerable<string>? givenFields = null)
     {
         var (opt, ckpt) = TrainingSession.OpenRun(runDir, Family, given, givenFields);
         string cfgPath = Path.Combine(runDir, ClipPipeline.ConfigFile);
         var (preset, size, config) = ClipPipeline.ParseConfig(File.ReadAllText(cfgPath), cfgPath);
         var tok = BpeTokenizer.Load(Path.Combine(runDir, ClipPipeline.TokenizerDir));
         var clip = new ClipPipeline(preset, size, config, tok, new Rng(opt.Seed));
-        if (clip.ToJson() != new ClipPipeline(opt.Preset, opt.ImageSize, ClipPipeline.FromPreset(opt.Preset, tok.VocabSize, opt.Context), tok, new Rng(0)).ToJson())
-            throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' of {TrainingSession.TrainFile}; the run was edited or made by another Pictor version");
+        if (clip.ToJson() != new ClipPipeline(opt.Preset, opt.ImageSize, ClipPipeline.FromPreset(opt.Preset,
+            tok.VocabSize, opt.Context), tok, new Rng(0)).ToJson())
+            throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' of {TrainingSession.TrainFile}; "
+                + $"the run was edited or made by another Pictor version");
         var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
         ctl.Log?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
         return new Session(runDir, opt, clip, train, val, ctl).Run(SafeTensorsFile.Read(ckpt));
@@ -80,7 +86,8 @@ public static class ClipTrainer
             {
                 int m = Math.Min(batch, n - s);
                 using (TensorScope.Begin())
-                    loss += clip.Model.Loss(Ops.Contiguous(Ops.Narrow(images, 0, s, m)), clip.Tokenize(captions.GetRange(s, m))).Item() * m;
+                    loss += clip.Model.Loss(Ops.Contiguous(Ops.Narrow(images, 0, s, m)),
+                        clip.Tokenize(captions.GetRange(s, m))).Item() * m;
             }
         return new ClipRetrieval(n, distinct.Count, (double)i2t / n, (double)t2i / distinct.Count, loss / n);
     }
@@ -91,11 +98,15 @@ public static class ClipTrainer
         private readonly ImageCaptionSet train, val;
         private readonly float[] x;
 
-        public Session(string runDir, TrainOptions opt, ClipPipeline clip, ImageCaptionSet train, ImageCaptionSet val, TrainControl ctl)
-            : this(runDir, opt, clip, new ClipPipeline(clip.Preset, clip.ImageSize, clip.Config, clip.Tokenizer, new Rng(0)), train, val, ctl) { }
+        public Session(string runDir, TrainOptions opt, ClipPipeline clip, ImageCaptionSet train,
+            ImageCaptionSet val, TrainControl ctl)
+            : this(runDir, opt, clip, new ClipPipeline(clip.Preset, clip.ImageSize, clip.Config, clip.Tokenizer,
+                new Rng(0)), train, val, ctl) { }
 
-        private Session(string runDir, TrainOptions opt, ClipPipeline clip, ClipPipeline evalClip, ImageCaptionSet train, ImageCaptionSet val, TrainControl ctl)
-            : base(runDir, opt, ctl, CheckpointFormat, clip.Model.NamedParameters(), evalClip.Model.NamedParameters(), train.Count)
+        private Session(string runDir, TrainOptions opt, ClipPipeline clip, ClipPipeline evalClip,
+            ImageCaptionSet train, ImageCaptionSet val, TrainControl ctl)
+            : base(runDir, opt, ctl, CheckpointFormat, clip.Model.NamedParameters(), evalClip.Model.NamedParameters(),
+                train.Count)
         {
             this.clip = clip; this.evalClip = evalClip; this.train = train; this.val = val;
             x = new float[opt.Batch * 3 * opt.ImageSize * opt.ImageSize];
@@ -130,10 +141,12 @@ public static class ClipTrainer
 
         protected override void ExportModel(string dir) => evalClip.Save(dir);
 
-        /// <summary>For the first 8 val captions: the caption's image, then the 3 val images CLIP ranks highest for it.</summary>
+        /// <summary>For the first 8 val captions: the caption's image, then the 3 val images CLIP ranks highest for
+        /// it.</summary>
         protected override void SaveSamples(string path)
         {
-            int n = Math.Min(Opt.ValImages, val.Count), size = Opt.ImageSize, per = 3 * size * size, e = evalClip.Config.EmbedDim;
+            int n = Math.Min(Opt.ValImages, val.Count), size = Opt.ImageSize, per = 3 * size * size,
+                e = evalClip.Config.EmbedDim;
             var xs = new float[n * per];
             for (int i = 0; i < n; i++) val.Read(i, xs.AsSpan(i * per, per));
             var I = evalClip.ImageEmbeddings(Tensor.FromArray(xs, n, 3, size, size));
@@ -144,9 +157,13 @@ public static class ClipTrainer
             foreach (int q in queries)
             {
                 tiles.Add(Tile(q));
-                tiles.AddRange(Enumerable.Range(0, n).OrderByDescending(i => ClipPipeline.Cosine(I, i, T, q, e)).Take(3).Select(Tile));
+                tiles.AddRange(Enumerable.Range(0, n).OrderByDescending(i => ClipPipeline.Cosine(I, i, T, q, e))
+                    .Take(3).Select(Tile));
             }
-            Image.Grid(tiles, 4).Save(path, [new("rows", "each row: a val caption's own image, then the 3 val images CLIP ranks highest for that caption")]);
+            Image.Grid(tiles, 4)
+                .Save(path,
+                [new("rows",
+                "each row: a val caption's own image, then the 3 val images CLIP ranks highest for that caption")]);
         }
     }
 }

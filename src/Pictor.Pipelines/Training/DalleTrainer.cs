@@ -23,27 +23,36 @@ public static class DalleTrainer
     public static TrainResult Start(string runDir, TrainOptions opt, TrainControl ctl)
     {
         opt = opt with { Model = Family };
-        opt.Validate();                                                 // names a missing --vqvae before loading anything
+        // names a missing --vqvae before loading anything
+        opt.Validate();
         var vq = VqModel.Load(opt.Vqvae);
-        if (vq.ImageSize != opt.ImageSize) throw new ArgumentException($"the VQ-VAE in '{opt.Vqvae}' works on {vq.ImageSize}x{vq.ImageSize} images; pass --size {vq.ImageSize}");
+        if (vq.ImageSize != opt.ImageSize)
+            throw new ArgumentException($"the VQ-VAE in '{opt.Vqvae}' works on {vq.ImageSize}x{vq.ImageSize} images; "
+                + $"pass --size {vq.ImageSize}");
         var (train, val) = TrainingSession.BeginRun(runDir, opt, ctl);
         var tok = BpeTokenizer.Train(train.Captions.SelectMany(c => c), opt.Vocab);
-        var setup = DalleSetup.FromPreset(opt.Preset, opt.ImageSize, tok.VocabSize, opt.Context, vq.Config.Codes, vq.Grid);
+        var setup = DalleSetup.FromPreset(opt.Preset, opt.ImageSize, tok.VocabSize, opt.Context,
+            vq.Config.Codes, vq.Grid);
         var pipe = new DallePipeline(setup, tok, vq, new Rng(opt.Seed));
         TrainingSession.WriteRunFiles(runDir, setup.ToJson(), tok, opt);
         vq.Save(Path.Combine(runDir, DallePipeline.VqDir));
-        ctl.Log?.Invoke($"model: DALL-E preset {opt.Preset}, {pipe.Transformer.ParameterCount():N0} parameters, {tok.VocabSize}-token BPE x {opt.Context} + {vq.Config.Codes} codes x {vq.Grid * vq.Grid}");
+        ctl.Log?.Invoke($"model: DALL-E preset {opt.Preset}, {pipe.Transformer.ParameterCount():N0} parameters, "
+            + $"{tok.VocabSize}-token BPE x {opt.Context} + {vq.Config.Codes} codes x {vq.Grid * vq.Grid}");
         return new Session(runDir, opt, pipe, train, val, ctl).Run(null);
     }
 
-    public static TrainResult Resume(string runDir, TrainControl ctl, TrainOptions? given = null, IEnumerable<string>? givenFields = null)
+    public static TrainResult Resume(string runDir, TrainControl ctl, TrainOptions? given = null,
+        IEnumerable<string>? givenFields = null)
     {
         var (opt, ckpt) = TrainingSession.OpenRun(runDir, Family, given, givenFields);
         string cfgPath = Path.Combine(runDir, "config.json");
         var setup = DalleSetup.FromJson(File.ReadAllText(cfgPath), cfgPath);
         var vq = VqModel.Load(Path.Combine(runDir, DallePipeline.VqDir));
-        var expected = DalleSetup.FromPreset(opt.Preset, opt.ImageSize, setup.Transformer.TextVocab, opt.Context, vq.Config.Codes, vq.Grid);
-        if (expected.ToJson() != setup.ToJson()) throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' of {TrainingSession.TrainFile}; the run was edited or made by another Pictor version");
+        var expected = DalleSetup.FromPreset(opt.Preset, opt.ImageSize, setup.Transformer.TextVocab, opt.Context,
+            vq.Config.Codes, vq.Grid);
+        if (expected.ToJson() != setup.ToJson())
+            throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' of {TrainingSession.TrainFile}; "
+                + $"the run was edited or made by another Pictor version");
         var tok = BpeTokenizer.Load(Path.Combine(runDir, DallePipeline.TokenizerDir));
         var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
         var pipe = new DallePipeline(setup, tok, vq, new Rng(opt.Seed));
@@ -74,17 +83,22 @@ public static class DalleTrainer
         private readonly int[] trainCodes, valCodes;
         private readonly int g2;
 
-        public Session(string runDir, TrainOptions opt, DallePipeline pipe, ImageCaptionSet train, ImageCaptionSet val, TrainControl ctl)
-            : this(runDir, opt, pipe, new DallePipeline(pipe.Setup, pipe.Tokenizer, pipe.Vq, new Rng(0)), train, val, ctl) { }
+        public Session(string runDir, TrainOptions opt, DallePipeline pipe, ImageCaptionSet train,
+            ImageCaptionSet val, TrainControl ctl)
+            : this(runDir, opt, pipe, new DallePipeline(pipe.Setup, pipe.Tokenizer, pipe.Vq, new Rng(0)),
+                train, val, ctl) { }
 
-        private Session(string runDir, TrainOptions opt, DallePipeline pipe, DallePipeline evalPipe, ImageCaptionSet train, ImageCaptionSet val, TrainControl ctl)
-            : base(runDir, opt, ctl, CheckpointFormat, pipe.Transformer.NamedParameters(), evalPipe.Transformer.NamedParameters(), train.Count)
+        private Session(string runDir, TrainOptions opt, DallePipeline pipe, DallePipeline evalPipe,
+            ImageCaptionSet train, ImageCaptionSet val, TrainControl ctl)
+            : base(runDir, opt, ctl, CheckpointFormat, pipe.Transformer.NamedParameters(),
+                evalPipe.Transformer.NamedParameters(), train.Count)
         {
             this.pipe = pipe; this.evalPipe = evalPipe; this.train = train; this.val = val;
             g2 = pipe.Setup.Transformer.ImageLen;
             var clock = System.Diagnostics.Stopwatch.StartNew();
             trainCodes = EncodeAll(pipe.Vq, train); valCodes = EncodeAll(pipe.Vq, val);
-            ctl.Log?.Invoke($"tokenized {train.Count + val.Count} images with the VQ-VAE in {clock.Elapsed.TotalSeconds:F1} s");
+            ctl.Log?.Invoke($"tokenized {train.Count + val.Count} images with the VQ-VAE in "
+                + $"{clock.Elapsed.TotalSeconds:F1} s");
         }
 
         protected override void SetTraining(bool on) => pipe.Transformer.Train(on);
@@ -101,11 +115,14 @@ public static class DalleTrainer
                 captions[i] = Rng.NextFloat() < Opt.CaptionDropout ? "" : cap;
                 Array.Copy(trainCodes, idx * g2, codes, i * g2, g2);
             }
-            return pipe.Transformer.Loss(pipe.Sequences(pipe.Tokenize(captions, truncate: true), codes), pipe.Tokenizer.PadId,
-                dropout: Opt.Dropout, rng: Opt.Dropout > 0 ? Rng : null);   // the masks come from the checkpointed rng: resume stays exact
+            return pipe.Transformer.Loss(pipe.Sequences(pipe.Tokenize(captions, truncate: true), codes),
+                pipe.Tokenizer.PadId,
+                // the masks come from the checkpointed rng: resume stays exact
+                dropout: Opt.Dropout, rng: Opt.Dropout > 0 ? Rng : null);
         }
 
-        /// <summary>Image-token loss (nats per token) of the EMA weights on the first val images, first captions.</summary>
+        /// <summary>Image-token loss (nats per token) of the EMA weights on the first val images, first
+        /// captions.</summary>
         protected override Validation Validate()
         {
             int n = Math.Min(Opt.ValImages, val.Count);
@@ -116,7 +133,8 @@ public static class DalleTrainer
                     int m = Math.Min(chunk, n - s);
                     var caps = Enumerable.Range(s, m).Select(i => val.Captions[i][0]).ToList();
                     using (TensorScope.Begin())
-                        sum += evalPipe.Transformer.Loss(evalPipe.Sequences(evalPipe.Tokenize(caps, truncate: true), valCodes.AsSpan(s * g2, m * g2)), evalPipe.Tokenizer.PadId, imageOnly: true).Item() * m;
+                        sum += evalPipe.Transformer.Loss(evalPipe.Sequences(evalPipe.Tokenize(caps, truncate: true),
+                            valCodes.AsSpan(s * g2, m * g2)), evalPipe.Tokenizer.PadId, imageOnly: true).Item() * m;
                 }
             double v = sum / n;
             return new(v, FormattableString.Invariant($" (nats per image token; perplexity {Math.Exp(v):F1})"));
@@ -128,10 +146,13 @@ public static class DalleTrainer
         protected override void SaveSamples(string path)
         {
             // Cut to the context as training cuts captions (a long val caption must not fail the checkpoint).
-            var prompts = val.Captions.Select(c => evalPipe.Tokenizer.Fit(c[0], evalPipe.TextContext)).Distinct().Take(SamplePrompts).ToList();
-            var imgs = evalPipe.Sample(prompts, new SamplingSettings(DallePipeline.SamplerName, evalPipe.DefaultSteps, Guidance: 3f));
+            var prompts = val.Captions.Select(c => evalPipe.Tokenizer.Fit(c[0], evalPipe.TextContext)).Distinct()
+                .Take(SamplePrompts).ToList();
+            var imgs = evalPipe.Sample(prompts, new SamplingSettings(DallePipeline.SamplerName,
+                evalPipe.DefaultSteps, Guidance: 3f));
             int s = Opt.ImageSize;
-            Image.Grid(Enumerable.Range(0, prompts.Count).Select(i => Image.FromTensor(Ops.Reshape(Ops.Narrow(imgs, 0, i, 1), 3, s, s))).ToList(), prompts.Count)
+            Image.Grid(Enumerable.Range(0, prompts.Count)
+                .Select(i => Image.FromTensor(Ops.Reshape(Ops.Narrow(imgs, 0, i, 1), 3, s, s))).ToList(), prompts.Count)
                 .Save(path, [new("prompts", string.Join("\n", prompts))]);
         }
     }

@@ -24,9 +24,11 @@ public static class Grounding
     /// the result says which positions are grounded. <paramref name="mirrored"/>: the image was flipped left-right
     /// (<see cref="HorizontalFlip"/>), so the boxes are too. An empty caption (the unconditional one) grounds nothing.
     /// </summary>
-    public static bool[] TokenMasks(BpeTokenizer tok, string caption, IReadOnlyList<ImageObject> objects, int context, int size, bool mirrored, Span<float> dst)
+    public static bool[] TokenMasks(BpeTokenizer tok, string caption, IReadOnlyList<ImageObject> objects, int context,
+        int size, bool mirrored, Span<float> dst)
     {
-        if (dst.Length != context * size * size) throw new ArgumentException($"grounding masks need {context}x{size}x{size} floats, got {dst.Length}");
+        if (dst.Length != context * size * size)
+            throw new ArgumentException($"grounding masks need {context}x{size}x{size} floats, got {dst.Length}");
         dst.Clear();
         var grounded = new bool[context];
         foreach (var (s, named) in NamedObjects(tok, caption, objects, context))
@@ -48,28 +50,34 @@ public static class Grounding
     }
 
     /// <summary>Every token position (as <see cref="BpeTokenizer.EncodeForModel"/> lays out ids: bos at 0, cut at
-    /// context - 1) whose word names at least one object, with the objects it names. Nothing for an empty caption.</summary>
-    public static IEnumerable<(int Position, List<ImageObject> Named)> NamedObjects(BpeTokenizer tok, string caption, IReadOnlyList<ImageObject> objects, int context)
+    /// context - 1) whose word names at least one object, with the objects it names. Nothing for an empty
+    /// caption.</summary>
+    public static IEnumerable<(int Position, List<ImageObject> Named)> NamedObjects(BpeTokenizer tok, string caption,
+        IReadOnlyList<ImageObject> objects, int context)
     {
         if (string.IsNullOrWhiteSpace(caption) || objects.Count == 0) yield break;
         foreach (var (word, start, count) in tok.WordSpans(caption))
         {
             var named = objects.Where(o => o.Words.Any(w => Names(word, w))).ToList();
             if (named.Count == 0) continue;
-            for (int s = 1 + start; s < 1 + start + count && s < context - 1; s++)   // position 0 is bos; the last kept slot is eos
+            // position 0 is bos; the last kept slot is eos
+            for (int s = 1 + start; s < 1 + start + count && s < context - 1; s++)
                 yield return (s, named);
         }
     }
 
     /// <summary><see cref="TokenMasks"/> for a batch of unmirrored images: masks [B, context, size*size] and grounded
     /// [B * context], image i from captions[i] and objects[i].</summary>
-    public static (float[] Masks, bool[] Grounded) BatchMasks(BpeTokenizer tok, IReadOnlyList<string> captions, IReadOnlyList<IReadOnlyList<ImageObject>> objects, int context, int size)
+    public static (float[] Masks, bool[] Grounded) BatchMasks(BpeTokenizer tok, IReadOnlyList<string> captions,
+        IReadOnlyList<IReadOnlyList<ImageObject>> objects, int context, int size)
     {
-        if (captions.Count != objects.Count) throw new ArgumentException($"grounding: {captions.Count} captions for {objects.Count} images' objects");
+        if (captions.Count != objects.Count)
+            throw new ArgumentException($"grounding: {captions.Count} captions for {objects.Count} images' objects");
         int per = context * size * size;
         var masks = new float[captions.Count * per]; var grounded = new bool[captions.Count * context];
         for (int i = 0; i < captions.Count; i++)
-            TokenMasks(tok, captions[i], objects[i], context, size, false, masks.AsSpan(i * per, per)).CopyTo(grounded, i * context);
+            TokenMasks(tok, captions[i], objects[i], context, size, false, masks.AsSpan(i * per, per))
+                .CopyTo(grounded, i * context);
         return (masks, grounded);
     }
 

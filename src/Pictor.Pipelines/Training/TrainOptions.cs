@@ -9,7 +9,8 @@ namespace Pictor.Pipelines.Training;
 /// </summary>
 public sealed record TrainOptions
 {
-    /// <summary>Which trainer made the run: "diffusion" (runs written before the field existed), "vqvae", "dalle" or "clip".</summary>
+    /// <summary>Which trainer made the run: "diffusion" (runs written before the field existed), "vqvae", "dalle" or
+    /// "clip".</summary>
     public string Model { get; init; } = "diffusion";
     public string Data { get; init; } = "";
     /// <summary>DALL-E only: the VQ-VAE run or model directory whose tokens the transformer learns.</summary>
@@ -19,7 +20,8 @@ public sealed record TrainOptions
     public int Context { get; init; } = 16;          // text tokens, bos and eos included
     public int Vocab { get; init; } = 2048;          // BPE vocabulary cap (small caption sets stop below it)
     public int Batch { get; init; } = 32;
-    public int Steps { get; init; } = 20_000;        // the cosine decay's length; early stopping or --max-minutes may end sooner
+    // the cosine decay's length; early stopping or --max-minutes may end sooner
+    public int Steps { get; init; } = 20_000;
     public float Lr { get; init; } = 5e-4f;
     public float MinLr { get; init; } = 5e-5f;
     public int Warmup { get; init; } = 200;
@@ -27,28 +29,31 @@ public sealed record TrainOptions
     public float ClipNorm { get; init; } = 1f;
     public float EmaDecay { get; init; } = 0.999f;
     public float CaptionDropout { get; init; } = 0.1f;
-    /// <summary>DALL-E only: embedding and residual dropout probability (0 = off; runs written before it read 0).</summary>
+    /// <summary>DALL-E only: embedding and residual dropout probability (0 = off; runs written before it read
+    /// 0).</summary>
     public float Dropout { get; init; }
-    /// <summary>Diffusion only: k of the noise schedule's log-SNR shift (SNR / k^2; 1 = the plain cosine schedule). Stored in
-    /// the model's config.json, since sampling must use the schedule training used.</summary>
+    /// <summary>Diffusion only: k of the noise schedule's log-SNR shift (SNR / k^2; 1 = the plain cosine schedule).
+    /// Stored in the model's config.json, since sampling must use the schedule training used.</summary>
     public float NoiseShift { get; init; } = 1f;
-    /// <summary>Diffusion only: probability of mirroring a training image, with "left" and "right" swapped in its caption
-    /// (<see cref="HorizontalFlip"/>; 0 = off, and runs written before it read 0).</summary>
+    /// <summary>Diffusion only: probability of mirroring a training image, with "left" and "right" swapped in its
+    /// caption (<see cref="HorizontalFlip"/>; 0 = off, and runs written before it read 0).</summary>
     public float Hflip { get; init; }
-    /// <summary>Diffusion only: gamma of min-SNR loss weighting (<see cref="MinSnrWeighting"/>; 0 = off, and runs written
-    /// before it read 0).</summary>
+    /// <summary>Diffusion only: gamma of min-SNR loss weighting (<see cref="MinSnrWeighting"/>; 0 = off, and runs
+    /// written before it read 0).</summary>
     public float MinSnr { get; init; }
     /// <summary>Diffusion only: weight W of the token-level grounding loss added to the denoising loss
-    /// (<see cref="GroundingLoss"/>; needs object boxes in the data; 0 = off, and runs written before it read 0).</summary>
+    /// (<see cref="GroundingLoss"/>; needs object boxes in the data; 0 = off, and runs written before it read
+    /// 0).</summary>
     public float Grounding { get; init; }
-    /// <summary>Diffusion only: weight W of the placement loss (<see cref="Placement"/>: each word naming one object is placed
-    /// at its centre by the UNet's token places); needs object boxes and a preset with token places (xs-rel-place);
-    /// 0 = off, and runs written before it read 0.</summary>
+    /// <summary>Diffusion only: weight W of the placement loss (<see cref="Placement"/>: each word naming one object is
+    /// placed at its centre by the UNet's token places); needs object boxes and a preset with token places
+    /// (xs-rel-place); 0 = off, and runs written before it read 0.</summary>
     public float Placement { get; init; }
     public int ValEvery { get; init; } = 500;
     public int CkptEvery { get; init; } = 500;
     public int Keep { get; init; } = 3;              // last K step checkpoints; best.safetensors is kept besides
-    public int Patience { get; init; } = 10;         // validations without improvement before stopping; 0 = never stop early
+    // validations without improvement before stopping; 0 = never stop early
+    public int Patience { get; init; } = 10;
     public int ValImages { get; init; } = 256;
     public ulong Seed { get; init; }
 
@@ -60,7 +65,8 @@ public sealed record TrainOptions
             "vqvae" => Vq.VqModel.PresetNames,
             "dalle" => Dalle.DalleSetup.PresetNames,
             "clip" => Clip.ClipPipeline.PresetNames,
-            _ => throw new ArgumentException($"unknown model family '{Model}' in the training options; use diffusion, vqvae, dalle or clip"),
+            _ => throw new ArgumentException($"unknown model family '{Model}' in the training options; use diffusion, "
+                + $"vqvae, dalle or clip"),
         };
         if (!presets.Contains(Preset))
         {
@@ -68,7 +74,8 @@ public sealed record TrainOptions
             throw new ArgumentException($"unknown --preset '{Preset}' for 'train {Model}'; "
                 + $"use {string.Join(", ", presets)}" + (why != null ? $" ({why})" : ""));
         }
-        Check(Model != "dalle" || Vqvae != "", "'train dalle' needs --vqvae RUN (a VQ-VAE trained with 'pictor train vqvae')");
+        Check(Model != "dalle"
+            || Vqvae != "", "'train dalle' needs --vqvae RUN (a VQ-VAE trained with 'pictor train vqvae')");
         Check(Batch is >= 1 and <= 4096, "--batch must be between 1 and 4096");
         Check(Steps >= 1, "--steps must be at least 1");
         Check(ImageSize is >= 8 and <= 256 && ImageSize % 8 == 0, "--size must be a multiple of 8 between 8 and 256");
@@ -76,17 +83,23 @@ public sealed record TrainOptions
         Check(Lr > 0 && float.IsFinite(Lr), "--lr must be positive");
         Check(CaptionDropout is >= 0 and < 1, "--caption-dropout must be in [0, 1)");
         Check(Dropout is >= 0 and < 1, "--dropout must be in [0, 1)");
-        Check(Dropout == 0 || Model == "dalle", $"--dropout is used by 'train dalle' only; 'train {Model}' has no dropout layers (leave it out)");
+        Check(Dropout == 0 || Model == "dalle",
+            $"--dropout is used by 'train dalle' only; 'train {Model}' has no dropout layers (leave it out)");
         Check(NoiseShift is >= 1 and <= 64, "--noise-shift must be between 1 and 64");
-        Check(NoiseShift == 1 || Model == "diffusion", $"--noise-shift is used by 'train diffusion' only; 'train {Model}' has no noise schedule (leave it out)");
+        Check(NoiseShift == 1 || Model == "diffusion",
+            $"--noise-shift is used by 'train diffusion' only; 'train {Model}' has no noise schedule (leave it out)");
         Check(Hflip is >= 0 and <= 1, "--hflip must be a probability in [0, 1]");
-        Check(Hflip == 0 || Model == "diffusion", $"--hflip is used by 'train diffusion' only; leave it out of 'train {Model}'");
+        Check(Hflip == 0 || Model == "diffusion",
+            $"--hflip is used by 'train diffusion' only; leave it out of 'train {Model}'");
         Check(MinSnr is >= 0 and <= 1000, "--min-snr must be 0 (off) or a gamma up to 1000 (the paper's default is 5)");
-        Check(MinSnr == 0 || Model == "diffusion", $"--min-snr is used by 'train diffusion' only; leave it out of 'train {Model}'");
+        Check(MinSnr == 0 || Model == "diffusion",
+            $"--min-snr is used by 'train diffusion' only; leave it out of 'train {Model}'");
         Check(Grounding is >= 0 and <= 100, "--grounding must be 0 (off) or a weight up to 100 (0.01 is a start)");
-        Check(Grounding == 0 || Model == "diffusion", $"--grounding is used by 'train diffusion' only; leave it out of 'train {Model}'");
+        Check(Grounding == 0 || Model == "diffusion",
+            $"--grounding is used by 'train diffusion' only; leave it out of 'train {Model}'");
         Check(Placement is >= 0 and <= 100, "--placement must be 0 (off) or a weight up to 100 (0.1 is a start)");
-        Check(Placement == 0 || Model == "diffusion", $"--placement is used by 'train diffusion' only; leave it out of 'train {Model}'");
+        Check(Placement == 0 || Model == "diffusion",
+            $"--placement is used by 'train diffusion' only; leave it out of 'train {Model}'");
         Check(ValEvery >= 1 && CkptEvery >= 1, "--val-every and --ckpt-every must be at least 1");
         Check(Keep >= 1, "--keep must be at least 1");
         Check(Patience >= 0, "--patience must be 0 (off) or more");
@@ -95,14 +108,17 @@ public sealed record TrainOptions
 
     private static void Check(bool ok, string message) { if (!ok) throw new ArgumentException(message); }
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy =
+        JsonNamingPolicy.SnakeCaseLower };
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
     public static TrainOptions FromJson(string json, string source)
     {
-        try { return JsonSerializer.Deserialize<TrainOptions>(json, Json) ?? throw new FormatException($"{source} is empty"); }
-        catch (JsonException e) { throw new FormatException($"{source} is not a valid training options file: {e.Message}"); }
+        try { return JsonSerializer.Deserialize<TrainOptions>(json, Json)
+            ?? throw new FormatException($"{source} is empty"); }
+        catch (JsonException e) { throw new FormatException($"{source} is not a valid training options file: "
+            + $"{e.Message}"); }
     }
 
     /// <summary>Field names (snake_case, as in train.json) whose values differ, with both values.</summary>

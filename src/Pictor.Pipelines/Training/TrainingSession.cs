@@ -7,17 +7,21 @@ using Pictor.Nn.Optim;
 
 namespace Pictor.Pipelines.Training;
 
-/// <summary>How a training call is driven from outside: a time limit, a step limit (tests), cancellation, logging.</summary>
+/// <summary>How a training call is driven from outside: a time limit, a step limit (tests), cancellation,
+/// logging.</summary>
 public sealed record TrainControl(double MaxMinutes = 0, long StopAtStep = 0, CancellationToken Cancel = default,
     Action<string>? Log = null, Action<TrainProgress>? Progress = null);
 
 public sealed record TrainProgress(long Step, long TotalSteps, float Loss, double ImagesPerSecond, TimeSpan Eta);
 
-/// <summary>One validation point of the loss curves: mean train loss since the previous point, and the val loss.</summary>
+/// <summary>One validation point of the loss curves: mean train loss since the previous point, and the val
+/// loss.</summary>
 public sealed record LossPoint(long Step, double Train, double Val);
 
-/// <param name="BestBy">What <paramref name="BestVal"/> is: "val loss", or the trainer's own criterion (CLIP: retrieval error).</param>
-public sealed record TrainResult(long Step, string StopReason, double BestVal, long BestStep, string ModelDir, string BestBy = "val loss");
+/// <param name="BestBy">What <paramref name="BestVal"/> is: "val loss", or the trainer's own criterion (CLIP: retrieval
+/// error).</param>
+public sealed record TrainResult(long Step, string StopReason, double BestVal, long BestStep, string ModelDir,
+    string BestBy = "val loss");
 
 /// <summary>One validation of the EMA weights.</summary>
 /// <param name="Loss">The val loss (plotted, logged).</param>
@@ -32,12 +36,13 @@ public readonly record struct Validation(double Loss, string Extra, double? Key 
 ///
 /// Run directory: train.json, checkpoints/step-NNNNNNN.safetensors, best.safetensors, model/ (the best EMA weights as a
 /// model directory), samples/step-NNNNNNN.png, loss.png, log.csv, plus what the trainer adds. Every file is written
-/// atomically. A checkpoint holds the weights ("model." + name), EMA, AdamW moments, step, RNG state and the position in
-/// the epoch's shuffled order, so resuming gives bit-identical weights to an uninterrupted run.
+/// atomically. A checkpoint holds the weights ("model." + name), EMA, AdamW moments, step, RNG state and the position
+/// in the epoch's shuffled order, so resuming gives bit-identical weights to an uninterrupted run.
 /// </summary>
 public abstract class TrainingSession
 {
-    public const string TrainFile = "train.json", CheckpointDir = "checkpoints", BestFile = "best.safetensors", ModelDir = "model";
+    public const string TrainFile = "train.json", CheckpointDir = "checkpoints", BestFile = "best.safetensors",
+        ModelDir = "model";
 
     protected string RunDir { get; }
     protected TrainOptions Opt { get; }
@@ -67,7 +72,8 @@ public abstract class TrainingSession
     /// validation, samples and export.</param>
     /// <param name="trainCount">Images in the train split (the epoch order is a permutation of them).</param>
     protected TrainingSession(string runDir, TrainOptions opt, TrainControl ctl, string format,
-        IEnumerable<(string Name, Tensor Param)> parameters, IEnumerable<(string Name, Tensor Param)> evalParameters, int trainCount)
+        IEnumerable<(string Name, Tensor Param)> parameters, IEnumerable<(string Name, Tensor Param)> evalParameters,
+            int trainCount)
     {
         RunDir = runDir; Opt = opt; Ctl = ctl; this.format = format; this.trainCount = trainCount;
         this.parameters = parameters.ToList(); this.evalParameters = evalParameters.ToList();
@@ -80,17 +86,20 @@ public abstract class TrainingSession
         order = EpochOrder(opt.Seed, 0, trainCount);
     }
 
-    // ------------------------------------------------------------------------------------------- what a trainer supplies
+    // ------------------------------------------------------------------------------------------- what a trainer
+    // supplies
 
-    /// <summary>Builds one batch (with <see cref="NextIndex"/> and <see cref="Rng"/>), runs the forward pass and returns
-    /// the scalar loss to backpropagate. Runs inside a tensor scope with gradients zeroed.</summary>
+    /// <summary>Builds one batch (with <see cref="NextIndex"/> and <see cref="Rng"/>), runs the forward pass and
+    /// returns the scalar loss to backpropagate. Runs inside a tensor scope with gradients zeroed.</summary>
     protected abstract Tensor Loss();
 
-    /// <summary>After backward, before clipping and the optimiser step (a VQ codebook's moving-average update).</summary>
+    /// <summary>After backward, before clipping and the optimiser step (a VQ codebook's moving-average
+    /// update).</summary>
     protected virtual void AfterBackward() { }
 
     /// <summary>Validates the EMA weights (already copied into the eval model): the val loss, an extra text for the log
-    /// line (e.g. ", PSNR 24.1 dB") and, when the trainer picks its best weights by another figure, that figure.</summary>
+    /// line (e.g. ", PSNR 24.1 dB") and, when the trainer picks its best weights by another figure, that
+    /// figure.</summary>
     protected abstract Validation Validate();
 
     /// <summary>The name of what picks the best weights (exported model, best.safetensors) and drives early stopping:
@@ -126,16 +135,19 @@ public abstract class TrainingSession
 
     /// <summary>The start of every new run: validates the options, refuses a directory that already holds a run, and
     /// loads the train and val splits (logging their sizes).</summary>
-    public static (ImageCaptionSet Train, ImageCaptionSet Val) BeginRun(string runDir, TrainOptions opt, TrainControl ctl)
+    public static (ImageCaptionSet Train, ImageCaptionSet Val) BeginRun(string runDir,
+        TrainOptions opt, TrainControl ctl)
     {
         opt.Validate();
         EnsureNewRun(runDir);
         var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
-        ctl.Log?.Invoke($"data: {train.Count} train, {val.Count} val images at {opt.ImageSize}x{opt.ImageSize} from {opt.Data}");
+        ctl.Log?.Invoke($"data: {train.Count} train, {val.Count} val images at {opt.ImageSize}x{opt.ImageSize} "
+            + $"from {opt.Data}");
         return (train, val);
     }
 
-    /// <summary>Writes a new run's config.json, tokenizer/ (when the model has one) and train.json, each atomically.</summary>
+    /// <summary>Writes a new run's config.json, tokenizer/ (when the model has one) and train.json, each
+    /// atomically.</summary>
     public static void WriteRunFiles(string runDir, string configJson, Text.BpeTokenizer? tokenizer, TrainOptions opt)
     {
         Directory.CreateDirectory(runDir);
@@ -148,21 +160,31 @@ public abstract class TrainingSession
     public static void EnsureNewRun(string runDir)
     {
         if (File.Exists(Path.Combine(runDir, TrainFile)))
-            throw new ArgumentException($"'{runDir}' already holds a training run; continue it with --resume {runDir}, or choose another --out");
+            throw new ArgumentException($"'{runDir}' already holds a training run; continue it with --resume {runDir}, "
+                + $"or choose another --out");
     }
 
-    /// <summary>The stored options of the run in <paramref name="runDir"/>, which must be a <paramref name="model"/> run
-    /// with a checkpoint; <paramref name="given"/>/<paramref name="givenFields"/>: options passed again, which must
+    /// <summary>The stored options of the run in <paramref name="runDir"/>, which must be a <paramref name="model"/>
+    /// run with a checkpoint; <paramref name="given"/>/<paramref name="givenFields"/>: options passed again, which must
     /// equal the stored ones. Returns the options and the newest checkpoint.</summary>
-    public static (TrainOptions Options, string Checkpoint) OpenRun(string runDir, string model, TrainOptions? given, IEnumerable<string>? givenFields)
+    public static (TrainOptions Options, string Checkpoint) OpenRun(string runDir, string model, TrainOptions? given,
+        IEnumerable<string>? givenFields)
     {
         string trainPath = Path.Combine(runDir, TrainFile);
-        if (!File.Exists(trainPath)) throw new FileNotFoundException($"'{runDir}' has no {TrainFile}; it is not a training run (start one with --out)");
+        if (!File.Exists(trainPath))
+            throw new FileNotFoundException($"'{runDir}' has no {TrainFile}; it is not a training run (start "
+                + $"one with --out)");
         var opt = TrainOptions.FromJson(File.ReadAllText(trainPath), trainPath);
-        if (opt.Model != model) throw new ArgumentException($"'{runDir}' is a {opt.Model} run; continue it with 'pictor train {opt.Model} --resume {runDir}'");
-        if (given != null && givenFields != null && TrainOptions.Differences(opt, given with { Model = model }, givenFields) is { Count: > 0 } diff)
-            throw new ArgumentException($"--resume {runDir}: options differ from the run's {TrainFile}: {string.Join("; ", diff)}. Drop them to continue the run, or start a new run with --out");
-        var ckpt = LatestCheckpoint(runDir) ?? throw new FileNotFoundException($"'{runDir}' has no checkpoint in {CheckpointDir}/ yet; nothing to resume (start again with --out)");
+        if (opt.Model != model)
+            throw new ArgumentException($"'{runDir}' is a {opt.Model} run; continue it with 'pictor train {opt.Model} "
+                + $"--resume {runDir}'");
+        if (given != null && givenFields != null && TrainOptions.Differences(opt, given with { Model = model },
+            givenFields) is { Count: > 0 } diff)
+            throw new ArgumentException($"--resume {runDir}: options differ from the run's {TrainFile}: "
+                + $"{string.Join("; ", diff)}. Drop them to continue the run, or start a new run with --out");
+        var ckpt = LatestCheckpoint(runDir)
+            ?? throw new FileNotFoundException($"'{runDir}' has no checkpoint in {CheckpointDir}/ yet; nothing to "
+            + $"resume (start again with --out)");
         return (opt, ckpt);
     }
 
@@ -186,14 +208,17 @@ public abstract class TrainingSession
         {
             if (Ctl.Cancel.IsCancellationRequested) { reason = "interrupted"; break; }
             if (Ctl.StopAtStep > 0 && Step >= Ctl.StopAtStep) { reason = $"stopped at step {Step} as asked"; break; }
-            if (Ctl.MaxMinutes > 0 && clock.Elapsed.TotalMinutes >= Ctl.MaxMinutes) { reason = $"time limit of {Ctl.MaxMinutes} minutes"; break; }
+            if (Ctl.MaxMinutes > 0 && clock.Elapsed.TotalMinutes >= Ctl.MaxMinutes) { reason =
+                $"time limit of {Ctl.MaxMinutes} minutes"; break; }
             float loss;
             using (TensorScope.Begin())
             {
                 adam.ZeroGrad();
                 var l = Loss();
                 loss = l.Item();
-                if (!float.IsFinite(loss)) throw new InvalidOperationException($"training diverged at step {Step + 1} (loss {loss}); resume from the last checkpoint with a lower --lr");
+                if (!float.IsFinite(loss))
+                    throw new InvalidOperationException($"training diverged at step {Step + 1} (loss {loss}); resume "
+                        + $"from the last checkpoint with a lower --lr");
                 l.Backward();
                 AfterBackward();
                 GradClip.ClipByGlobalNorm(parameters.Select(p => p.Param), Opt.ClipNorm);
@@ -215,9 +240,11 @@ public abstract class TrainingSession
             if (Step % Opt.CkptEvery == 0 || Step == Opt.Steps || stop) SaveCheckpoint();
             if (stop) { reason = $"early stopping: no val improvement in {Opt.Patience} validations"; break; }
         }
-        if (Step % Opt.CkptEvery != 0 && Step != Opt.Steps && Step > startStep) SaveCheckpoint();   // interrupted mid-interval
+        // interrupted mid-interval
+        if (Step % Opt.CkptEvery != 0 && Step != Opt.Steps && Step > startStep) SaveCheckpoint();
         Ctl.Log?.Invoke($"stopped at step {Step}: {reason}; " + (bestStep < 0
-            ? $"no validation yet (the first is at step {Opt.ValEvery}), so no model/ was exported; --resume continues the run"
+            ? $"no validation yet (the first is at step {Opt.ValEvery}), so no model/ was exported; --resume "
+                + $"continues the run"
             : $"best {BestBy} {bestVal:G5} at step {bestStep}"));
         return new TrainResult(Step, reason, bestVal, bestStep, Path.Combine(RunDir, ModelDir), BestBy);
     }
@@ -230,7 +257,8 @@ public abstract class TrainingSession
         history.Add(new LossPoint(Step, intervalLoss / Math.Max(1, intervalCount), v));
         intervalLoss = 0; intervalCount = 0;
         double key = selectBy ?? v;
-        Ctl.Log?.Invoke($"step {Step}: train loss {history[^1].Train:G4}, val loss {v:G4}{extra}{(key < bestVal ? " (best)" : "")}");
+        Ctl.Log?.Invoke($"step {Step}: train loss {history[^1].Train:G4}, val loss {v:G4}{extra}{(key < bestVal ? " "
+            + "(best)" : "")}");
         if (key < bestVal)
         {
             bestVal = key; bestStep = Step; badVals = 0;
@@ -253,7 +281,8 @@ public abstract class TrainingSession
         var dir = Path.Combine(RunDir, CheckpointDir);
         Directory.CreateDirectory(dir);
         WriteCheckpoint(Path.Combine(dir, $"step-{Step:D7}.safetensors"));
-        foreach (var old in Directory.GetFiles(dir, "step-*.safetensors").OrderBy(f => f, StringComparer.Ordinal).SkipLast(Opt.Keep)) File.Delete(old);
+        foreach (var old in Directory.GetFiles(dir, "step-*.safetensors").OrderBy(f => f, StringComparer.Ordinal)
+            .SkipLast(Opt.Keep)) File.Delete(old);
         CopyEma();
         Directory.CreateDirectory(Path.Combine(RunDir, "samples"));
         SaveSamples(Path.Combine(RunDir, "samples", $"step-{Step:D7}.png"));
@@ -285,13 +314,22 @@ public abstract class TrainingSession
     private void Restore(SafeTensorsFile f)
     {
         var m = f.Metadata;
-        string Get(string k) => m.TryGetValue(k, out var v) ? v : throw new FormatException($"checkpoint '{f.Source}' lacks '{k}' in its metadata; it is not a Pictor checkpoint or is damaged (use an older one from {CheckpointDir}/)");
-        if (Get("format") != format) throw new FormatException($"'{f.Source}' is a '{m["format"]}' file, not a {format}; resume it with the trainer that made it");
+        string Get(string k)
+            => m.TryGetValue(k, out var v) ? v
+            : throw new FormatException($"checkpoint '{f.Source}' lacks '{k}' in its metadata; it is not a Pictor "
+            + $"checkpoint or is damaged (use an older one from {CheckpointDir}/)");
+        if (Get("format") != format)
+            throw new FormatException($"'{f.Source}' is a '{m["format"]}' file, not a {format}; resume it with the "
+                + $"trainer that made it");
         foreach (var (n, p) in parameters)
         {
-            if (!f.Contains("model." + n)) throw new FormatException($"'{f.Source}' has no tensor 'model.{n}'; it was saved from a different model (compare config.json) or is truncated");
+            if (!f.Contains("model." + n))
+                throw new FormatException($"'{f.Source}' has no tensor 'model.{n}'; it was saved from a different "
+                    + $"model (compare config.json) or is truncated");
             var v = f.ReadFloat32("model." + n);
-            if (v.Length != p.Numel) throw new FormatException($"'{f.Source}': tensor 'model.{n}' has {v.Length} values, the model expects {p.Numel}; the config changed since the checkpoint");
+            if (v.Length != p.Numel)
+                throw new FormatException($"'{f.Source}': tensor 'model.{n}' has {v.Length} values, the model expects "
+                    + $"{p.Numel}; the config changed since the checkpoint");
             v.CopyTo(p.Span);
         }
         ema.LoadState(f);
@@ -299,10 +337,14 @@ public abstract class TrainingSession
         var inv = CultureInfo.InvariantCulture;
         Step = long.Parse(Get("step"), inv); epoch = long.Parse(Get("epoch"), inv); pos = int.Parse(Get("pos"), inv);
         Rng.SetState(Get("rng").Split(',').Select(s => ulong.Parse(s, inv)).ToArray());
-        bestVal = double.Parse(Get("best_val"), inv); bestStep = long.Parse(Get("best_step"), inv); badVals = int.Parse(Get("bad_vals"), inv);
+        bestVal = double.Parse(Get("best_val"), inv); bestStep = long.Parse(Get("best_step"), inv);
+        badVals = int.Parse(Get("bad_vals"), inv);
         intervalLoss = double.Parse(Get("interval_loss"), inv); intervalCount = int.Parse(Get("interval_count"), inv);
-        foreach (var h in JsonSerializer.Deserialize<double[][]>(Get("history"))!) history.Add(new LossPoint((long)h[0], h[1], h[2]));
+        foreach (var h in JsonSerializer.Deserialize<double[][]>(Get("history"))!)
+            history.Add(new LossPoint((long)h[0], h[1], h[2]));
         order = EpochOrder(Opt.Seed, epoch, trainCount);
-        if (pos > order.Length) throw new FormatException($"checkpoint '{f.Source}' is at position {pos} of an epoch of {order.Length} images; the dataset changed since the run started");
+        if (pos > order.Length)
+            throw new FormatException($"checkpoint '{f.Source}' is at position {pos} of an epoch of {order.Length} "
+                + $"images; the dataset changed since the run started");
     }
 }

@@ -21,13 +21,14 @@ public sealed record VqReport(int Images, double Mse, double Psnr, double Perple
 
 /// <summary>
 /// Trains the VQ-VAE image tokenizer (van den Oord et al. 2017): loss = ||x - dec(q(enc(x)))||^2 + beta ||enc(x) -
-/// sg[e]||^2 by AdamW on the encoder and decoder; after each backward the codebook takes its moving-average step and dead
-/// entries restart from the batch's latents (<see cref="Models.Vq.VectorQuantizer.Update"/>). Captions are not used.
-/// The loop is <see cref="TrainingSession"/>; validation reports reconstruction PSNR and codebook use (the best one also
-/// as RUN/model/metrics.json), and each checkpoint saves a reconstruction grid (val images above, reconstructions below).
-/// The EMA of weights is off by default for this trainer (--ema 0): the codebook is itself a moving average, and an
-/// averaged encoder would not match it. The discrete-VAE presets (dvae-*) train DALL-E's Gumbel-softmax tokenizer
-/// instead: loss = MSE + kl_weight KL(q || uniform), codebook trained by the optimiser, temperature annealed by
+/// sg[e]||^2 by AdamW on the encoder and decoder; after each backward the codebook takes its moving-average step and
+/// dead entries restart from the batch's latents (<see cref="Models.Vq.VectorQuantizer.Update"/>). Captions are not
+/// used. The loop is <see cref="TrainingSession"/>; validation reports reconstruction PSNR and codebook use (the best
+/// one also as RUN/model/metrics.json), and each checkpoint saves a reconstruction grid (val images above,
+/// reconstructions below). The EMA of weights is off by default for this trainer (--ema 0): the codebook is itself a
+/// moving average, and an averaged encoder would not match it. The discrete-VAE presets (dvae-*) train DALL-E's
+/// Gumbel-softmax tokenizer instead: loss = MSE + kl_weight KL(q || uniform), codebook trained by the optimiser,
+/// temperature annealed by
 /// <see cref="GumbelTemperature"/>.
 /// </summary>
 public static class VqTrainer
@@ -41,18 +42,23 @@ public static class VqTrainer
         var (train, val) = TrainingSession.BeginRun(runDir, opt, ctl);
         var model = new VqModel(opt.Preset, opt.ImageSize, VqModel.FromPreset(opt.Preset), new Rng(opt.Seed));
         TrainingSession.WriteRunFiles(runDir, model.ToJson(), null, opt);
-        ctl.Log?.Invoke($"model: VQ-VAE preset {opt.Preset}, {model.Net.ParameterCount():N0} parameters and buffers, {model.Config.Codes} codes of width {model.Config.CodeDim}, {model.Grid}x{model.Grid} tokens per image");
+        ctl.Log?.Invoke($"model: VQ-VAE preset {opt.Preset}, {model.Net.ParameterCount():N0} parameters and buffers, "
+            + $"{model.Config.Codes} codes of width {model.Config.CodeDim}, {model.Grid}x{model.Grid} "
+            + $"tokens per image");
         return new Session(runDir, opt, model, train, val, ctl).Run(null);
     }
 
-    public static TrainResult Resume(string runDir, TrainControl ctl, TrainOptions? given = null, IEnumerable<string>? givenFields = null)
+    public static TrainResult Resume(string runDir, TrainControl ctl, TrainOptions? given = null,
+        IEnumerable<string>? givenFields = null)
     {
         var (opt, ckpt) = TrainingSession.OpenRun(runDir, Family, given, givenFields);
         string cfgPath = Path.Combine(runDir, VqModel.ConfigFile);
         var (preset, size, cfg) = VqModel.ParseConfig(File.ReadAllText(cfgPath), cfgPath);
         var model = new VqModel(preset, size, cfg, new Rng(opt.Seed));
-        if (model.ToJson() != new VqModel(opt.Preset, opt.ImageSize, VqModel.FromPreset(opt.Preset), new Rng(0)).ToJson())
-            throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' at size {opt.ImageSize} of {TrainingSession.TrainFile}; the run was edited or made by another Pictor version");
+        if (model.ToJson() != new VqModel(opt.Preset, opt.ImageSize, VqModel.FromPreset(opt.Preset),
+            new Rng(0)).ToJson())
+            throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' at size {opt.ImageSize} of "
+                + $"{TrainingSession.TrainFile}; the run was edited or made by another Pictor version");
         var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
         ctl.Log?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
         return new Session(runDir, opt, model, train, val, ctl).Run(SafeTensorsFile.Read(ckpt));
@@ -73,7 +79,8 @@ public static class VqTrainer
     public static VqReport Evaluate(VqModel model, ImageCaptionSet set, int max = int.MaxValue)
     {
         int n = Math.Min(max, set.Count), size = set.Size, per = 3 * size * size;
-        if (size != model.ImageSize) Throw.Argument($"images are {size}x{size}, the VQ-VAE expects {model.ImageSize}x{model.ImageSize}");
+        if (size != model.ImageSize)
+            Throw.Argument($"images are {size}x{size}, the VQ-VAE expects {model.ImageSize}x{model.ImageSize}");
         double sse = 0, psnr = 0; var codes = new List<int>(n * model.Grid * model.Grid);
         const int chunk = 32;
         using (Autograd.NoGrad())
@@ -108,11 +115,15 @@ public static class VqTrainer
         private Tensor? latent; private IntTensor? codes;
         private VqReport? last;
 
-        public Session(string runDir, TrainOptions opt, VqModel model, ImageCaptionSet train, ImageCaptionSet val, TrainControl ctl)
-            : this(runDir, opt, model, new VqModel(model.Preset, model.ImageSize, model.Config, new Rng(0)), train, val, ctl) { }
+        public Session(string runDir, TrainOptions opt, VqModel model, ImageCaptionSet train,
+            ImageCaptionSet val, TrainControl ctl)
+            : this(runDir, opt, model, new VqModel(model.Preset, model.ImageSize, model.Config, new Rng(0)),
+                train, val, ctl) { }
 
-        private Session(string runDir, TrainOptions opt, VqModel model, VqModel evalModel, ImageCaptionSet train, ImageCaptionSet val, TrainControl ctl)
-            : base(runDir, opt, ctl, CheckpointFormat, model.Net.NamedParameters(), evalModel.Net.NamedParameters(), train.Count)
+        private Session(string runDir, TrainOptions opt, VqModel model, VqModel evalModel, ImageCaptionSet train,
+            ImageCaptionSet val, TrainControl ctl)
+            : base(runDir, opt, ctl, CheckpointFormat, model.Net.NamedParameters(), evalModel.Net.NamedParameters(),
+                train.Count)
         {
             this.model = model; this.evalModel = evalModel; this.train = train; this.val = val;
             x = new float[opt.Batch * 3 * opt.ImageSize * opt.ImageSize];
@@ -145,7 +156,8 @@ public static class VqTrainer
             var r = last!;
             AtomicFile.WriteAllText(Path.Combine(dir, MetricsFile), new JsonObject
             {
-                ["step"] = Step, ["val_images"] = r.Images, ["val_mse"] = r.Mse, ["psnr_db"] = r.Psnr, ["perplexity"] = r.Perplexity, ["codes_used"] = r.Used,
+                ["step"] = Step, ["val_images"] = r.Images, ["val_mse"] = r.Mse, ["psnr_db"] = r.Psnr,
+                    ["perplexity"] = r.Perplexity, ["codes_used"] = r.Used,
             }.ToJsonString());
         }
 
@@ -160,7 +172,8 @@ public static class VqTrainer
             using (Autograd.NoGrad()) recon = evalModel.Net.Forward(input).Reconstruction;
             var tiles = new List<Image>();
             foreach (var t in new[] { input, recon })
-                for (int i = 0; i < n; i++) tiles.Add(Image.FromTensor(Ops.Reshape(Ops.Narrow(t, 0, i, 1), 3, size, size)));
+                for (int i = 0; i < n; i++)
+                    tiles.Add(Image.FromTensor(Ops.Reshape(Ops.Narrow(t, 0, i, 1), 3, size, size)));
             Image.Grid(tiles, n).Save(path);
         }
     }

@@ -8,9 +8,9 @@ namespace Pictor.Pipelines.Vq;
 
 /// <summary>
 /// A VQ-VAE image tokenizer as a model directory: config.json ("format": "pictor-vqvae", the image size and the
-/// <see cref="VqConfig"/>) beside model.safetensors (weights and the codebook buffers). Presets: "tiny" (tests: 16x16 to
-/// 4x4 codes from 32 entries) and "s" (the DALL-E issue's default: 32x32 to an 8x8 grid from 512 entries of width 64)
-/// with the moving-average VQ; "dvae-tiny" and "dvae-s" are the same shapes with DALL-E's Gumbel-softmax quantiser.
+/// <see cref="VqConfig"/>) beside model.safetensors (weights and the codebook buffers). Presets: "tiny" (tests: 16x16
+/// to 4x4 codes from 32 entries) and "s" (the DALL-E issue's default: 32x32 to an 8x8 grid from 512 entries of width
+/// 64) with the moving-average VQ; "dvae-tiny" and "dvae-s" are the same shapes with DALL-E's Gumbel-softmax quantiser.
 /// </summary>
 public sealed class VqModel
 {
@@ -27,7 +27,8 @@ public sealed class VqModel
 
     public VqModel(string preset, int imageSize, VqConfig config, Rng rng)
     {
-        if (imageSize % config.Downsample != 0) Throw.Argument($"image size {imageSize} is not divisible by the VQ-VAE's downsampling {config.Downsample}");
+        if (imageSize % config.Downsample != 0)
+            Throw.Argument($"image size {imageSize} is not divisible by the VQ-VAE's downsampling {config.Downsample}");
         Preset = preset; ImageSize = imageSize; Net = new VqVae(config, rng);
     }
 
@@ -45,8 +46,10 @@ public sealed class VqModel
         var c = Config;
         return new JsonObject
         {
-            ["format"] = Format, ["version"] = Version, ["preset"] = Preset, ["image_size"] = ImageSize, ["quantizer"] = c.Quantizer, ["kl_weight"] = c.KlWeight,
-            ["channels"] = new JsonArray(c.Channels.Select(x => (JsonNode)x).ToArray()), ["blocks_per_level"] = c.BlocksPerLevel,
+            ["format"] = Format, ["version"] = Version, ["preset"] = Preset, ["image_size"] = ImageSize,
+                ["quantizer"] = c.Quantizer, ["kl_weight"] = c.KlWeight,
+            ["channels"] = new JsonArray(c.Channels.Select(x => (JsonNode)x).ToArray()),
+                ["blocks_per_level"] = c.BlocksPerLevel,
             ["codes"] = c.Codes, ["code_dim"] = c.CodeDim, ["groups"] = c.Groups, ["image_channels"] = c.ImageChannels,
             ["beta"] = c.Beta, ["decay"] = c.Decay,
         }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
@@ -58,18 +61,27 @@ public sealed class VqModel
         try
         {
             var o = JsonNode.Parse(json)!.AsObject();
-            if ((string?)o["format"] != Format) throw new FormatException($"{source} is not a {Format} config (format field is '{(string?)o["format"]}'); pass a VQ-VAE model or run directory");
+            if ((string?)o["format"] != Format)
+                throw new FormatException($"{source} is not a {Format} config (format field is "
+                    + $"'{(string?)o["format"]}'); pass a VQ-VAE model or run directory");
             int v = (int)o["version"]!;
-            if (v != Version) throw new FormatException($"{source} has config version {v}; this Pictor reads version {Version}. Update Pictor or retrain.");
+            if (v != Version)
+                throw new FormatException($"{source} has config version {v}; this Pictor reads version {Version}. "
+                    + $"Update Pictor or retrain.");
             string q = (string?)o["quantizer"] ?? "";
-            if (q is not ("vq-ema" or "gumbel")) throw new FormatException($"{source}: unknown quantizer '{q}' (vq-ema or gumbel)");
-            var cfg = new VqConfig(o["channels"]!.AsArray().Select(n => (int)n!).ToArray(), (int)o["blocks_per_level"]!, (int)o["codes"]!,
-                (int)o["code_dim"]!, (int)o["groups"]!, (int)o["image_channels"]!, (float)o["beta"]!, (float)o["decay"]!, q, (float?)o["kl_weight"] ?? 1e-3f);
+            if (q is not ("vq-ema" or "gumbel"))
+                throw new FormatException($"{source}: unknown quantizer '{q}' (vq-ema or gumbel)");
+            var cfg = new VqConfig(o["channels"]!.AsArray().Select(n => (int)n!).ToArray(), (int)o["blocks_per_level"]!,
+                (int)o["codes"]!,
+                (int)o["code_dim"]!, (int)o["groups"]!, (int)o["image_channels"]!, (float)o["beta"]!,
+                    (float)o["decay"]!, q, (float?)o["kl_weight"] ?? 1e-3f);
             return ((string?)o["preset"] ?? "custom", (int)o["image_size"]!, cfg);
         }
-        catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException or FormatException)
+        catch (Exception e) when (
+            e is JsonException or NullReferenceException or InvalidOperationException or FormatException)
         {
-            throw new FormatException(e is FormatException ? e.Message : $"{source} is not a valid VQ-VAE config: {e.Message}");
+            throw new FormatException(e is FormatException ? e.Message
+                : $"{source} is not a valid VQ-VAE config: {e.Message}");
         }
     }
 

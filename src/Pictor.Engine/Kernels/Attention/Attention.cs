@@ -11,7 +11,8 @@ internal static class Attention
 {
     /// <summary>Causal masking is aligned to the end: query i sees keys j &lt;= i + (Tk - Tq), which equals j &lt;= i
     /// when Tq = Tk and lets a KV-cached query (Tq = 1) see the whole prefix.</summary>
-    public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int tq, int tk, int d, int dv,
+    public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int tq,
+        int tk, int d, int dv,
                                float scale, bool causal, ReadOnlySpan<bool> keyPad, Span<float> p, Span<float> o)
     {
         if (tq == 1) { ForwardOneQuery(q, k, v, tk, d, dv, scale, keyPad, p, o); return; }
@@ -30,7 +31,8 @@ internal static class Attention
     /// <summary>One query (KV-cached decoding): S_j = scale q.k_j and O = sum_j P_j v_j directly. A GEMM with one row
     /// spent more time packing K and V into panels than multiplying. The causal mask hides nothing here (the query is
     /// the newest position).</summary>
-    private static void ForwardOneQuery(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int tk, int d, int dv,
+    private static void ForwardOneQuery(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        int tk, int d, int dv,
                                         float scale, ReadOnlySpan<bool> keyPad, Span<float> p, Span<float> o)
     {
         if (Vector512.IsHardwareAccelerated && d % 16 == 0 && dv % 16 == 0 && d <= MaxFusedWidth && dv <= MaxFusedWidth)
@@ -38,7 +40,8 @@ internal static class Attention
         else ForwardOneQueryReference(q, k, v, tk, d, dv, scale, keyPad, p, o);
     }
 
-    /// <summary>Head widths up to which <see cref="ForwardOneQuery512"/> is tested bit-identical to the reference.</summary>
+    /// <summary>Head widths up to which <see cref="ForwardOneQuery512"/> is tested bit-identical to the
+    /// reference.</summary>
     internal const int MaxFusedWidth = 128;
 
     /// <summary>
@@ -48,10 +51,12 @@ internal static class Attention
     /// lane-wise chunk after chunk, then Vector512.Sum; o += v_j * p_j as a multiply then an add), so bit-identical to
     /// the library calls at these widths (AttentionDecodeTests).
     /// </summary>
-    internal static unsafe void ForwardOneQuery512(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int tk, int d, int dv,
+    internal static unsafe void ForwardOneQuery512(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        int tk, int d, int dv,
                                                    float scale, ReadOnlySpan<bool> keyPad, Span<float> p, Span<float> o)
     {
-        if (k.Length < tk * d || v.Length < tk * dv || q.Length < d || p.Length < tk || o.Length < dv) Throw.Argument("attention decode: operand shorter than its shape");
+        if (k.Length < tk * d || v.Length < tk * dv || q.Length < d || p.Length < tk || o.Length < dv)
+            Throw.Argument("attention decode: operand shorter than its shape");
         fixed (float* pq = q) fixed (float* pk = k) fixed (float* pv = v) fixed (float* pp = p) fixed (float* po = o)
         {
             for (int j = 0; j < tk; j++)
@@ -75,11 +80,13 @@ internal static class Attention
     }
 
     /// <summary>One query with a library call per key: the reference for <see cref="ForwardOneQuery512"/>.</summary>
-    internal static void ForwardOneQueryReference(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int tk, int d, int dv,
+    internal static void ForwardOneQueryReference(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        int tk, int d, int dv,
                                                   float scale, ReadOnlySpan<bool> keyPad, Span<float> p, Span<float> o)
     {
         for (int j = 0; j < tk; j++)
-            p[j] = !keyPad.IsEmpty && keyPad[j] ? float.NegativeInfinity : scale * TensorPrimitives.Dot(q, k.Slice(j * d, d));
+            p[j] = !keyPad.IsEmpty && keyPad[j] ? float.NegativeInfinity
+                : scale * TensorPrimitives.Dot(q, k.Slice(j * d, d));
         Ops.SoftmaxRow(p[..tk], p[..tk], log: false);
         o[..dv].Clear();
         for (int j = 0; j < tk; j++)
@@ -87,7 +94,8 @@ internal static class Attention
     }
 
     /// <summary>Accumulates dQ, dK, dV (+=). <paramref name="scratch"/> holds Tq*Tk floats.</summary>
-    public static void Backward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<float> p,
+    public static void Backward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> p,
                                 ReadOnlySpan<float> dO, int tq, int tk, int d, int dv, float scale,
                                 Span<float> scratch, Span<float> dQ, Span<float> dK, Span<float> dV)
     {
@@ -102,6 +110,7 @@ internal static class Attention
             for (int j = 0; j < tk; j++) dr[j] = pr[j] * (dr[j] - dot);                             // dS
         }
         if (!dQ.IsEmpty) Gemm.SgemmSerial(false, false, tq, d, tk, scale, ds, tk, k, d, 1f, dQ, d);  // dQ += scale dS K
-        if (!dK.IsEmpty) Gemm.SgemmSerial(true, false, tk, d, tq, scale, ds, tk, q, d, 1f, dK, d);   // dK += scale dS^T Q
+        // dK += scale dS^T Q
+        if (!dK.IsEmpty) Gemm.SgemmSerial(true, false, tk, d, tq, scale, ds, tk, q, d, 1f, dK, d);
     }
 }

@@ -30,10 +30,16 @@ internal static unsafe class ImplicitGemm
     public static void Run(PackedA a, ReadOnlySpan<float> x, in ConvGeometry g, float beta, Span<float> y, int ldy)
     {
         int m = a.M, n = g.N, k = g.K, nr = SimdGemm.NR;
-        if (a.TransA || a.K != k) Throw.Argument($"implicit GEMM: packed A is {(a.TransA ? "transposed " : "")}{a.M}x{a.K}, the convolution needs {m}x{k}");
-        if (x.Length < g.C * g.H * g.W) Throw.Argument($"implicit GEMM: input has {x.Length} values, [{g.C}, {g.H}, {g.W}] needs {g.C * g.H * g.W}");
-        if (ldy < n || (m > 0 && (long)(m - 1) * ldy + n > y.Length)) Throw.Argument($"implicit GEMM: output has {y.Length} values, needs {m}x{n} with stride {ldy}");
-        if (nr == 0) Throw.InvalidOperation("implicit GEMM needs Vector512 or Vector256; check ImplicitGemm.Available first");
+        if (a.TransA || a.K != k)
+            Throw.Argument($"implicit GEMM: packed A is {(a.TransA ? "transposed " : "")}{a.M}x{a.K}, the convolution "
+                + $"needs {m}x{k}");
+        if (x.Length < g.C * g.H * g.W)
+            Throw.Argument($"implicit GEMM: input has {x.Length} values, [{g.C}, {g.H}, {g.W}] needs "
+                + $"{g.C * g.H * g.W}");
+        if (ldy < n || (m > 0 && (long)(m - 1) * ldy + n > y.Length))
+            Throw.Argument($"implicit GEMM: output has {y.Length} values, needs {m}x{n} with stride {ldy}");
+        if (nr == 0)
+            Throw.InvalidOperation("implicit GEMM needs Vector512 or Vector256; check ImplicitGemm.Available first");
         Interlocked.Add(ref Gemm.FlopCounter, 2L * m * n * k);
         for (int i = 0; i < m; i++)
         {
@@ -68,13 +74,18 @@ internal static unsafe class ImplicitGemm
     /// The weight gradient of one image: dw [M, K] += dy [M, N] . im2col(x)^T, with N = OH*OW the GEMM's inner
     /// dimension and the transposed im2col packed straight from the image (<see cref="PackIm2ColT"/>).
     /// </summary>
-    public static void RunWeightGrad(ReadOnlySpan<float> dy, int m, ReadOnlySpan<float> x, in ConvGeometry g, Span<float> dw, int ldw)
+    public static void RunWeightGrad(ReadOnlySpan<float> dy, int m, ReadOnlySpan<float> x, in ConvGeometry g,
+        Span<float> dw, int ldw)
     {
         int n = g.K, k = g.N, nr = SimdGemm.NR;   // GEMM sizes: C = dw [m x K], inner dimension = pixels
         if (dy.Length < m * k) Throw.Argument($"implicit GEMM: dY has {dy.Length} values, [{m}, {k}] needs {m * k}");
-        if (x.Length < g.C * g.H * g.W) Throw.Argument($"implicit GEMM: input has {x.Length} values, [{g.C}, {g.H}, {g.W}] needs {g.C * g.H * g.W}");
-        if (ldw < n || (m > 0 && (long)(m - 1) * ldw + n > dw.Length)) Throw.Argument($"implicit GEMM: dW has {dw.Length} values, needs {m}x{n} with stride {ldw}");
-        if (nr == 0) Throw.InvalidOperation("implicit GEMM needs Vector512 or Vector256; check ImplicitGemm.Available first");
+        if (x.Length < g.C * g.H * g.W)
+            Throw.Argument($"implicit GEMM: input has {x.Length} values, [{g.C}, {g.H}, {g.W}] needs "
+                + $"{g.C * g.H * g.W}");
+        if (ldw < n || (m > 0 && (long)(m - 1) * ldw + n > dw.Length))
+            Throw.Argument($"implicit GEMM: dW has {dw.Length} values, needs {m}x{n} with stride {ldw}");
+        if (nr == 0)
+            Throw.InvalidOperation("implicit GEMM needs Vector512 or Vector256; check ImplicitGemm.Available first");
         Interlocked.Add(ref Gemm.FlopCounter, 2L * m * n * k);
         if (m == 0 || n == 0 || k == 0) return;
         if (g.Pad > 0)
@@ -104,7 +115,8 @@ internal static unsafe class ImplicitGemm
                 x.Slice((c * g.H + y) * g.W, g.W).CopyTo(dst.Slice((c * hp + y + g.Pad) * wp + g.Pad, g.W));
     }
 
-    private static void WeightGradCore(ReadOnlySpan<float> dy, int m, ReadOnlySpan<float> x, in ConvGeometry g, Span<float> dw, int ldw)
+    private static void WeightGradCore(ReadOnlySpan<float> dy, int m, ReadOnlySpan<float> x, in ConvGeometry g,
+        Span<float> dw, int ldw)
     {
         int n = g.K, k = g.N, nr = SimdGemm.NR;
         const int MR = SimdGemm.MR, KC = SimdGemm.KC, MC = SimdGemm.MC;
@@ -114,11 +126,14 @@ internal static unsafe class ImplicitGemm
         float* tmp = stackalloc float[MR * 32];
         try
         {
-            fixed (float* pdy = dy) fixed (float* px = x) fixed (float* pw = dw) fixed (float* ap = packedA) fixed (float* bp = packedB)
+            fixed (float* pdy = dy)
+            fixed (float* px = x) fixed (float* pw = dw) fixed (float* ap = packedA) fixed (float* bp = packedB)
                 for (int p0 = 0; p0 < k; p0 += KC)
                 {
                     int kc = Math.Min(KC, k - p0);
-                    for (int mb = 0; mb < mBlocks; mb++) SimdGemm.PackA(false, pdy, k, mb * MC, Math.Min(MC, m - mb * MC), p0, kc, ap + (long)mb * MC * KC);
+                    for (int mb = 0; mb < mBlocks; mb++)
+                        SimdGemm.PackA(false, pdy, k, mb * MC, Math.Min(MC, m - mb * MC), p0, kc, ap
+                            + (long)mb * MC * KC);
                     for (int j0 = 0; j0 < n; j0 += NC)
                     {
                         int nb = Math.Min(NC, n - j0);
@@ -130,9 +145,10 @@ internal static unsafe class ImplicitGemm
         finally { ArrayPool<float>.Shared.Return(packedA); ArrayPool<float>.Shared.Return(packedB); }
     }
 
-    /// <summary>C[:, j0 .. j0+nb) += A . B for one K block: A's row blocks packed MC x KC apart (SimdGemm's layout), B's
-    /// columns packed as nr-wide panels.</summary>
-    private static void MultiplyBlock(float* aK, int m, int kc, float* bp, int j0, int nb, int nr, float* c, int ldc, float* tmp)
+    /// <summary>C[:, j0 .. j0+nb) += A . B for one K block: A's row blocks packed MC x KC apart (SimdGemm's layout),
+    /// B's columns packed as nr-wide panels.</summary>
+    private static void MultiplyBlock(float* aK, int m, int kc, float* bp, int j0, int nb, int nr, float* c,
+        int ldc, float* tmp)
     {
         const int MR = SimdGemm.MR, KC = SimdGemm.KC, MC = SimdGemm.MC;
         int panels = (nb + nr - 1) / nr;
@@ -155,7 +171,8 @@ internal static unsafe class ImplicitGemm
         }
     }
 
-    /// <summary>dst[0..n) = src[0..n) for the short runs of a panel row (a Memmove call per run cost more than the copy).</summary>
+    /// <summary>dst[0..n) = src[0..n) for the short runs of a panel row (a Memmove call per run cost more than the
+    /// copy).</summary>
     private static void Copy(float* src, float* dst, int n)
     {
         int i = 0;
@@ -171,7 +188,8 @@ internal static unsafe class ImplicitGemm
     {
         int panels = (nb + nr - 1) / nr, khw = g.KH * g.KW, s = g.Stride, pad = g.Pad, w = g.W, h = g.H, ow = g.OW;
         // Per tap: its channel plane, its kernel offsets, and its offset from the window's top-left corner.
-        int* plane = stackalloc int[panels * nr]; int* du = stackalloc int[panels * nr]; int* dv = stackalloc int[panels * nr];
+        int* plane = stackalloc int[panels * nr]; int* du = stackalloc int[panels * nr];
+        int* dv = stackalloc int[panels * nr];
         int* off = stackalloc int[panels * nr];
         for (int j = 0; j < nb; j++)
         {
@@ -191,7 +209,8 @@ internal static unsafe class ImplicitGemm
                 {
                     float* corner = x + (long)y0 * w + x0;   // the whole window is inside the image
                     if (Avx2.IsSupported)
-                        for (; j <= nc - 8; j += 8) Avx2.GatherVector256(corner, Avx.LoadVector256(offq + j), 4).Store(d + j);
+                        for (; j <= nc - 8; j += 8)
+                            Avx2.GatherVector256(corner, Avx.LoadVector256(offq + j), 4).Store(d + j);
                     for (; j < nc; j++) d[j] = corner[offq[j]];
                 }
                 else
@@ -207,7 +226,8 @@ internal static unsafe class ImplicitGemm
     }
 
     /// <summary>packed[q][p][j] = im2col(x)[p0 + p, j0 + q*nr + j] for the columns [j0, j0 + nb), zero beyond them.
-    /// Row (c, u, v) of im2col at column (oy, ox) reads x[c, oy*stride - pad + u, ox*stride - pad + v] (0 outside).</summary>
+    /// Row (c, u, v) of im2col at column (oy, ox) reads x[c, oy*stride - pad + u, ox*stride - pad + v] (0
+    /// outside).</summary>
     internal static void PackIm2Col(float* x, in ConvGeometry g, int p0, int kc, int j0, int nb, int nr, float* packed)
     {
         int panels = (nb + nr - 1) / nr, khw = g.KH * g.KW, s = g.Stride, pad = g.Pad, w = g.W, h = g.H, ow = g.OW;

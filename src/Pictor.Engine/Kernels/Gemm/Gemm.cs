@@ -21,14 +21,16 @@ public static class Gemm
     private static GemmBackend? backend;
     private static bool hybrid;
 
-    /// <summary>The backend in use (settable, e.g. by tests and benchmarks; setting it turns off <see cref="Hybrid"/>).</summary>
+    /// <summary>The backend in use (settable, e.g. by tests and benchmarks; setting it turns off <see
+    /// cref="Hybrid"/>).</summary>
     public static GemmBackend Backend
     {
         get => backend ??= DefaultBackend();
         set
         {
             if (value == GemmBackend.OpenBlas && !OpenBlas.IsAvailable)
-                Throw.InvalidOperation($"OpenBLAS is not available ({OpenBlas.LoadError}); install it with 'apt-get install libopenblas0-pthread' or use GemmBackend.Simd");
+                Throw.InvalidOperation($"OpenBLAS is not available ({OpenBlas.LoadError}); install it with 'apt-get "
+                    + $"install libopenblas0-pthread' or use GemmBackend.Simd");
             backend = value;
             hybrid = false;
         }
@@ -60,10 +62,13 @@ public static class Gemm
             case "reference": return GemmBackend.Reference;
             case "simd" or "managed": return GemmBackend.Simd;
             case "openblas":
-                if (!OpenBlas.IsAvailable) Throw.InvalidOperation($"PICTOR_GEMM=openblas but OpenBLAS did not load ({OpenBlas.LoadError}); install libopenblas0-pthread or unset PICTOR_GEMM");
+                if (!OpenBlas.IsAvailable)
+                    Throw.InvalidOperation($"PICTOR_GEMM=openblas but OpenBLAS did not load ({OpenBlas.LoadError}); "
+                        + $"install libopenblas0-pthread or unset PICTOR_GEMM");
                 return GemmBackend.OpenBlas;
             default:
-                return Throw.Argument<GemmBackend>($"PICTOR_GEMM='{env}' is not a GEMM backend; use reference, simd or openblas");
+                return Throw.Argument<GemmBackend>($"PICTOR_GEMM='{env}' is not a GEMM backend; use reference, "
+                    + $"simd or openblas");
         }
     }
 
@@ -77,7 +82,8 @@ public static class Gemm
         Sgemm(which, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
 
-    /// <summary>Flops (2 M N K per call) issued through this entry point, for benchmarks' achieved-GFLOP/s figures.</summary>
+    /// <summary>Flops (2 M N K per call) issued through this entry point, for benchmarks' achieved-GFLOP/s
+    /// figures.</summary>
     public static long FlopCounter;
 
     public static void Sgemm(GemmBackend which, bool transA, bool transB, int m, int n, int k, float alpha,
@@ -89,16 +95,19 @@ public static class Gemm
         if (m == 0 || n == 0) return;
         switch (which)
         {
-            case GemmBackend.Reference: ReferenceGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+            case GemmBackend.Reference: ReferenceGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                break;
             case GemmBackend.Simd: SimdGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
             default:
-                if (2L * m * n * k > 2_000_000) Parallelism.Hush();   // OpenBLAS's threads need the cores our workers watch on
+                // OpenBLAS's threads need the cores our workers watch on
+                if (2L * m * n * k > 2_000_000) Parallelism.Hush();
                 OpenBlas.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
         }
     }
 
     /// <summary>C = alpha op(A) op(B) + beta C with op(B) packed beforehand (<see cref="PackB"/>): always the managed
-    /// kernel, which then skips packing B. Bit-identical to <see cref="Sgemm(GemmBackend, bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
+    /// kernel, which then skips packing B. Bit-identical to <see cref="Sgemm(GemmBackend, bool, bool, int, int, int,
+    /// float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
     /// with the SIMD backend.</summary>
     public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
                              ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
@@ -106,14 +115,17 @@ public static class Gemm
     {
         Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
         if (packedB.TransB != transB || packedB.N != n || packedB.K != k)
-            Throw.Argument($"GEMM: packed B is {(packedB.TransB ? "transposed " : "")}{packedB.K}x{packedB.N}, this call needs {(transB ? "transposed " : "")}{k}x{n}; pack the B of this call");
+            Throw.Argument($"GEMM: packed B is {(packedB.TransB ? "transposed " : "")}{packedB.K}x{packedB.N}, this "
+                + $"call needs {(transB ? "transposed " : "")}{k}x{n}; pack the B of this call");
         Interlocked.Add(ref FlopCounter, 2L * m * n * k);
         if (m == 0 || n == 0) return;
         SimdGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, packedB: packedB);
     }
 
-    /// <summary>Packs op(B) [K x N] once for many <see cref="Sgemm(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, PackedB)"/>
-    /// calls with the same B; null with the reference backend or without SIMD (then call the unpacked overload).</summary>
+    /// <summary>Packs op(B) [K x N] once for many <see cref="Sgemm(bool, bool, int, int, int, float,
+    /// ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, PackedB)"/>
+    /// calls with the same B; null with the reference backend or without SIMD (then call the unpacked
+    /// overload).</summary>
     public static PackedB? PackB(bool transB, int n, int k, ReadOnlySpan<float> b, int ldb)
         => PackB(transB, n, k, b, ldb, null);
 
@@ -132,11 +144,14 @@ public static class Gemm
     {
         Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
         if (packedA != null && (packedA.TransA != transA || packedA.M != m || packedA.K != k))
-            Throw.Argument($"GEMM: packed A is {(packedA.TransA ? "transposed " : "")}{packedA.M}x{packedA.K}, this call needs {(transA ? "transposed " : "")}{m}x{k}; pack the A of this call");
+            Throw.Argument($"GEMM: packed A is {(packedA.TransA ? "transposed " : "")}{packedA.M}x{packedA.K}, this "
+                + $"call needs {(transA ? "transposed " : "")}{m}x{k}; pack the A of this call");
         Interlocked.Add(ref FlopCounter, 2L * m * n * k);
         if (m == 0 || n == 0) return;
-        if (Backend == GemmBackend.Reference) ReferenceGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        else if (UseNarrow && NarrowGemm.Applies(transB, n, packedA)) NarrowGemm.Run(transA, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (Backend == GemmBackend.Reference)
+            ReferenceGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else if (UseNarrow && NarrowGemm.Applies(transB, n, packedA))
+            NarrowGemm.Run(transA, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         else SimdGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, serial: true, packedA: packedA);
     }
 
@@ -149,16 +164,21 @@ public static class Gemm
     public static PackedA? PackForSerial(bool transA, int m, int k, ReadOnlySpan<float> a, int lda)
         => Backend == GemmBackend.Reference || m == 0 || k == 0 ? null : SimdGemm.Pack(transA, m, k, a, lda);
 
-    private static void Validate(bool transA, bool transB, int m, int n, int k, int aLen, int lda, int bLen, int ldb, int cLen, int ldc)
+    private static void Validate(bool transA, bool transB, int m, int n, int k, int aLen, int lda, int bLen,
+        int ldb, int cLen, int ldc)
     {
         if (m < 0 || n < 0 || k < 0) Throw.Argument($"GEMM sizes must be >= 0 (M={m}, N={n}, K={k})");
         int aRows = transA ? k : m, aCols = transA ? m : k;
         int bRows = transB ? n : k, bCols = transB ? k : n;
         if (lda < Math.Max(1, aCols) || ldb < Math.Max(1, bCols) || ldc < Math.Max(1, n))
-            Throw.Argument($"GEMM leading dimensions too small: lda={lda} (need >= {aCols}), ldb={ldb} (need >= {bCols}), ldc={ldc} (need >= {n})");
-        if (aRows > 0 && aCols > 0 && (long)(aRows - 1) * lda + aCols > aLen) Throw.Argument($"GEMM: A has {aLen} elements, op needs {aRows}x{aCols} with lda {lda}");
-        if (bRows > 0 && bCols > 0 && (long)(bRows - 1) * ldb + bCols > bLen) Throw.Argument($"GEMM: B has {bLen} elements, op needs {bRows}x{bCols} with ldb {ldb}");
-        if (m > 0 && n > 0 && (long)(m - 1) * ldc + n > cLen) Throw.Argument($"GEMM: C has {cLen} elements, needs {m}x{n} with ldc {ldc}");
+            Throw.Argument($"GEMM leading dimensions too small: lda={lda} (need >= {aCols}), ldb={ldb} (need >= "
+                + $"{bCols}), ldc={ldc} (need >= {n})");
+        if (aRows > 0 && aCols > 0 && (long)(aRows - 1) * lda + aCols > aLen)
+            Throw.Argument($"GEMM: A has {aLen} elements, op needs {aRows}x{aCols} with lda {lda}");
+        if (bRows > 0 && bCols > 0 && (long)(bRows - 1) * ldb + bCols > bLen)
+            Throw.Argument($"GEMM: B has {bLen} elements, op needs {bRows}x{bCols} with ldb {ldb}");
+        if (m > 0 && n > 0 && (long)(m - 1) * ldc + n > cLen)
+            Throw.Argument($"GEMM: C has {cLen} elements, needs {m}x{n} with ldc {ldc}");
     }
 }
 

@@ -22,7 +22,9 @@ internal static unsafe class NarrowGemm
     public static void Run(bool transA, int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda,
                            ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
     {
-        if (!Vector512.IsHardwareAccelerated || n % 16 != 0 || n > 64) Throw.InvalidOperation($"narrow GEMM needs Vector512 and N in 16, 32, 48, 64 (got N={n}); check NarrowGemm.Applies first");
+        if (!Vector512.IsHardwareAccelerated || n % 16 != 0 || n > 64)
+            Throw.InvalidOperation($"narrow GEMM needs Vector512 and N in 16, 32, 48, 64 (got N={n}); check "
+                + $"NarrowGemm.Applies first");
         if (k == 0 || alpha == 0f)
         {
             for (int i = 0; i < m; i++)
@@ -39,10 +41,13 @@ internal static unsafe class NarrowGemm
             {
                 int i = 0;
                 if (n - j0 >= 32)
-                    for (; i + 6 <= m; i += 6) Tile6x32(k, pa + i * si, si, sp, pb + j0, ldb, alpha, beta, pc + (long)i * ldc + j0, ldc);
+                    for (; i + 6 <= m; i += 6) Tile6x32(k, pa + i * si, si, sp, pb + j0, ldb, alpha, beta, pc
+                        + (long)i * ldc + j0, ldc);
                 else
-                    for (; i + 12 <= m; i += 12) Tile12x16(k, pa + i * si, si, sp, pb + j0, ldb, alpha, beta, pc + (long)i * ldc + j0, ldc);
-                for (; i < m; i++) Row(k, pa + i * si, sp, pb + j0, ldb, Math.Min(32, n - j0) / 16, alpha, beta, pc + (long)i * ldc + j0);
+                    for (; i + 12 <= m; i += 12) Tile12x16(k, pa + i * si, si, sp, pb + j0, ldb, alpha, beta, pc
+                        + (long)i * ldc + j0, ldc);
+                for (; i < m; i++) Row(k, pa + i * si, sp, pb + j0, ldb, Math.Min(32, n - j0) / 16, alpha, beta, pc
+                    + (long)i * ldc + j0);
             }
     }
 
@@ -57,7 +62,8 @@ internal static unsafe class NarrowGemm
 
     // Rows r of the tile are at a0 + r * si; four bases three rows apart keep every address one base + an index.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile12x16(int k, float* a, long si, long sp, float* b, int ldb, float alpha, float beta, float* c, int ldc)
+    private static void Tile12x16(int k, float* a, long si, long sp, float* b, int ldb, float alpha,
+        float beta, float* c, int ldc)
     {
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
         Vector512<float> c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
@@ -82,11 +88,13 @@ internal static unsafe class NarrowGemm
         Store(c, c0, alpha, beta); Store(c + ldc, c1, alpha, beta); Store(c + 2 * ldc, c2, alpha, beta);
         Store(c + 3 * ldc, c3, alpha, beta); Store(c + 4 * ldc, c4, alpha, beta); Store(c + 5 * ldc, c5, alpha, beta);
         Store(c + 6 * ldc, c6, alpha, beta); Store(c + 7 * ldc, c7, alpha, beta); Store(c + 8 * ldc, c8, alpha, beta);
-        Store(c + 9 * ldc, c9, alpha, beta); Store(c + 10 * ldc, c10, alpha, beta); Store(c + 11 * ldc, c11, alpha, beta);
+        Store(c + 9 * ldc, c9, alpha, beta); Store(c + 10 * ldc, c10, alpha, beta);
+        Store(c + 11 * ldc, c11, alpha, beta);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile6x32(int k, float* a, long si, long sp, float* b, int ldb, float alpha, float beta, float* c, int ldc)
+    private static void Tile6x32(int k, float* a, long si, long sp, float* b, int ldb, float alpha,
+        float beta, float* c, int ldc)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -95,12 +103,18 @@ internal static unsafe class NarrowGemm
         for (int p = 0; p < k; p++, a0 += sp, a3 += sp, b += ldb)
         {
             var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + 16);
-            var av = Vector512.Create(a0[0]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
-            av = Vector512.Create(a0[s1]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
-            av = Vector512.Create(a0[s2]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
-            av = Vector512.Create(a3[0]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
-            av = Vector512.Create(a3[s1]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
-            av = Vector512.Create(a3[s2]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+            var av = Vector512.Create(a0[0]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a0[s1]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a0[s2]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a3[0]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a3[s1]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a3[s2]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
         }
         Store(c, c00, alpha, beta); Store(c + 16, c01, alpha, beta);
         Store(c + ldc, c10, alpha, beta); Store(c + ldc + 16, c11, alpha, beta);
@@ -110,7 +124,8 @@ internal static unsafe class NarrowGemm
         Store(c + 5 * ldc, c50, alpha, beta); Store(c + 5 * ldc + 16, c51, alpha, beta);
     }
 
-    /// <summary>One row of C, 16 or 32 columns (<paramref name="vectors"/> 1 or 2): the rows left over by the tiles.</summary>
+    /// <summary>One row of C, 16 or 32 columns (<paramref name="vectors"/> 1 or 2): the rows left over by the
+    /// tiles.</summary>
     private static void Row(int k, float* a, long sp, float* b, int ldb, int vectors, float alpha, float beta, float* c)
     {
         Vector512<float> acc0 = default, acc1 = default;

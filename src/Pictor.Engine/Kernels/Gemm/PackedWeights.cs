@@ -17,14 +17,16 @@ public sealed class PackedWeights : IDisposable
     [ThreadStatic] private static PackedWeights? current;
     private readonly PackedWeights? parent;
     private readonly HashSet<float[]> eligible = new(ReferenceEqualityComparer.Instance);
-    private readonly Dictionary<(float[] Storage, int Offset, bool Trans, int N, int K, int Ld), PackedB> packs = new(new KeyComparer());
+    private readonly Dictionary<(float[] Storage, int Offset, bool Trans, int N, int K, int Ld), PackedB> packs =
+        new(new KeyComparer());
     private bool disposed;
 
     private readonly IDisposable dense;
 
     private PackedWeights(IEnumerable<Tensor> weights)
     {
-        if (Enabled) foreach (var w in weights) if (w.Rank == 2) eligible.Add(w.Storage);   // off: nothing registered, nothing packed
+        // off: nothing registered, nothing packed
+        if (Enabled) foreach (var w in weights) if (w.Rank == 2) eligible.Add(w.Storage);
         parent = current;
         current = this;
         dense = Parallelism.DenseForks();   // decoding forks a few rows' product per weight per token
@@ -36,7 +38,8 @@ public sealed class PackedWeights : IDisposable
     /// too ("AR-S sampling: a fork that does not wait for the kernel").</summary>
     public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("PICTOR_PACK_WEIGHTS") != "0";
 
-    /// <summary>Opens a scope for <paramref name="weights"/> (a model's parameters; those that are not 2-D are ignored).</summary>
+    /// <summary>Opens a scope for <paramref name="weights"/> (a model's parameters; those that are not 2-D are
+    /// ignored).</summary>
     public static PackedWeights Begin(IEnumerable<Tensor> weights) => new(weights);
 
     /// <summary>Bytes held by this scope's packings (about the size of the weights used so far).</summary>
@@ -61,7 +64,9 @@ public sealed class PackedWeights : IDisposable
     {
         if (disposed) return;
         disposed = true;
-        if (current != this) Throw.InvalidOperation("PackedWeights scope disposed out of order; dispose inner scopes first (use 'using')");
+        if (current != this)
+            Throw.InvalidOperation("PackedWeights scope disposed out of order; dispose inner scopes "
+                + "first (use 'using')");
         current = parent;
         dense.Dispose();
         lock (spares)
@@ -90,11 +95,15 @@ public sealed class PackedWeights : IDisposable
         }
     }
 
-    private sealed class KeyComparer : IEqualityComparer<(float[] Storage, int Offset, bool Trans, int N, int K, int Ld)>
+    private sealed class KeyComparer : IEqualityComparer<(float[] Storage, int Offset, bool Trans,
+        int N, int K, int Ld)>
     {
-        public bool Equals((float[] Storage, int Offset, bool Trans, int N, int K, int Ld) x, (float[] Storage, int Offset, bool Trans, int N, int K, int Ld) y) =>
-            ReferenceEquals(x.Storage, y.Storage) && x.Offset == y.Offset && x.Trans == y.Trans && x.N == y.N && x.K == y.K && x.Ld == y.Ld;
+        public bool Equals((float[] Storage, int Offset, bool Trans, int N, int K, int Ld) x,
+            (float[] Storage, int Offset, bool Trans, int N, int K, int Ld) y) =>
+            ReferenceEquals(x.Storage, y.Storage) && x.Offset == y.Offset && x.Trans == y.Trans && x.N == y.N
+                && x.K == y.K && x.Ld == y.Ld;
         public int GetHashCode((float[] Storage, int Offset, bool Trans, int N, int K, int Ld) v) =>
-            HashCode.Combine(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(v.Storage), v.Offset, v.Trans, v.N, v.K, v.Ld);
+            HashCode.Combine(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(v.Storage), v.Offset,
+                v.Trans, v.N, v.K, v.Ld);
     }
 }

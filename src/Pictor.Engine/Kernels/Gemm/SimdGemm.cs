@@ -18,12 +18,14 @@ internal static unsafe class SimdGemm
     internal const int KC = 256;   // K block: an A panel (6 x 256) and a B panel (256 x 32) fit in L1+L2
     internal const int MC = 96;    // rows per task: 16 A panels (96 x 256 x 4 B = 96 KiB, fits in L2)
 
-    /// <summary>Columns of the micro-kernel: 32 with Vector512, 16 with Vector256, 0 without SIMD (reference loop).</summary>
+    /// <summary>Columns of the micro-kernel: 32 with Vector512, 16 with Vector256, 0 without SIMD (reference
+    /// loop).</summary>
     internal static int NR => Vector512.IsHardwareAccelerated ? 32 : Vector256.IsHardwareAccelerated ? 16 : 0;
 
     public static void Run(bool transA, bool transB, int m, int n, int k, float alpha,
                            ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-                           float beta, Span<float> c, int ldc, bool serial = false, PackedA? packedA = null, PackedB? packedB = null)
+                           float beta, Span<float> c, int ldc, bool serial = false, PackedA? packedA = null,
+                               PackedB? packedB = null)
     {
         int nr = NR;
         if (nr == 0) { ReferenceGemm.Run(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); return; }
@@ -53,7 +55,9 @@ internal static unsafe class SimdGemm
         var packBuffer = packedB == null ? ArrayPool<float>.Shared.Rent(nPanels * nr * KC) : null;
         try
         {
-            fixed (float* pa0 = a) fixed (float* pb0 = b) fixed (float* pc0 = c) fixed (float* pbPack = packBuffer) fixed (float* pre0 = packedA?.Data)
+            fixed (float* pa0 = a)
+            fixed (float* pb0 = b)
+            fixed (float* pc0 = c) fixed (float* pbPack = packBuffer) fixed (float* pre0 = packedA?.Data)
             fixed (float* whole = packedB?.Data)
             {
                 float* pa = pa0, pb = pb0, pc = pc0, pre = pre0;
@@ -68,7 +72,8 @@ internal static unsafe class SimdGemm
                     Parallelism.For(mBlocks * nGroups, t =>
                     {
                         for (int p0 = 0; p0 < k; p0 += KC)
-                            Tile(t / nGroups, t % nGroups, panelsPerGroup, transA, (float*)ia, lda, p0, Math.Min(KC, k - p0), m, n, nr,
+                            Tile(t / nGroups, t % nGroups, panelsPerGroup, transA, (float*)ia, lda, p0,
+                                Math.Min(KC, k - p0), m, n, nr,
                                  (float*)ib + (p0 / KC) * kBlockStride, alpha, (float*)ic, ldc, null);
                     });
                     return;
@@ -85,14 +90,17 @@ internal static unsafe class SimdGemm
                         // Pointers cannot be captured by lambdas; pass them as nint.
                         nint ia = (nint)pa, ib = (nint)bp, ic = (nint)pc;
                         Parallelism.For(mBlocks * nGroups, t =>
-                            Tile(t / nGroups, t % nGroups, panelsPerGroup, transA, (float*)ia, lda, p0Local, kcLocal, m, n, nr, (float*)ib, alpha, (float*)ic, ldc, null));
+                            Tile(t / nGroups, t % nGroups, panelsPerGroup, transA, (float*)ia, lda, p0Local, kcLocal, m,
+                                n, nr, (float*)ib, alpha, (float*)ic, ldc, null));
                     }
                     else
                     {
                         for (int t = 0; t < mBlocks * nGroups; t++)
                         {
-                            float* aBlock = pre == null ? null : pre + ((long)(p0 / KC) * mBlocks + t / nGroups) * MC * KC;
-                            Tile(t / nGroups, t % nGroups, panelsPerGroup, transA, pa, lda, p0Local, kcLocal, m, n, nr, bp, alpha, pc, ldc, aBlock);
+                            float* aBlock = pre == null ? null : pre + ((long)(p0 / KC) * mBlocks
+                                + t / nGroups) * MC * KC;
+                            Tile(t / nGroups, t % nGroups, panelsPerGroup, transA, pa, lda, p0Local, kcLocal, m, n, nr,
+                                bp, alpha, pc, ldc, aBlock);
                         }
                     }
                 }
@@ -102,9 +110,10 @@ internal static unsafe class SimdGemm
     }
 
     /// <summary>op(B) [K x N] packed once, every K block kb exactly as <see cref="Run"/> packs it (at offset
-    /// kb * panels * NR * KC), for many products with the same B: a layer's weights while a sampler feeds them a few new
-    /// rows per token. The product is bit-identical to packing on the fly. Null without SIMD.</summary>
-    public static PackedB? PackWhole(bool transB, int n, int k, ReadOnlySpan<float> b, int ldb, Func<int, float[]?>? rent = null)
+    /// kb * panels * NR * KC), for many products with the same B: a layer's weights while a sampler feeds them a few
+    /// new rows per token. The product is bit-identical to packing on the fly. Null without SIMD.</summary>
+    public static PackedB? PackWhole(bool transB, int n, int k, ReadOnlySpan<float> b, int ldb,
+        Func<int, float[]?>? rent = null)
     {
         int nr = NR;
         if (nr == 0 || n == 0 || k == 0) return null;
@@ -165,7 +174,8 @@ internal static unsafe class SimdGemm
                 for (int mb = 0; mb < mBlocks; mb++)
                 {
                     int p0 = kb * KC, i0 = mb * MC;
-                    PackA(transA, pa, lda, i0, Math.Min(MC, m - i0), p0, Math.Min(KC, k - p0), pd + ((long)kb * mBlocks + mb) * MC * KC);
+                    PackA(transA, pa, lda, i0, Math.Min(MC, m - i0), p0, Math.Min(KC, k - p0), pd
+                        + ((long)kb * mBlocks + mb) * MC * KC);
                 }
         return new PackedA(data, transA, m, k);
     }
@@ -221,7 +231,8 @@ internal static unsafe class SimdGemm
             }
             else
             {
-                // op(A) = A^T: the MR values of one k are contiguous in A; read them together instead of striding by lda.
+                // op(A) = A^T: the MR values of one k are contiguous in A; read them together instead of striding by
+                // lda.
                 float* s = a + (long)p0 * lda + i0 + r * MR;
                 for (int p = 0; p < kc; p++)
                 {
@@ -235,19 +246,26 @@ internal static unsafe class SimdGemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Kernel6x32(int kc, float* a, float* b, float alpha, float* c, int ldc, int mr, int nc, float* tmp)
+    internal static void Kernel6x32(int kc, float* a, float* b, float alpha, float* c, int ldc,
+        int mr, int nc, float* tmp)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int p = 0; p < kc; p++)
         {
             var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + 16);
-            var av = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
-            av = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
-            av = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
-            av = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
-            av = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
-            av = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+            var av = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
             a += MR; b += 32;
         }
         var al = Vector512.Create(alpha);
@@ -259,7 +277,8 @@ internal static unsafe class SimdGemm
         }
         (c00 * al).Store(tmp); (c01 * al).Store(tmp + 16); (c10 * al).Store(tmp + 32); (c11 * al).Store(tmp + 48);
         (c20 * al).Store(tmp + 64); (c21 * al).Store(tmp + 80); (c30 * al).Store(tmp + 96); (c31 * al).Store(tmp + 112);
-        (c40 * al).Store(tmp + 128); (c41 * al).Store(tmp + 144); (c50 * al).Store(tmp + 160); (c51 * al).Store(tmp + 176);
+        (c40 * al).Store(tmp + 128); (c41 * al).Store(tmp + 144); (c50 * al).Store(tmp + 160);
+        (c51 * al).Store(tmp + 176);
         for (int i = 0; i < mr; i++)
             for (int j = 0; j < nc; j++) c[(long)i * ldc + j] += tmp[i * 32 + j];
     }
@@ -272,19 +291,26 @@ internal static unsafe class SimdGemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Kernel6x16(int kc, float* a, float* b, float alpha, float* c, int ldc, int mr, int nc, float* tmp)
+    internal static void Kernel6x16(int kc, float* a, float* b, float alpha, float* c, int ldc,
+        int mr, int nc, float* tmp)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int p = 0; p < kc; p++)
         {
             var b0 = Vector256.Load(b); var b1 = Vector256.Load(b + 8);
-            var av = Vector256.Create(a[0]); c00 = Vector256.FusedMultiplyAdd(av, b0, c00); c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
-            av = Vector256.Create(a[1]); c10 = Vector256.FusedMultiplyAdd(av, b0, c10); c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
-            av = Vector256.Create(a[2]); c20 = Vector256.FusedMultiplyAdd(av, b0, c20); c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
-            av = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(av, b0, c30); c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
-            av = Vector256.Create(a[4]); c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
-            av = Vector256.Create(a[5]); c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
+            var av = Vector256.Create(a[0]); c00 = Vector256.FusedMultiplyAdd(av, b0, c00);
+            c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
+            av = Vector256.Create(a[1]); c10 = Vector256.FusedMultiplyAdd(av, b0, c10);
+            c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
+            av = Vector256.Create(a[2]); c20 = Vector256.FusedMultiplyAdd(av, b0, c20);
+            c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
+            av = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(av, b0, c30);
+            c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
+            av = Vector256.Create(a[4]); c40 = Vector256.FusedMultiplyAdd(av, b0, c40);
+            c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
+            av = Vector256.Create(a[5]); c50 = Vector256.FusedMultiplyAdd(av, b0, c50);
+            c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
             a += MR; b += 16;
         }
         var al = Vector256.Create(alpha);

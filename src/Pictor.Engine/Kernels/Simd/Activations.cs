@@ -22,7 +22,8 @@ internal static class Activations
         System.Buffers.ArrayPool<float>.Shared.Return(scratch);
     }
 
-    public static void SiluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> dY, Span<float> dX)
+    public static void SiluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> y,
+        ReadOnlySpan<float> dY, Span<float> dX)
     {
         // Vectorised in chunks on the stack: s = sigmoid(x); t = s (1 + x (1 - s)); dX += dY t.
         Span<float> s = stackalloc float[256]; Span<float> t = stackalloc float[256];
@@ -72,7 +73,8 @@ internal static class Activations
         for (int i = 0; i < x.Length; i++) y[i] = 0.5f * x[i] * (1f + Erf(x[i] * InvSqrt2));
     }
 
-    public static void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> dY, Span<float> dX)
+    public static void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> y,
+        ReadOnlySpan<float> dY, Span<float> dX)
     {
         int i = 0;
         if (Vector256.IsHardwareAccelerated)
@@ -84,7 +86,8 @@ internal static class Activations
                 var cdf = half * (Vector256<float>.One + ErfVector(v * InvSqrt2));
                 var pdf = k * Vector256.Exp(-half * v * v);
                 var d = Vector256.Create(dX.Slice(i, 8));
-                Vector256.FusedMultiplyAdd(Vector256.Create(dY.Slice(i, 8)), Vector256.FusedMultiplyAdd(v, pdf, cdf), d).CopyTo(dX.Slice(i, 8));
+                Vector256.FusedMultiplyAdd(Vector256.Create(dY.Slice(i, 8)), Vector256.FusedMultiplyAdd(v, pdf, cdf), d)
+                    .CopyTo(dX.Slice(i, 8));
             }
         }
         for (; i < x.Length; i++)
@@ -128,7 +131,8 @@ internal static class Activations
         }
     }
 
-    public static void GeluTanhBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> dY, Span<float> dX)
+    public static void GeluTanhBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> y,
+        ReadOnlySpan<float> dY, Span<float> dX)
     {
         for (int i = 0; i < x.Length; i++)
         {

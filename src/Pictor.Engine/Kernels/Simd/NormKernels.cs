@@ -13,7 +13,8 @@ internal static class NormKernels
 {
     private const int Chunk = 256;
 
-    /// <summary>Mean and 1/sqrt(biased variance + eps) of x, variance from deviations (two passes, no cancellation).</summary>
+    /// <summary>Mean and 1/sqrt(biased variance + eps) of x, variance from deviations (two passes, no
+    /// cancellation).</summary>
     public static (float Mean, float Rstd) RowMoments(ReadOnlySpan<float> x, float eps)
     {
         int n = x.Length;
@@ -39,7 +40,8 @@ internal static class NormKernels
         return s;
     }
 
-    /// <summary>y = (x - m) rstd g + b over a run that shares one channel (GroupNorm: one channel's positions).</summary>
+    /// <summary>y = (x - m) rstd g + b over a run that shares one channel (GroupNorm: one channel's
+    /// positions).</summary>
     public static void ApplyRun(ReadOnlySpan<float> x, Span<float> y, float m, float rstd, float g, float b)
     {
         float sg = rstd * g;
@@ -50,7 +52,8 @@ internal static class NormKernels
     }
 
     /// <summary>y_i = (x_i - m) rstd g_i + b_i with per-element channels (LayerNorm); g, b empty means 1, 0.</summary>
-    public static void ApplyPerElement(ReadOnlySpan<float> x, Span<float> y, float m, float rstd, ReadOnlySpan<float> g, ReadOnlySpan<float> b)
+    public static void ApplyPerElement(ReadOnlySpan<float> x, Span<float> y, float m, float rstd, ReadOnlySpan<float> g,
+        ReadOnlySpan<float> b)
     {
         TensorPrimitives.Subtract(x, m, y);
         TensorPrimitives.Multiply(y, rstd, y);
@@ -60,7 +63,8 @@ internal static class NormKernels
 
     /// <summary>Reference: the scalar double-precision loops (statistics and affine map) for one row whose channel
     /// is constant over runs of <paramref name="run"/>; channel(i) gives element i's affine channel.</summary>
-    public static (float Mean, float Rstd) NormalizeRowReference(ReadOnlySpan<float> xs, Span<float> ys, float eps, int run,
+    public static (float Mean, float Rstd) NormalizeRowReference(ReadOnlySpan<float> xs, Span<float> ys, float eps,
+        int run,
                                                                  Func<int, int> channel, float[]? g, float[]? b)
     {
         int n = xs.Length;
@@ -86,7 +90,8 @@ internal static class NormKernels
     /// <summary>Sum d g and sum d g xhat, xhat = (x - m) rstd, with per-element channels g (LayerNorm). With g empty
     /// (taken as 1), over a run that shares one channel (GroupNorm), they are the run's dbeta and dgamma, and times
     /// the channel's gamma its share of sum dxhat and sum dxhat xhat.</summary>
-    public static (double SumDg, double SumDgXhat) GradSums(ReadOnlySpan<float> x, ReadOnlySpan<float> d, ReadOnlySpan<float> g, float m, float rstd)
+    public static (double SumDg, double SumDgXhat) GradSums(ReadOnlySpan<float> x, ReadOnlySpan<float> d,
+        ReadOnlySpan<float> g, float m, float rstd)
     {
         double s1 = 0, s2 = 0;
         var mv = new Vector<float>(m);
@@ -110,8 +115,10 @@ internal static class NormKernels
     }
 
     /// <summary>dX += rstd (d g - a1 - xhat a2) over a run sharing one channel (a1 = mean dxhat, a2 = mean dxhat xhat);
-    /// the same float operations per element as the scalar reference, so each element matches it given a1, a2.</summary>
-    public static void ApplyGradRun(ReadOnlySpan<float> x, ReadOnlySpan<float> d, Span<float> dX, float m, float rstd, float g, float a1, float a2)
+    /// the same float operations per element as the scalar reference, so each element matches it given a1,
+    /// a2.</summary>
+    public static void ApplyGradRun(ReadOnlySpan<float> x, ReadOnlySpan<float> d, Span<float> dX, float m, float rstd,
+        float g, float a1, float a2)
     {
         var mv = new Vector<float>(m); var rv = new Vector<float>(rstd); var gv = new Vector<float>(g);
         var a1v = new Vector<float>(a1); var a2v = new Vector<float>(a2);
@@ -126,7 +133,8 @@ internal static class NormKernels
     }
 
     /// <summary><see cref="ApplyGradRun"/> with per-element channels (LayerNorm); g empty means 1.</summary>
-    public static void ApplyGradPerElement(ReadOnlySpan<float> x, ReadOnlySpan<float> d, Span<float> dX, float m, float rstd, ReadOnlySpan<float> g, float a1, float a2)
+    public static void ApplyGradPerElement(ReadOnlySpan<float> x, ReadOnlySpan<float> d, Span<float> dX, float m,
+        float rstd, ReadOnlySpan<float> g, float a1, float a2)
     {
         if (g.IsEmpty) { ApplyGradRun(x, d, dX, m, rstd, 1f, a1, a2); return; }
         var mv = new Vector<float>(m); var rv = new Vector<float>(rstd);
@@ -146,7 +154,8 @@ internal static class NormKernels
     /// forward's <see cref="ApplyRun"/> computed it, then dA = dOut silu'(a) (written, not accumulated) by
     /// <see cref="Activations.SiluBackward"/>, chunk by chunk through the stack.
     /// </summary>
-    public static void SiluGradThroughRun(ReadOnlySpan<float> x, ReadOnlySpan<float> dOut, Span<float> dA, float m, float rstd, float g, float b)
+    public static void SiluGradThroughRun(ReadOnlySpan<float> x, ReadOnlySpan<float> dOut, Span<float> dA, float m,
+        float rstd, float g, float b)
     {
         Span<float> a = stackalloc float[Chunk];
         for (int c0 = 0; c0 < x.Length; c0 += Chunk)
@@ -164,8 +173,10 @@ internal static class NormKernels
     /// of <paramref name="run"/> (run 1: element i uses channel ch0 + i); g null means 1. Accumulates into dX and
     /// returns the per-run (sum dY xhat, sum dY) of runs longer than one element.
     /// </summary>
-    public static (double[] SumDXhat, double[] SumD) BackwardRowReference(ReadOnlySpan<float> xs, ReadOnlySpan<float> D, Span<float> dX,
-                                                                         float m, float rs, int run, Func<int, int> channel, float[]? g)
+    public static (double[] SumDXhat, double[] SumD) BackwardRowReference(ReadOnlySpan<float> xs,
+        ReadOnlySpan<float> D, Span<float> dX,
+                                                                         float m, float rs, int run,
+                                                                             Func<int, int> channel, float[]? g)
     {
         int n = xs.Length, runs = n / run;
         var gs = new double[runs]; var bs = new double[runs];

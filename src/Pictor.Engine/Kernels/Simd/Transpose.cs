@@ -24,11 +24,13 @@ internal static unsafe class TransposeTiled
 
     /// <summary>Whether a view of this layout takes the tiled path: rank >= 2, last dimension strided by at least the
     /// length of the one before it, which is contiguous, matrices of at least <see cref="MinMatrix"/> elements, and no
-    /// broadcast (stride-0) dimension, so no two elements share storage and matrices can be written in parallel.</summary>
+    /// broadcast (stride-0) dimension, so no two elements share storage and matrices can be written in
+    /// parallel.</summary>
     public static bool Applies(int[] shape, int[] strides)
     {
         int r = shape.Length;
-        if (!Enabled || r < 2 || strides[r - 2] != 1 || (long)shape[r - 1] * shape[r - 2] < MinMatrix || shape[r - 1] < 2 || shape[r - 2] < 2 || strides[r - 1] < shape[r - 2]) return false;
+        if (!Enabled || r < 2 || strides[r - 2] != 1 || (long)shape[r - 1] * shape[r - 2] < MinMatrix
+            || shape[r - 1] < 2 || shape[r - 2] < 2 || strides[r - 1] < shape[r - 2]) return false;
         for (int d = 0; d < r - 2; d++) if (shape[d] > 1 && strides[d] == 0) return false;
         return true;
     }
@@ -53,7 +55,8 @@ internal static unsafe class TransposeTiled
     /// <summary>dst (contiguous, the view's logical order) = the view of <paramref name="src"/>.</summary>
     public static void Gather(float[] src, int offset, int[] shape, int[] strides, Span<float> dst)
     {
-        int rank = shape.Length, rows = shape[rank - 2], cols = shape[rank - 1], ld = strides[rank - 1], per = rows * cols;
+        int rank = shape.Length, rows = shape[rank - 2], cols = shape[rank - 1],
+            ld = strides[rank - 1], per = rows * cols;
         var offs = MatrixOffsets(offset, shape, strides);
         fixed (float* s = src) fixed (float* d = dst)
         {
@@ -64,26 +67,31 @@ internal static unsafe class TransposeTiled
 
     /// <summary>The view of <paramref name="dst"/> = src (or += when <paramref name="accumulate"/>), src contiguous in
     /// the view's logical order.</summary>
-    public static void Scatter(ReadOnlySpan<float> src, float[] dst, int offset, int[] shape, int[] strides, bool accumulate)
+    public static void Scatter(ReadOnlySpan<float> src, float[] dst, int offset, int[] shape,
+        int[] strides, bool accumulate)
     {
-        int rank = shape.Length, rows = shape[rank - 2], cols = shape[rank - 1], ld = strides[rank - 1], per = rows * cols;
+        int rank = shape.Length, rows = shape[rank - 2], cols = shape[rank - 1],
+            ld = strides[rank - 1], per = rows * cols;
         var offs = MatrixOffsets(offset, shape, strides);
         fixed (float* s = src) fixed (float* d = dst)
         {
             float* sp = s, dp = d;
-            EachMatrix(offs.Length, per, m => ScatterMatrix(sp + (long)m * per, dp + offs[m], ld, rows, cols, accumulate));
+            EachMatrix(offs.Length, per, m => ScatterMatrix(sp + (long)m * per, dp + offs[m], ld,
+                rows, cols, accumulate));
         }
     }
 
     /// <summary>body(m) for each of <paramref name="count"/> matrices of <paramref name="per"/> elements: over threads
-    /// when the copy is large, else in order on this one (matrices never share storage, see <see cref="Applies"/>).</summary>
+    /// when the copy is large, else in order on this one (matrices never share storage, see <see
+    /// cref="Applies"/>).</summary>
     private static void EachMatrix(int count, int per, Action<int> body)
     {
         if (count > 1 && (long)count * per >= ParallelMin) Parallelism.For(count, body);
         else for (int m = 0; m < count; m++) body(m);
     }
 
-    /// <summary>d[r * C + c] = s[c * ld + r], in 16x16 tiles (each tile: 16 contiguous reads from each of 16 source rows).</summary>
+    /// <summary>d[r * C + c] = s[c * ld + r], in 16x16 tiles (each tile: 16 contiguous reads from each of 16 source
+    /// rows).</summary>
     private static void GatherMatrix(float* s, int ld, float* d, int rows, int cols)
     {
         for (int r0 = 0; r0 < rows; r0 += Tile)

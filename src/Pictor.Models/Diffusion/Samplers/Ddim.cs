@@ -10,7 +10,8 @@ namespace Pictor.Models.Diffusion.Samplers;
 /// </summary>
 public sealed class Ddim(float eta = 0f) : Sampler
 {
-    public float Eta { get; } = eta is >= 0f and <= 1f ? eta : Throw.Argument<float>($"DDIM eta must be in [0, 1], got {eta}");
+    public float Eta { get; } = eta is >= 0f and <= 1f ? eta
+        : Throw.Argument<float>($"DDIM eta must be in [0, 1], got {eta}");
     public override string Name => "ddim";
 
     protected override void Step(NoiseSchedule s, float[] x, float[] x0, float[] eps, int t, int next, Rng rng)

@@ -6,8 +6,8 @@ namespace Pictor.Models.Diffusion.Samplers;
 /// DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic
 /// Models", algorithm 2), the multistep second-order solver in data prediction x0_hat. With lambda = log(alpha / sigma)
 /// and h_i = lambda_{t_i} - lambda_{t_{i-1}}:
-///   first step (and the last, "lower order final"):  x_i = (sigma_i / sigma_{i-1}) x_{i-1} - alpha_i (e^{-h_i} - 1) x0_{i-1}
-///   later steps, r_i = h_{i-1} / h_i:  D_i = (1 + 1 / (2 r_i)) x0_{i-1} - 1 / (2 r_i) x0_{i-2},
+///   first step (and the last, "lower order final"):  x_i = (sigma_i / sigma_{i-1}) x_{i-1} - alpha_i (e^{-h_i} - 1)
+///   x0_{i-1} later steps, r_i = h_{i-1} / h_i:  D_i = (1 + 1 / (2 r_i)) x0_{i-1} - 1 / (2 r_i) x0_{i-2},
 ///                                       x_i = (sigma_i / sigma_{i-1}) x_{i-1} - alpha_i (e^{-h_i} - 1) D_i.
 /// The final step goes to sigma = 0, where the update reduces to x = x0_hat. Deterministic (no fresh noise).
 /// </summary>

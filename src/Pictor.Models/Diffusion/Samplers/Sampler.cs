@@ -45,7 +45,8 @@ public abstract class Sampler
     /// <summary>Resets any multistep history before a new trajectory.</summary>
     protected virtual void Begin() { }
 
-    /// <summary>Updates x (at step t) in place to step <paramref name="next"/> (-1 = clean) given the model's x0 and eps.</summary>
+    /// <summary>Updates x (at step t) in place to step <paramref name="next"/> (-1 = clean) given the model's x0 and
+    /// eps.</summary>
     protected abstract void Step(NoiseSchedule s, float[] x, float[] x0, float[] eps, int t, int next, Rng rng);
 
     /// <summary>
@@ -62,11 +63,12 @@ public abstract class Sampler
     }
 
     /// <summary>
-    /// Steps uniform in log-SNR lambda = log(alpha / sigma) (Lu et al. 2022, DPM-Solver, section 3.3 and appendix D: the
-    /// "logSNR" step type, which they recommend for low-resolution images), from lambda_max = -ln 80 (EDM's sigma_max =
-    /// 80, Karras et al. 2022: noisier steps only repeat "pure noise") to lambda(0): lambda_i = lambda_max +
-    /// i (lambda(0) - lambda_max) / (n - 1), each mapped to the step with the nearest lambda and kept strictly decreasing;
-    /// the first call is then moved to t = T-1, so sampling starts from pure noise as training's last step does.
+    /// Steps uniform in log-SNR lambda = log(alpha / sigma) (Lu et al. 2022, DPM-Solver, section 3.3 and appendix D:
+    /// the "logSNR" step type, which they recommend for low-resolution images), from lambda_max = -ln 80 (EDM's
+    /// sigma_max = 80, Karras et al. 2022: noisier steps only repeat "pure noise") to lambda(0): lambda_i = lambda_max
+    /// + i (lambda(0) - lambda_max) / (n - 1), each mapped to the step with the nearest lambda and kept strictly
+    /// decreasing; the first call is then moved to t = T-1, so sampling starts from pure noise as training's last step
+    /// does.
     /// </summary>
     public static int[] LogSnrTimesteps(NoiseSchedule s, int n)
     {
@@ -79,17 +81,20 @@ public abstract class Sampler
         for (int i = 1; i < n; i++)
         {
             double want = hi + i * (lo - hi) / (n - 1);
-            while (t > 0 && Math.Abs(s.Lambda(t - 1) - want) <= Math.Abs(s.Lambda(t) - want)) t--;   // lambda rises as t falls
-            t = Math.Max(Math.Min(t, ts[i - 1] - 1), n - 1 - i);   // strictly decreasing, with room for the steps to come
+            // lambda rises as t falls
+            while (t > 0 && Math.Abs(s.Lambda(t - 1) - want) <= Math.Abs(s.Lambda(t) - want)) t--;
+            // strictly decreasing, with room for the steps to come
+            t = Math.Max(Math.Min(t, ts[i - 1] - 1), n - 1 - i);
             ts[i] = t;
         }
         return ts;
     }
 
-    /// <summary>The steps a model with this schedule samples at: trailing for the plain cosine schedule (what every model
-    /// before the shift used, so their images regenerate exactly), log-SNR uniform for a shifted one, whose last trailing
-    /// step (t = T/n - 1) is still noisy enough that jumping from it to x0 would lose detail.</summary>
-    public static int[] Timesteps(NoiseSchedule s, int n) => s.Shift == 1 ? Timesteps(s.Steps, n) : LogSnrTimesteps(s, n);
+    /// <summary>The steps a model with this schedule samples at: trailing for the plain cosine schedule (what every
+    /// model before the shift used, so their images regenerate exactly), log-SNR uniform for a shifted one, whose last
+    /// trailing step (t = T/n - 1) is still noisy enough that jumping from it to x0 would lose detail.</summary>
+    public static int[] Timesteps(NoiseSchedule s, int n)
+        => s.Shift == 1 ? Timesteps(s.Steps, n) : LogSnrTimesteps(s, n);
 
     /// <summary>Whether <see cref="ByName"/> knows <paramref name="name"/>.</summary>
     public static bool Knows(string name) =>
@@ -100,7 +105,8 @@ public abstract class Sampler
     {
         "ddim" => new Ddim(eta),
         "ddpm" => new Ddpm(),
-        "dpm++" or "dpmpp" or "dpm-solver++" or "dpmpp2m" => new DpmSolverPP(),   // a new instance per call: it keeps multistep history
+        // a new instance per call: it keeps multistep history
+        "dpm++" or "dpmpp" or "dpm-solver++" or "dpmpp2m" => new DpmSolverPP(),
         _ => Throw.Argument<Sampler>($"unknown sampler '{name}'; use ddim, dpm++ or ddpm"),
     };
 }
