@@ -66,13 +66,13 @@ internal static class DiffusionBench
                 loss = Ops.MseLoss(pipe.Forward(x, t, ids, maps, places), target);
                 if (maps != null)
                 {
-                    var (masks, grounded) = Pictor.Pipelines.Training.Grounding.BatchMasks(tok, caps, objs, ctx, s);
-                    loss = Ops.Add(loss, Ops.MulScalar(Pictor.Pipelines.Training.GroundingLoss.Compute(maps, masks, grounded, batch, ctx, s), grounding));
+                    var (masks, grounded) = Pictor.Pipelines.Diffusion.Grounding.BatchMasks(tok, caps, objs, ctx, s);
+                    loss = Ops.Add(loss, Ops.MulScalar(Pictor.Pipelines.Diffusion.GroundingLoss.Compute(maps, masks, grounded, batch, ctx, s), grounding));
                 }
                 if (places != null)
                 {
-                    var (targets, placed) = Pictor.Pipelines.Training.Placement.BatchTargets(tok, caps, objs, ctx, s);
-                    loss = Ops.Add(loss, Ops.MulScalar(Pictor.Pipelines.Training.Placement.Loss(places.Single(), targets, placed), placement));
+                    var (targets, placed) = Pictor.Pipelines.Diffusion.Placement.BatchTargets(tok, caps, objs, ctx, s);
+                    loss = Ops.Add(loss, Ops.MulScalar(Pictor.Pipelines.Diffusion.Placement.Loss(places.Single(), targets, placed), placement));
                 }
             }
             else loss = Ops.MseLoss(pipe.Forward(x, t, ids), target);

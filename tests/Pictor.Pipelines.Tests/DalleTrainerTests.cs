@@ -1,6 +1,7 @@
 using Pictor.Pipelines.Dalle;
 using Pictor.Pipelines.Diffusion;
 using Pictor.Pipelines.Training;
+using Pictor.Pipelines.Vq;
 
 namespace Pictor.Pipelines.Tests;
 

@@ -6,6 +6,7 @@ using Pictor.Nn.Optim;
 using Pictor.Pipelines.Training;
 using Pictor.TestSupport;
 using Pictor.Text;
+using Pictor.Pipelines.Diffusion;
 
 namespace Pictor.Pipelines.Tests;
 

@@ -1,4 +1,5 @@
 using Pictor.Pipelines.Training;
+using Pictor.Pipelines.Diffusion;
 
 namespace Pictor.Pipelines.Tests;
 

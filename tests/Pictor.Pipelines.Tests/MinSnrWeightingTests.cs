@@ -1,6 +1,7 @@
 using Pictor.Engine;
 using Pictor.Models.Diffusion;
 using Pictor.Pipelines.Training;
+using Pictor.Pipelines.Diffusion;
 
 namespace Pictor.Pipelines.Tests;
 

@@ -3,6 +3,7 @@ using Pictor.Engine;
 using Pictor.Imaging;
 using Pictor.Pipelines.Training;
 using Pictor.Pipelines.Vq;
+using Pictor.Pipelines.Diffusion;
 
 namespace Pictor.Pipelines.Tests;
 

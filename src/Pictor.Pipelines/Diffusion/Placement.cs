@@ -1,8 +1,9 @@
 using Pictor.Engine;
 using Pictor.Imaging.Datasets;
 using Pictor.Text;
+using Pictor.Pipelines.Training;
 
-namespace Pictor.Pipelines.Training;
+namespace Pictor.Pipelines.Diffusion;
 
 // Dimension legend: B batch, S text tokens.
 

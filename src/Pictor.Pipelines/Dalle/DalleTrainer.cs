@@ -4,8 +4,9 @@ using Pictor.Imaging;
 using Pictor.Pipelines.Dalle;
 using Pictor.Pipelines.Vq;
 using Pictor.Text;
+using Pictor.Pipelines.Training;
 
-namespace Pictor.Pipelines.Training;
+namespace Pictor.Pipelines.Dalle;
 
 /// <summary>
 /// Trains the DALL-E transformer on a frozen VQ-VAE's tokens (Ramesh et al. 2021, stage 2): every image is encoded once

@@ -3,8 +3,9 @@ using Pictor.Engine.IO;
 using Pictor.Imaging;
 using Pictor.Pipelines.Diffusion;
 using Pictor.Text;
+using Pictor.Pipelines.Training;
 
-namespace Pictor.Pipelines.Training;
+namespace Pictor.Pipelines.Diffusion;
 
 /// <summary>
 /// DDPM training of a text-to-image pipeline (Ho et al. 2020, algorithm 1, with the cosine schedule and eps or v

@@ -4,8 +4,9 @@ using Pictor.Engine.IO;
 using Pictor.Imaging;
 using Pictor.Pipelines.Clip;
 using Pictor.Text;
+using Pictor.Pipelines.Training;
 
-namespace Pictor.Pipelines.Training;
+namespace Pictor.Pipelines.Clip;
 
 /// <summary>Zero-shot retrieval on a val split: each image ranks every distinct caption of the set, each caption every
 /// image. Top-1 accuracy: image to text (the image's own caption ranks first) and text to image (an image with that

@@ -1,7 +1,8 @@
 using Pictor.Imaging.Datasets;
 using Pictor.Text;
+using Pictor.Pipelines.Training;
 
-namespace Pictor.Pipelines.Training;
+namespace Pictor.Pipelines.Diffusion;
 
 /// <summary>
 /// Which caption tokens name which object, as masks over the image: the targets of <see cref="GroundingLoss"/>

@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
+using Pictor.Pipelines.Training;
 
-namespace Pictor.Pipelines.Training;
+namespace Pictor.Pipelines.Diffusion;
 
 /// <summary>
 /// Mirror augmentation that keeps the caption true (`train diffusion --hflip P`): the image is mirrored left to right

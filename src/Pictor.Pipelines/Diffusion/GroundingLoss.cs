@@ -1,6 +1,7 @@
 using Pictor.Engine;
+using Pictor.Pipelines.Training;
 
-namespace Pictor.Pipelines.Training;
+namespace Pictor.Pipelines.Diffusion;
 
 // Dimension legend: B batch, H heads, T pixels of one attention level (r*r), S text tokens, N = size*size pixels.
 /// <summary>

@@ -4,8 +4,9 @@ using Pictor.Engine;
 using Pictor.Engine.IO;
 using Pictor.Imaging;
 using Pictor.Pipelines.Vq;
+using Pictor.Pipelines.Training;
 
-namespace Pictor.Pipelines.Training;
+namespace Pictor.Pipelines.Vq;
 
 /// <summary>Reconstruction quality and codebook use of a VQ-VAE on val images.</summary>
 /// <param name="Mse">Mean squared error in [-1, 1] pixel units.</param>

@@ -1,6 +1,7 @@
 using Pictor.Models.Diffusion;
+using Pictor.Pipelines.Training;
 
-namespace Pictor.Pipelines.Training;
+namespace Pictor.Pipelines.Diffusion;
 
 /// <summary>
 /// Min-SNR-gamma loss weighting (`train diffusion --min-snr G`; Hang et al. 2023, "Efficient Diffusion Training via
