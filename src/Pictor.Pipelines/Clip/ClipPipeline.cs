@@ -137,6 +137,7 @@ public sealed class ClipPipeline
         AtomicFile.WriteAllText(Path.Combine(dir, ConfigFile), ToJson());
         Tokenizer.Save(Path.Combine(dir, TokenizerDir));
         Model.Save(Path.Combine(dir, WeightsFile), metadata: new Dictionary<string, string> { ["format"] = Format });
+        WeightsManifest.Write(dir);   // what `pictor doctor` checks the weights against
     }
 
     /// <summary>Loads a model directory, or a training run directory (its best weights are in RUN/model).</summary>

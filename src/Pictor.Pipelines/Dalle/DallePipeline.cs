@@ -113,6 +113,7 @@ public sealed class DallePipeline : ITextToImage
         Transformer.Save(Path.Combine(dir, WeightsFile), metadata: new Dictionary<string, string> { ["format"] =
             DalleSetup.Format });
         WeightsHash = Hash(dir);
+        WeightsManifest.Write(dir);   // the transformer and vqvae/ weights, for `pictor doctor`
     }
 
     /// <summary>Loads a model directory (or a training run directory, whose model lives in RUN/model).</summary>

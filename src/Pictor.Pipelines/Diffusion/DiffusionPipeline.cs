@@ -83,6 +83,7 @@ public sealed class DiffusionPipeline : ITextToImage
         foreach (var (n, p) in NamedParameters()) w.Add(n, weights != null ? weights[n] : p.ToArray(), p.Shape, dtype);
         w.Write(Path.Combine(dir, WeightsFile), new Dictionary<string, string> { ["format"] = DiffusionConfig.Format });
         WeightsHash = HashFile(Path.Combine(dir, WeightsFile));
+        WeightsManifest.Write(dir);   // what `pictor doctor` checks the weights against
     }
 
     /// <summary>Loads a model directory (or a training run directory, whose exported model lives in

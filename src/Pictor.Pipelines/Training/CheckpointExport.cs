@@ -70,6 +70,7 @@ public static class CheckpointExport
         {
             CopyTree(template, tmp, top: true);
             w.Write(Path.Combine(tmp, WeightsFile), model.Metadata);
+            WeightsManifest.Write(tmp);   // the exported weights, so `pictor doctor` accepts the folder
             AtomicFile.WriteAllText(Path.Combine(tmp, ProvenanceFile), new JsonObject
             {
                 ["run"] = Path.GetFullPath(runDir), ["checkpoint"] = Path.GetFileName(ckpt), ["step"] = step,

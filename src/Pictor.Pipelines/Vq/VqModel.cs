@@ -91,6 +91,7 @@ public sealed class VqModel
         Directory.CreateDirectory(dir);
         AtomicFile.WriteAllText(Path.Combine(dir, ConfigFile), ToJson());
         Net.Save(Path.Combine(dir, WeightsFile), metadata: new Dictionary<string, string> { ["format"] = Format });
+        WeightsManifest.Write(dir);   // what `pictor doctor` checks the weights against
     }
 
     /// <summary>Loads a model directory, or a training run directory (its best weights are in RUN/model).</summary>
