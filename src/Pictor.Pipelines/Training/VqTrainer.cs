@@ -53,7 +53,7 @@ public static class VqTrainer
         var model = new VqModel(preset, size, cfg, new Rng(opt.Seed));
         if (model.ToJson() != new VqModel(opt.Preset, opt.ImageSize, VqModel.FromPreset(opt.Preset), new Rng(0)).ToJson())
             throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' at size {opt.ImageSize} of {TrainingSession.TrainFile}; the run was edited or made by another Pictor version");
-        var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
+        var (train, val) = TrainingSession.LoadSplits(opt, ctl);
         ctl.Log?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
         return new Session(runDir, opt, model, train, val, ctl).Run(SafeTensorsFile.Read(ckpt));
     }
