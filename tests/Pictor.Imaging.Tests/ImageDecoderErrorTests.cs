@@ -94,12 +94,61 @@ public class ImageDecoderErrorTests
     }
 
     [Fact]
-    public void Png_errors_keep_their_type_and_name_the_file()
+    public void Corrupt_png_is_refused_by_both_png_decoders()
     {
         var png = Fixture("expected-rgb.png");
         png[png.AsSpan().IndexOf("IDAT"u8) + 6] ^= 0xFF;   // a byte of the image data: IDAT's CRC no longer matches
-        var e = Assert.Throws<PngFormatException>(() => Image.Load(png));
-        Assert.StartsWith("image: not a decodable PNG (chunk '", e.Message);
-        Assert.Contains("fails its CRC check", e.Message);
+        Assert.Equal("w.png: not a decodable PNG (corrupt image data); remove it or replace it", Error(png, "w.png"));
+        Assert.Contains("fails its CRC check", Assert.Throws<PngFormatException>(() => PngDecoder.Decode(png)).Message);
+    }
+
+    [Fact]
+    public void Png_pixels_from_skia_equal_our_decoders_on_pngsuite()
+    {
+        // The reason ImageDecoder may hand PNG to Skia: the same bytes as PngDecoder (which PngSuiteTests checks
+        // against the suite's reference pixels) on every valid suite file.
+        var dir = Path.Combine(Pictor.TestSupport.Fixtures.Dir, "pngsuite");
+        var files = Directory.GetFiles(dir, "*.png").Where(f => !Path.GetFileName(f).StartsWith('x')).ToList();
+        Assert.Equal(161, files.Count);
+        foreach (var f in files)
+            Assert.True(PngDecoder.DecodeFile(f).Rgba8.AsSpan().SequenceEqual(Image.Load(f).Rgba), Path.GetFileName(f));
+        foreach (var f in Directory.GetFiles(dir, "x*.png"))   // and it refuses the 14 corrupt ones, as ours does
+            Assert.StartsWith(f + ": ", Assert.ThrowsAny<ImageFormatException>(() => Image.Load(f)).Message);
+    }
+
+    /// <summary>The fuzzer's TIFF findings (bench/RESULTS.md): headers that made LibTiff.NET loop for minutes or
+    /// allocate hundreds of megabytes are refused on the header, at once.</summary>
+    [Theory]
+    [InlineData(257, 0x7FFFFFFFu, "over the limit")]                                 // ImageLength: strip tables
+    [InlineData(279, 318_767_187u, "strip 0 claims more bytes than the file has")]   // StripByteCounts
+    [InlineData(277, 60u, "60 samples per pixel; Pictor reads up to 5")]              // SamplesPerPixel
+    public void Crafted_tiff_header_is_refused_before_libtiff_reads_it(int tag, uint value, string problem)
+    {
+        var tif = Fixture("rgb-lzw.tif");
+        int entry = TiffEntry(tif, tag);
+        BitConverter.TryWriteBytes(tif.AsSpan(entry + 2), (ushort)4);   // as a LONG (type 4), count 1
+        BitConverter.TryWriteBytes(tif.AsSpan(entry + 8), value);
+        var t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        Assert.Contains(problem, Error(tif, "crafted.tif"));
+        Assert.True(System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds < 1);
+    }
+
+    [Fact]
+    public void Tiff_entry_claiming_more_values_than_the_file_holds_is_refused()
+    {
+        var tif = Fixture("rgb-lzw.tif");
+        BitConverter.TryWriteBytes(tif.AsSpan(TiffEntry(tif, 258) + 4), 402_653_185u);   // BitsPerSample count
+        Assert.Matches(@"directory entry \d+ \(tag 258\) claims 402653185 values, more than the file holds",
+            Error(tif, "crafted.tif"));
+    }
+
+    /// <summary>The offset of the first IFD's entry for <paramref name="tag"/> in a little-endian TIFF.</summary>
+    private static int TiffEntry(byte[] tif, int tag)
+    {
+        Assert.Equal((byte)'I', tif[0]);
+        int ifd = BitConverter.ToInt32(tif, 4), n = BitConverter.ToUInt16(tif, ifd);
+        for (int k = 0; k < n; k++)
+            if (BitConverter.ToUInt16(tif, ifd + 2 + 12 * k) == tag) return ifd + 2 + 12 * k;
+        throw new InvalidOperationException($"rgb-lzw.tif has no tag {tag}");
     }
 }

@@ -3,11 +3,11 @@ using SkiaSharp;
 namespace Pictor.Imaging.Decoding;
 
 /// <summary>
-/// JPEG, WebP, GIF and BMP through Skia's codecs (SkiaSharp's SKCodec: libjpeg-turbo, libwebp, Skia's GIF and BMP
-/// readers), decoded straight into straight-alpha RGBA8 with no colour-space conversion (a null destination colour
-/// space: the file's samples as stored, as our PNG decoder gives them). Frame 0 of an animated file. Only a complete
-/// decode is accepted: Skia fills the rows a truncated file lacks and reports IncompleteInput, which is an error here.
-/// PNG can also be decoded this way, for the comparison in bench/ (Pictor decodes PNG with its own decoder).
+/// PNG, JPEG, WebP, GIF and BMP through Skia's codecs (SkiaSharp's SKCodec: libpng, libjpeg-turbo, libwebp, Skia's
+/// GIF and BMP readers), decoded straight into straight-alpha RGBA8 with no colour-space conversion (a null
+/// destination colour space: the file's samples as stored; gAMA, iCCP and ICC profiles are not applied). Frame 0 of an
+/// animated file. Only a complete decode is accepted: Skia fills the rows a truncated file lacks and reports
+/// IncompleteInput, which is an error here.
 /// </summary>
 internal static class SkiaDecoder
 {
