@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace Pictor.Bench;
 
 /// <summary>Benchmarks. Figures and the exact commands live in bench/RESULTS.md.</summary>
@@ -13,6 +15,8 @@ public static class Program
             return 1;
         }
     }
+
+    private static string FixturesDir => Path.Combine(AppContext.BaseDirectory, "../../../../../tests/fixtures");
 
     private static int Run(string[] args)
     {
@@ -51,8 +55,23 @@ public static class Program
                 ulong seed = args.Length > 2 && ulong.TryParse(args[2], out ulong s) ? s : 1;
                 string dir = args.Length > 3 ? args[3] : Path.Combine(AppContext.BaseDirectory, "../../../../../tests/fixtures/pngsuite");
                 return PngFuzz.Run(dir, cases, seed);
+            case "fuzz-image":
+            {
+                // fuzz-image FORMAT [cases] [seed]: FORMAT jpeg, webp, png, png-ours, gif, bmp or tiff
+                if (args.Length < 2) throw new ArgumentException("use 'fuzz-image FORMAT [cases] [seed]'");
+                int n = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 10_000;
+                ulong s0 = args.Length > 3 ? ulong.Parse(args[3], CultureInfo.InvariantCulture) : 1;
+                return ImageFuzz.Run(args[1], n, s0, Path.Combine(FixturesDir, "images"),
+                    Path.Combine(FixturesDir, "pngsuite"));
+            }
+            case "png-compare":
+                // png-compare [repeats]: our PNG decoder against Skia's on speed and PngSuite
+                PngCompare.Run(Path.Combine(FixturesDir, "pngsuite"), args.Length > 1 ? iters : 20);
+                return 0;
             default:
-                Console.Error.WriteLine($"unknown benchmark '{what}'; available: gemm, models, diffusion-train, serve ROW, unet-train, unet-train-memory, unet-sample, ar-sample, dalle, conv, conv-parts, transpose, text-probe, fuzz-png");
+                Console.Error.WriteLine($"unknown benchmark '{what}'; available: gemm, models, diffusion-train, " +
+                    "serve ROW, unet-train, unet-train-memory, unet-sample, ar-sample, dalle, conv, conv-parts, " +
+                    "transpose, text-probe, fuzz-png, fuzz-image, png-compare");
                 return 2;
         }
     }

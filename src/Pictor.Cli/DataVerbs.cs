@@ -86,18 +86,19 @@ internal static class DataVerbs
         var data = CliOptions.Text("--data", "image folder with metadata.jsonl", required: true);
         var size = CliOptions.Int("--size", "image side in the cache", 32, 8, 1024);
         var output = CliOptions.Text("--out", "the cache file to write", required: true);
-        var c = new Command("pack", "Decode an image folder once into a memory-mapped cache") { data, size, output };
+        var strict = CliOptions.Flag("--strict",
+            "stop at an image that does not decode, instead of skipping it with a warning");
+        var c = new Command("pack", "Decode an image folder once into a memory-mapped cache (PNG, JPEG, WebP, GIF, "
+            + "BMP, TIFF)") { data, size, output, strict };
         c.SetAction(p =>
         {
             var items = CaptionedImages.ReadImageFolder(p.GetValue(data)!);
             int side = p.GetValue(size);
             string outFile = p.GetValue(output)!;
-            ConsoleProgress.Run("data pack", bar =>
-            {
-                PackedDataset.Build(items, side, outFile, (i, n) => bar.Update(i, n));
-                return 0;
-            });
-            Console.WriteLine($"packed {items.Count} images at {side}x{side} into {outFile}");
+            int packed = ConsoleProgress.Run("data pack", bar => PackedDataset.Build(items, side, outFile,
+                (i, n) => bar.Update(i, n), new BadImagePolicy(p.GetValue(strict), bar.Log)));
+            Console.WriteLine($"packed {packed} images at {side}x{side} into {outFile}"
+                + (packed < items.Count ? $" ({items.Count - packed} skipped: they do not decode)" : ""));
             return 0;
         });
         return c;

@@ -72,9 +72,11 @@ internal static class TrainVerbs
             0, 1e6f);
         var stopAt = CliOptions.Int("--stop-at-step", "stop with a checkpoint at this step (0 = no limit)",
             0, 0, int.MaxValue);
+        var strict = CliOptions.Flag("--strict",
+            "stop at an image that does not decode, instead of skipping it with a warning");
         var c = new Command(family, description);
         foreach (var (o, _) in fields) c.Add(o);
-        c.Add(output); c.Add(resume); c.Add(maxMinutes); c.Add(stopAt);
+        c.Add(output); c.Add(resume); c.Add(maxMinutes); c.Add(stopAt); c.Add(strict);
 
         // Family-only options: the others' verbs do not take them (an unknown option there).
         Option<string>? vqvae = null;
@@ -126,13 +128,13 @@ internal static class TrainVerbs
             };
             var given = fields.Where(f => p.Given(f.Option)).Select(f => f.Field).ToList();
             return Run(family, opt, p.GetValue(output), p.GetValue(resume), given, p.GetValue(maxMinutes),
-                p.GetValue(stopAt));
+                p.GetValue(stopAt), p.GetValue(strict));
         });
         return c;
     }
 
     private static int Run(string family, TrainOptions opt, string? outDir, string? resume, List<string> given,
-        float maxMinutes, int stopAt)
+        float maxMinutes, int stopAt, bool strict)
     {
         if (resume != null && outDir != null)
             throw new ArgumentException("pass either --out RUN (new run) or --resume RUN (continue), not both");
@@ -161,7 +163,8 @@ internal static class TrainVerbs
             {
                 var ctl = new TrainControl(maxMinutes, stopAt, cts.Token, bar.Log, t => bar.Update(t.Step, t.TotalSteps,
                     string.Create(CultureInfo.InvariantCulture,
-                        $"loss {t.Loss:F4}  {t.ImagesPerSecond:F1} img/s  ETA {t.Eta:hh\\:mm\\:ss}")));
+                        $"loss {t.Loss:F4}  {t.ImagesPerSecond:F1} img/s  ETA {t.Eta:hh\\:mm\\:ss}")),
+                    Strict: strict, Warn: bar.Log);
                 return resume != null
                     ? family switch
                     {

@@ -1,4 +1,5 @@
 using Pictor.Engine;
+using Pictor.Imaging.Decoding;
 using Pictor.Imaging.Png;
 
 namespace Pictor.Imaging;
@@ -20,18 +21,14 @@ public sealed class Image
         if (Rgba.Length != width * height * 4) throw new ArgumentException($"{Rgba.Length} bytes do not make a {width}x{height} RGBA image");
     }
 
-    public static Image Load(string path, PngDecodeOptions? options = null)
-    {
-        var png = PngDecoder.DecodeFile(path, options);
-        return new Image(png.Width, png.Height, png.Rgba8);
-    }
+    /// <summary>Decodes an image file of any format Pictor reads (PNG, JPEG, WebP, GIF, BMP, TIFF, told apart by
+    /// content): see <see cref="ImageDecoder"/>. A file that does not decode is an <see cref="ImageFormatException"/>
+    /// naming it.</summary>
+    public static Image Load(string path, PngDecodeOptions? options = null) => ImageDecoder.DecodeFile(path, options);
 
-    /// <summary>Decodes PNG bytes held in memory.</summary>
-    public static Image Load(byte[] png, PngDecodeOptions? options = null)
-    {
-        var d = PngDecoder.Decode(png, options);
-        return new Image(d.Width, d.Height, d.Rgba8);
-    }
+    /// <summary>Decodes image bytes held in memory (any format <see cref="ImageDecoder"/> reads).</summary>
+    public static Image Load(byte[] data, PngDecodeOptions? options = null) =>
+        ImageDecoder.Decode(data, "image", options);
 
     public static Image Solid(int width, int height, byte r, byte g, byte b, byte a = 255)
     {

@@ -106,6 +106,25 @@ public class CliTests
         Assert.Matches(@"doctor: \d+ of \d+ checks FAILED", r.Out);
     }
 
+    [Fact]
+    public void Data_pack_skips_an_image_that_does_not_decode_with_one_warning_and_strict_stops()
+    {
+        var dir = Directory.CreateTempSubdirectory("pictor-cli-pack").FullName;
+        Assert.Equal(0, Run("data", "shapes", "--out", Path.Combine(dir, "shapes"), "--count", "20", "--seed", "1").Code);
+        string train = Path.Combine(dir, "shapes", "train");
+        string victim = Directory.GetFiles(train, "*.png").Order(StringComparer.Ordinal).First();
+        File.WriteAllBytes(victim, File.ReadAllBytes(victim).AsSpan(0, 40).ToArray());   // cut short: not decodable
+        int total = File.ReadAllLines(Path.Combine(train, "metadata.jsonl")).Length;
+        var r = Run("data", "pack", "--data", train, "--size", "16", "--out", Path.Combine(dir, "a.bin"));
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains($"packed {total - 1} images at 16x16", r.Out);
+        Assert.Single(r.Err.Split('\n'), l => l.Contains(Path.GetFileName(victim)));   // one warning, naming the file
+        r = Run("data", "pack", "--data", train, "--size", "16", "--out", Path.Combine(dir, "b.bin"), "--strict");
+        Assert.Equal(1, r.Code);
+        Assert.Contains(Path.GetFileName(victim), r.Err);
+        Assert.False(File.Exists(Path.Combine(dir, "b.bin")));                      // nothing half-written
+    }
+
     private static string FindRepo()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)

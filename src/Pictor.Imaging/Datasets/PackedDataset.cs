@@ -7,7 +7,7 @@ using Pictor.Engine.IO;
 namespace Pictor.Imaging.Datasets;
 
 /// <summary>
-/// A dataset decoded once into one binary file and memory-mapped, so an epoch does no PNG decoding. Layout
+/// A dataset decoded once into one binary file and memory-mapped, so an epoch does no image decoding. Layout
 /// (little-endian): magic "PICTORDS", u32 version (1), u32 count, u32 width, u32 height, u32 channels (3);
 /// u64 caption-block offset; then count * height * width * 3 bytes of RGB (images composited over white, resized);
 /// then the caption block: per image a u32 caption count and per caption a u32 byte length and UTF-8 bytes.
@@ -76,34 +76,32 @@ public sealed class PackedDataset : IDisposable
     }
 
     /// <summary>Decodes, composites over white, centre-crops to square, resizes to size x size, and writes the cache
-    /// atomically.</summary>
-    public static void Build(IReadOnlyList<CaptionedImage> items, int size, string path, Action<int, int>? progress = null)
+    /// atomically. An image that does not decode is skipped with its captions (one warning line) or, with a strict
+    /// <paramref name="badImages"/>, is an error; returns the number of images packed.</summary>
+    public static int Build(IReadOnlyList<CaptionedImage> items, int size, string path,
+        Action<int, int>? progress = null, BadImagePolicy? badImages = null)
     {
         if (size < 1 || size > 4096) throw new ArgumentException($"cache image size must be 1..4096, got {size}");
+        badImages ??= BadImagePolicy.Skip;
+        var kept = new List<CaptionedImage>(items.Count);
         AtomicFile.Write(path, s =>
         {
-            var head = new byte[HeaderBytes];
-            Magic.CopyTo(head, 0);
-            BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(8), Version);
-            BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(12), items.Count);
-            BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(16), size);
-            BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(20), size);
-            BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(24), 3);
-            BinaryPrimitives.WriteInt64LittleEndian(head.AsSpan(28), HeaderBytes + (long)items.Count * size * size * 3);
-            s.Write(head);
+            s.Write(new byte[HeaderBytes]);   // written last, when the count of decodable images is known
             var rgb = new byte[size * size * 3];
             for (int i = 0; i < items.Count; i++)
             {
-                Image img;
-                try { img = Image.Load(items[i].ImagePath); }
-                catch (Png.PngFormatException e) { throw new DatasetFormatException($"image {i} ('{items[i].ImagePath}') cannot be read: {e.Message}"); }
-                img = img.CompositeOver(255, 255, 255).CenterCropSquare().Resize(size, size);
-                for (int p = 0; p < size * size; p++) { rgb[3 * p] = img.Rgba[4 * p]; rgb[3 * p + 1] = img.Rgba[4 * p + 1]; rgb[3 * p + 2] = img.Rgba[4 * p + 2]; }
-                s.Write(rgb);
+                var img = badImages.Load(items[i]);
                 progress?.Invoke(i + 1, items.Count);
+                if (img == null) continue;
+                img = img.CompositeOver(255, 255, 255).CenterCropSquare().Resize(size, size);
+                for (int p = 0; p < size * size; p++)
+                    for (int c = 0; c < 3; c++) rgb[3 * p + c] = img.Rgba[4 * p + c];
+                s.Write(rgb);
+                kept.Add(items[i]);
             }
+            if (kept.Count == 0) throw BadImagePolicy.NoneDecoded(items.Count, $"the set packed into '{path}'");
             var b4 = new byte[4];
-            foreach (var it in items)
+            foreach (var it in kept)
             {
                 BinaryPrimitives.WriteInt32LittleEndian(b4, it.Captions.Count); s.Write(b4);
                 foreach (var c in it.Captions)
@@ -112,7 +110,18 @@ public sealed class PackedDataset : IDisposable
                     BinaryPrimitives.WriteInt32LittleEndian(b4, cb.Length); s.Write(b4); s.Write(cb);
                 }
             }
+            var head = new byte[HeaderBytes];
+            Magic.CopyTo(head, 0);
+            BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(8), Version);
+            BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(12), kept.Count);
+            BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(16), size);
+            BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(20), size);
+            BinaryPrimitives.WriteInt32LittleEndian(head.AsSpan(24), 3);
+            BinaryPrimitives.WriteInt64LittleEndian(head.AsSpan(28), HeaderBytes + (long)kept.Count * size * size * 3);
+            s.Seek(0, SeekOrigin.Begin);
+            s.Write(head);
         });
+        return kept.Count;
     }
 
     public IReadOnlyList<string> Captions(int i) => captions[i];

@@ -1,7 +1,7 @@
 namespace Pictor.Imaging.Png;
 
 /// <summary>A malformed or unsupported PNG; the message says what is wrong and where.</summary>
-public sealed class PngFormatException(string message) : FormatException(message);
+public sealed class PngFormatException(string message) : ImageFormatException(message);
 
 /// <summary>PNG colour types (PNG spec 11.2.2).</summary>
 public enum PngColorType : byte { Grayscale = 0, Rgb = 2, Palette = 3, GrayscaleAlpha = 4, Rgba = 6 }
@@ -24,7 +24,8 @@ public sealed class PngImage
     public string? GetText(string keyword) => Text.FirstOrDefault(t => t.Key == keyword).Value;
 }
 
-/// <summary>Limits applied while decoding, so a hostile file cannot make us allocate without bound.</summary>
+/// <summary>Limits applied while decoding, so a hostile file cannot make us allocate without bound. MaxPixels is the
+/// limit for every format <see cref="Decoding.ImageDecoder"/> reads, not for PNG alone.</summary>
 public sealed record PngDecodeOptions(
     long MaxPixels = 64L * 1024 * 1024,   // width x height, checked before any pixel buffer is allocated
     int MaxTextBytes = 1024 * 1024,       // per decompressed zTXt / compressed iTXt chunk

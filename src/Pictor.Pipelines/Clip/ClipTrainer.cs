@@ -54,7 +54,7 @@ public static class ClipTrainer
             tok.VocabSize, opt.Context), tok, new Rng(0)).ToJson())
             throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' of {TrainingSession.TrainFile}; "
                 + $"the run was edited or made by another Pictor version");
-        var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
+        var (train, val) = TrainingSession.LoadSplits(opt, ctl);
         ctl.Log?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
         return new Session(runDir, opt, clip, train, val, ctl).Run(SafeTensorsFile.Read(ckpt));
     }

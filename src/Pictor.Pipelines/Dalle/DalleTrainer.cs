@@ -55,7 +55,7 @@ public static class DalleTrainer
             throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' of {TrainingSession.TrainFile}; "
                 + $"the run was edited or made by another Pictor version");
         var tok = BpeTokenizer.Load(Path.Combine(runDir, DallePipeline.TokenizerDir));
-        var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
+        var (train, val) = TrainingSession.LoadSplits(opt, ctl);
         var pipe = new DallePipeline(setup, tok, vq, new Rng(opt.Seed));
         ctl.Log?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
         return new Session(runDir, opt, pipe, train, val, ctl).Run(SafeTensorsFile.Read(ckpt));

@@ -55,7 +55,7 @@ public static class DiffusionTrainer
             throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' of {TrainingSession.TrainFile} "
                 + $"({d}); the run was edited or made by another Pictor version");
         var tok = BpeTokenizer.Load(Path.Combine(runDir, DiffusionPipeline.TokenizerDir));
-        var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
+        var (train, val) = TrainingSession.LoadSplits(opt, ctl);
         CheckObjectBoxes(opt, train);
         CheckPlacementModel(opt, config);
         var pipe = new DiffusionPipeline(config, tok, new Rng(opt.Seed));

@@ -19,23 +19,31 @@ public sealed class ImageCaptionSet
     public List<IReadOnlyList<ImageObject>> Objects { get; } = new();
     /// <summary>Whether any image lists an object with a box.</summary>
     public bool HasObjects => Objects.Any(o => o.Count > 0);
-    private readonly byte[] rgb;   // (N, 3, Size, Size)
+    private readonly byte[] rgb;   // (N, 3, Size, Size), N: the images that decoded
 
-    public ImageCaptionSet(IReadOnlyList<CaptionedImage> items, int size)
+    /// <summary>Decodes <paramref name="items"/> at size x size. An image that does not decode is skipped with its
+    /// captions and objects (one warning line) or, with a strict <paramref name="badImages"/>, is an error.</summary>
+    public ImageCaptionSet(IReadOnlyList<CaptionedImage> items, int size, BadImagePolicy? badImages = null)
     {
         if (items.Count == 0) throw new ArgumentException("the dataset split has no images");
+        badImages ??= BadImagePolicy.Skip;
         Size = size;
         int per = 3 * size * size;
         rgb = new byte[(long)items.Count * per <= int.MaxValue ? items.Count * per : throw new ArgumentException($"{items.Count} images at {size}x{size} do not fit in memory at once; pack them with 'pictor data pack'")];
         for (int i = 0; i < items.Count; i++)
         {
-            var img = Image.Load(items[i].ImagePath).CompositeOver(255, 255, 255);
+            var img = badImages.Load(items[i])?.CompositeOver(255, 255, 255);
+            if (img == null) continue;
+            int k = Count;   // this image's place among the kept ones
             Objects.Add(ToTrainingPixels(items[i].Objects, img.Width, img.Height, size));
             if (img.Width != size || img.Height != size) img = img.CenterCropSquare().Resize(size, size);
             for (int p = 0; p < size * size; p++)
-                for (int c = 0; c < 3; c++) rgb[i * per + c * size * size + p] = img.Rgba[4 * p + c];
+                for (int c = 0; c < 3; c++) rgb[k * per + c * size * size + p] = img.Rgba[4 * p + c];
             Captions.Add(items[i].Captions);
         }
+        if (Count == 0)
+            throw BadImagePolicy.NoneDecoded(items.Count, $"'{Path.GetDirectoryName(items[0].ImagePath)}'");
+        if (Count < items.Count) Array.Resize(ref rgb, Count * per);
     }
 
     /// <summary>Boxes in a w x h file's pixels -> boxes in the size x size training image: the square centre crop's
@@ -52,13 +60,16 @@ public sealed class ImageCaptionSet
         }).ToList();
     }
 
-    /// <summary>Reads DIR/train and DIR/val (image folders with metadata.jsonl).</summary>
-    public static (ImageCaptionSet Train, ImageCaptionSet Val) LoadSplits(string dir, int size)
+    /// <summary>Reads DIR/train and DIR/val (image folders with metadata.jsonl); <paramref name="badImages"/>: what an
+    /// image that does not decode does (skipped with a warning when null).</summary>
+    public static (ImageCaptionSet Train, ImageCaptionSet Val) LoadSplits(string dir, int size,
+        BadImagePolicy? badImages = null)
     {
         string train = Path.Combine(dir, "train"), val = Path.Combine(dir, "val");
         if (!Directory.Exists(train) || !Directory.Exists(val))
             throw new DirectoryNotFoundException($"'{dir}' must hold train/ and val/ image folders (as 'pictor data shapes' and 'pictor data emoji' write them)");
-        return (new ImageCaptionSet(CaptionedImages.ReadImageFolder(train), size), new ImageCaptionSet(CaptionedImages.ReadImageFolder(val), size));
+        return (new ImageCaptionSet(CaptionedImages.ReadImageFolder(train), size, badImages),
+                new ImageCaptionSet(CaptionedImages.ReadImageFolder(val), size, badImages));
     }
 
     /// <summary>Image i as floats in [-1, 1], [3, Size, Size], into <paramref name="dst"/>.</summary>

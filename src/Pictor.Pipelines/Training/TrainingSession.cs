@@ -3,14 +3,19 @@ using System.Globalization;
 using System.Text.Json;
 using Pictor.Engine;
 using Pictor.Engine.IO;
+using Pictor.Imaging.Datasets;
 using Pictor.Nn.Optim;
 
 namespace Pictor.Pipelines.Training;
 
 /// <summary>How a training call is driven from outside: a time limit, a step limit (tests), cancellation,
 /// logging.</summary>
+/// <param name="Strict">An image of the data that does not decode stops the run (the CLI's --strict) instead of
+/// being skipped with a warning (<see cref="BadImagePolicy"/>).</param>
+/// <param name="Warn">Where the warning line for each skipped image goes; null: standard error.</param>
 public sealed record TrainControl(double MaxMinutes = 0, long StopAtStep = 0, CancellationToken Cancel = default,
-    Action<string>? Log = null, Action<TrainProgress>? Progress = null);
+    Action<string>? Log = null, Action<TrainProgress>? Progress = null, bool Strict = false,
+    Action<string>? Warn = null);
 
 public sealed record TrainProgress(long Step, long TotalSteps, float Loss, double ImagesPerSecond, TimeSpan Eta);
 
@@ -140,11 +145,18 @@ public abstract class TrainingSession
     {
         opt.Validate();
         EnsureNewRun(runDir);
-        var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
+        var (train, val) = LoadSplits(opt, ctl);
         ctl.Log?.Invoke($"data: {train.Count} train, {val.Count} val images at {opt.ImageSize}x{opt.ImageSize} "
             + $"from {opt.Data}");
         return (train, val);
     }
+
+    /// <summary>The run's train and val splits, for a new run and a resumed one alike: images that do not decode are
+    /// skipped with a warning through <see cref="TrainControl.Warn"/>, or stop the run when
+    /// <see cref="TrainControl.Strict"/>. Skipping is deterministic, so a resumed run sees the same images in the same
+    /// order.</summary>
+    public static (ImageCaptionSet Train, ImageCaptionSet Val) LoadSplits(TrainOptions opt, TrainControl ctl) =>
+        ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize, new BadImagePolicy(ctl.Strict, ctl.Warn));
 
     /// <summary>Writes a new run's config.json, tokenizer/ (when the model has one) and train.json, each
     /// atomically.</summary>

@@ -60,7 +60,7 @@ public static class VqTrainer
             new Rng(0)).ToJson())
             throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' at size {opt.ImageSize} of "
                 + $"{TrainingSession.TrainFile}; the run was edited or made by another Pictor version");
-        var (train, val) = ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize);
+        var (train, val) = TrainingSession.LoadSplits(opt, ctl);
         ctl.Log?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
         return new Session(runDir, opt, model, train, val, ctl).Run(SafeTensorsFile.Read(ckpt));
     }
