@@ -14,11 +14,14 @@ public sealed class Image
 
     public Image(int width, int height, byte[]? rgba = null)
     {
-        if (width < 1 || height < 1) throw new ArgumentException($"image size {width}x{height} is invalid; both must be >= 1");
-        if ((long)width * height > 64L * 1024 * 1024) throw new ArgumentException($"image size {width}x{height} is over 64 megapixels");
+        if (width < 1 || height < 1)
+            throw new ArgumentException($"image size {width}x{height} is invalid; both must be >= 1");
+        if ((long)width * height > 64L * 1024 * 1024)
+            throw new ArgumentException($"image size {width}x{height} is over 64 megapixels");
         Width = width; Height = height;
         Rgba = rgba ?? new byte[width * height * 4];
-        if (Rgba.Length != width * height * 4) throw new ArgumentException($"{Rgba.Length} bytes do not make a {width}x{height} RGBA image");
+        if (Rgba.Length != width * height * 4)
+            throw new ArgumentException($"{Rgba.Length} bytes do not make a {width}x{height} RGBA image");
     }
 
     /// <summary>Decodes an image file of any format Pictor reads (PNG, JPEG, WebP, GIF, BMP, TIFF, told apart by
@@ -33,7 +36,10 @@ public sealed class Image
     public static Image Solid(int width, int height, byte r, byte g, byte b, byte a = 255)
     {
         var img = new Image(width, height);
-        for (int i = 0; i < width * height; i++) { img.Rgba[4 * i] = r; img.Rgba[4 * i + 1] = g; img.Rgba[4 * i + 2] = b; img.Rgba[4 * i + 3] = a; }
+        for (int i = 0; i < width * height; i++)
+        {
+            img.Rgba[4 * i] = r; img.Rgba[4 * i + 1] = g; img.Rgba[4 * i + 2] = b; img.Rgba[4 * i + 3] = a;
+        }
         return img;
     }
 
@@ -44,11 +50,15 @@ public sealed class Image
         for (int i = 3; i < Rgba.Length; i += 4) if (Rgba[i] != 255) { opaque = false; break; }
         if (!opaque) { PngEncoder.Save(path, Rgba, Width, Height, true, text); return; }
         var rgb = new byte[Width * Height * 3];
-        for (int i = 0; i < Width * Height; i++) { rgb[3 * i] = Rgba[4 * i]; rgb[3 * i + 1] = Rgba[4 * i + 1]; rgb[3 * i + 2] = Rgba[4 * i + 2]; }
+        for (int i = 0; i < Width * Height; i++)
+        {
+            rgb[3 * i] = Rgba[4 * i]; rgb[3 * i + 1] = Rgba[4 * i + 1]; rgb[3 * i + 2] = Rgba[4 * i + 2];
+        }
         PngEncoder.Save(path, rgb, Width, Height, false, text);
     }
 
-    /// <summary>Alpha compositing over an opaque background ("over" operator, non-premultiplied input): out = a c + (1 - a) bg.</summary>
+    /// <summary>Alpha compositing over an opaque background ("over" operator, non-premultiplied input): out = a c +
+    /// (1 - a) bg.</summary>
     public Image CompositeOver(byte r, byte g, byte b)
     {
         var o = new Image(Width, Height);
@@ -63,10 +73,12 @@ public sealed class Image
         return o;
     }
 
-    /// <summary>The centred w x h window (w &lt;= Width, h &lt;= Height); odd margins put the extra pixel right/bottom.</summary>
+    /// <summary>The centred w x h window (w &lt;= Width, h &lt;= Height); odd margins put the extra pixel
+    /// right/bottom.</summary>
     public Image CenterCrop(int w, int h)
     {
-        if (w < 1 || h < 1 || w > Width || h > Height) throw new ArgumentException($"crop {w}x{h} does not fit in a {Width}x{Height} image");
+        if (w < 1 || h < 1 || w > Width || h > Height)
+            throw new ArgumentException($"crop {w}x{h} does not fit in a {Width}x{Height} image");
         int x0 = (Width - w) / 2, y0 = (Height - h) / 2;
         var o = new Image(w, h);
         for (int y = 0; y < h; y++) Buffer.BlockCopy(Rgba, ((y0 + y) * Width + x0) * 4, o.Rgba, y * w * 4, w * 4);
@@ -108,7 +120,8 @@ public sealed class Image
         return o;
     }
 
-    /// <summary>Bilinear resampling with pixel centres at (i + 0.5) and clamped edges (PyTorch's align_corners=False).</summary>
+    /// <summary>Bilinear resampling with pixel centres at (i + 0.5) and clamped edges (PyTorch's
+    /// align_corners=False).</summary>
     public Image ResizeBilinear(int w, int h)
     {
         if (w < 1 || h < 1) throw new ArgumentException($"resize target {w}x{h} is invalid");
@@ -140,7 +153,8 @@ public sealed class Image
         var o = new Image(w, h);
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)
-                Buffer.BlockCopy(Rgba, 4 * ((int)((long)y * Height / h) * Width + (int)((long)x * Width / w)), o.Rgba, 4 * (y * w + x), 4);
+                Buffer.BlockCopy(Rgba, 4 * ((int)((long)y * Height / h) * Width + (int)((long)x * Width / w)), o.Rgba,
+                    4 * (y * w + x), 4);
         return o;
     }
 
@@ -161,7 +175,8 @@ public sealed class Image
     public void WriteTensor(Span<float> dst)
     {
         int n = Width * Height;
-        if (dst.Length != 3 * n) throw new ArgumentException($"destination holds {dst.Length} floats, a {Width}x{Height} RGB image needs {3 * n}");
+        if (dst.Length != 3 * n) throw new ArgumentException(
+            $"destination holds {dst.Length} floats, a {Width}x{Height} RGB image needs {3 * n}");
         for (int i = 0; i < n; i++)
             for (int c = 0; c < 3; c++) dst[c * n + i] = Rgba[4 * i + c] / 127.5f - 1f;
     }
@@ -169,7 +184,8 @@ public sealed class Image
     /// <summary>The inverse of <see cref="ToTensor"/>: [3, H, W] in [-1, 1], clamped, rounded; opaque.</summary>
     public static Image FromTensor(Tensor t)
     {
-        if (t.Rank != 3 || t.Shape[0] != 3) throw new ArgumentException($"image tensor must be [3, H, W], got {Shape.Format(t.Shape)}");
+        if (t.Rank != 3 || t.Shape[0] != 3)
+            throw new ArgumentException($"image tensor must be [3, H, W], got {Shape.Format(t.Shape)}");
         int h = t.Shape[1], w = t.Shape[2], n = w * h;
         var img = new Image(w, h);
         var s = t.ToArray();
@@ -183,18 +199,21 @@ public sealed class Image
 
     /// <summary>Tiles images (all the same size) into rows of <paramref name="columns"/>, with <paramref name="pad"/>
     /// pixels of background between them and around the edge.</summary>
-    public static Image Grid(IReadOnlyList<Image> images, int columns, int pad = 2, byte r = 255, byte g = 255, byte b = 255)
+    public static Image Grid(IReadOnlyList<Image> images, int columns, int pad = 2, byte r = 255, byte g = 255,
+        byte b = 255)
     {
         if (images.Count == 0) throw new ArgumentException("a grid needs at least one image");
         if (columns < 1) throw new ArgumentException($"grid columns must be >= 1, got {columns}");
         int w = images[0].Width, h = images[0].Height;
-        if (images.Any(i => i.Width != w || i.Height != h)) throw new ArgumentException("grid images must all have the same size");
+        if (images.Any(i => i.Width != w || i.Height != h))
+            throw new ArgumentException("grid images must all have the same size");
         int cols = Math.Min(columns, images.Count), rows = (images.Count + cols - 1) / cols;
         var o = Solid(cols * w + (cols + 1) * pad, rows * h + (rows + 1) * pad, r, g, b);
         for (int k = 0; k < images.Count; k++)
         {
             int x0 = pad + (k % cols) * (w + pad), y0 = pad + (k / cols) * (h + pad);
-            for (int y = 0; y < h; y++) Buffer.BlockCopy(images[k].Rgba, y * w * 4, o.Rgba, ((y0 + y) * o.Width + x0) * 4, w * 4);
+            for (int y = 0; y < h; y++)
+                Buffer.BlockCopy(images[k].Rgba, y * w * 4, o.Rgba, ((y0 + y) * o.Width + x0) * 4, w * 4);
         }
         return o;
     }

@@ -29,22 +29,27 @@ public static class EmojiDataset
         return val ? "val" : "train";
     }
 
-    public static readonly string[] Packages = ["emoji-datasource-google@16.0.0", "emoji-datasource-twitter@16.0.0", "emojibase-data@17.0.0"];
+    public static readonly string[] Packages =
+        ["emoji-datasource-google@16.0.0", "emoji-datasource-twitter@16.0.0", "emojibase-data@17.0.0"];
 
-    /// <summary>Runs `npm pack` for the three packages into <paramref name="dir"/>; returns the tarball paths.</summary>
+    /// <summary>Runs `npm pack` for the three packages into <paramref name="dir"/>; returns the tarball
+    /// paths.</summary>
     public static string[] NpmPack(string dir)
     {
         Directory.CreateDirectory(dir);
-        var psi = new ProcessStartInfo("npm") { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new ProcessStartInfo("npm") { WorkingDirectory = dir, RedirectStandardOutput = true,
+            RedirectStandardError = true };
         psi.ArgumentList.Add("pack");
         foreach (var p in Packages) psi.ArgumentList.Add(p);
         psi.ArgumentList.Add("--silent");
         Process proc;
         try { proc = Process.Start(psi) ?? throw new InvalidOperationException("npm did not start"); }
-        catch (System.ComponentModel.Win32Exception) { throw new InvalidOperationException("npm is not installed; install Node.js and npm (apt-get install -y npm), or pass --from DIR with the three .tgz files"); }
+        catch (System.ComponentModel.Win32Exception) { throw new InvalidOperationException("npm is not installed; "
+            + "install Node.js and npm (apt-get install -y npm), or pass --from DIR with the three .tgz files"); }
         string stdout = proc.StandardOutput.ReadToEnd(), stderr = proc.StandardError.ReadToEnd();
         proc.WaitForExit();
-        if (proc.ExitCode != 0) throw new InvalidOperationException($"npm pack failed (exit {proc.ExitCode}): {stderr.Trim()}");
+        if (proc.ExitCode != 0)
+            throw new InvalidOperationException($"npm pack failed (exit {proc.ExitCode}): {stderr.Trim()}");
         return FindTarballs(dir);
     }
 
@@ -52,7 +57,8 @@ public static class EmojiDataset
     public static string[] FindTarballs(string dir)
     {
         string Find(string prefix) => Directory.GetFiles(dir, prefix + "-*.tgz").OrderBy(f => f).LastOrDefault()
-            ?? throw new FileNotFoundException($"no {prefix}-*.tgz in '{dir}'; run 'npm pack {string.Join(" ", Packages)}' there");
+            ?? throw new FileNotFoundException(
+                $"no {prefix}-*.tgz in '{dir}'; run 'npm pack {string.Join(" ", Packages)}' there");
         return [Find("emoji-datasource-google"), Find("emoji-datasource-twitter"), Find("emojibase-data")];
     }
 
@@ -66,7 +72,8 @@ public static class EmojiDataset
         TarEntry? e;
         while ((e = tar.GetNextEntry()) != null)
         {
-            if (e.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile) || e.DataStream == null || !want(e.Name)) continue;
+            if (e.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile) || e.DataStream == null
+                || !want(e.Name)) continue;
             using var ms = new MemoryStream();
             e.DataStream.CopyTo(ms);
             r[e.Name] = ms.ToArray();
@@ -74,11 +81,13 @@ public static class EmojiDataset
         return r;
     }
 
-    private static string Key(string hex) => string.Join("-", hex.ToUpperInvariant().Split('-').Where(p => p != "FE0F"));
+    private static string Key(string hex) =>
+        string.Join("-", hex.ToUpperInvariant().Split('-').Where(p => p != "FE0F"));
 
     public sealed record Summary(int Train, int Val, int Emoji, int SkippedUnlabelled);
 
-    public static Summary Build(string googleTgz, string twitterTgz, string emojibaseTgz, string outDir, Action<string>? log = null, EmojiSplit mode = EmojiSplit.Style, EmojiSelection? select = null)
+    public static Summary Build(string googleTgz, string twitterTgz, string emojibaseTgz, string outDir,
+        Action<string>? log = null, EmojiSplit mode = EmojiSplit.Style, EmojiSelection? select = null)
     {
         select ??= EmojiSelection.All;
         HashSet<string>? categories = null;
@@ -88,19 +97,24 @@ public static class EmojiDataset
             var known = CategoriesOf(googleTgz);
             var unknown = wanted.Where(c => !known.Contains(c)).ToList();
             if (unknown.Count > 0)
-                throw new ArgumentException($"unknown emoji categor{(unknown.Count == 1 ? "y" : "ies")} {string.Join(", ", unknown.Select(c => $"'{c}'"))}; " +
-                    $"use a comma-separated list of: {string.Join(", ", known.Order(StringComparer.Ordinal))}");
-            categories = new HashSet<string>(wanted.Select(c => known.First(k => string.Equals(k, c, StringComparison.OrdinalIgnoreCase))), StringComparer.Ordinal);
+                throw new ArgumentException($"unknown emoji categor{(unknown.Count == 1 ? "y" : "ies")} "
+                    + $"{string.Join(", ", unknown.Select(c => $"'{c}'"))}; "
+                    + $"use a comma-separated list of: {string.Join(", ", known.Order(StringComparer.Ordinal))}");
+            categories = new HashSet<string>(
+                wanted.Select(c => known.First(k => string.Equals(k, c, StringComparison.OrdinalIgnoreCase))),
+                StringComparer.Ordinal);
         }
         // Labels: base emoji and skin-tone variants, keyed by code points without FE0F.
         var baseFiles = ReadTgz(emojibaseTgz, n => n is "package/en/data.json" or "package/LICENSE");
-        if (!baseFiles.TryGetValue("package/en/data.json", out var dataJson)) throw new DatasetFormatException($"'{emojibaseTgz}' has no package/en/data.json; is it emojibase-data?");
+        if (!baseFiles.TryGetValue("package/en/data.json", out var dataJson)) throw new DatasetFormatException(
+            $"'{emojibaseTgz}' has no package/en/data.json; is it emojibase-data?");
         var labels = new Dictionary<string, string>();
         foreach (var e in JsonDocument.Parse(dataJson).RootElement.EnumerateArray())
         {
             labels[Key(e.GetProperty("hexcode").GetString()!)] = e.GetProperty("label").GetString()!;
             if (e.TryGetProperty("skins", out var skins))
-                foreach (var s in skins.EnumerateArray()) labels[Key(s.GetProperty("hexcode").GetString()!)] = s.GetProperty("label").GetString()!;
+                foreach (var s in skins.EnumerateArray())
+                    labels[Key(s.GetProperty("hexcode").GetString()!)] = s.GetProperty("label").GetString()!;
         }
 
         var lines = new Dictionary<string, List<string>> { ["train"] = new(), ["val"] = new() };
@@ -108,22 +122,33 @@ public static class EmojiDataset
         int skipped = 0;
         var emoji = new HashSet<string>();
         var licences = new Dictionary<string, byte[]>();
-        foreach (var (tgz, style, name, styleIndex, other) in new[] { (googleTgz, "google", "noto", 0, "twitter"), (twitterTgz, "twitter", "twemoji", 1, "google") })
+        foreach (var (tgz, style, name, styleIndex, other) in new[] { (googleTgz, "google", "noto", 0, "twitter"),
+            (twitterTgz, "twitter", "twemoji", 1, "google") })
         {
             log?.Invoke($"reading {Path.GetFileName(tgz)}");
-            var files = ReadTgz(tgz, n => n == "package/emoji.json" || n == "package/LICENSE" || n.StartsWith($"package/img/{style}/64/", StringComparison.Ordinal));
-            if (!files.TryGetValue("package/emoji.json", out var ej)) throw new DatasetFormatException($"'{tgz}' has no package/emoji.json; is it emoji-datasource-{style}?");
-            if (files.TryGetValue("package/LICENSE", out var lic)) licences[$"emoji-datasource-{style}.LICENSE.txt"] = lic;
+            var files = ReadTgz(tgz, n => n == "package/emoji.json" || n == "package/LICENSE"
+                || n.StartsWith($"package/img/{style}/64/", StringComparison.Ordinal));
+            if (!files.TryGetValue("package/emoji.json", out var ej)) throw new DatasetFormatException(
+                $"'{tgz}' has no package/emoji.json; is it emoji-datasource-{style}?");
+            if (files.TryGetValue("package/LICENSE", out var lic))
+                licences[$"emoji-datasource-{style}.LICENSE.txt"] = lic;
             foreach (var e in JsonDocument.Parse(ej).RootElement.EnumerateArray())
             {
                 string category = e.TryGetProperty("category", out var cat) ? cat.GetString() ?? "" : "";
                 if (categories != null && !categories.Contains(category)) continue;
                 string baseKey = Key(e.GetProperty("unified").GetString()!);
-                var variants = new List<(string Unified, string Image, bool Has)> { (e.GetProperty("unified").GetString()!, e.GetProperty("image").GetString()!, e.TryGetProperty($"has_img_{style}", out var h) && h.GetBoolean()) };
+                var variants = new List<(string Unified, string Image, bool Has)>
+                {
+                    (e.GetProperty("unified").GetString()!, e.GetProperty("image").GetString()!,
+                        e.TryGetProperty($"has_img_{style}", out var h) && h.GetBoolean())
+                };
                 if (select.SkinTones && e.TryGetProperty("skin_variations", out var sv))
                     foreach (var v in sv.EnumerateObject())
-                        variants.Add((v.Value.GetProperty("unified").GetString()!, v.Value.GetProperty("image").GetString()!, v.Value.TryGetProperty($"has_img_{style}", out var hv) && hv.GetBoolean()));
-                string to = SplitOf(mode, baseKey, styleIndex, e.TryGetProperty($"has_img_{other}", out var ho) && ho.GetBoolean());
+                        variants.Add((v.Value.GetProperty("unified").GetString()!,
+                            v.Value.GetProperty("image").GetString()!,
+                            v.Value.TryGetProperty($"has_img_{style}", out var hv) && hv.GetBoolean()));
+                string to = SplitOf(mode, baseKey, styleIndex,
+                    e.TryGetProperty($"has_img_{other}", out var ho) && ho.GetBoolean());
                 foreach (var (unified, imageName, has) in variants)
                 {
                     if (!has || !files.TryGetValue($"package/img/{style}/64/{imageName}", out var png)) continue;
@@ -133,14 +158,17 @@ public static class EmojiDataset
                     img.Save(Path.Combine(outDir, to, file));
                     lines[to].Add(JsonSerializer.Serialize(new Dictionary<string, string>
                     {
-                        ["file_name"] = file, ["text"] = $"{label}, {name} style", ["label"] = label, ["style"] = name, ["hexcode"] = Key(unified), ["base"] = baseKey, ["category"] = category,
+                        ["file_name"] = file, ["text"] = $"{label}, {name} style", ["label"] = label, ["style"] = name,
+                        ["hexcode"] = Key(unified), ["base"] = baseKey, ["category"] = category,
                     }));
                     emoji.Add(baseKey);
                 }
             }
         }
-        if (lines["train"].Count == 0) throw new ArgumentException("the selection keeps no emoji images; choose other --categories");
-        foreach (var (split, l) in lines) AtomicFile.WriteAllText(Path.Combine(outDir, split, "metadata.jsonl"), string.Join("\n", l) + "\n");
+        if (lines["train"].Count == 0)
+            throw new ArgumentException("the selection keeps no emoji images; choose other --categories");
+        foreach (var (split, l) in lines)
+            AtomicFile.WriteAllText(Path.Combine(outDir, split, "metadata.jsonl"), string.Join("\n", l) + "\n");
         if (baseFiles.TryGetValue("package/LICENSE", out var bl)) licences["emojibase-data.LICENSE.txt"] = bl;
         Directory.CreateDirectory(Path.Combine(outDir, "licenses"));
         foreach (var (f, b) in licences) AtomicFile.WriteAllBytes(Path.Combine(outDir, "licenses", f), b);
@@ -148,11 +176,13 @@ public static class EmojiDataset
         return new Summary(lines["train"].Count, lines["val"].Count, emoji.Count, skipped);
     }
 
-    /// <summary>The emoji-datasource categories ("Smileys & Emotion", "Animals & Nature", ...) named in a package's index.</summary>
+    /// <summary>The emoji-datasource categories ("Smileys & Emotion", "Animals & Nature", ...) named in a package's
+    /// index.</summary>
     public static HashSet<string> CategoriesOf(string datasourceTgz)
     {
         var files = ReadTgz(datasourceTgz, n => n == "package/emoji.json");
-        if (!files.TryGetValue("package/emoji.json", out var ej)) throw new DatasetFormatException($"'{datasourceTgz}' has no package/emoji.json; is it emoji-datasource-google?");
+        if (!files.TryGetValue("package/emoji.json", out var ej)) throw new DatasetFormatException(
+            $"'{datasourceTgz}' has no package/emoji.json; is it emoji-datasource-google?");
         return JsonDocument.Parse(ej).RootElement.EnumerateArray()
             .Select(e => e.TryGetProperty("category", out var c) ? c.GetString() : null).OfType<string>()
             .ToHashSet(StringComparer.OrdinalIgnoreCase);
@@ -193,8 +223,10 @@ public sealed record EmojiSelection(IReadOnlyList<string>? Categories, bool Skin
 /// <summary>How <c>pictor data emoji</c> holds out its val split (<see cref="EmojiDataset.SplitOf"/>).</summary>
 public enum EmojiSplit
 {
-    /// <summary>One style of one base emoji in five, when the emoji has the other style: val emoji are seen, in the other style.</summary>
+    /// <summary>One style of one base emoji in five, when the emoji has the other style: val emoji are seen, in the
+    /// other style.</summary>
     Style,
-    /// <summary>Whole base emoji, one in ten, every style and skin tone: val emoji are never seen (zero-shot).</summary>
+    /// <summary>Whole base emoji, one in ten, every style and skin tone: val emoji are never seen
+    /// (zero-shot).</summary>
     Emoji,
 }

@@ -30,12 +30,14 @@ public sealed class PackedDataset : IDisposable
     {
         Path = path;
         long len = new FileInfo(path).Length;
-        if (len < HeaderBytes) throw new DatasetFormatException($"'{path}' is {len} bytes, too short for a packed dataset; rebuild it");
+        if (len < HeaderBytes)
+            throw new DatasetFormatException($"'{path}' is {len} bytes, too short for a packed dataset; rebuild it");
         file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         view = file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
         var head = new byte[HeaderBytes];
         view.ReadArray(0, head, 0, HeaderBytes);
-        if (!head.AsSpan(0, 8).SequenceEqual(Magic)) Fail("it does not start with PICTORDS; it is not a packed dataset");
+        if (!head.AsSpan(0, 8).SequenceEqual(Magic))
+            Fail("it does not start with PICTORDS; it is not a packed dataset");
         int version = BinaryPrimitives.ReadInt32LittleEndian(head.AsSpan(8));
         if (version != Version) Fail($"format version {version}, this Pictor reads {Version}; rebuild the cache");
         Count = BinaryPrimitives.ReadInt32LittleEndian(head.AsSpan(12));
@@ -43,8 +45,10 @@ public sealed class PackedDataset : IDisposable
         Height = BinaryPrimitives.ReadInt32LittleEndian(head.AsSpan(20));
         int ch = BinaryPrimitives.ReadInt32LittleEndian(head.AsSpan(24));
         long capOff = BinaryPrimitives.ReadInt64LittleEndian(head.AsSpan(28));
-        if (Count < 0 || Width < 1 || Height < 1 || ch != 3 || Width > 4096 || Height > 4096) Fail($"header is inconsistent (count {Count}, size {Width}x{Height}, channels {ch})");
-        if (capOff != HeaderBytes + (long)Count * Width * Height * 3 || capOff > len) Fail("the caption block offset does not match the image data; the file is truncated or corrupt");
+        if (Count < 0 || Width < 1 || Height < 1 || ch != 3 || Width > 4096 || Height > 4096)
+            Fail($"header is inconsistent (count {Count}, size {Width}x{Height}, channels {ch})");
+        if (capOff != HeaderBytes + (long)Count * Width * Height * 3 || capOff > len)
+            Fail("the caption block offset does not match the image data; the file is truncated or corrupt");
         captions = new string[Count][];
         long at = capOff;
         for (int i = 0; i < Count; i++)
@@ -71,7 +75,8 @@ public sealed class PackedDataset : IDisposable
 
     public static PackedDataset Open(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"packed dataset '{path}' does not exist; build it with PackedDataset.Build", path);
+        if (!File.Exists(path)) throw new FileNotFoundException(
+            $"packed dataset '{path}' does not exist; build it with PackedDataset.Build", path);
         return new PackedDataset(path);
     }
 
@@ -129,16 +134,19 @@ public sealed class PackedDataset : IDisposable
     /// <summary>Image i as RGB floats in [-1, 1], [3, H, W] planar, written into <paramref name="dst"/>.</summary>
     public void ReadImage(int i, Span<float> dst)
     {
-        if ((uint)i >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(i), $"image {i} is outside 0..{Count - 1}");
+        if ((uint)i >= (uint)Count)
+            throw new ArgumentOutOfRangeException(nameof(i), $"image {i} is outside 0..{Count - 1}");
         int n = Width * Height;
-        if (dst.Length != 3 * n) throw new ArgumentException($"destination holds {dst.Length} floats, an image needs {3 * n}");
+        if (dst.Length != 3 * n)
+            throw new ArgumentException($"destination holds {dst.Length} floats, an image needs {3 * n}");
         var rgb = new byte[3 * n];
         view.ReadArray(HeaderBytes + (long)i * 3 * n, rgb, 0, 3 * n);
         for (int p = 0; p < n; p++)
             for (int c = 0; c < 3; c++) dst[c * n + p] = rgb[3 * p + c] / 127.5f - 1f;
     }
 
-    /// <summary>A permutation of 0..Count-1 for epoch <paramref name="epoch"/> (Fisher-Yates, seeded by seed and epoch).</summary>
+    /// <summary>A permutation of 0..Count-1 for epoch <paramref name="epoch"/> (Fisher-Yates, seeded by seed and
+    /// epoch).</summary>
     public int[] Shuffle(ulong seed, int epoch)
     {
         var order = Enumerable.Range(0, Count).ToArray();

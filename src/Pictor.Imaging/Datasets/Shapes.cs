@@ -26,9 +26,11 @@ public readonly record struct ShapesMix(int Single, int Pair, int Count)
     {
         var parts = text.Split(':');
         if (parts.Length != 3 || !parts.All(p => int.TryParse(p, out int w) && w is >= 0 and <= 1000))
-            throw new ArgumentException($"--mix must be three weights SINGLE:PAIR:COUNT, whole numbers 0..1000 such as 1:3:2, not '{text}'");
+            throw new ArgumentException("--mix must be three weights SINGLE:PAIR:COUNT, whole numbers 0..1000 such as "
+                + $"1:3:2, not '{text}'");
         var m = new ShapesMix(int.Parse(parts[0]), int.Parse(parts[1]), int.Parse(parts[2]));
-        if (m.Total == 0) throw new ArgumentException($"--mix '{text}' gives every scene kind weight 0; make at least one positive, e.g. 1:1:1");
+        if (m.Total == 0) throw new ArgumentException($"--mix '{text}' gives every scene kind weight 0; "
+            + "make at least one positive, e.g. 1:1:1");
         return m;
     }
 
@@ -43,14 +45,17 @@ public readonly record struct ShapesMix(int Single, int Pair, int Count)
     public override string ToString() => $"{Single}:{Pair}:{Count}";
 }
 
-/// <summary>One drawn object: its colour, shape, size class, centre and bounding box [x0, y0, x1, y1) in pixels.</summary>
-public sealed record ShapeObject(ShapeColour Colour, ShapeKind Shape, ShapeSize Size, double Cx, double Cy, double Diameter)
+/// <summary>One drawn object: its colour, shape, size class, centre and bounding box [x0, y0, x1, y1) in
+/// pixels.</summary>
+public sealed record ShapeObject(ShapeColour Colour, ShapeKind Shape, ShapeSize Size, double Cx, double Cy,
+    double Diameter)
 {
     public double[] Bbox => [Cx - Diameter / 2, Cy - Diameter / 2, Cx + Diameter / 2, Cy + Diameter / 2];
 }
 
 /// <summary>A generated scene: the caption, its kind and the exact ground truth.</summary>
-public sealed record ShapeScene(string Caption, SceneKind Kind, ShapeObject[] Objects, string? Position = null, string? Relation = null);
+public sealed record ShapeScene(string Caption, SceneKind Kind, ShapeObject[] Objects, string? Position = null,
+    string? Relation = null);
 
 /// <summary>
 /// Procedural scenes with exact ground truth (the data issue's spec): black background, anti-aliased by 4x4
@@ -65,15 +70,18 @@ public sealed record ShapeScene(string Caption, SceneKind Kind, ShapeObject[] Ob
 /// </summary>
 public static class Shapes
 {
-    public static readonly IReadOnlyDictionary<ShapeColour, (byte R, byte G, byte B)> Palette = new Dictionary<ShapeColour, (byte, byte, byte)>
+    public static readonly IReadOnlyDictionary<ShapeColour, (byte R, byte G, byte B)> Palette =
+        new Dictionary<ShapeColour, (byte, byte, byte)>
     {
         [ShapeColour.Red] = (220, 40, 40), [ShapeColour.Green] = (40, 180, 60), [ShapeColour.Blue] = (50, 90, 230),
-        [ShapeColour.Yellow] = (230, 210, 40), [ShapeColour.Purple] = (150, 60, 200), [ShapeColour.Orange] = (240, 140, 30),
+        [ShapeColour.Yellow] = (230, 210, 40), [ShapeColour.Purple] = (150, 60, 200),
+        [ShapeColour.Orange] = (240, 140, 30),
         [ShapeColour.Cyan] = (40, 200, 210), [ShapeColour.White] = (235, 235, 235),
     };
 
     public static bool IsHeldOut(ShapeColour c, ShapeKind s) =>
-        (c, s) is (ShapeColour.Purple, ShapeKind.Triangle) or (ShapeColour.Orange, ShapeKind.Circle) or (ShapeColour.Cyan, ShapeKind.Square);
+        (c, s) is (ShapeColour.Purple, ShapeKind.Triangle) or (ShapeColour.Orange, ShapeKind.Circle)
+            or (ShapeColour.Cyan, ShapeKind.Square);
 
     public static string Name(ShapeColour c) => c.ToString().ToLowerInvariant();
     public static string Name(ShapeKind s) => s.ToString().ToLowerInvariant();
@@ -86,7 +94,8 @@ public static class Shapes
     public static ShapeScene Generate(Rng rng, int size, bool? heldOut, ShapesMix? mix = null)
     {
         var m = mix ?? ShapesMix.Uniform;
-        if (m.Single < 0 || m.Pair < 0 || m.Count < 0 || m.Total == 0) throw new ArgumentException($"scene mix {m} needs non-negative weights, at least one positive");
+        if (m.Single < 0 || m.Pair < 0 || m.Count < 0 || m.Total == 0)
+            throw new ArgumentException($"scene mix {m} needs non-negative weights, at least one positive");
         if (size is not (32 or 64)) throw new ArgumentException($"shapes images are 32 or 64 pixels, not {size}");
         for (int attempt = 0; ; attempt++)
         {
@@ -99,7 +108,8 @@ public static class Shapes
             if (scene == null) continue;   // placement failed; draw again
             bool any = scene.Objects.Any(o => IsHeldOut(o.Colour, o.Shape));
             if (heldOut == null || heldOut == any) return scene;
-            if (attempt > 10_000) throw new InvalidOperationException("could not draw a scene with the requested held-out property");
+            if (attempt > 10_000)
+                throw new InvalidOperationException("could not draw a scene with the requested held-out property");
         }
     }
 
@@ -112,7 +122,8 @@ public static class Shapes
         var (c, s) = Pick(r);
         var sz = (ShapeSize)r.NextInt(2);
         double d = Diameter(sz, size), lo = d / 2 + 1, hi = size - d / 2 - 1;
-        string? pos = r.NextInt(2) == 0 ? null : new[] { "on the left", "on the right", "at the top", "at the bottom" }[r.NextInt(4)];
+        string? pos = r.NextInt(2) == 0 ? null
+            : new[] { "on the left", "on the right", "at the top", "at the bottom" }[r.NextInt(4)];
         double third = size / 3.0;
         double cx = Uniform(r, lo, hi), cy = Uniform(r, lo, hi);
         switch (pos)
@@ -135,13 +146,16 @@ public static class Shapes
         string rel = new[] { "left of", "right of", "above", "below" }[r.NextInt(4)];
         for (int t = 0; t < 200; t++)
         {
-            var a = new ShapeObject(c1, s1, z1, Uniform(r, d1 / 2 + 1, size - d1 / 2 - 1), Uniform(r, d1 / 2 + 1, size - d1 / 2 - 1), d1);
-            var b = new ShapeObject(c2, s2, z2, Uniform(r, d2 / 2 + 1, size - d2 / 2 - 1), Uniform(r, d2 / 2 + 1, size - d2 / 2 - 1), d2);
+            var a = new ShapeObject(c1, s1, z1, Uniform(r, d1 / 2 + 1, size - d1 / 2 - 1),
+                Uniform(r, d1 / 2 + 1, size - d1 / 2 - 1), d1);
+            var b = new ShapeObject(c2, s2, z2, Uniform(r, d2 / 2 + 1, size - d2 / 2 - 1),
+                Uniform(r, d2 / 2 + 1, size - d2 / 2 - 1), d2);
             double dx = b.Cx - a.Cx, dy = b.Cy - a.Cy;   // a is the subject: "a left of b" means a.Cx < b.Cx
             double main = rel switch { "left of" => dx, "right of" => -dx, "above" => dy, _ => -dy };
             double other = rel is "left of" or "right of" ? Math.Abs(dy) : Math.Abs(dx);
             if (main < minSep || other > main / 2 || Overlap(a, b)) continue;
-            return new ShapeScene($"a {Name(c1)} {Name(s1)} {rel} a {Name(c2)} {Name(s2)}", SceneKind.Pair, [a, b], Relation: rel);
+            return new ShapeScene($"a {Name(c1)} {Name(s1)} {rel} a {Name(c2)} {Name(s2)}", SceneKind.Pair, [a, b],
+                Relation: rel);
         }
         return null;
     }
@@ -154,7 +168,8 @@ public static class Shapes
         var objs = new List<ShapeObject>();
         for (int t = 0; t < 500 && objs.Count < n; t++)
         {
-            var o = new ShapeObject(c, s, ShapeSize.Small, Uniform(r, d / 2 + 1, size - d / 2 - 1), Uniform(r, d / 2 + 1, size - d / 2 - 1), d);
+            var o = new ShapeObject(c, s, ShapeSize.Small, Uniform(r, d / 2 + 1, size - d / 2 - 1),
+                Uniform(r, d / 2 + 1, size - d / 2 - 1), d);
             if (objs.All(p => !Overlap(p, o))) objs.Add(o);
         }
         if (objs.Count < n) return null;
@@ -200,13 +215,15 @@ public static class Shapes
                     }
                 const double n = Supersample * Supersample;
                 int p = 4 * (y * size + x);
-                img.Rgba[p] = (byte)Math.Round(r / n); img.Rgba[p + 1] = (byte)Math.Round(g / n); img.Rgba[p + 2] = (byte)Math.Round(b / n);
+                img.Rgba[p] = (byte)Math.Round(r / n); img.Rgba[p + 1] = (byte)Math.Round(g / n);
+                img.Rgba[p + 2] = (byte)Math.Round(b / n);
             }
         return img;
     }
 
     /// <summary>The metadata.jsonl line for a scene: file_name, text and the ground truth.</summary>
-    public static string MetadataLine(string fileName, ShapeScene s) => JsonSerializer.Serialize(new Dictionary<string, object?>
+    public static string MetadataLine(string fileName, ShapeScene s) =>
+        JsonSerializer.Serialize(new Dictionary<string, object?>
     {
         ["file_name"] = fileName,
         ["text"] = s.Caption,
@@ -226,14 +243,16 @@ public static class Shapes
     /// (at least 1), half of it forced to contain a held-out pair; train never contains one. Both splits draw scene
     /// kinds with <paramref name="mix"/> (default 1:1:1), so the val loss measures the distribution trained on.
     /// </summary>
-    public static (int Train, int Val) WriteDataset(string dir, int count, ulong seed, int size = 32, Action<int, int>? progress = null,
-        ShapesMix? mix = null)
+    public static (int Train, int Val) WriteDataset(string dir, int count, ulong seed, int size = 32,
+        Action<int, int>? progress = null, ShapesMix? mix = null)
     {
-        if (count < 2) throw new ArgumentException($"--count must be at least 2 (one train and one val image), got {count}");
+        if (count < 2)
+            throw new ArgumentException($"--count must be at least 2 (one train and one val image), got {count}");
         int val = Math.Max(1, count / 10), train = count - val;
         var rng = new Rng(seed);
         WriteSplit(Path.Combine(dir, "train"), train, i => Generate(rng, size, heldOut: false, mix), size, progress);
-        WriteSplit(Path.Combine(dir, "val"), val, i => Generate(rng, size, heldOut: i % 2 == 0 ? true : null, mix), size, progress);
+        WriteSplit(Path.Combine(dir, "val"), val, i => Generate(rng, size, heldOut: i % 2 == 0 ? true : null, mix),
+            size, progress);
         return (train, val);
     }
 

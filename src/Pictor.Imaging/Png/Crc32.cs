@@ -1,6 +1,7 @@
 namespace Pictor.Imaging.Png;
 
-/// <summary>CRC-32 (ISO 3309 / ITU-T V.42, polynomial 0xEDB88320 reflected), as PNG's chunk checksum (PNG spec 5.5).</summary>
+/// <summary>CRC-32 (ISO 3309 / ITU-T V.42, polynomial 0xEDB88320 reflected), as PNG's chunk checksum (PNG spec
+/// 5.5).</summary>
 internal static class Crc32
 {
     private static readonly uint[] Table = MakeTable();

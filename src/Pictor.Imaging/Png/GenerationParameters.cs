@@ -36,23 +36,29 @@ public sealed record GenerationParameters(
     {
         var sb = new StringBuilder(Prompt);
         if (!string.IsNullOrEmpty(NegativePrompt)) sb.Append("\nNegative prompt: ").Append(NegativePrompt);
-        sb.Append(CultureInfo.InvariantCulture, $"\nSteps: {Steps}, Sampler: {Sampler}, CFG scale: {CfgScale:0.###}, Seed: {Seed}, Size: {Width}x{Height}, Model hash: {ModelHash}");
-        if (Temperature != 1f || TopK != 0 || TopP != 1f) sb.Append(CultureInfo.InvariantCulture, $", Temperature: {Temperature:0.###}, Top-k: {TopK}, Top-p: {TopP:0.###}");
+        sb.Append(CultureInfo.InvariantCulture, $"\nSteps: {Steps}, Sampler: {Sampler}, CFG scale: {CfgScale:0.###}, "
+            + $"Seed: {Seed}, Size: {Width}x{Height}, Model hash: {ModelHash}");
+        if (Temperature != 1f || TopK != 0 || TopP != 1f) sb.Append(CultureInfo.InvariantCulture,
+            $", Temperature: {Temperature:0.###}, Top-k: {TopK}, Top-p: {TopP:0.###}");
         if (Model != null) sb.Append(", Model: ").Append(Model);
         return sb.ToString();
     }
 
     public string ToJson() => JsonSerializer.Serialize(new Dictionary<string, object?>
     {
-        ["format"] = "pictor-generation", ["version"] = JsonVersion, ["prompt"] = Prompt, ["negative_prompt"] = NegativePrompt,
-        ["steps"] = Steps, ["sampler"] = Sampler, ["cfg_scale"] = CfgScale, ["seed"] = Seed, ["width"] = Width, ["height"] = Height,
-        ["model_hash"] = ModelHash, ["model"] = Model, ["eta"] = Eta, ["batch_size"] = BatchSize, ["batch_index"] = BatchIndex, ["base_seed"] = BaseSeed,
+        ["format"] = "pictor-generation", ["version"] = JsonVersion, ["prompt"] = Prompt,
+        ["negative_prompt"] = NegativePrompt,
+        ["steps"] = Steps, ["sampler"] = Sampler, ["cfg_scale"] = CfgScale, ["seed"] = Seed, ["width"] = Width,
+        ["height"] = Height,
+        ["model_hash"] = ModelHash, ["model"] = Model, ["eta"] = Eta, ["batch_size"] = BatchSize,
+        ["batch_index"] = BatchIndex, ["base_seed"] = BaseSeed,
         ["temperature"] = Temperature, ["top_k"] = TopK, ["top_p"] = TopP,
     });
 
     public IEnumerable<KeyValuePair<string, string>> ToPngText() => [new(A1111Key, ToA1111()), new(JsonKey, ToJson())];
 
-    /// <summary>Reads our JSON chunk back; null when the image has none. A wrong format or version is an error.</summary>
+    /// <summary>Reads our JSON chunk back; null when the image has none. A wrong format or version is an
+    /// error.</summary>
     public static GenerationParameters? FromPng(PngImage img)
     {
         var json = img.GetText(JsonKey);
@@ -61,16 +67,22 @@ public sealed record GenerationParameters(
         {
             using var doc = JsonDocument.Parse(json);
             var r = doc.RootElement;
-            if (r.GetProperty("format").GetString() != "pictor-generation") throw new FormatException("the 'pictor' chunk is not pictor-generation JSON");
+            if (r.GetProperty("format").GetString() != "pictor-generation")
+                throw new FormatException("the 'pictor' chunk is not pictor-generation JSON");
             int v = r.GetProperty("version").GetInt32();
-            if (v != JsonVersion) throw new FormatException($"generation metadata version {v} is not supported (this Pictor reads version {JsonVersion}); update Pictor");
-            string? S(string k) => r.TryGetProperty(k, out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null;
-            return new GenerationParameters(S("prompt") ?? "", S("negative_prompt"), r.GetProperty("steps").GetInt32(), S("sampler") ?? "",
-                r.GetProperty("cfg_scale").GetSingle(), r.GetProperty("seed").GetUInt64(), r.GetProperty("width").GetInt32(),
-                r.GetProperty("height").GetInt32(), S("model_hash") ?? "", S("model"),
-                r.TryGetProperty("eta", out var eta) ? eta.GetSingle() : 0f, r.TryGetProperty("batch_size", out var bs) ? bs.GetInt32() : 1,
-                r.TryGetProperty("batch_index", out var bi) ? bi.GetInt32() : 0, r.TryGetProperty("base_seed", out var b0) ? b0.GetUInt64() : r.GetProperty("seed").GetUInt64(),
-                r.TryGetProperty("temperature", out var te) ? te.GetSingle() : 1f, r.TryGetProperty("top_k", out var tk) ? tk.GetInt32() : 0,
+            if (v != JsonVersion) throw new FormatException($"generation metadata version {v} is not supported "
+                + $"(this Pictor reads version {JsonVersion}); update Pictor");
+            string? S(string k) => r.TryGetProperty(k, out var e) && e.ValueKind == JsonValueKind.String
+                ? e.GetString() : null;
+            return new GenerationParameters(S("prompt") ?? "", S("negative_prompt"), r.GetProperty("steps").GetInt32(),
+                S("sampler") ?? "", r.GetProperty("cfg_scale").GetSingle(), r.GetProperty("seed").GetUInt64(),
+                r.GetProperty("width").GetInt32(), r.GetProperty("height").GetInt32(), S("model_hash") ?? "",
+                S("model"), r.TryGetProperty("eta", out var eta) ? eta.GetSingle() : 0f,
+                r.TryGetProperty("batch_size", out var bs) ? bs.GetInt32() : 1,
+                r.TryGetProperty("batch_index", out var bi) ? bi.GetInt32() : 0,
+                r.TryGetProperty("base_seed", out var b0) ? b0.GetUInt64() : r.GetProperty("seed").GetUInt64(),
+                r.TryGetProperty("temperature", out var te) ? te.GetSingle() : 1f,
+                r.TryGetProperty("top_k", out var tk) ? tk.GetInt32() : 0,
                 r.TryGetProperty("top_p", out var tp) ? tp.GetSingle() : 1f);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)

@@ -20,7 +20,8 @@ public static class PngDecoder
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"image '{path}' does not exist", path);
         var info = new FileInfo(path);
-        if (info.Length > int.MaxValue - 64) throw new PngFormatException($"'{path}' is {info.Length} bytes, larger than Pictor reads");
+        if (info.Length > int.MaxValue - 64)
+            throw new PngFormatException($"'{path}' is {info.Length} bytes, larger than Pictor reads");
         try { return Decode(File.ReadAllBytes(path), options); }
         catch (PngFormatException e) { throw new PngFormatException($"'{path}': {e.Message}"); }
     }
@@ -29,7 +30,8 @@ public static class PngDecoder
     {
         options ??= new PngDecodeOptions();
         if (png.Length < 8 || !png[..8].SequenceEqual(Signature))
-            Fail("not a PNG file: the 8-byte signature is wrong (a corrupted transfer, e.g. a text-mode copy, changes it)");
+            Fail("not a PNG file: the 8-byte signature is wrong (a corrupted transfer, e.g. a text-mode copy, "
+                + "changes it)");
 
         int pos = 8;
         Header? ihdr = null;
@@ -42,15 +44,19 @@ public static class PngDecoder
 
         while (pos < png.Length)
         {
-            if (png.Length - pos < 12) Fail($"chunk {chunkIndex} at byte {pos} is truncated (needs at least 12 bytes, {png.Length - pos} left)");
+            if (png.Length - pos < 12) Fail($"chunk {chunkIndex} at byte {pos} is truncated (needs at least 12 bytes, "
+                + $"{png.Length - pos} left)");
             uint len = BinaryPrimitives.ReadUInt32BigEndian(png[pos..]);
-            if (len > int.MaxValue) Fail($"chunk {chunkIndex} at byte {pos} declares length {len}, over the PNG limit of 2^31-1");
+            if (len > int.MaxValue)
+                Fail($"chunk {chunkIndex} at byte {pos} declares length {len}, over the PNG limit of 2^31-1");
             var typeBytes = png.Slice(pos + 4, 4);
             string type = ChunkType(typeBytes, chunkIndex, pos);
-            if ((long)pos + 12 + len > png.Length) Fail($"chunk '{type}' at byte {pos} declares {len} data bytes but the file ends first; the file is truncated");
+            if ((long)pos + 12 + len > png.Length) Fail($"chunk '{type}' at byte {pos} declares {len} data bytes but "
+                + "the file ends first; the file is truncated");
             var data = png.Slice(pos + 8, (int)len);
             uint crc = BinaryPrimitives.ReadUInt32BigEndian(png[(pos + 8 + (int)len)..]);
-            if (Crc32.Compute(typeBytes, data) != crc) Fail($"chunk '{type}' at byte {pos} fails its CRC check; the file is corrupt");
+            if (Crc32.Compute(typeBytes, data) != crc)
+                Fail($"chunk '{type}' at byte {pos} fails its CRC check; the file is corrupt");
             pos += 12 + (int)len;
 
             if (chunkIndex == 0 && type != "IHDR") Fail($"first chunk is '{type}', must be IHDR");
@@ -66,9 +72,12 @@ public static class PngDecoder
                 case "PLTE":
                     if (idatSeen) Fail("PLTE after IDAT");
                     if (palette != null) Fail("second PLTE chunk");
-                    if (len % 3 != 0 || len == 0 || len > 768) Fail($"PLTE has {len} bytes; it must hold 1-256 RGB triples");
-                    if (ihdr!.ColorType is PngColorType.Grayscale or PngColorType.GrayscaleAlpha) Fail("PLTE in a grayscale image");
-                    if (ihdr.ColorType == PngColorType.Palette && len / 3 > (1 << ihdr.BitDepth)) Fail($"PLTE has {len / 3} entries, more than bit depth {ihdr.BitDepth} can index");
+                    if (len % 3 != 0 || len == 0 || len > 768)
+                        Fail($"PLTE has {len} bytes; it must hold 1-256 RGB triples");
+                    if (ihdr!.ColorType is PngColorType.Grayscale or PngColorType.GrayscaleAlpha)
+                        Fail("PLTE in a grayscale image");
+                    if (ihdr.ColorType == PngColorType.Palette && len / 3 > (1 << ihdr.BitDepth))
+                        Fail($"PLTE has {len / 3} entries, more than bit depth {ihdr.BitDepth} can index");
                     palette = data.ToArray();
                     break;
                 case "tRNS":
@@ -77,7 +86,8 @@ public static class PngDecoder
                     break;
                 case "IDAT":
                     if (idatEnded) Fail("IDAT chunks are not consecutive; another chunk sits between them");
-                    if (ihdr!.ColorType == PngColorType.Palette && palette == null) Fail("palette image without a PLTE chunk before IDAT");
+                    if (ihdr!.ColorType == PngColorType.Palette && palette == null)
+                        Fail("palette image without a PLTE chunk before IDAT");
                     idatSeen = true;
                     idat.Write(data);
                     break;
@@ -89,7 +99,8 @@ public static class PngDecoder
                 case "zTXt": text.Add(ParseZtxt(data, options.MaxTextBytes)); break;
                 case "iTXt": text.Add(ParseItxt(data, options.MaxTextBytes)); break;
                 default:
-                    if ((typeBytes[0] & 0x20) == 0) Fail($"unknown critical chunk '{type}'; this decoder cannot safely skip it");
+                    if ((typeBytes[0] & 0x20) == 0)
+                        Fail($"unknown critical chunk '{type}'; this decoder cannot safely skip it");
                     break;   // ancillary: skip
             }
             chunkIndex++;
@@ -116,13 +127,15 @@ public static class PngDecoder
     {
         foreach (byte b in t)
             if (!((b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z')))
-                Fail($"chunk {index} at byte {pos} has an invalid type (bytes {t[0]:X2} {t[1]:X2} {t[2]:X2} {t[3]:X2}); the file is corrupt");
+                Fail($"chunk {index} at byte {pos} has an invalid type "
+                    + $"(bytes {t[0]:X2} {t[1]:X2} {t[2]:X2} {t[3]:X2}); the file is corrupt");
         return Encoding.ASCII.GetString(t);
     }
 
     internal sealed record Header(int Width, int Height, int BitDepth, PngColorType ColorType, bool Interlaced)
     {
-        public int Channels => ColorType switch { PngColorType.Grayscale or PngColorType.Palette => 1, PngColorType.GrayscaleAlpha => 2, PngColorType.Rgb => 3, _ => 4 };
+        public int Channels => ColorType switch { PngColorType.Grayscale or PngColorType.Palette => 1,
+            PngColorType.GrayscaleAlpha => 2, PngColorType.Rgb => 3, _ => 4 };
         public int BitsPerPixel => Channels * BitDepth;
         public long RowBytes(int width) => ((long)width * BitsPerPixel + 7) / 8;
 
@@ -147,8 +160,11 @@ public static class PngDecoder
     {
         if (d.Length != 13) Fail($"IHDR has {d.Length} bytes, must have 13");
         uint w = BinaryPrimitives.ReadUInt32BigEndian(d), h = BinaryPrimitives.ReadUInt32BigEndian(d[4..]);
-        if (w == 0 || h == 0 || w > int.MaxValue || h > int.MaxValue) Fail($"image size {w}x{h} is invalid; both must be 1..2^31-1");
-        if ((long)w * h > o.MaxPixels) Fail($"image is {w}x{h} = {(long)w * h} pixels, over the limit of {o.MaxPixels}; raise PngDecodeOptions.MaxPixels if it is genuine");
+        if (w == 0 || h == 0 || w > int.MaxValue || h > int.MaxValue)
+            Fail($"image size {w}x{h} is invalid; both must be 1..2^31-1");
+        if ((long)w * h > o.MaxPixels)
+            Fail($"image is {w}x{h} = {(long)w * h} pixels, over the limit of {o.MaxPixels}; "
+                + "raise PngDecodeOptions.MaxPixels if it is genuine");
         int depth = d[8], ct = d[9];
         bool ok = ct switch
         {
@@ -170,11 +186,13 @@ public static class PngDecoder
     {
         switch (h.ColorType)
         {
-            case PngColorType.Grayscale: if (d.Length != 2) Fail($"tRNS for grayscale has {d.Length} bytes, must have 2"); break;
+            case PngColorType.Grayscale:
+                if (d.Length != 2) Fail($"tRNS for grayscale has {d.Length} bytes, must have 2"); break;
             case PngColorType.Rgb: if (d.Length != 6) Fail($"tRNS for RGB has {d.Length} bytes, must have 6"); break;
             case PngColorType.Palette:
                 if (palette == null) Fail("tRNS before PLTE");
-                if (d.Length > palette.Length / 3) Fail($"tRNS has {d.Length} entries, more than the {palette.Length / 3} palette entries");
+                if (d.Length > palette.Length / 3)
+                    Fail($"tRNS has {d.Length} entries, more than the {palette.Length / 3} palette entries");
                 break;
             default: Fail("tRNS in an image that already has an alpha channel"); break;
         }
@@ -196,15 +214,21 @@ public static class PngDecoder
                 if (n == 0) break;
                 got += n;
             }
-            if (got < expected) Fail($"image data inflates to {got} bytes, expected {expected}; the file is truncated or corrupt");
+            if (got < expected)
+                Fail($"image data inflates to {got} bytes, expected {expected}; the file is truncated or corrupt");
             Span<byte> extra = stackalloc byte[1];
-            if (zs.Read(extra) != 0) Fail($"image data inflates to more than the expected {expected} bytes; the file is corrupt");
+            if (zs.Read(extra) != 0)
+                Fail($"image data inflates to more than the expected {expected} bytes; the file is corrupt");
         }
-        catch (Exception e) when (e is InvalidDataException or IOException) { Fail($"image data is not valid zlib data ({e.Message})"); }
+        catch (Exception e) when (e is InvalidDataException or IOException)
+        {
+            Fail($"image data is not valid zlib data ({e.Message})");
+        }
         return buf;
     }
 
-    /// <summary>Reverses the per-row filters (PNG spec 9.2), returning the packed sample rows without filter bytes.</summary>
+    /// <summary>Reverses the per-row filters (PNG spec 9.2), returning the packed sample rows without filter
+    /// bytes.</summary>
     private static byte[] Unfilter(ReadOnlySpan<byte> raw, Header h, int width, int height, int rawOffset = 0)
     {
         int rowBytes = (int)h.RowBytes(width);
@@ -220,7 +244,9 @@ public static class PngDecoder
             switch (filter)
             {
                 case 0: line.CopyTo(cur); break;
-                case 1: for (int i = 0; i < rowBytes; i++) cur[i] = (byte)(line[i] + (i >= bpp ? cur[i - bpp] : 0)); break;
+                case 1:
+                    for (int i = 0; i < rowBytes; i++) cur[i] = (byte)(line[i] + (i >= bpp ? cur[i - bpp] : 0));
+                    break;
                 case 2: for (int i = 0; i < rowBytes; i++) cur[i] = (byte)(line[i] + (y > 0 ? prev[i] : 0)); break;
                 case 3:
                     for (int i = 0; i < rowBytes; i++)
@@ -228,7 +254,8 @@ public static class PngDecoder
                     break;
                 case 4:
                     for (int i = 0; i < rowBytes; i++)
-                        cur[i] = (byte)(line[i] + Paeth(i >= bpp ? cur[i - bpp] : (byte)0, y > 0 ? prev[i] : (byte)0, i >= bpp && y > 0 ? prev[i - bpp] : (byte)0));
+                        cur[i] = (byte)(line[i] + Paeth(i >= bpp ? cur[i - bpp] : (byte)0, y > 0 ? prev[i] : (byte)0,
+                            i >= bpp && y > 0 ? prev[i - bpp] : (byte)0));
                     break;
                 default: Fail($"row {y} has filter type {filter}; only 0-4 exist"); break;
             }
@@ -288,10 +315,13 @@ public static class PngDecoder
         var rgba16 = want16 ? new ushort[(long)w * ht * 4] : null;
         int maxV = (1 << depth) - 1;
         int keyGray = -1, keyR = -1, keyG = -1, keyB = -1;
-        if (trns != null && h.ColorType == PngColorType.Grayscale) keyGray = BinaryPrimitives.ReadUInt16BigEndian(trns) & maxV;
+        if (trns != null && h.ColorType == PngColorType.Grayscale)
+            keyGray = BinaryPrimitives.ReadUInt16BigEndian(trns) & maxV;
         if (trns != null && h.ColorType == PngColorType.Rgb)
         {
-            keyR = BinaryPrimitives.ReadUInt16BigEndian(trns); keyG = BinaryPrimitives.ReadUInt16BigEndian(trns.AsSpan(2)); keyB = BinaryPrimitives.ReadUInt16BigEndian(trns.AsSpan(4));
+            keyR = BinaryPrimitives.ReadUInt16BigEndian(trns);
+            keyG = BinaryPrimitives.ReadUInt16BigEndian(trns.AsSpan(2));
+            keyB = BinaryPrimitives.ReadUInt16BigEndian(trns.AsSpan(4));
         }
         for (int y = 0; y < ht; y++)
         {
@@ -307,7 +337,8 @@ public static class PngDecoder
                         break;
                     case PngColorType.Palette:
                         int idx = Sample(row, x, depth);
-                        if (idx * 3 >= palette!.Length) Fail($"pixel ({x}, {y}) uses palette index {idx}, but PLTE has {palette.Length / 3} entries");
+                        if (idx * 3 >= palette!.Length) Fail($"pixel ({x}, {y}) uses palette index {idx}, but PLTE has "
+                            + $"{palette.Length / 3} entries");
                         r = palette[idx * 3]; g = palette[idx * 3 + 1]; b = palette[idx * 3 + 2];
                         a = trns != null && idx < trns.Length ? trns[idx] : 255;
                         Put(rgba8, rgba16, y * w + x, r, g, b, a, 8);
@@ -316,11 +347,13 @@ public static class PngDecoder
                         r = g = b = Sample(row, 2 * x, depth); a = Sample(row, 2 * x + 1, depth);
                         break;
                     case PngColorType.Rgb:
-                        r = Sample(row, 3 * x, depth); g = Sample(row, 3 * x + 1, depth); b = Sample(row, 3 * x + 2, depth);
+                        r = Sample(row, 3 * x, depth); g = Sample(row, 3 * x + 1, depth);
+                        b = Sample(row, 3 * x + 2, depth);
                         a = r == keyR && g == keyG && b == keyB ? 0 : maxV;
                         break;
                     default:
-                        r = Sample(row, 4 * x, depth); g = Sample(row, 4 * x + 1, depth); b = Sample(row, 4 * x + 2, depth); a = Sample(row, 4 * x + 3, depth);
+                        r = Sample(row, 4 * x, depth); g = Sample(row, 4 * x + 1, depth);
+                        b = Sample(row, 4 * x + 2, depth); a = Sample(row, 4 * x + 3, depth);
                         break;
                 }
                 Put(rgba8, rgba16, y * w + x, r, g, b, a, depth);
@@ -338,9 +371,11 @@ public static class PngDecoder
 
     private static void Put(byte[] rgba8, ushort[]? rgba16, int p, int r, int g, int b, int a, int depth)
     {
-        rgba8[4 * p] = To8(r, depth); rgba8[4 * p + 1] = To8(g, depth); rgba8[4 * p + 2] = To8(b, depth); rgba8[4 * p + 3] = To8(a, depth);
+        rgba8[4 * p] = To8(r, depth); rgba8[4 * p + 1] = To8(g, depth);
+        rgba8[4 * p + 2] = To8(b, depth); rgba8[4 * p + 3] = To8(a, depth);
         if (rgba16 == null) return;
-        rgba16[4 * p] = To16(r, depth); rgba16[4 * p + 1] = To16(g, depth); rgba16[4 * p + 2] = To16(b, depth); rgba16[4 * p + 3] = To16(a, depth);
+        rgba16[4 * p] = To16(r, depth); rgba16[4 * p + 1] = To16(g, depth);
+        rgba16[4 * p + 2] = To16(b, depth); rgba16[4 * p + 3] = To16(a, depth);
     }
 
     internal static byte To8(int v, int depth) => depth switch
@@ -364,7 +399,8 @@ public static class PngDecoder
     private static KeyValuePair<string, string> ParseZtxt(ReadOnlySpan<byte> d, int max)
     {
         int z = d.IndexOf((byte)0);
-        if (z < 1 || z > 79 || d.Length < z + 2) Fail("zTXt keyword must be 1-79 bytes followed by a zero byte and a method byte");
+        if (z < 1 || z > 79 || d.Length < z + 2)
+            Fail("zTXt keyword must be 1-79 bytes followed by a zero byte and a method byte");
         if (d[z + 1] != 0) Fail($"zTXt compression method {d[z + 1]} is unknown");
         return new(Encoding.Latin1.GetString(d[..z]), Encoding.Latin1.GetString(InflateText(d[(z + 2)..], max)));
     }
@@ -372,7 +408,8 @@ public static class PngDecoder
     private static KeyValuePair<string, string> ParseItxt(ReadOnlySpan<byte> d, int max)
     {
         int z = d.IndexOf((byte)0);
-        if (z < 1 || z > 79 || d.Length < z + 3) Fail("iTXt keyword must be 1-79 bytes followed by a zero byte, a flag and a method");
+        if (z < 1 || z > 79 || d.Length < z + 3)
+            Fail("iTXt keyword must be 1-79 bytes followed by a zero byte, a flag and a method");
         bool compressed = d[z + 1] == 1;
         if (d[z + 1] > 1 || (compressed && d[z + 2] != 0)) Fail("iTXt has an unknown compression flag or method");
         var rest = d[(z + 3)..];
@@ -401,7 +438,10 @@ public static class PngDecoder
                 if (outp.Length > max) Fail($"compressed text chunk inflates past the {max}-byte limit");
             }
         }
-        catch (Exception e) when (e is InvalidDataException or IOException) { Fail($"compressed text chunk is not valid zlib data ({e.Message})"); }
+        catch (Exception e) when (e is InvalidDataException or IOException)
+        {
+            Fail($"compressed text chunk is not valid zlib data ({e.Message})");
+        }
         return outp.ToArray();
     }
 }

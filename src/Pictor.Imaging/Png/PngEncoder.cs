@@ -12,15 +12,18 @@ namespace Pictor.Imaging.Png;
 /// </summary>
 public static class PngEncoder
 {
-    /// <param name="rgba">Width * Height * 4 bytes (RGBA) or * 3 (RGB, when <paramref name="hasAlpha"/> is false).</param>
+    /// <param name="rgba">Width * Height * 4 bytes (RGBA) or * 3 (RGB, when <paramref name="hasAlpha"/> is
+    /// false).</param>
     public static byte[] Encode(ReadOnlySpan<byte> pixels, int width, int height, bool hasAlpha = true,
                                 IEnumerable<KeyValuePair<string, string>>? text = null,
                                 CompressionLevel level = CompressionLevel.Optimal)
     {
         int ch = hasAlpha ? 4 : 3;
-        if (width < 1 || height < 1) throw new ArgumentException($"image size {width}x{height} is invalid; both must be >= 1");
+        if (width < 1 || height < 1)
+            throw new ArgumentException($"image size {width}x{height} is invalid; both must be >= 1");
         if ((long)width * height * ch != pixels.Length)
-            throw new ArgumentException($"{pixels.Length} bytes do not make a {width}x{height} {(hasAlpha ? "RGBA" : "RGB")} image ({(long)width * height * ch} expected)");
+            throw new ArgumentException($"{pixels.Length} bytes do not make a {width}x{height} "
+                + $"{(hasAlpha ? "RGBA" : "RGB")} image ({(long)width * height * ch} expected)");
         using var ms = new MemoryStream();
         ms.Write(PngDecoder.Signature);
         Span<byte> ihdr = stackalloc byte[13];
@@ -85,7 +88,8 @@ public static class PngEncoder
 
     private static void WriteText(Stream s, string key, string value)
     {
-        if (key.Length is < 1 or > 79 || key.Any(c => c < 32 || c > 255)) throw new ArgumentException($"PNG text keyword '{key}' must be 1-79 Latin-1 characters");
+        if (key.Length is < 1 or > 79 || key.Any(c => c < 32 || c > 255))
+            throw new ArgumentException($"PNG text keyword '{key}' must be 1-79 Latin-1 characters");
         var kb = Encoding.Latin1.GetBytes(key);
         bool latin1 = value.All(c => c <= 255 && c != 0);
         using var d = new MemoryStream();

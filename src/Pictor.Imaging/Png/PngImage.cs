@@ -6,7 +6,8 @@ public sealed class PngFormatException(string message) : ImageFormatException(me
 /// <summary>PNG colour types (PNG spec 11.2.2).</summary>
 public enum PngColorType : byte { Grayscale = 0, Rgb = 2, Palette = 3, GrayscaleAlpha = 4, Rgba = 6 }
 
-/// <summary>A decoded PNG: RGBA pixels (8-bit always; 16-bit too when asked), the source format and its text chunks.</summary>
+/// <summary>A decoded PNG: RGBA pixels (8-bit always; 16-bit too when asked), the source format and its text
+/// chunks.</summary>
 public sealed class PngImage
 {
     public int Width { get; init; }

@@ -14,8 +14,8 @@ public sealed class ImageCaptionSet
     public int Count => Captions.Count;
     public int Size { get; }
     public List<IReadOnlyList<string>> Captions { get; } = new();
-    /// <summary>Per image, the objects its metadata lists, their boxes moved into the training image's pixels (after the
-    /// centre crop and resize); empty when the metadata lists none. What --grounding reads.</summary>
+    /// <summary>Per image, the objects its metadata lists, their boxes moved into the training image's pixels (after
+    /// the centre crop and resize); empty when the metadata lists none. What --grounding reads.</summary>
     public List<IReadOnlyList<ImageObject>> Objects { get; } = new();
     /// <summary>Whether any image lists an object with a box.</summary>
     public bool HasObjects => Objects.Any(o => o.Count > 0);
@@ -29,7 +29,9 @@ public sealed class ImageCaptionSet
         badImages ??= BadImagePolicy.Skip;
         Size = size;
         int per = 3 * size * size;
-        rgb = new byte[(long)items.Count * per <= int.MaxValue ? items.Count * per : throw new ArgumentException($"{items.Count} images at {size}x{size} do not fit in memory at once; pack them with 'pictor data pack'")];
+        rgb = new byte[(long)items.Count * per <= int.MaxValue ? items.Count * per
+            : throw new ArgumentException($"{items.Count} images at {size}x{size} do not fit in memory at once; "
+                + "pack them with 'pictor data pack'")];
         for (int i = 0; i < items.Count; i++)
         {
             var img = badImages.Load(items[i])?.CompositeOver(255, 255, 255);
@@ -48,7 +50,8 @@ public sealed class ImageCaptionSet
 
     /// <summary>Boxes in a w x h file's pixels -> boxes in the size x size training image: the square centre crop's
     /// offset (as <see cref="Image.CenterCrop"/> takes it), then the scale; clipped to the image.</summary>
-    public static IReadOnlyList<ImageObject> ToTrainingPixels(IReadOnlyList<ImageObject>? objects, int w, int h, int size)
+    public static IReadOnlyList<ImageObject> ToTrainingPixels(IReadOnlyList<ImageObject>? objects, int w, int h,
+        int size)
     {
         if (objects == null || objects.Count == 0) return [];
         int m = Math.Min(w, h), ox = (w - m) / 2, oy = (h - m) / 2;
@@ -67,7 +70,8 @@ public sealed class ImageCaptionSet
     {
         string train = Path.Combine(dir, "train"), val = Path.Combine(dir, "val");
         if (!Directory.Exists(train) || !Directory.Exists(val))
-            throw new DirectoryNotFoundException($"'{dir}' must hold train/ and val/ image folders (as 'pictor data shapes' and 'pictor data emoji' write them)");
+            throw new DirectoryNotFoundException($"'{dir}' must hold train/ and val/ image folders "
+                + "(as 'pictor data shapes' and 'pictor data emoji' write them)");
         return (new ImageCaptionSet(CaptionedImages.ReadImageFolder(train), size, badImages),
                 new ImageCaptionSet(CaptionedImages.ReadImageFolder(val), size, badImages));
     }
