@@ -77,7 +77,6 @@ public class ScheduleShiftTests
             var t20 = Sampler.LogSnrTimesteps(sched, 20);
             Assert.True(sched.AlphaBar(t20[1]) / (1 - sched.AlphaBar(t20[1])) > 1 / (80.0 * 80) * 0.9);
         }
-        Assert.Contains("--steps must be between 1 and 1000", Assert.Throws<ArgumentException>(() => Sampler.LogSnrTimesteps(new NoiseSchedule(1000, 4), 0)).Message);
     }
 
     [Fact]

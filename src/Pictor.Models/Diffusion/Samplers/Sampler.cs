@@ -56,7 +56,8 @@ public abstract class Sampler
     /// </summary>
     public static int[] Timesteps(int trainSteps, int n)
     {
-        if (n < 1 || n > trainSteps) Throw.Argument($"--steps must be between 1 and {trainSteps}, got {n}");
+        // Checked once, where a request enters (SamplingSettings.Resolve, through the model's Refuse).
+        System.Diagnostics.Debug.Assert(n >= 1 && n <= trainSteps, $"steps {n} outside 1..{trainSteps}");
         var ts = new int[n];
         for (int i = 0; i < n; i++) ts[i] = (int)Math.Round(trainSteps - i * (double)trainSteps / n) - 1;
         return ts;
@@ -73,7 +74,7 @@ public abstract class Sampler
     public static int[] LogSnrTimesteps(NoiseSchedule s, int n)
     {
         int T = s.Steps;
-        if (n < 1 || n > T) Throw.Argument($"--steps must be between 1 and {T}, got {n}");
+        System.Diagnostics.Debug.Assert(n >= 1 && n <= T, $"steps {n} outside 1..{T}");   // checked at the request
         double hi = Math.Max(s.Lambda(T - 1), -Math.Log(80)), lo = s.Lambda(0);
         var ts = new int[n];
         ts[0] = T - 1;
