@@ -1,0 +1,163 @@
+using System.CommandLine;
+using Pictor.Imaging;
+using Pictor.Imaging.Png;
+using Pictor.Pipelines;
+using Pictor.Pipelines.Editing;
+
+namespace Pictor.Cli;
+
+/// <summary>'pictor edit', 'pictor inpaint' and 'pictor complete': parse, call <see cref="ImageEditing"/>, write the
+/// PNGs with metadata that 'pictor verify --source IMAGE [--mask MASK]' regenerates.</summary>
+internal static class EditVerbs
+{
+    /// <summary>The options every edit verb shares: the source, prompt, output, model, seed, count, resize.</summary>
+    private sealed class Common
+    {
+        public readonly Argument<string> Image = new("IMAGE") { Description = "the source PNG" };
+        public readonly Option<string> Prompt = CliOptions.Text("--prompt", "what the edited image shows", required: true);
+        public readonly Option<string> Out = CliOptions.Text("--out",
+            "the PNG to write (-n N writes OUT-0.png ... OUT-(N-1).png)", required: true);
+        public readonly Option<string> Model;
+        public readonly Option<string> Negative = CliOptions.Text("--negative", "negative prompt: what guidance steers away from");
+        public readonly Option<ulong> Seed = CliOptions.ULong("--seed", "seed of the first image; image i uses seed + i", 0);
+        public readonly Option<int> Count = CliOptions.Int("--count", "images to make", 1, 1, GenerationRequest.MaxCount, "-n");
+        public readonly Option<bool> Resize = CliOptions.Flag("--resize",
+            "scale a source (and mask) of another size to the model's instead of refusing it");
+        public readonly GenerateVerbs.Sampling Sampling = new();
+
+        public Common(string defaultModel)
+        {
+            Model = CliOptions.Text("--model", "model directory (or training run)", fallback: defaultModel);
+            Out.Validators.Add(r =>
+            {
+                string? v = r.Tokens.Count > 0 ? r.Tokens[^1].Value : null;
+                if (v != null && !v.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+                    r.AddError($"--out must name a .png file, got '{v}'");
+            });
+        }
+
+        public void AddTo(Command c)
+        {
+            c.Add(Image);
+            foreach (var o in new Option[] { Prompt, Out, Model, Negative, Seed, Count, Resize }) c.Add(o);
+            Sampling.AddTo(c);
+        }
+
+        public GenerationRequest Request(ParseResult p) => Sampling.Request(p, new GenerationRequest(p.GetValue(Prompt)!)
+        {
+            NegativePrompt = p.GetValue(Negative), Seed = p.GetValue(Seed), Count = p.GetValue(Count),
+        });
+
+        /// <summary>Loads the model, runs the edit built by <paramref name="make"/>, writes the images.</summary>
+        public int Run(ParseResult p, string? clipDir, Func<GenerationRequest, Image, EditRequest> make)
+        {
+            string modelArg = p.GetValue(Model)!, outPath = p.GetValue(Out)!;
+            var t2i = TextToImage.Load(GenerateVerbs.ResolveModel(modelArg),
+                clipDir == null ? null : GenerateVerbs.ResolveModel(clipDir));
+            t2i.Name = modelArg;   // metadata records the model as given, as generate does
+            var request = make(Request(p), LoadPng(p.GetValue(Image)!, "source image")) with { Resize = p.GetValue(Resize) };
+            var (_, settings, _) = t2i.ResolveEdit(request);   // every value checked before any work
+            var result = ConsoleProgress.Run($"{EditParameters.Name(request.Operation)}", bar => t2i.Edit(request,
+                new Reporter(g => bar.Update(g.Step, g.Total, settings.Sampler)), Program.Cancel));
+            foreach (var img in result.Images.Where(i => i.ClipScore != null))
+                Console.WriteLine(FormattableString.Invariant(
+                    $"kept candidate {img.Index} (seed {img.Parameters.Seed}): CLIP score {100 * img.ClipScore:F1}"));
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
+            if (result.Images.Count == 1) { result.Images[0].Save(outPath); Console.WriteLine($"wrote {outPath}"); return 0; }
+            string stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(outPath))!,
+                Path.GetFileNameWithoutExtension(outPath));
+            for (int i = 0; i < result.Images.Count; i++)
+            {
+                result.Images[i].Save($"{stem}-{i}.png");
+                Console.WriteLine($"wrote {stem}-{i}.png");
+            }
+            return 0;
+        }
+    }
+
+    /// <summary>A PNG given on the command line, or the one-line error that names it.</summary>
+    public static Image LoadPng(string path, string what)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"the {what} '{path}' does not exist");
+        return Imaging.Image.Load(path);
+    }
+
+    public static Command Edit()
+    {
+        var o = new Common(GenerateVerbs.DefaultModel);
+        var strength = CliOptions.Float("--strength",
+            "how far toward noise the source goes before it is redrawn, in (0, 1]; 1 = a plain generation", 0.6f, 0f, 1f);
+        var c = new Command("edit", "Image-to-image: noise a PNG partway and redraw it with a prompt (SDEdit)") { strength };
+        o.AddTo(c);
+        // 0 passes the parser's [0, 1] and is refused by EditInput.Resolve, which says (0, 1]: one place, one message.
+        c.SetAction(p => o.Run(p, null, (g, src) => EditRequest.ImageToImage(g, src, p.GetValue(strength))));
+        return c;
+    }
+
+    public static Command Inpaint()
+    {
+        var o = new Common(GenerateVerbs.DefaultModel);
+        var mask = CliOptions.Text("--mask", "greyscale PNG of the model's size: white (>= 128) repaints, black keeps",
+            required: true);
+        var resample = CliOptions.Int("--resample", "RePaint's resampling jumps per step (0 = none; each costs a model call)",
+            EditRequest.DefaultResample, 0, EditRequest.MaxResample);
+        var c = new Command("inpaint", "Repaint the masked region of a PNG from a prompt and keep the rest (RePaint)")
+        {
+            mask, resample,
+        };
+        o.AddTo(c);
+        c.SetAction(p => o.Run(p, null, (g, src) =>
+            EditRequest.Inpaint(g, src, LoadPng(p.GetValue(mask)!, "mask"), p.GetValue(resample))));
+        return c;
+    }
+
+    public static Command Complete()
+    {
+        var o = new Common("models/emoji-dalle");
+        var rows = CliOptions.Int("--rows", "token rows of the source kept from the top (1 to the model's grid side)",
+            1, 1, 1024);
+        var candidates = CliOptions.IntOrModel("--candidates",
+            "CLIP reranking: draw this many completions and keep the best --keep (default 32 when --keep is given)",
+            1, GenerationRequest.MaxCount);
+        var keep = CliOptions.IntOrModel("--keep", "CLIP reranking: how many of the candidates to keep (default 4)",
+            1, GenerationRequest.MaxCount);
+        var clip = CliOptions.Text("--clip", "CLIP model for reranking (default models/emoji-clip)");
+        var c = new Command("complete", "DALL-E image completion: keep a PNG's top token rows and draw the rest")
+        {
+            rows, candidates, keep, clip,
+        };
+        o.AddTo(c);
+        c.Validators.Add(r =>
+        {
+            int? n = r.GetValue(candidates), k = r.GetValue(keep);
+            if (n != null && k != null && k > n) r.AddError($"--keep must be between 1 and --candidates ({n}), got {k}");
+        });
+        c.SetAction(p =>
+        {
+            bool reranked = p.GetValue(candidates) != null || p.GetValue(keep) != null;
+            string? clipDir = reranked ? p.GetValue(clip) ?? "models/emoji-clip" : null;
+            return o.Run(p, clipDir, (g, src) => EditRequest.Complete(reranked ? g with
+            {
+                Count = p.GetValue(keep) ?? 4, Candidates = p.GetValue(candidates) ?? 32,
+            } : g, src, p.GetValue(rows)));
+        });
+        return c;
+    }
+
+    /// <summary>verify's regeneration: a plain generation from its metadata alone, an edit from its metadata and the
+    /// source (and mask) it names.</summary>
+    public static Image Regenerate(TextToImage t2i, GenerationParameters g, string? source, string? mask)
+    {
+        if (g.Edit == null)
+        {
+            if (source != null || mask != null)
+                throw new ArgumentException("the image is a plain generation, not an edit; verify it without --source "
+                    + "and --mask");
+            return t2i.Regenerate(g);
+        }
+        if (source == null)
+            throw new ArgumentException($"the image is an edit ({EditParameters.Name(g.Edit.Operation)}); pass the source "
+                + "it was made from with --source IMAGE.png" + (g.Edit.MaskSha256 != null ? " and its --mask MASK.png" : ""));
+        return t2i.RegenerateEdit(g, LoadPng(source, "source image"), mask == null ? null : LoadPng(mask, "mask"));
+    }
+}
