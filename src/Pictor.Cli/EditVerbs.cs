@@ -161,3 +161,56 @@ internal static class EditVerbs
         return t2i.RegenerateEdit(g, LoadPng(source, "source image"), mask == null ? null : LoadPng(mask, "mask"));
     }
 }
+
+/// <summary>'pictor eval edits': the shapes edit benchmark (<see cref="Pictor.Pipelines.Eval.EditsEval"/>).</summary>
+internal static class EditEvalVerb
+{
+    public static Command Edits()
+    {
+        var model = CliOptions.Text("--model", "a shapes model directory (or training run)", required: true);
+        var seed = CliOptions.ULong("--seed", "seed of the first edit; edit i uses seed + i", 0);
+        var resample = CliOptions.Int("--resample", "RePaint's resampling jumps per step",
+            EditRequest.DefaultResample, 0, EditRequest.MaxResample);
+        var strengths = CliOptions.Text("--strengths", "image-to-image strengths, comma-separated",
+            fallback: "0.3,0.5,0.7,0.9");
+        var grid = CliOptions.Text("--grid", "write the sources, masks and every edit as one grid PNG here");
+        var s = new GenerateVerbs.Sampling();
+        var c = new Command("edits", "The shapes edit benchmark: inpaint one object's box with a changed colour or "
+            + "shape, and image-to-image at several strengths") { model, seed, resample, strengths, grid };
+        s.AddTo(c);
+        c.SetAction(p =>
+        {
+            string name = p.GetValue(model)!;
+            var t2i = TextToImage.Load(GenerateVerbs.ResolveModel(name));
+            var list = p.GetValue(strengths)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(v => float.TryParse(v, System.Globalization.NumberStyles.Float,
+                    System.Globalization.CultureInfo.InvariantCulture, out var f) && f > 0 && f <= 1 ? f
+                    : throw new ArgumentException($"--strengths takes numbers in (0, 1] separated by commas, got '{v}'"))
+                .ToList();
+            var g = s.Request(p, new GenerationRequest("") { Seed = p.GetValue(seed) });
+            var (_, o) = t2i.Resolve(g with { Prompt = "a red circle" });
+            var (inp, i2i, images) = ConsoleProgress.Run("eval edits", bar =>
+                Pipelines.Eval.EditsEval.Run(t2i, g, p.GetValue(resample), list, (d, n) => bar.Update(d, n)));
+            Console.WriteLine($"pictor eval edits: {name} ({t2i.WeightsHash}), {o.Sampler} {o.Steps} steps, CFG "
+                + $"{o.Guidance}, {Pipelines.Eval.EditsEval.Cases} edits" + (o.Seed != 0 ? $", seeds from {o.Seed}" : ""));
+            Console.WriteLine("| run | (a) edited object as prompted | (b) objects outside unchanged | (c) max change outside: mean / max |");
+            Console.WriteLine("|---|---|---|---|");
+            foreach (var r in i2i.Prepend(inp))
+                Console.WriteLine(FormattableString.Invariant(
+                    $"| {r.Label} | {r.Target} | {r.Outside} | {r.MeanMaxChange:F1} / {r.MaxChange} |"));
+            var colour = inp.Verdicts.Where(v => v.Case.ColourChange).ToList();
+            var shape = inp.Verdicts.Where(v => !v.Case.ColourChange).ToList();
+            Console.WriteLine($"inpaint (a) by change: colour {Pipelines.Eval.Accuracy.Of(colour.Select(v => v.TargetOk))}, "
+                + $"shape {Pipelines.Eval.Accuracy.Of(shape.Select(v => v.TargetOk))}");
+            if (p.GetValue(grid) is { } path)
+            {
+                var set = inp.Verdicts.Select(v => v.Case).ToList();
+                var cells = set.Select(e => e.Source).Concat(set.Select(e => e.Mask)).Concat(images).ToList();
+                Imaging.Image.Grid(cells, set.Count).Save(path);
+                Console.WriteLine($"wrote {path} (rows: sources, masks, inpainted, then img2img by strength)");
+            }
+            return 0;
+        });
+        return c;
+    }
+}
