@@ -14,13 +14,17 @@ internal static class EditVerbs
     private sealed class Common
     {
         public readonly Argument<string> Image = new("IMAGE") { Description = "the source PNG" };
-        public readonly Option<string> Prompt = CliOptions.Text("--prompt", "what the edited image shows", required: true);
+        public readonly Option<string> Prompt = CliOptions.Text("--prompt", "what the edited image shows",
+            required: true);
         public readonly Option<string> Out = CliOptions.Text("--out",
             "the PNG to write (-n N writes OUT-0.png ... OUT-(N-1).png)", required: true);
         public readonly Option<string> Model;
-        public readonly Option<string> Negative = CliOptions.Text("--negative", "negative prompt: what guidance steers away from");
-        public readonly Option<ulong> Seed = CliOptions.ULong("--seed", "seed of the first image; image i uses seed + i", 0);
-        public readonly Option<int> Count = CliOptions.Int("--count", "images to make", 1, 1, GenerationRequest.MaxCount, "-n");
+        public readonly Option<string> Negative = CliOptions.Text("--negative",
+            "negative prompt: what guidance steers away from");
+        public readonly Option<ulong> Seed = CliOptions.ULong("--seed",
+            "seed of the first image; image i uses seed + i", 0);
+        public readonly Option<int> Count = CliOptions.Int("--count", "images to make", 1, 1,
+            GenerationRequest.MaxCount, "-n");
         public readonly Option<bool> Resize = CliOptions.Flag("--resize",
             "scale a source (and mask) of another size to the model's instead of refusing it");
         public readonly GenerateVerbs.Sampling Sampling = new();
@@ -43,7 +47,8 @@ internal static class EditVerbs
             Sampling.AddTo(c);
         }
 
-        public GenerationRequest Request(ParseResult p) => Sampling.Request(p, new GenerationRequest(p.GetValue(Prompt)!)
+        public GenerationRequest Request(ParseResult p) => Sampling.Request(p,
+            new GenerationRequest(p.GetValue(Prompt)!)
         {
             NegativePrompt = p.GetValue(Negative), Seed = p.GetValue(Seed), Count = p.GetValue(Count),
         });
@@ -55,7 +60,8 @@ internal static class EditVerbs
             var t2i = TextToImage.Load(GenerateVerbs.ResolveModel(modelArg),
                 clipDir == null ? null : GenerateVerbs.ResolveModel(clipDir));
             t2i.Name = modelArg;   // metadata records the model as given, as generate does
-            var request = make(Request(p), LoadPng(p.GetValue(Image)!, "source image")) with { Resize = p.GetValue(Resize) };
+            var source = LoadPng(p.GetValue(Image)!, "source image");
+            var request = make(Request(p), source) with { Resize = p.GetValue(Resize) };
             var (_, settings, _) = t2i.ResolveEdit(request);   // every value checked before any work
             var result = ConsoleProgress.Run($"{EditParameters.Name(request.Operation)}", bar => t2i.Edit(request,
                 new Reporter(g => bar.Update(g.Step, g.Total, settings.Sampler)), Program.Cancel));
@@ -63,7 +69,12 @@ internal static class EditVerbs
                 Console.WriteLine(FormattableString.Invariant(
                     $"kept candidate {img.Index} (seed {img.Parameters.Seed}): CLIP score {100 * img.ClipScore:F1}"));
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
-            if (result.Images.Count == 1) { result.Images[0].Save(outPath); Console.WriteLine($"wrote {outPath}"); return 0; }
+            if (result.Images.Count == 1)
+            {
+                result.Images[0].Save(outPath);
+                Console.WriteLine($"wrote {outPath}");
+                return 0;
+            }
             string stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(outPath))!,
                 Path.GetFileNameWithoutExtension(outPath));
             for (int i = 0; i < result.Images.Count; i++)
@@ -86,8 +97,10 @@ internal static class EditVerbs
     {
         var o = new Common(GenerateVerbs.DefaultModel);
         var strength = CliOptions.Float("--strength",
-            "how far toward noise the source goes before it is redrawn, in (0, 1]; 1 = a plain generation", 0.6f, 0f, 1f);
-        var c = new Command("edit", "Image-to-image: noise a PNG partway and redraw it with a prompt (SDEdit)") { strength };
+            "how far toward noise the source goes before it is redrawn, in (0, 1]; 1 = a plain generation",
+            0.6f, 0f, 1f);
+        var c = new Command("edit",
+            "Image-to-image: noise a PNG partway and redraw it with a prompt (SDEdit)") { strength };
         o.AddTo(c);
         // 0 passes the parser's [0, 1] and is refused by EditInput.Resolve, which says (0, 1]: one place, one message.
         c.SetAction(p => o.Run(p, null, (g, src) => EditRequest.ImageToImage(g, src, p.GetValue(strength))));
@@ -99,7 +112,8 @@ internal static class EditVerbs
         var o = new Common(GenerateVerbs.DefaultModel);
         var mask = CliOptions.Text("--mask", "greyscale PNG of the model's size: white (>= 128) repaints, black keeps",
             required: true);
-        var resample = CliOptions.Int("--resample", "RePaint's resampling jumps per step (0 = none; each costs a model call)",
+        var resample = CliOptions.Int("--resample",
+            "RePaint's resampling jumps per step (0 = none; each costs a model call)",
             EditRequest.DefaultResample, 0, EditRequest.MaxResample);
         var c = new Command("inpaint", "Repaint the masked region of a PNG from a prompt and keep the rest (RePaint)")
         {
@@ -130,7 +144,8 @@ internal static class EditVerbs
         c.Validators.Add(r =>
         {
             int? n = r.GetValue(candidates), k = r.GetValue(keep);
-            if (n != null && k != null && k > n) r.AddError($"--keep must be between 1 and --candidates ({n}), got {k}");
+            if (n != null && k != null && k > n)
+                r.AddError($"--keep must be between 1 and --candidates ({n}), got {k}");
         });
         c.SetAction(p =>
         {
@@ -156,8 +171,10 @@ internal static class EditVerbs
             return t2i.Regenerate(g);
         }
         if (source == null)
-            throw new ArgumentException($"the image is an edit ({EditParameters.Name(g.Edit.Operation)}); pass the source "
-                + "it was made from with --source IMAGE.png" + (g.Edit.MaskSha256 != null ? " and its --mask MASK.png" : ""));
+            throw new ArgumentException($"the image is an edit ({EditParameters.Name(g.Edit.Operation)}); pass the "
+                + "source "
+                + "it was made from with --source IMAGE.png"
+                + (g.Edit.MaskSha256 != null ? " and its --mask MASK.png" : ""));
         return t2i.RegenerateEdit(g, LoadPng(source, "source image"), mask == null ? null : LoadPng(mask, "mask"));
     }
 }
@@ -182,25 +199,30 @@ internal static class EditEvalVerb
         {
             string name = p.GetValue(model)!;
             var t2i = TextToImage.Load(GenerateVerbs.ResolveModel(name));
-            var list = p.GetValue(strengths)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            var list = p.GetValue(strengths)!.Split(',',
+                StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(v => float.TryParse(v, System.Globalization.NumberStyles.Float,
                     System.Globalization.CultureInfo.InvariantCulture, out var f) && f > 0 && f <= 1 ? f
-                    : throw new ArgumentException($"--strengths takes numbers in (0, 1] separated by commas, got '{v}'"))
+                    : throw new ArgumentException(
+                        $"--strengths takes numbers in (0, 1] separated by commas, got '{v}'"))
                 .ToList();
             var g = s.Request(p, new GenerationRequest("") { Seed = p.GetValue(seed) });
             var (_, o) = t2i.Resolve(g with { Prompt = "a red circle" });
             var (inp, i2i, images) = ConsoleProgress.Run("eval edits", bar =>
                 Pipelines.Eval.EditsEval.Run(t2i, g, p.GetValue(resample), list, (d, n) => bar.Update(d, n)));
             Console.WriteLine($"pictor eval edits: {name} ({t2i.WeightsHash}), {o.Sampler} {o.Steps} steps, CFG "
-                + $"{o.Guidance}, {Pipelines.Eval.EditsEval.Cases} edits" + (o.Seed != 0 ? $", seeds from {o.Seed}" : ""));
-            Console.WriteLine("| run | (a) edited object as prompted | (b) objects outside unchanged | (c) max change outside: mean / max |");
+                + $"{o.Guidance}, {Pipelines.Eval.EditsEval.Cases} edits"
+                + (o.Seed != 0 ? $", seeds from {o.Seed}" : ""));
+            Console.WriteLine("| run | (a) edited object as prompted | (b) objects outside unchanged "
+                + "| (c) max change outside: mean / max |");
             Console.WriteLine("|---|---|---|---|");
             foreach (var r in i2i.Prepend(inp))
                 Console.WriteLine(FormattableString.Invariant(
                     $"| {r.Label} | {r.Target} | {r.Outside} | {r.MeanMaxChange:F1} / {r.MaxChange} |"));
             var colour = inp.Verdicts.Where(v => v.Case.ColourChange).ToList();
             var shape = inp.Verdicts.Where(v => !v.Case.ColourChange).ToList();
-            Console.WriteLine($"inpaint (a) by change: colour {Pipelines.Eval.Accuracy.Of(colour.Select(v => v.TargetOk))}, "
+            Console.WriteLine("inpaint (a) by change: colour "
+                + $"{Pipelines.Eval.Accuracy.Of(colour.Select(v => v.TargetOk))}, "
                 + $"shape {Pipelines.Eval.Accuracy.Of(shape.Select(v => v.TargetOk))}");
             if (p.GetValue(grid) is { } path)
             {

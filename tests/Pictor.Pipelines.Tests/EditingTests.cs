@@ -8,7 +8,8 @@ using Pictor.Pipelines.Vq;
 namespace Pictor.Pipelines.Tests;
 
 /// <summary>Editing on tiny models: the identities the issue asks for (an empty mask keeps the source, a full mask
-/// and strength 1 are generation, all rows kept are the source's tokens), metadata, verify, and the bad inputs.</summary>
+/// and strength 1 are generation, all rows kept are the source's tokens), metadata, verify, and the bad
+/// inputs.</summary>
 [Collection("BufferPool")]
 public class EditingTests
 {
@@ -97,7 +98,8 @@ public class EditingTests
                 {
                     int i = 4 * (y * 16 + x);
                     bool inside = x >= 4 && x < 12 && y >= 4 && y < 12;
-                    if (!inside) Assert.Equal(src.Rgba.AsSpan(i, 4).ToArray(), r.Images[0].Image.Rgba.AsSpan(i, 4).ToArray());
+                    if (!inside)
+                        Assert.Equal(src.Rgba.AsSpan(i, 4).ToArray(), r.Images[0].Image.Rgba.AsSpan(i, 4).ToArray());
                 }
         }
     }
@@ -152,7 +154,8 @@ public class EditingTests
         var m = new TextToImage(p, "tiny-dalle");
         int g = p.Setup.Transformer.Grid;
         var src = Noise(16, 7);
-        var (prompt, s, all) = m.ResolveEdit(EditRequest.Complete(new GenerationRequest("a red circle") { Count = 2 }, src, g));
+        var (prompt, s, all) = m.ResolveEdit(EditRequest.Complete(new GenerationRequest("a red circle") { Count = 2 },
+            src, g));
         var codes = DalleEditor.SourceCodes(p, all.Source);
         var kept = DalleEditor.Codes(p, [prompt, prompt], s, all, null);
         Assert.Equal(codes.Concat(codes), kept);                                  // K = all rows: the input's tokens
@@ -183,9 +186,11 @@ public class EditingTests
         Assert.Contains("the mask is 8x8 but the model makes 16x16",
             Error(m, EditRequest.Inpaint(g, src, Mask(8, (_, _) => true))));
         var coloured = Mask(16, (_, _) => true); coloured.Rgba[0] = 10;
-        Assert.Contains("the mask is not one channel: pixel (0, 0) is (10, 255, 255)", Error(m, EditRequest.Inpaint(g, src, coloured)));
+        Assert.Contains("the mask is not one channel: pixel (0, 0) is (10, 255, 255)", 
+            Error(m, EditRequest.Inpaint(g, src, coloured)));
         var soft = Image.Solid(16, 16, 128, 128, 128);
-        Assert.Contains("the mask is not binary: 256 of 256 pixels are mid-grey", Error(m, EditRequest.Inpaint(g, src, soft)));
+        Assert.Contains("the mask is not binary: 256 of 256 pixels are mid-grey", 
+            Error(m, EditRequest.Inpaint(g, src, soft)));
         Assert.Contains("strength must be in (0, 1]", Error(m, EditRequest.ImageToImage(g, src, 0f)));
         Assert.Contains("strength must be in (0, 1]", Error(m, EditRequest.ImageToImage(g, src, 1.5f)));
         Assert.Contains("resample must be between 0 (none) and 50", Error(m, EditRequest.Inpaint(g, src, soft, -1)));
@@ -195,7 +200,8 @@ public class EditingTests
             Error(d, EditRequest.Complete(new GenerationRequest("x"), src, grid + 1)));
         Assert.Contains("rows must be between 1", Error(d, EditRequest.Complete(new GenerationRequest("x"), src, 0)));
         Assert.Contains("only a DALL-E model has", Error(m, EditRequest.Complete(g, src, 1)));
-        Assert.Contains("needs a diffusion model", Error(d, EditRequest.ImageToImage(new GenerationRequest("x"), src, 0.5f)));
+        Assert.Contains("needs a diffusion model", 
+            Error(d, EditRequest.ImageToImage(new GenerationRequest("x"), src, 0.5f)));
         // --resize fits both, and the metadata says so (verify resizes the same way).
         var r = m.Edit(EditRequest.Inpaint(g, Noise(32, 1), Mask(8, (x, _) => x < 4)) with { Resize = true });
         Assert.True(r.Images[0].Parameters.Edit!.Resized);

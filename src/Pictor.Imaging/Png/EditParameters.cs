@@ -27,7 +27,8 @@ public sealed record EditParameters(EditOperation Operation, string SourceSha256
 
     public static EditOperation Parse(string name) => name switch
     {
-        "img2img" => EditOperation.ImageToImage, "inpaint" => EditOperation.Inpaint, "complete" => EditOperation.Complete,
+        "img2img" => EditOperation.ImageToImage, "inpaint" => EditOperation.Inpaint,
+        "complete" => EditOperation.Complete,
         _ => throw new FormatException($"metadata edit '{name}' is not img2img, inpaint or complete; update Pictor"),
     };
 
@@ -60,7 +61,8 @@ public sealed record EditParameters(EditOperation Operation, string SourceSha256
     /// <summary>The A1111 text's addition ("Edit: inpaint, Resample: 2").</summary>
     public string ToA1111() => Operation switch
     {
-        EditOperation.ImageToImage => string.Create(CultureInfo.InvariantCulture, $", Edit: img2img, Denoising strength: {Strength:0.###}"),
+        EditOperation.ImageToImage => string.Create(CultureInfo.InvariantCulture,
+            $", Edit: img2img, Denoising strength: {Strength:0.###}"),
         EditOperation.Inpaint => $", Edit: inpaint, Resample: {Resample}",
         _ => $", Edit: complete, Rows: {Rows}",
     };
@@ -69,7 +71,8 @@ public sealed record EditParameters(EditOperation Operation, string SourceSha256
     public static EditParameters? FromJson(JsonElement r)
     {
         if (!r.TryGetProperty("edit", out var e) || e.ValueKind != JsonValueKind.String) return null;
-        string? S(string k) => r.TryGetProperty(k, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        string? S(string k) =>
+            r.TryGetProperty(k, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
         return new EditParameters(Parse(e.GetString()!), S("source_sha256")
                 ?? throw new FormatException("edit metadata has no source_sha256"), S("mask_sha256"),
             r.TryGetProperty("strength", out var st) ? st.GetSingle() : 1f,

@@ -15,7 +15,8 @@ public static class DalleCompletion
 {
     /// <summary>text [B, L] captions (and uncond [B, L] when guided), prefix [B, P] kept image codes -> codes [B, G*G]
     /// whose first P are the prefix. P = G*G draws nothing and returns the prefix.</summary>
-    /// <remarks>Copied from <see cref="DalleSampler.Generate"/> (the loop, with the start moved to P); keep in step.</remarks>
+    /// <remarks>Copied from <see cref="DalleSampler.Generate"/> (the loop, with the start moved to P); keep in
+    /// step.</remarks>
     public static int[] Complete(DalleTransformer model, IntTensor text, IntTensor? uncond, IntTensor prefix,
         DalleSamplingOptions o, IReadOnlyList<Rng> rngs, Action<int, int>? onToken = null)
     {
@@ -26,7 +27,8 @@ public static class DalleCompletion
             Throw.Argument($"captions must be [B, {L}] token ids, got {Shape.Format(text.Shape)}");
         int p = prefix.Shape.Length == 2 && prefix.Shape[0] == b ? prefix.Shape[1] : -1;
         if (p < 0 || p > n)
-            Throw.Argument($"the kept image codes must be [{b}, P] with P at most {n}, got {Shape.Format(prefix.Shape)}");
+            Throw.Argument(
+                $"the kept image codes must be [{b}, P] with P at most {n}, got {Shape.Format(prefix.Shape)}");
         bool cfg = o.CfgScale != 1f;
         if (cfg && (uncond == null || uncond.Shape[0] != b || uncond.Shape[1] != L))
             Throw.Argument($"guided sampling needs unconditional captions [{b}, {L}]");
@@ -56,7 +58,8 @@ public static class DalleCompletion
         {
             int len = L + step;
             using var scope = TensorScope.Begin();
-            int from = step == p ? 0 : len - 1, m = len - from;   // the first forward fills the cache with text + prefix
+            // The first forward fills the cache with the text and the prefix; each later one adds a position.
+            int from = step == p ? 0 : len - 1, m = len - from;
             var ids = new int[rows * m];
             for (int r = 0; r < rows; r++) Array.Copy(seq, r * total + from, ids, r * m, m);
             var all = model.ForwardCached(new IntTensor(ids, rows, m), cache).Span;   // (rows, m, V)

@@ -9,12 +9,14 @@ namespace Pictor.Pipelines.Editing;
 // Dimension legend: B images, L text tokens, G token grid side, K kept rows, C = 3, H = W = image size.
 
 /// <summary>DALL-E image completion: the source's VQ codes, its first K rows kept, the rest drawn by the transformer
-/// (<see cref="DalleCompletion"/>), decoded by the VQ-VAE. Row i draws with Rng(seed + i), as a generation does.</summary>
+/// (<see cref="DalleCompletion"/>), decoded by the VQ-VAE. Row i draws with Rng(seed + i), as a generation
+/// does.</summary>
 public sealed class DalleEditor : IImageEditor
 {
     /// <inheritdoc/>
     public string? Refuse(EditOperation op, ITextToImage model) => op == EditOperation.Complete ? null
-        : $"a DALL-E model completes token rows (pictor complete --rows K); {EditParameters.Name(op)} needs a diffusion "
+        : "a DALL-E model completes token rows (pictor complete --rows K); "
+          + $"{EditParameters.Name(op)} needs a diffusion "
           + "model, e.g. --model models/emoji";
 
     public int TokenRows(ITextToImage model) => ((DallePipeline)model).Setup.Transformer.Grid;

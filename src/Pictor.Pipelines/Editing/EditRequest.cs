@@ -17,7 +17,8 @@ public sealed record EditRequest(EditOperation Operation, GenerationRequest Gene
     public Image? Mask { get; init; }
     /// <summary>Image-to-image: how far toward noise the source goes, in (0, 1]; 1 = a plain generation.</summary>
     public float Strength { get; init; } = 0.6f;
-    /// <summary>Inpainting: RePaint's resampling jumps per step (0 = none; each costs one more model call a step).</summary>
+    /// <summary>Inpainting: RePaint's resampling jumps per step (0 = none; each costs one more model call a
+    /// step).</summary>
     public int Resample { get; init; } = DefaultResample;
     /// <summary>Completion: the source's token rows kept, 1 to the grid side.</summary>
     public int Rows { get; init; }
@@ -41,7 +42,8 @@ public sealed record EditRequest(EditOperation Operation, GenerationRequest Gene
 public sealed record EditInput(EditOperation Operation, float[] Source, bool[]? Repaint, float Strength, int Resample,
     int Rows, Image Image, EditParameters Metadata)
 {
-    /// <summary>Grey values from 64 to 191 that a mask may hold before it is refused as soft (a feathered edge).</summary>
+    /// <summary>Grey values from 64 to 191 that a mask may hold before it is refused as soft (a feathered
+    /// edge).</summary>
     public const double SoftLimit = 0.01;
 
     /// <summary>Checks the edit part of <paramref name="r"/> against <paramref name="model"/> (the generation part is
@@ -62,7 +64,8 @@ public sealed record EditInput(EditOperation Operation, float[] Source, bool[]? 
         {
             case EditOperation.ImageToImage:
                 Check(r.Strength is > 0 and <= 1 && float.IsFinite(r.Strength),
-                    $"strength must be in (0, 1] (how far toward noise the source goes; 1 = plain generation), got {r.Strength}");
+                    "strength must be in (0, 1] (how far toward noise the source goes; 1 = plain generation), "
+                    + $"got {r.Strength}");
                 break;
             case EditOperation.Inpaint:
                 Check(r.Mask != null, "inpainting needs a mask: white repaints, black keeps (--mask MASK.png)");
@@ -97,7 +100,8 @@ public sealed record EditInput(EditOperation Operation, float[] Source, bool[]? 
         return area ? img.Resize(size, size) : img.ResizeNearest(size, size);
     }
 
-    /// <summary>A mask image to [H * W] repaint flags: greyscale and opaque, thresholded at 128, and not soft.</summary>
+    /// <summary>A mask image to [H * W] repaint flags: greyscale and opaque, thresholded at 128, and not
+    /// soft.</summary>
     internal static bool[] Binary(Image mask)
     {
         int n = mask.Width * mask.Height, soft = 0;
@@ -107,7 +111,8 @@ public sealed record EditInput(EditOperation Operation, float[] Source, bool[]? 
             byte r = mask.Rgba[4 * i], g = mask.Rgba[4 * i + 1], b = mask.Rgba[4 * i + 2], a = mask.Rgba[4 * i + 3];
             if (r != g || g != b)
                 Throw($"the mask is not one channel: pixel ({i % mask.Width}, {i / mask.Width}) is ({r}, {g}, {b}); "
-                    + "a mask is greyscale, white (>= 128) repaints and black keeps; save it as grey or black and white");
+                    + "a mask is greyscale, white (>= 128) repaints and black keeps; "
+                    + "save it as grey or black and white");
             if (a != 255)
                 Throw($"the mask has transparency (pixel ({i % mask.Width}, {i / mask.Width}) has alpha {a}); "
                     + "a mask is opaque greyscale, white (>= 128) repaints and black keeps; flatten it onto black");

@@ -9,7 +9,8 @@ namespace Pictor.Pipelines.Editing;
 // Dimension legend: B images, C = 3, H = W = image size.
 
 /// <summary>What a family gives the editing entry (<see cref="ImageEditing"/>): which operations it runs, and running
-/// one from checked settings. Kept apart from <see cref="ITextToImage"/> so a family without edits needs nothing.</summary>
+/// one from checked settings. Kept apart from <see cref="ITextToImage"/> so a family without edits needs
+/// nothing.</summary>
 public interface IImageEditor
 {
     /// <summary>Why <paramref name="model"/> cannot run <paramref name="op"/>, as one line naming the fix; null when

@@ -20,7 +20,8 @@ namespace Pictor.Pipelines.Editing;
 /// </summary>
 public static class ImageEditing
 {
-    /// <summary>Checks an edit against the model without running it: the prompt, settings and the checked edit.</summary>
+    /// <summary>Checks an edit against the model without running it: the prompt, settings and the checked
+    /// edit.</summary>
     public static (string Prompt, SamplingSettings Settings, EditInput Input) ResolveEdit(this TextToImage model,
         EditRequest request)
     {
@@ -64,7 +65,8 @@ public static class ImageEditing
         var kept = all;
         if (g.Candidates > 0)
         {
-            var saved = Tensor.FromArray(all.SelectMany(i => i.Image.ToTensor().ToArray()).ToArray(), drawn, 3, size, size);
+            var pixels = all.SelectMany(i => i.Image.ToTensor().ToArray()).ToArray();
+            var saved = Tensor.FromArray(pixels, drawn, 3, size, size);   // (N, 3, H, W) as saved
             var scores = Rerank.Scores(model.Clip!, saved, prompt);
             kept = Rerank.Best(scores, g.Count).Select(b => all[b.Index] with { ClipScore = b.Score }).ToList();
         }
@@ -101,7 +103,8 @@ public static class ImageEditing
         var request = new EditRequest(edit.Operation, new GenerationRequest(g.Prompt)
         {
             NegativePrompt = g.NegativePrompt, Sampler = g.Sampler, Steps = g.Steps, Guidance = g.CfgScale,
-            Seed = g.BaseSeed, Count = g.BatchSize, Eta = g.Eta, Temperature = g.Temperature, TopK = g.TopK, TopP = g.TopP,
+            Seed = g.BaseSeed, Count = g.BatchSize, Eta = g.Eta, Temperature = g.Temperature, TopK = g.TopK,
+            TopP = g.TopP,
         }, source)
         {
             Mask = edit.MaskSha256 != null ? mask : null, Strength = edit.Strength, Resample = edit.Resample,
@@ -112,7 +115,8 @@ public static class ImageEditing
             throw new ArgumentException($"the source's pixels hash to {input.Metadata.SourceSha256[..12]}... but the "
                 + $"image was edited from {edit.SourceSha256[..12]}...; pass the source image it was made from");
         if (input.Metadata.MaskSha256 != edit.MaskSha256)
-            throw new ArgumentException($"the mask's pixels hash to {input.Metadata.MaskSha256?[..12]}... but the image "
+            throw new ArgumentException($"the mask's pixels hash to {input.Metadata.MaskSha256?[..12]}... but the "
+                + "image "
                 + $"was inpainted with {edit.MaskSha256?[..12]}...; pass the mask it was made with");
         var result = model.Edit(request);
         return g.BatchIndex == -1 ? result.Grid() : result.Images[g.BatchIndex].Image;

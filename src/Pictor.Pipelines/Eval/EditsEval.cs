@@ -12,8 +12,8 @@ public sealed record EditCase(ShapeScene Scene, int Target, string Prompt, Shape
     Image Source, Image Mask, int X0, int Y0, int X1, int Y1, bool ColourChange);
 
 /// <summary>How one edited image scored: (a) <paramref name="TargetOk"/> the largest object found inside the mask is
-/// the new colour and shape; (b) <paramref name="OutsideOk"/> the objects found outside the mask are exactly the scene's
-/// others, each of the same colour and shape within 2 px of where it was (none for a single object); (c)
+/// the new colour and shape; (b) <paramref name="OutsideOk"/> the objects found outside the mask are exactly the
+/// scene's others, each of the same colour and shape within 2 px of where it was (none for a single object); (c)
 /// <paramref name="MaxChange"/> the largest channel change outside the mask, 0 to 255.</summary>
 public sealed record EditVerdict(EditCase Case, bool TargetOk, bool OutsideOk, int MaxChange);
 
@@ -24,12 +24,13 @@ public sealed record EditsReport(string Label, Accuracy Target, Accuracy Outside
 /// <summary>
 /// `pictor eval edits`: a fixed, documented edit set on the shapes grammar. Scenes: Shapes.Generate(Rng(20261203),
 /// size, heldOut: false, mix 1:1:0) (single objects and pairs), <see cref="Cases"/> of them, each rendered by
-/// Shapes.Render as the source. The object changed is the scene's last (a pair's second, after the relation); even cases
-/// change its colour, odd ones its shape, to the next choice of Rng(20261204) that is not its own (nor, for a colour,
-/// the other object's) and not a held-out colour-shape pair; the prompt is the scene's caption with the object renamed.
-/// The mask is the object's box grown by <see cref="Margin"/> px. Edit i uses seed i. Scored by <see cref="ShapesChecker"/>:
-/// (a) target, (b) outside, (c) largest change outside the mask (<see cref="EditVerdict"/>). Inpainting is scored once;
-/// image-to-image at each strength (same prompts and seeds, no mask: (b) and (c) read the same region).
+/// Shapes.Render as the source. The object changed is the scene's last (a pair's second, after the relation); even
+/// cases change its colour, odd ones its shape, to the next choice of Rng(20261204) that is not its own (nor, for a
+/// colour, the other object's) and not a held-out colour-shape pair; the prompt is the scene's caption with the object
+/// renamed. The mask is the object's box grown by <see cref="Margin"/> px. Edit i uses seed i. Scored by <see
+/// cref="ShapesChecker"/>: (a) target, (b) outside, (c) largest change outside the mask (<see cref="EditVerdict"/>).
+/// Inpainting is scored once; image-to-image at each strength (same prompts and seeds, no mask: (b) and (c) read the
+/// same region).
 /// </summary>
 public static class EditsEval
 {
@@ -56,10 +57,12 @@ public static class EditsEval
             string prompt = scene.Kind == SceneKind.Single
                 ? $"a {o.Size.ToString().ToLowerInvariant()} {Shapes.Name(c)} {Shapes.Name(s)}"
                   + (scene.Position == null ? "" : " " + scene.Position)
-                : $"a {Shapes.Name(other!.Colour)} {Shapes.Name(other.Shape)} {scene.Relation} a {Shapes.Name(c)} {Shapes.Name(s)}";
+                : $"a {Shapes.Name(other!.Colour)} {Shapes.Name(other.Shape)} {scene.Relation} "
+                  + $"a {Shapes.Name(c)} {Shapes.Name(s)}";
             var b = o.Bbox;
             int x0 = Math.Max(0, (int)Math.Floor(b[0]) - Margin), y0 = Math.Max(0, (int)Math.Floor(b[1]) - Margin);
-            int x1 = Math.Min(size, (int)Math.Ceiling(b[2]) + Margin), y1 = Math.Min(size, (int)Math.Ceiling(b[3]) + Margin);
+            int x1 = Math.Min(size, (int)Math.Ceiling(b[2]) + Margin);
+            int y1 = Math.Min(size, (int)Math.Ceiling(b[3]) + Margin);
             var mask = Image.Solid(size, size, 0, 0, 0);
             for (int y = y0; y < y1; y++)
                 for (int x = x0; x < x1; x++)
@@ -104,12 +107,13 @@ public static class EditsEval
     {
         int size = model.ImageSize;
         if (size is not (32 or 64))
-            throw new ArgumentException($"eval edits needs a model that makes 32x32 or 64x64 images (the shapes grammar's "
-                + $"sizes); this one makes {size}x{size}");
+            throw new ArgumentException("eval edits needs a model that makes 32x32 or 64x64 images (the shapes "
+                + $"grammar's sizes); this one makes {size}x{size}");
         var set = CaseSet(size);
         int total = set.Count * (1 + strengths.Count), done = 0;
         var images = new List<Image>();
-        GenerationRequest G(EditCase e, int i) => generation with { Prompt = e.Prompt, Seed = generation.Seed + (ulong)i, Count = 1 };
+        GenerationRequest G(EditCase e, int i) =>
+            generation with { Prompt = e.Prompt, Seed = generation.Seed + (ulong)i, Count = 1 };
         var inpaint = set.Select((e, i) =>
         {
             var img = model.Edit(EditRequest.Inpaint(G(e, i), e.Source, e.Mask, resample)).Images[0].Image;

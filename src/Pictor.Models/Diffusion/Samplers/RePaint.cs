@@ -31,7 +31,8 @@ public static class RePaint
         SampleStep? onStep = null)
     {
         if (source.Length != xT.Length || repaint.Length != xT.Length)
-            Throw.Argument($"RePaint needs source and mask of {xT.Length} values, got {source.Length} and {repaint.Length}");
+            Throw.Argument(
+                $"RePaint needs source and mask of {xT.Length} values, got {source.Length} and {repaint.Length}");
         if (resample < 0) Throw.Argument($"RePaint's resample count must be 0 or more, got {resample}");
         var x = (float[])xT.Clone();
         int total = ts.Length * (1 + resample), done = 0;

@@ -45,8 +45,9 @@ public abstract class Sampler
     /// <summary>Resets any multistep history before a new trajectory.</summary>
     protected virtual void Begin() { }
 
-    /// <summary>The sampler's multistep history (null when it keeps none), saved by <see cref="RePaint"/> before a step
-    /// it will resample and restored before each repeat, so a repeated step sees the history of its first run.</summary>
+    /// <summary>The sampler's multistep history (null when it keeps none), saved by <see cref="RePaint"/> before a
+    /// step it will resample and restored before each repeat, so a repeated step sees the history of its first
+    /// run.</summary>
     protected virtual object? SaveHistory() => null;
     protected virtual void RestoreHistory(object? history) { }
 
