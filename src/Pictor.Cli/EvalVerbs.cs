@@ -17,7 +17,7 @@ internal static class EvalVerbs
     public static Command Eval()
         => new("eval", "Evaluate a model: the shapes benchmark, or CLIP metrics on val prompts")
     {
-        Shapes(), Clip(),
+        Shapes(), Clip(), EditEvalVerb.Edits(),
     };
 
     private static Command Shapes()

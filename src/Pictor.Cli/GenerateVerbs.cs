@@ -137,10 +137,12 @@ internal static class GenerateVerbs
     {
         var file = new Argument<string>("FILE") { Description = "a PNG written by 'pictor generate'" };
         var model = CliOptions.Text("--model", "the model that made it (default: the one its metadata names)");
+        var source = CliOptions.Text("--source", "an edited image's source PNG (pictor edit, inpaint, complete)");
+        var mask = CliOptions.Text("--mask", "an inpainted image's mask PNG");
         var c = new Command("verify",
             "Regenerate an image from its PNG metadata and compare pixels (exit 1 if they differ)")
         {
-            file, model,
+            file, model, source, mask,
         };
         c.SetAction(p =>
         {
@@ -152,7 +154,7 @@ internal static class GenerateVerbs
             string name = p.GetValue(model) ?? g.Model ?? DefaultModel;
             var t2i = TextToImage.Load(ResolveModel(name));
             t2i.Name = name;
-            var again = t2i.Regenerate(g);
+            var again = EditVerbs.Regenerate(t2i, g, p.GetValue(source), p.GetValue(mask));
             var mine = Image.Load(File.ReadAllBytes(path));
             if (again.Width != mine.Width || again.Height != mine.Height)
             {

@@ -32,6 +32,10 @@ public sealed record GenerationParameters(
     public const string JsonKey = "pictor";
     public const int JsonVersion = 1;
 
+    /// <summary>What an edit was made from (source and mask hashes, strength, ...); null for a plain generation, whose
+    /// metadata then has no edit fields at all.</summary>
+    public EditParameters? Edit { get; init; }
+
     public string ToA1111()
     {
         var sb = new StringBuilder(Prompt);
@@ -41,10 +45,11 @@ public sealed record GenerationParameters(
         if (Temperature != 1f || TopK != 0 || TopP != 1f) sb.Append(CultureInfo.InvariantCulture,
             $", Temperature: {Temperature:0.###}, Top-k: {TopK}, Top-p: {TopP:0.###}");
         if (Model != null) sb.Append(", Model: ").Append(Model);
+        if (Edit != null) sb.Append(Edit.ToA1111());
         return sb.ToString();
     }
 
-    public string ToJson() => JsonSerializer.Serialize(new Dictionary<string, object?>
+    public string ToJson() => JsonSerializer.Serialize(WithEdit(new Dictionary<string, object?>
     {
         ["format"] = "pictor-generation", ["version"] = JsonVersion, ["prompt"] = Prompt,
         ["negative_prompt"] = NegativePrompt,
@@ -53,7 +58,13 @@ public sealed record GenerationParameters(
         ["model_hash"] = ModelHash, ["model"] = Model, ["eta"] = Eta, ["batch_size"] = BatchSize,
         ["batch_index"] = BatchIndex, ["base_seed"] = BaseSeed,
         ["temperature"] = Temperature, ["top_k"] = TopK, ["top_p"] = TopP,
-    });
+    }));
+
+    private Dictionary<string, object?> WithEdit(Dictionary<string, object?> json)
+    {
+        Edit?.AddTo(json);
+        return json;
+    }
 
     public IEnumerable<KeyValuePair<string, string>> ToPngText() => [new(A1111Key, ToA1111()), new(JsonKey, ToJson())];
 
@@ -83,7 +94,10 @@ public sealed record GenerationParameters(
                 r.TryGetProperty("base_seed", out var b0) ? b0.GetUInt64() : r.GetProperty("seed").GetUInt64(),
                 r.TryGetProperty("temperature", out var te) ? te.GetSingle() : 1f,
                 r.TryGetProperty("top_k", out var tk) ? tk.GetInt32() : 0,
-                r.TryGetProperty("top_p", out var tp) ? tp.GetSingle() : 1f);
+                r.TryGetProperty("top_p", out var tp) ? tp.GetSingle() : 1f)
+            {
+                Edit = EditParameters.FromJson(r),
+            };
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
         {

@@ -19,6 +19,8 @@ public sealed class DpmSolverPP : Sampler
     private double prevH;
 
     protected override void Begin() { prevX0 = null; prevH = 0; }
+    protected override object? SaveHistory() => (prevX0, prevH);   // prevX0 is replaced each step, never written
+    protected override void RestoreHistory(object? history) => (prevX0, prevH) = ((float[]?, double))history!;
 
     protected override void Step(NoiseSchedule s, float[] x, float[] x0, float[] eps, int t, int next, Rng rng)
     {

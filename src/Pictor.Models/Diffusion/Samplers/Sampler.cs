@@ -45,6 +45,19 @@ public abstract class Sampler
     /// <summary>Resets any multistep history before a new trajectory.</summary>
     protected virtual void Begin() { }
 
+    /// <summary>The sampler's multistep history (null when it keeps none), saved by <see cref="RePaint"/> before a
+    /// step it will resample and restored before each repeat, so a repeated step sees the history of its first
+    /// run.</summary>
+    protected virtual object? SaveHistory() => null;
+    protected virtual void RestoreHistory(object? history) { }
+
+    // The hooks RePaint drives another sampler through, one step at a time (RePaint.cs).
+    internal void BeginTrajectory() => Begin();
+    internal void StepOnce(NoiseSchedule s, float[] x, float[] x0, float[] eps, int t, int next, Rng rng) =>
+        Step(s, x, x0, eps, t, next, rng);
+    internal object? History() => SaveHistory();
+    internal void Restore(object? history) => RestoreHistory(history);
+
     /// <summary>Updates x (at step t) in place to step <paramref name="next"/> (-1 = clean) given the model's x0 and
     /// eps.</summary>
     protected abstract void Step(NoiseSchedule s, float[] x, float[] x0, float[] eps, int t, int next, Rng rng);

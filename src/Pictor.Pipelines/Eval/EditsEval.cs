@@ -1,0 +1,133 @@
+using Pictor.Engine;
+using Pictor.Imaging;
+using Pictor.Imaging.Datasets;
+using Pictor.Imaging.Png;
+using Pictor.Pipelines.Editing;
+
+namespace Pictor.Pipelines.Eval;
+
+/// <summary>One edit of the set: the rendered source scene, the object changed (its index), the new caption, the
+/// mask (the object's box grown by <see cref="EditsEval.Margin"/> pixels) and what the object should become.</summary>
+public sealed record EditCase(ShapeScene Scene, int Target, string Prompt, ShapeColour Colour, ShapeKind Shape,
+    Image Source, Image Mask, int X0, int Y0, int X1, int Y1, bool ColourChange);
+
+/// <summary>How one edited image scored: (a) <paramref name="TargetOk"/> the largest object found inside the mask is
+/// the new colour and shape; (b) <paramref name="OutsideOk"/> the objects found outside the mask are exactly the
+/// scene's others, each of the same colour and shape within 2 px of where it was (none for a single object); (c)
+/// <paramref name="MaxChange"/> the largest channel change outside the mask, 0 to 255.</summary>
+public sealed record EditVerdict(EditCase Case, bool TargetOk, bool OutsideOk, int MaxChange);
+
+/// <summary>Accuracies of one run: (a), (b), and the mean and largest of (c).</summary>
+public sealed record EditsReport(string Label, Accuracy Target, Accuracy Outside, double MeanMaxChange, int MaxChange,
+    IReadOnlyList<EditVerdict> Verdicts);
+
+/// <summary>
+/// `pictor eval edits`: a fixed, documented edit set on the shapes grammar. Scenes: Shapes.Generate(Rng(20261203),
+/// size, heldOut: false, mix 1:1:0) (single objects and pairs), <see cref="Cases"/> of them, each rendered by
+/// Shapes.Render as the source. The object changed is the scene's last (a pair's second, after the relation); even
+/// cases change its colour, odd ones its shape, to the next choice of Rng(20261204) that is not its own (nor, for a
+/// colour, the other object's) and not a held-out colour-shape pair; the prompt is the scene's caption with the object
+/// renamed. The mask is the object's box grown by <see cref="Margin"/> px. Edit i uses seed i. Scored by <see
+/// cref="ShapesChecker"/>: (a) target, (b) outside, (c) largest change outside the mask (<see cref="EditVerdict"/>).
+/// Inpainting is scored once; image-to-image at each strength (same prompts and seeds, no mask: (b) and (c) read the
+/// same region).
+/// </summary>
+public static class EditsEval
+{
+    public const int Cases = 60, Margin = 2;
+
+    public static List<EditCase> CaseSet(int size)
+    {
+        var scenes = new Rng(20261203); var pick = new Rng(20261204);
+        var list = new List<EditCase>();
+        for (int i = 0; i < Cases; i++)
+        {
+            var scene = Shapes.Generate(scenes, size, heldOut: false, new ShapesMix(1, 1, 0));
+            int t = scene.Objects.Length - 1;
+            var o = scene.Objects[t];
+            var other = t > 0 ? scene.Objects[0] : null;
+            bool colour = i % 2 == 0;
+            ShapeColour c = o.Colour; ShapeKind s = o.Shape;
+            while (true)
+            {
+                if (colour) c = (ShapeColour)pick.NextInt(8); else s = (ShapeKind)pick.NextInt(3);
+                bool changed = colour ? c != o.Colour && c != other?.Colour : s != o.Shape;
+                if (changed && !Shapes.IsHeldOut(c, s)) break;
+            }
+            string prompt = scene.Kind == SceneKind.Single
+                ? $"a {o.Size.ToString().ToLowerInvariant()} {Shapes.Name(c)} {Shapes.Name(s)}"
+                  + (scene.Position == null ? "" : " " + scene.Position)
+                : $"a {Shapes.Name(other!.Colour)} {Shapes.Name(other.Shape)} {scene.Relation} "
+                  + $"a {Shapes.Name(c)} {Shapes.Name(s)}";
+            var b = o.Bbox;
+            int x0 = Math.Max(0, (int)Math.Floor(b[0]) - Margin), y0 = Math.Max(0, (int)Math.Floor(b[1]) - Margin);
+            int x1 = Math.Min(size, (int)Math.Ceiling(b[2]) + Margin);
+            int y1 = Math.Min(size, (int)Math.Ceiling(b[3]) + Margin);
+            var mask = Image.Solid(size, size, 0, 0, 0);
+            for (int y = y0; y < y1; y++)
+                for (int x = x0; x < x1; x++)
+                {
+                    int p = 4 * (y * size + x);
+                    mask.Rgba[p] = mask.Rgba[p + 1] = mask.Rgba[p + 2] = 255;
+                }
+            list.Add(new EditCase(scene, t, prompt, c, s, Shapes.Render(scene, size), mask, x0, y0, x1, y1, colour));
+        }
+        return list;
+    }
+
+    public static EditVerdict Score(EditCase e, Image edited)
+    {
+        bool Inside(double x, double y) => x >= e.X0 && x < e.X1 && y >= e.Y0 && y < e.Y1;
+        var found = ShapesChecker.Analyse(edited);
+        var inside = found.Where(f => Inside(f.Cx, f.Cy)).MaxBy(f => f.Pixels);
+        bool target = inside != null && inside.Colour == e.Colour && inside.Shape == e.Shape;
+        var outside = found.Where(f => !Inside(f.Cx, f.Cy)).ToList();
+        var kept = e.Scene.Objects.Where((_, i) => i != e.Target).ToList();
+        bool same = outside.Count == kept.Count && kept.All(k => outside.Any(f => f.Colour == k.Colour
+            && f.Shape == k.Shape && Math.Abs(f.Cx - k.Cx) <= 2 && Math.Abs(f.Cy - k.Cy) <= 2));
+        int max = 0, size = edited.Width;
+        for (int y = 0; y < size; y++)
+            for (int x = 0; x < size; x++)
+            {
+                if (Inside(x, y)) continue;
+                int p = 4 * (y * size + x);
+                for (int c = 0; c < 3; c++) max = Math.Max(max, Math.Abs(edited.Rgba[p + c] - e.Source.Rgba[p + c]));
+            }
+        return new EditVerdict(e, target, same, max);
+    }
+
+    public static EditsReport Summarise(string label, IReadOnlyList<EditVerdict> v) => new(label,
+        Accuracy.Of(v.Select(x => x.TargetOk)), Accuracy.Of(v.Select(x => x.OutsideOk)),
+        v.Count == 0 ? double.NaN : v.Average(x => x.MaxChange), v.Count == 0 ? 0 : v.Max(x => x.MaxChange), v);
+
+    /// <summary>Runs the set: inpainting with <paramref name="resample"/>, then image-to-image at each strength.
+    /// <paramref name="generation"/> gives the sampler, steps, guidance and first seed (edit i: seed + i).</summary>
+    public static (EditsReport Inpaint, List<EditsReport> ImageToImage, List<Image> Images) Run(TextToImage model,
+        GenerationRequest generation, int resample, IReadOnlyList<float> strengths, Action<int, int>? progress = null)
+    {
+        int size = model.ImageSize;
+        if (size is not (32 or 64))
+            throw new ArgumentException("eval edits needs a model that makes 32x32 or 64x64 images (the shapes "
+                + $"grammar's sizes); this one makes {size}x{size}");
+        var set = CaseSet(size);
+        int total = set.Count * (1 + strengths.Count), done = 0;
+        var images = new List<Image>();
+        GenerationRequest G(EditCase e, int i) =>
+            generation with { Prompt = e.Prompt, Seed = generation.Seed + (ulong)i, Count = 1 };
+        var inpaint = set.Select((e, i) =>
+        {
+            var img = model.Edit(EditRequest.Inpaint(G(e, i), e.Source, e.Mask, resample)).Images[0].Image;
+            images.Add(img);
+            progress?.Invoke(++done, total);
+            return Score(e, img);
+        }).ToList();
+        var i2i = strengths.Select(s => Summarise(FormattableString.Invariant($"img2img {s:0.0#}"), set.Select((e, i) =>
+        {
+            var img = model.Edit(EditRequest.ImageToImage(G(e, i), e.Source, s)).Images[0].Image;
+            images.Add(img);
+            progress?.Invoke(++done, total);
+            return Score(e, img);
+        }).ToList())).ToList();
+        return (Summarise($"inpaint R={resample}", inpaint), i2i, images);
+    }
+}
