@@ -98,7 +98,10 @@ public sealed record GenerationBody(TextToImage Model, GenerationRequest Request
         try { settings = model.Resolve(request).Settings; }
         catch (ArgumentException e)
         {
-            throw ApiError.BadRequest(e.Message.ReplaceLineEndings(" "), code: "invalid_value");
+            // The library names the CLI's and the API's spelling of a fix; add this API's.
+            string message = e.Message.ReplaceLineEndings(" ").Replace("(Truncate = true)",
+                "(Truncate = true; over HTTP \"truncate\": true)", StringComparison.Ordinal);
+            throw ApiError.BadRequest(message, code: "invalid_value");
         }
         // About 20 previews a job: enough for a live picture, few enough to cost nothing next to the steps.
         request = request with { PreviewEvery = Math.Max(1, settings.Steps / 20) };

@@ -98,7 +98,11 @@ public sealed class Job
 
     internal void Fail(Exception e)
     {
-        End(new JobEvent("failed", new { message = CancelReason ?? e.Message }));
+        End(new JobEvent("failed", new
+        {
+            message = CancelReason ?? (e is OperationCanceledException ? "cancelled: the client disconnected"
+                : e.Message),
+        }));
         if (e is OperationCanceledException) done.TrySetCanceled();
         else done.TrySetException(e);
     }
