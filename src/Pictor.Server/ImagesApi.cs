@@ -46,6 +46,8 @@ internal static partial class ImagesApi
             throw new ApiError(503, job.CancelReason ?? "the job was cancelled",
                 code: stopping ? "shutting_down" : "deadline_exceeded") { RetryAfter = stopping ? 5 : null };
         }
+        ctx.Response.Headers["Server-Timing"] = FormattableString.Invariant(
+            $"queue;dur={job.Waited.TotalMilliseconds:0.0}, generate;dur={job.Took.TotalMilliseconds:0.0}");
         var data = result.Images.Select(img =>
         {
             byte[] png = img.Image.ToPng(img.Parameters.ToPngText());

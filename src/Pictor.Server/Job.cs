@@ -49,6 +49,14 @@ public sealed class Job
 
     public Task<GenerationResult> Completion => done.Task;
 
+    private readonly long admitted = System.Diagnostics.Stopwatch.GetTimestamp();
+    /// <summary>Time from admission to a worker taking the job, and the library call's own time (the
+    /// Server-Timing header, and the benchmark's server overhead).</summary>
+    public TimeSpan Waited { get; private set; }
+    public TimeSpan Took { get; private set; }
+
+    internal void MarkStarted() => Waited = System.Diagnostics.Stopwatch.GetElapsedTime(admitted);
+
     internal void Cancel(string reason)
     {
         lock (gate)
@@ -92,6 +100,7 @@ public sealed class Job
 
     internal void Succeed(GenerationResult result, TimeSpan took)
     {
+        Took = took;
         End(new JobEvent("done", new { images = result.Images.Count, seconds = took.TotalSeconds }));
         done.TrySetResult(result);
     }

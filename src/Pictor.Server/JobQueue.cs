@@ -94,6 +94,7 @@ public sealed class JobQueue : IDisposable
         foreach (var job in waiting.GetConsumingEnumerable())
         {
             Interlocked.Increment(ref running);
+            job.MarkStarted();
             var clock = Stopwatch.StartNew();
             try
             {
