@@ -101,7 +101,7 @@ public sealed class NodeClientTests(ITestOutputHelper output)
             var bar = r.GetProperty("progress");
             Assert.Equal(bar.GetProperty("max").GetDouble(), bar.GetProperty("value").GetDouble());
             var screenshot = Image.Load(shot);
-            Assert.Equal((900, 700), (screenshot.Width, screenshot.Height));
+            Assert.Equal((900, 800), (screenshot.Width, screenshot.Height));
         }
         finally { File.Delete(shot); }
     }

@@ -10,7 +10,7 @@ const browser = await puppeteer.launch({
 });
 try {
   const page = await browser.newPage();
-  await page.setViewport({ width: 900, height: 700 });
+  await page.setViewport({ width: 900, height: 800 });
   const errors = [];
   page.on("pageerror", e => errors.push(String(e)));
   const outside = [];
