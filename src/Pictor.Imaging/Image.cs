@@ -5,7 +5,7 @@ using Pictor.Imaging.Png;
 namespace Pictor.Imaging;
 
 /// <summary>An 8-bit RGBA image in row-major order, with the operations datasets and samplers need.</summary>
-public sealed class Image
+public sealed partial class Image
 {
     public int Width { get; }
     public int Height { get; }

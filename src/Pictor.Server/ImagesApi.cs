@@ -1,0 +1,118 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Http;
+
+namespace Pictor.Server;
+
+/// <summary>
+/// The OpenAI Images API routes: generations through the job queue, edits and variations refused while no model
+/// supports them, and the stored PNGs of "url" responses. Validation here, work in <see cref="JobQueue"/>, maths in
+/// the library.
+/// </summary>
+internal static partial class ImagesApi
+{
+    public const string JobHeader = "X-Pictor-Job-Id";
+
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    [GeneratedRegex("^[A-Za-z0-9_-]{16,64}$")]
+    private static partial Regex JobIdPattern();
+
+    public static async Task Generations(HttpContext ctx, ModelCatalog models, ServerOptions options, JobQueue queue,
+        ImageStore store)
+    {
+        var body = await ReadBody(ctx.Request, options.MaxBodyBytes);
+        var g = GenerationBody.Parse(body, models, options);
+        string id = JobId(ctx.Request);
+        var job = new Job(id, g.Model, g.Request, g.Steps, ctx.RequestAborted, options.Deadline);
+        ctx.Response.Headers[JobHeader] = id;
+        if (!queue.TryAdmit(job, out int retry))
+            throw new ApiError(429, $"the server is busy: {queue.Running} running and {queue.Waiting} waiting jobs "
+                + $"fill its {queue.Workers} worker(s) and queue (--workers, --queue); retry after {retry} s",
+                code: "rate_limit_exceeded", type: "requests") { RetryAfter = retry };
+        Pipelines.GenerationResult result;
+        try { result = await job.Completion; }
+        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+        {
+            return;   // the client went away; its job was cancelled within a step
+        }
+        catch (OperationCanceledException)
+        {
+            bool stopping = !queue.Accepting;
+            throw new ApiError(503, job.CancelReason ?? "the job was cancelled",
+                code: stopping ? "shutting_down" : "deadline_exceeded") { RetryAfter = stopping ? 5 : null };
+        }
+        ctx.Response.Headers["Server-Timing"] = FormattableString.Invariant(
+            $"queue;dur={job.Waited.TotalMilliseconds:0.0}, generate;dur={job.Took.TotalMilliseconds:0.0}");
+        var data = result.Images.Select(img =>
+        {
+            byte[] png = img.Image.ToPng(img.Parameters.ToPngText());
+            string? url = g.Url ? $"{ctx.Request.Scheme}://{ctx.Request.Host}/images/{store.Add(png)}.png" : null;
+            return new ImageData(g.Url ? null : Convert.ToBase64String(png), url, result.Prompt, img.Parameters.Seed,
+                img.ClipScore);
+        }).ToList();
+        await ctx.Response.WriteAsJsonAsync(new ImagesResponse(DateTimeOffset.UtcNow.ToUnixTimeSeconds(), data,
+            "png", $"{g.Model.ImageSize}x{g.Model.ImageSize}", g.Model.Name), Json, ctx.RequestAborted);
+    }
+
+    /// <summary>POST /v1/images/edits and /v1/images/variations: no model here edits yet, so a clear 400.</summary>
+    public static Task Unsupported(HttpContext ctx, string operation) => throw ApiError.BadRequest(
+        $"image {operation} are not supported by these models yet: Pictor's models draw from text only; use POST "
+            + "/v1/images/generations (with seed, steps and negative_prompt to steer the result)", "image",
+        "unsupported_operation");
+
+    /// <summary>GET /images/{id}.png: a "url" response's PNG while it lasts.</summary>
+    public static async Task StoredImage(HttpContext ctx, string id, ImageStore store)
+    {
+        var png = store.Get(id) ?? throw new ApiError(404, $"image '{id}' does not exist or has expired (URLs last "
+            + "a bounded time); generate it again, or ask for response_format b64_json", code: "image_not_found");
+        ctx.Response.ContentType = "image/png";
+        ctx.Response.Headers.CacheControl = "private, max-age=3600";
+        await ctx.Response.Body.WriteAsync(png, ctx.RequestAborted);
+    }
+
+    /// <summary>The body, read up to the limit: 413 past it, whether or not Content-Length says so first.</summary>
+    internal static async Task<ReadOnlyMemory<byte>> ReadBody(HttpRequest request, int limit)
+    {
+        ApiError TooLarge(string size) => new(413, $"the request body is {size}, over this server's limit of {limit} "
+            + "bytes; send a shorter prompt", code: "request_too_large");
+        if (request.ContentLength is long n && n > limit) throw TooLarge($"{n} bytes");
+        using var ms = new MemoryStream();
+        var buffer = new byte[16 * 1024];
+        int read;
+        while ((read = await request.Body.ReadAsync(buffer, request.HttpContext.RequestAborted)) > 0)
+        {
+            if (ms.Length + read > limit) throw TooLarge("larger");
+            ms.Write(buffer, 0, read);
+        }
+        return ms.ToArray();
+    }
+
+    private static string JobId(HttpRequest request)
+    {
+        string? given = request.Headers[JobHeader];
+        if (string.IsNullOrEmpty(given)) return Convert.ToHexStringLower(Guid.NewGuid().ToByteArray());
+        if (!JobIdPattern().IsMatch(given))
+            throw ApiError.BadRequest($"{JobHeader} must be 16 to 64 letters, digits, '-' or '_' (a UUID will do), "
+                + $"got '{given}'", JobHeader, "invalid_job_id");
+        return given;
+    }
+
+    private sealed record ImageData(
+        [property: JsonPropertyName("b64_json")] string? B64Json,
+        [property: JsonPropertyName("url")] string? Url,
+        [property: JsonPropertyName("revised_prompt")] string RevisedPrompt,
+        [property: JsonPropertyName("seed")] ulong Seed,
+        [property: JsonPropertyName("clip_score")] float? ClipScore);
+
+    private sealed record ImagesResponse(
+        [property: JsonPropertyName("created")] long Created,
+        [property: JsonPropertyName("data")] IReadOnlyList<ImageData> Data,
+        [property: JsonPropertyName("output_format")] string OutputFormat,
+        [property: JsonPropertyName("size")] string Size,
+        [property: JsonPropertyName("model")] string Model);
+}
