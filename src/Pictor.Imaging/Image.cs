@@ -44,18 +44,8 @@ public sealed partial class Image
     }
 
     /// <summary>Writes a PNG atomically; RGB when every pixel is opaque, else RGBA.</summary>
-    public void Save(string path, IEnumerable<KeyValuePair<string, string>>? text = null)
-    {
-        bool opaque = true;
-        for (int i = 3; i < Rgba.Length; i += 4) if (Rgba[i] != 255) { opaque = false; break; }
-        if (!opaque) { PngEncoder.Save(path, Rgba, Width, Height, true, text); return; }
-        var rgb = new byte[Width * Height * 3];
-        for (int i = 0; i < Width * Height; i++)
-        {
-            rgb[3 * i] = Rgba[4 * i]; rgb[3 * i + 1] = Rgba[4 * i + 1]; rgb[3 * i + 2] = Rgba[4 * i + 2];
-        }
-        PngEncoder.Save(path, rgb, Width, Height, false, text);
-    }
+    public void Save(string path, IEnumerable<KeyValuePair<string, string>>? text = null) =>
+        Pictor.Engine.IO.AtomicFile.WriteAllBytes(path, ToPng(text));   // one encoding path: the bytes of ToPng
 
     /// <summary>Alpha compositing over an opaque background ("over" operator, non-premultiplied input): out = a c +
     /// (1 - a) bg.</summary>
