@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using Pictor.Pipelines.Clip;
 using Pictor.Pipelines.Dalle;
 using Pictor.Pipelines.Diffusion;
+using Pictor.Pipelines.Distributed;
 using Pictor.Pipelines.Training;
 using Pictor.Pipelines.Vq;
 
@@ -157,36 +158,47 @@ internal static class TrainVerbs
             c.Cancel = true;
             if (!cts.IsCancellationRequested) Stop(cts, "SIGTERM");
         });
+        // under mpiexec: one rank of a data-parallel run; rank 0 alone prints and writes
+        using var world = Cluster.FromEnvironment();
         try
         {
-            var r = ConsoleProgress.Run("step", bar =>
+            TrainResult Train(TrainControl ctl) => resume != null
+                ? family switch
+                {
+                    "vqvae" => VqTrainer.Resume(resume, ctl, opt, given),
+                    "dalle" => DalleTrainer.Resume(resume, ctl, opt, given),
+                    "clip" => ClipTrainer.Resume(resume, ctl, opt, given),
+                    _ => DiffusionTrainer.Resume(resume, ctl, opt, given),
+                }
+                : family switch
+                {
+                    "vqvae" => VqTrainer.Start(outDir!, opt, ctl),
+                    "dalle" => DalleTrainer.Start(outDir!, opt, ctl),
+                    "clip" => ClipTrainer.Start(outDir!, opt, ctl),
+                    _ => DiffusionTrainer.Start(outDir!, opt, ctl),
+                };
+            if (world.Rank != 0)
             {
-                var ctl = new TrainControl(maxMinutes, stopAt, cts.Token, bar.Log, t => bar.Update(t.Step, t.TotalSteps,
-                    string.Create(CultureInfo.InvariantCulture,
-                        $"loss {t.Loss:F4}  {t.ImagesPerSecond:F1} img/s  ETA {t.Eta:hh\\:mm\\:ss}")),
-                    Strict: strict, Warn: bar.Log);
-                return resume != null
-                    ? family switch
-                    {
-                        "vqvae" => VqTrainer.Resume(resume, ctl, opt, given),
-                        "dalle" => DalleTrainer.Resume(resume, ctl, opt, given),
-                        "clip" => ClipTrainer.Resume(resume, ctl, opt, given),
-                        _ => DiffusionTrainer.Resume(resume, ctl, opt, given),
-                    }
-                    : family switch
-                    {
-                        "vqvae" => VqTrainer.Start(outDir!, opt, ctl),
-                        "dalle" => DalleTrainer.Start(outDir!, opt, ctl),
-                        "clip" => ClipTrainer.Start(outDir!, opt, ctl),
-                        _ => DiffusionTrainer.Start(outDir!, opt, ctl),
-                    };
-            });
+                Train(new TrainControl(maxMinutes, stopAt, cts.Token, Strict: strict, Warn: _ => { }, World: world));
+                return 0;
+            }
+            var r = ConsoleProgress.Run("step", bar => Train(new TrainControl(maxMinutes, stopAt, cts.Token, bar.Log,
+                t => bar.Update(t.Step, t.TotalSteps, string.Create(CultureInfo.InvariantCulture,
+                    $"loss {t.Loss:F4}  {t.ImagesPerSecond:F1} img/s  ETA {t.Eta:hh\\:mm\\:ss}")),
+                Strict: strict, Warn: bar.Log, World: world)));
             Console.WriteLine(r.BestStep < 0
                 ? $"stopped at step {r.Step} ({r.StopReason}) before the first validation: no model exported yet; "
                     + $"continue with 'pictor train {family} --resume RUN'"
                 : $"stopped at step {r.Step} ({r.StopReason}); best {r.BestBy} {r.BestVal:G5} at step {r.BestStep}; "
                     + $"model: {r.ModelDir}");
             return 0;
+        }
+        catch (Exception e) when (world.Size > 1 && e is not OperationCanceledException)
+        {
+            // the other ranks would wait for this one at the next collective: end them all, naming this rank
+            Console.Error.WriteLine($"pictor: rank {world.Rank} of {world.Size} failed: {e.Message}");
+            world.Abort(1);
+            throw;
         }
         finally { Console.CancelKeyPress -= onCtrlC; }
     }

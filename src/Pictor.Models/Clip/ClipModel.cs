@@ -80,15 +80,25 @@ public sealed class ClipModel : Module
         Ops.Div(x, Ops.Sqrt(Ops.AddScalar(Ops.Sum(Ops.Square(x), [1], keepDim: true), 1e-12f)));
 
     /// <summary>The symmetric contrastive loss of B matching (image, caption) pairs: (CE(L, arange) + CE(L^T, arange))
-    /// / 2 with L = exp(t) I T^T [B, B]. The temperature is clamped at ln 100 first.</summary>
-    public Tensor Loss(Tensor images, IntTensor ids)
+    /// / 2 with L = exp(t) I T^T [B, B]. The temperature is clamped at ln 100 first.
+    /// Data-parallel (OpenCLIP's gathered features): <paramref name="images"/> and <paramref name="ids"/> are this
+    /// rank's M pairs of the batch, <paramref name="gather"/> returns the embeddings of the whole batch [B, E] with
+    /// this rank's rows (and their gradient) in place, and every one of the <paramref name="ranks"/> ranks computes the same
+    /// loss; the gradient reaching this rank's encoders is then its part of the batch's, and t's is divided by the
+    /// ranks, so the gradients summed over the ranks are those of one process.</summary>
+    public Tensor Loss(Tensor images, IntTensor ids, Func<Tensor, Tensor>? gather = null, int ranks = 1)
     {
-        int b = images.Shape[0];
-        if (ids.Shape[0] != b) Throw.Argument($"{b} images but {ids.Shape[0]} captions");
+        int m = images.Shape[0];
+        if (ids.Shape[0] != m) Throw.Argument($"{m} images but {ids.Shape[0]} captions");
         var s = LogScale.Span;
         if (s[0] > MaxLogScale) s[0] = MaxLogScale;
-        var img = EncodeImage(images); var txt = EncodeText(ids);    // (B, E) each
-        var logits = Ops.Mul(Ops.MatMul(img, Ops.Transpose(txt, 0, 1)), Ops.Exp(LogScale));   // (B, B)
+        var img = EncodeImage(images); var txt = EncodeText(ids);    // (M, E) each
+        if (gather != null) { img = gather(img); txt = gather(txt); }   // (B, E) each
+        int b = img.Shape[0];
+        // value t, gradient dL/dt / ranks: t * k + sg[t] (1 - k)
+        var t = ranks == 1 ? LogScale : Ops.Add(Ops.MulScalar(LogScale, 1f / ranks),
+            Ops.MulScalar(LogScale.Detach(), 1f - 1f / ranks));
+        var logits = Ops.Mul(Ops.MatMul(img, Ops.Transpose(txt, 0, 1)), Ops.Exp(t));   // (B, B)
         var diag = new IntTensor(Enumerable.Range(0, b).ToArray(), b);
         return Ops.MulScalar(Ops.Add(Ops.CrossEntropy(logits, diag),
             Ops.CrossEntropy(Ops.Transpose(logits, 0, 1), diag)), 0.5f);

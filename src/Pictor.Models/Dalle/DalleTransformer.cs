@@ -103,29 +103,43 @@ public sealed class DalleTransformer : Module
     /// slots are scored over the text vocabulary and image slots over the image codes (see <see cref="TargetMask"/>).
     /// With
     /// <paramref name="imageOnly"/>, the mean over image targets alone (the validation figure: nats per image
-    /// token).</summary>
-    public Tensor Loss(IntTensor seq, int padId, bool imageOnly = false, float dropout = 0f, Rng? rng = null)
+    /// token). <paramref name="whole"/>: when these sequences are one shard of a batch (data-parallel training), that
+    /// batch's size and text-target count (<see cref="TextTargets"/> summed over the shards), so the means are over the
+    /// whole batch and the shards' losses sum to its loss.</summary>
+    public Tensor Loss(IntTensor seq, int padId, bool imageOnly = false, float dropout = 0f, Rng? rng = null,
+        (int Batch, int TextTargets)? whole = null)
     {
         var c = Config;
         if (seq.Shape.Length != 2 || seq.Shape[1] != c.SeqLen)
             Throw.Argument($"DALL-E training sequences must be [B, {c.SeqLen}], got {Shape.Format(seq.Shape)}");
         int b = seq.Shape[0], t = c.SeqLen - 1;
         var inp = new int[b * t]; var tgt = new int[b * t]; var w = new float[b * t];
-        int textTargets = 0;
         for (int i = 0; i < b; i++)
         {
             Array.Copy(seq.Data, i * c.SeqLen, inp, i * t, t);
             Array.Copy(seq.Data, i * c.SeqLen + 1, tgt, i * t, t);
-            for (int j = 0; j < c.TextLen - 1; j++) if (tgt[i * t + j] != padId) textTargets++;
         }
+        var (batch, textTargets) = whole ?? (b, TextTargets(seq, padId));
         float wText = imageOnly || textTargets == 0 ? 0f : c.TextLossWeight / textTargets;
-        float wImage = (wText > 0 ? 1f - c.TextLossWeight : 1f) / (b * c.ImageLen);
+        float wImage = (wText > 0 ? 1f - c.TextLossWeight : 1f) / (batch * c.ImageLen);
         for (int i = 0; i < b; i++)
             for (int j = 0; j < t; j++)
                 w[i * t + j] = j >= c.TextLen - 1 ? wImage                         // target j + 1 is an image token
                     : tgt[i * t + j] != padId ? wText : 0f;
         var logits = Ops.Add(Forward(new IntTensor(inp, b, t), dropout, rng), TargetMask());   // (B, T-1, V)
-        return Ops.CrossEntropy(Ops.Reshape(logits, b * t, c.Vocab), new IntTensor(tgt, b * t), rowWeights: w);
+        var loss = Ops.CrossEntropy(Ops.Reshape(logits, b * t, c.Vocab), new IntTensor(tgt, b * t), rowWeights: w);
+        // CrossEntropy divides by the weights' sum: 1 for a whole batch, this shard's part of 1 for a shard
+        return whole == null ? loss : Ops.MulScalar(loss, (float)w.Sum(x => (double)x));
+    }
+
+    /// <summary>How many next-token targets of <paramref name="seq"/> [B, L + G*G] are text, not padding (the count
+    /// the text term of <see cref="Loss"/> averages over).</summary>
+    public int TextTargets(IntTensor seq, int padId)
+    {
+        int b = seq.Shape[0], n = 0, len = Config.SeqLen;
+        for (int i = 0; i < b; i++)
+            for (int j = 1; j < Config.TextLen; j++) if (seq.Data[i * len + j] != padId) n++;
+        return n;
     }
 
     private Tensor? targetMask;

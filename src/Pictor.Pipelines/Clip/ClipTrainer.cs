@@ -36,8 +36,8 @@ public static class ClipTrainer
         var tok = BpeTokenizer.Train(train.Captions.SelectMany(c => c), opt.Vocab);
         var clip = new ClipPipeline(opt.Preset, opt.ImageSize, ClipPipeline.FromPreset(opt.Preset, tok.VocabSize,
             opt.Context), tok, new Rng(opt.Seed));
-        TrainingSession.WriteRunFiles(runDir, clip.ToJson(), tok, opt);
-        ctl.Log?.Invoke($"model: CLIP preset {opt.Preset}, {clip.Model.ParameterCount():N0} parameters, "
+        TrainingSession.WriteRunFiles(runDir, clip.ToJson(), tok, opt, ctl);
+        ctl.RootLog?.Invoke($"model: CLIP preset {opt.Preset}, {clip.Model.ParameterCount():N0} parameters, "
             + $"{clip.Config.EmbedDim}-wide embeddings");
         return new Session(runDir, opt, clip, train, val, ctl).Run(null);
     }
@@ -55,7 +55,7 @@ public static class ClipTrainer
             throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' of {TrainingSession.TrainFile}; "
                 + $"the run was edited or made by another Pictor version");
         var (train, val) = TrainingSession.LoadSplits(opt, ctl);
-        ctl.Log?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
+        ctl.RootLog?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
         return new Session(runDir, opt, clip, train, val, ctl).Run(SafeTensorsFile.Read(ckpt));
     }
 
@@ -117,16 +117,38 @@ public static class ClipTrainer
 
         protected override Tensor Loss()
         {
-            int size = Opt.ImageSize, per = 3 * size * size, b = Opt.Batch;
+            // drawn for the whole batch, encoded for the shard's pairs (i - o) only
+            int size = Opt.ImageSize, per = 3 * size * size, o = Shard.Offset, b = Shard.Count;
             var captions = new string[b];
-            for (int i = 0; i < b; i++)
+            for (int i = 0; i < Opt.Batch; i++)
             {
                 int idx = NextIndex();
-                train.Read(idx, x.AsSpan(i * per, per));
                 var caps = train.Captions[idx];
-                captions[i] = caps[Rng.NextInt(caps.Count)];
+                string caption = caps[Rng.NextInt(caps.Count)];
+                if (!Shard.Contains(i)) continue;
+                train.Read(idx, x.AsSpan((i - o) * per, per));
+                captions[i - o] = caption;
             }
-            return clip.Model.Loss(Tensor.FromArray(x, b, 3, size, size), clip.Tokenize(captions));
+            var images = Tensor.FromArray(x[..(b * per)], b, 3, size, size);
+            if (World.Size == 1) return clip.Model.Loss(images, clip.Tokenize(captions));
+            var l = clip.Model.Loss(images, clip.Tokenize(captions), Gather, World.Size);
+            // every rank computed the whole batch's loss: report its 1/ranks share (the sum over ranks is the loss)
+            return Ops.AddScalar(l, l.Item() / World.Size - l.Item());
+        }
+
+        /// <summary>The whole batch's embeddings [B, E] from every rank's [M, E]: the others' as constants, this
+        /// rank's (with gradient) in its place.</summary>
+        private Tensor Gather(Tensor local)
+        {
+            int m = local.Shape[0], e = local.Shape[1], o = Shard.Offset;
+            var all = new float[World.Size * m * e];
+            World.Allgather(local.ToArray(), all);
+            var parts = new List<Tensor>();
+            if (o > 0) parts.Add(Tensor.FromArray(all[..(o * e)], o, e));
+            parts.Add(local);
+            int rest = Opt.Batch - o - m;
+            if (rest > 0) parts.Add(Tensor.FromArray(all[((o + m) * e)..], rest, e));
+            return Ops.Concat(parts, 0);
         }
 
         /// <summary>The best CLIP is the one that retrieves best (reranking and R-precision use the ranking, not the

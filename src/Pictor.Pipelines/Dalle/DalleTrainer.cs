@@ -35,9 +35,9 @@ public static class DalleTrainer
         var setup = DalleSetup.FromPreset(opt.Preset, opt.ImageSize, tok.VocabSize, opt.Context,
             vq.Config.Codes, vq.Grid);
         var pipe = new DallePipeline(setup, tok, vq, new Rng(opt.Seed));
-        TrainingSession.WriteRunFiles(runDir, setup.ToJson(), tok, opt);
+        TrainingSession.WriteRunFiles(runDir, setup.ToJson(), tok, opt, ctl);
         vq.Save(Path.Combine(runDir, DallePipeline.VqDir));
-        ctl.Log?.Invoke($"model: DALL-E preset {opt.Preset}, {pipe.Transformer.ParameterCount():N0} parameters, "
+        ctl.RootLog?.Invoke($"model: DALL-E preset {opt.Preset}, {pipe.Transformer.ParameterCount():N0} parameters, "
             + $"{tok.VocabSize}-token BPE x {opt.Context} + {vq.Config.Codes} codes x {vq.Grid * vq.Grid}");
         return new Session(runDir, opt, pipe, train, val, ctl).Run(null);
     }
@@ -57,7 +57,7 @@ public static class DalleTrainer
         var tok = BpeTokenizer.Load(Path.Combine(runDir, DallePipeline.TokenizerDir));
         var (train, val) = TrainingSession.LoadSplits(opt, ctl);
         var pipe = new DallePipeline(setup, tok, vq, new Rng(opt.Seed));
-        ctl.Log?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
+        ctl.RootLog?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
         return new Session(runDir, opt, pipe, train, val, ctl).Run(SafeTensorsFile.Read(ckpt));
     }
 
@@ -98,7 +98,7 @@ public static class DalleTrainer
             g2 = pipe.Setup.Transformer.ImageLen;
             var clock = System.Diagnostics.Stopwatch.StartNew();
             trainCodes = EncodeAll(pipe.Vq, train); valCodes = EncodeAll(pipe.Vq, val);
-            ctl.Log?.Invoke($"tokenized {train.Count + val.Count} images with the VQ-VAE in "
+            ctl.RootLog?.Invoke($"tokenized {train.Count + val.Count} images with the VQ-VAE in "
                 + $"{clock.Elapsed.TotalSeconds:F1} s");
         }
 
@@ -106,20 +106,26 @@ public static class DalleTrainer
 
         protected override Tensor Loss()
         {
-            int b = Opt.Batch;
+            // drawn for the whole batch, computed for the shard's images (i - o) only
+            int o = Shard.Offset, b = Shard.Count;
             var captions = new string[b]; var codes = new int[b * g2];
-            for (int i = 0; i < b; i++)
+            for (int i = 0; i < Opt.Batch; i++)
             {
                 int idx = NextIndex();
                 var caps = train.Captions[idx];
                 string cap = caps[Rng.NextInt(caps.Count)];
-                captions[i] = Rng.NextFloat() < Opt.CaptionDropout ? "" : cap;
-                Array.Copy(trainCodes, idx * g2, codes, i * g2, g2);
+                string caption = Rng.NextFloat() < Opt.CaptionDropout ? "" : cap;
+                if (!Shard.Contains(i)) continue;
+                captions[i - o] = caption;
+                Array.Copy(trainCodes, idx * g2, codes, (i - o) * g2, g2);
             }
-            return pipe.Transformer.Loss(pipe.Sequences(pipe.Tokenize(captions, truncate: true), codes),
-                pipe.Tokenizer.PadId,
-                // the masks come from the checkpointed rng: resume stays exact
-                dropout: Opt.Dropout, rng: Opt.Dropout > 0 ? Rng : null);
+            var seq = pipe.Sequences(pipe.Tokenize(captions, truncate: true), codes);
+            int padId = pipe.Tokenizer.PadId;
+            (int, int)? whole = World.Size == 1 ? null
+                : (Opt.Batch, (int)SumOverRanks(pipe.Transformer.TextTargets(seq, padId))[0]);
+            // the masks come from the checkpointed rng (one process) or the step's (LocalRng): resume stays exact
+            return pipe.Transformer.Loss(seq, padId, dropout: Opt.Dropout, rng: Opt.Dropout > 0 ? LocalRng() : null,
+                whole: whole);
         }
 
         /// <summary>Image-token loss (nats per token) of the EMA weights on the first val images, first

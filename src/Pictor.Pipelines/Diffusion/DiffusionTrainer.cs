@@ -34,8 +34,8 @@ public static class DiffusionTrainer
             opt.Context) with { ScheduleShift = opt.NoiseShift };
         CheckPlacementModel(opt, config);
         var pipe = new DiffusionPipeline(config, tok, new Rng(opt.Seed));
-        TrainingSession.WriteRunFiles(runDir, config.ToJson(), tok, opt);
-        ctl.Log?.Invoke($"model: preset {opt.Preset}, {pipe.NamedParameters().Sum(p => (long)p.Param.Numel):N0} "
+        TrainingSession.WriteRunFiles(runDir, config.ToJson(), tok, opt, ctl);
+        ctl.RootLog?.Invoke($"model: preset {opt.Preset}, {pipe.NamedParameters().Sum(p => (long)p.Param.Numel):N0} "
             + $"parameters, {tok.VocabSize}-token BPE, context {opt.Context}"
             + (opt.NoiseShift != 1 ? $", noise schedule shifted by {opt.NoiseShift}" : ""));
         return new Session(runDir, opt, pipe, train, val, ctl).Run(null);
@@ -59,7 +59,7 @@ public static class DiffusionTrainer
         CheckObjectBoxes(opt, train);
         CheckPlacementModel(opt, config);
         var pipe = new DiffusionPipeline(config, tok, new Rng(opt.Seed));
-        ctl.Log?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
+        ctl.RootLog?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
         return new Session(runDir, opt, pipe, train, val, ctl).Run(SafeTensorsFile.Read(ckpt));
     }
 
@@ -89,10 +89,10 @@ public static class DiffusionTrainer
         private readonly float[] x0, eps, xt, target, tf;
         private readonly int[] ts;
         private readonly string[] captions;
-        private readonly float[]? masks;       // (B, S, N) grounding masks, with --grounding
-        private readonly bool[]? grounded;     // (B, S)
-        private readonly float[]? placeTargets;   // (B, S, 2) placement targets, with --placement
-        private readonly bool[]? placed;          // (B, S)
+        private readonly float[]? masks;       // (M, S, N) grounding masks of the shard (M images), with --grounding
+        private readonly bool[]? grounded;     // (M, S)
+        private readonly float[]? placeTargets;   // (M, S, 2) placement targets, with --placement
+        private readonly bool[]? placed;          // (M, S)
 
         public Session(string runDir, TrainOptions opt, DiffusionPipeline pipe, ImageCaptionSet train,
             ImageCaptionSet val, TrainControl ctl)
@@ -104,64 +104,72 @@ public static class DiffusionTrainer
             : base(runDir, opt, ctl, CheckpointFormat, pipe.NamedParameters(), emaPipe.NamedParameters(), train.Count)
         {
             this.pipe = pipe; this.emaPipe = emaPipe; this.train = train; this.val = val;
-            int b = opt.Batch, per = 3 * opt.ImageSize * opt.ImageSize;
-            x0 = new float[b * per]; eps = new float[b * per]; xt = new float[b * per]; target = new float[b * per];
+            int b = opt.Batch, m = Shard.Count, per = 3 * opt.ImageSize * opt.ImageSize;
+            // per image of the shard (M = B with one process); the noise, steps and captions of the whole batch
+            x0 = new float[m * per]; eps = new float[b * per]; xt = new float[m * per]; target = new float[m * per];
             ts = new int[b]; tf = new float[b]; captions = new string[b];
-            if (opt.Grounding > 0) { masks = new float[b * opt.Context * opt.ImageSize * opt.ImageSize]; grounded =
-                new bool[b * opt.Context]; }
-            if (opt.Placement > 0) { placeTargets = new float[b * opt.Context * 2]; placed =
-                new bool[b * opt.Context]; }
+            if (opt.Grounding > 0) { masks = new float[m * opt.Context * opt.ImageSize * opt.ImageSize]; grounded =
+                new bool[m * opt.Context]; }
+            if (opt.Placement > 0) { placeTargets = new float[m * opt.Context * 2]; placed =
+                new bool[m * opt.Context]; }
         }
 
         protected override void SetTraining(bool on) => pipe.Train(on);
 
         protected override Tensor Loss()
         {
-            int size = Opt.ImageSize, per = 3 * size * size, b = Opt.Batch;
-            // images in epoch order, a caption each (or the empty one), a step and noise each
-            for (int i = 0; i < b; i++)
+            int size = Opt.ImageSize, per = 3 * size * size, o = Shard.Offset, b = Shard.Count;
+            // images in epoch order, a caption each (or the empty one), a step and noise each: drawn for the whole
+            // batch, read and computed for the shard's images (i - o) only
+            for (int i = 0; i < Opt.Batch; i++)
             {
                 int idx = NextIndex();
-                train.Read(idx, x0.AsSpan(i * per, per));
                 var caps = train.Captions[idx];
                 string cap = caps[Rng.NextInt(caps.Count)];
-                bool flipped = false;
                 // no draw when off, so runs without it are unchanged
-                if (Opt.Hflip > 0 && Rng.NextFloat() < Opt.Hflip)
-                {
-                    HorizontalFlip.MirrorInPlace(x0.AsSpan(i * per, per), 3, size, size);
-                    cap = HorizontalFlip.MirrorCaption(cap);
-                    flipped = true;
-                }
+                bool flipped = Opt.Hflip > 0 && Rng.NextFloat() < Opt.Hflip;
+                if (flipped) cap = HorizontalFlip.MirrorCaption(cap);
                 captions[i] = Rng.NextFloat() < Opt.CaptionDropout ? "" : cap;
-                if (masks != null) SetGrounding(i, captions[i], train.Objects[idx], flipped);   // draws nothing
+                ts[i] = Rng.NextInt(pipe.Schedule.Steps); tf[i] = ts[i];
+                if (!Shard.Contains(i)) continue;
+                int j = i - o;
+                train.Read(idx, x0.AsSpan(j * per, per));
+                if (flipped) HorizontalFlip.MirrorInPlace(x0.AsSpan(j * per, per), 3, size, size);
+                if (masks != null) SetGrounding(j, captions[i], train.Objects[idx], flipped);   // draws nothing
                 if (placed != null)
                     Placement.Targets(pipe.Tokenizer, captions[i], train.Objects[idx], Opt.Context, size, flipped,
-                        placeTargets.AsSpan(i * Opt.Context * 2, Opt.Context * 2))
-                        .CopyTo(placed, i * Opt.Context);
-                ts[i] = Rng.NextInt(pipe.Schedule.Steps); tf[i] = ts[i];
+                        placeTargets.AsSpan(j * Opt.Context * 2, Opt.Context * 2))
+                        .CopyTo(placed, j * Opt.Context);
             }
             Rng.FillNormal(eps);
-            pipe.Schedule.AddNoise(x0, eps, ts, xt);
-            pipe.Schedule.Target(pipe.Config.Prediction, x0, eps, ts, target);
+            var epsShard = eps.AsSpan(o * per, b * per); var tsShard = ts.AsSpan(o, b);
+            pipe.Schedule.AddNoise(x0, epsShard, tsShard, xt);
+            pipe.Schedule.Target(pipe.Config.Prediction, x0, epsShard, tsShard, target);
             var maps = masks != null ? new List<Tensor>() : null;
             var places = placed != null ? new List<Tensor>() : null;
-            var outp = pipe.Forward(Tensor.FromArray(xt, b, 3, size, size), tf, pipe.Tokenize(captions, truncate: true),
-                maps, places);
+            var outp = pipe.Forward(Tensor.FromArray(xt, b, 3, size, size), tf[o..(o + b)],
+                pipe.Tokenize(captions[o..(o + b)], truncate: true), maps, places);
             var w = Opt.MinSnr == 0 ? null   // per-image w_t of MinSnrWeighting, broadcast over the image
-                : Tensor.FromArray(MinSnrWeighting.Weights(pipe.Schedule, pipe.Config.Prediction, ts, Opt.MinSnr), b, 1,
-                    1, 1);
+                : Tensor.FromArray(MinSnrWeighting.Weights(pipe.Schedule, pipe.Config.Prediction, ts[o..(o + b)],
+                    Opt.MinSnr), b, 1, 1, 1);
             var loss = Ops.MseLoss(outp, Tensor.FromArray(target, b, 3, size, size), w);
             // L = MSE + W_g * L_token (GroundingLoss) + W_p * L_place (Placement); the val loss stays the plain MSE,
-            // comparable with runs without them
+            // comparable with runs without them. Data-parallel: this shard's share of each mean over the whole batch.
+            int gLocal = grounded?.Count(g => g) ?? 0, pLocal = placed?.Count(p => p) ?? 0;
+            var totals = World.Size > 1 ? SumOverRanks(gLocal, pLocal) : [gLocal, pLocal];
+            if (World.Size > 1) loss = Ops.MulScalar(loss, Shard.Fraction);
             if (maps != null)
                 loss = Ops.Add(loss, Ops.MulScalar(GroundingLoss.Compute(maps, masks!, grounded!, b, Opt.Context, size),
-                    Opt.Grounding));
+                    Opt.Grounding * Share(gLocal, totals[0])));
             if (places != null)
                 loss = Ops.Add(loss, Ops.MulScalar(Placement.Loss(places.Single(), placeTargets!, placed!),
-                    Opt.Placement));
+                    Opt.Placement * Share(pLocal, totals[1])));
             return loss;
         }
+
+        /// <summary>The shard's weight in a mean over the whole batch's <paramref name="total"/> items, of which it
+        /// holds <paramref name="local"/> (1 with one process).</summary>
+        private static float Share(int local, double total) => total > 0 ? (float)(local / total) : 0f;
 
         private void SetGrounding(int i, string caption, IReadOnlyList<Imaging.Datasets.ImageObject> objects,
             bool flipped)

@@ -5,6 +5,7 @@ using Pictor.Engine;
 using Pictor.Engine.IO;
 using Pictor.Imaging.Datasets;
 using Pictor.Nn.Optim;
+using Pictor.Pipelines.Distributed;
 
 namespace Pictor.Pipelines.Training;
 
@@ -13,9 +14,19 @@ namespace Pictor.Pipelines.Training;
 /// <param name="Strict">An image of the data that does not decode stops the run (the CLI's --strict) instead of
 /// being skipped with a warning (<see cref="BadImagePolicy"/>).</param>
 /// <param name="Warn">Where the warning line for each skipped image goes; null: standard error.</param>
+/// <param name="World">The processes that train together (data-parallel, <see cref="Cluster.FromEnvironment"/> under
+/// mpiexec); null: this process alone. Rank 0 alone logs, reports progress and writes files.</param>
 public sealed record TrainControl(double MaxMinutes = 0, long StopAtStep = 0, CancellationToken Cancel = default,
     Action<string>? Log = null, Action<TrainProgress>? Progress = null, bool Strict = false,
-    Action<string>? Warn = null);
+    Action<string>? Warn = null, ICollective? World = null)
+{
+    /// <summary>The world, never null.</summary>
+    public ICollective Group => World ?? SingleProcess.Instance;
+    /// <summary>Whether this process writes the run's files and logs (rank 0, or the only process).</summary>
+    public bool IsRoot => Group.Rank == 0;
+    /// <summary>The log, on rank 0 only.</summary>
+    public Action<string>? RootLog => IsRoot ? Log : null;
+}
 
 public sealed record TrainProgress(long Step, long TotalSteps, float Loss, double ImagesPerSecond, TimeSpan Eta);
 
@@ -39,6 +50,13 @@ public readonly record struct Validation(double Loss, string Extra, double? Key 
 /// batches in a seeded per-epoch order, AdamW with warm-up + cosine decay and global-norm clipping, EMA weights,
 /// validation every N steps with early stopping, checkpoints every N steps (last K kept, plus best), and exact resume.
 ///
+/// Data-parallel (<see cref="TrainControl.World"/> of N ranks): --batch is the global batch; each rank computes the
+/// images of its <see cref="Shard"/> while drawing the random numbers of the whole batch, the gradients are summed over
+/// the ranks (<see cref="GradientSync"/>), and every rank applies the same AdamW step, so the weights stay equal on all
+/// ranks and equal to one process with the same global batch (to float rounding). Rank 0 alone validates, logs and
+/// writes files; the decision to stop travels with each step's loss. Checkpoints hold no rank state, so a run may
+/// resume with another number of ranks.
+///
 /// Run directory: train.json, checkpoints/step-NNNNNNN.safetensors, best.safetensors, model/ (the best EMA weights as a
 /// model directory), samples/step-NNNNNNN.png, loss.png, log.csv, plus what the trainer adds. Every file is written
 /// atomically. A checkpoint holds the weights ("model." + name), EMA, AdamW moments, step, RNG state and the position
@@ -55,11 +73,16 @@ public abstract class TrainingSession
     /// <summary>The run's random stream (caption choice, noise, code restarts); saved in every checkpoint.</summary>
     protected Rng Rng { get; }
     protected long Step { get; private set; }
+    /// <summary>The processes training together; one, outside mpiexec.</summary>
+    protected ICollective World { get; }
+    /// <summary>The images of each global batch this rank computes (all of them with one process).</summary>
+    protected Shard Shard { get; }
 
     private readonly string format;
     private readonly List<(string Name, Tensor Param)> parameters, evalParameters;
     private readonly int trainCount;
     private readonly AdamW adam;
+    private readonly GradientSync sync;
     private readonly Ema ema;
     private readonly WarmupCosine lr;
     private long epoch;
@@ -82,6 +105,9 @@ public abstract class TrainingSession
     {
         RunDir = runDir; Opt = opt; Ctl = ctl; this.format = format; this.trainCount = trainCount;
         this.parameters = parameters.ToList(); this.evalParameters = evalParameters.ToList();
+        World = ctl.Group;
+        Shard = Shard.Of(opt.Batch, World.Rank, World.Size);
+        sync = new GradientSync(World, this.parameters.Select(p => p.Param));
         // No weight decay on biases, norms, embeddings and positions (1-D tensors and embedding tables).
         adam = new AdamW(this.parameters, new AdamWConfig(opt.Lr, WeightDecay: opt.WeightDecay),
             noDecay: (n, p) => p.Rank == 1 || n.Contains("emb", StringComparison.Ordinal));
@@ -95,12 +121,33 @@ public abstract class TrainingSession
     // supplies
 
     /// <summary>Builds one batch (with <see cref="NextIndex"/> and <see cref="Rng"/>), runs the forward pass and
-    /// returns the scalar loss to backpropagate. Runs inside a tensor scope with gradients zeroed.</summary>
+    /// returns the scalar loss to backpropagate. Runs inside a tensor scope with gradients zeroed.
+    /// Data-parallel, this rank's share: draw for the whole global batch (every <see cref="NextIndex"/> and random
+    /// number, so the stream stays the same on all ranks), compute the images of <see cref="Shard"/> only, and return
+    /// a loss whose value and gradient summed over the ranks are those of the whole batch (a mean over the shard times
+    /// <see cref="Shard.Fraction"/>, or, for a mean over a varying count, the shard's sum over the global count from
+    /// <see cref="SumOverRanks"/>).</summary>
     protected abstract Tensor Loss();
 
-    /// <summary>After backward, before clipping and the optimiser step (a VQ codebook's moving-average
-    /// update).</summary>
+    /// <summary>After backward, before the gradients are summed over the ranks, clipped and stepped (a VQ codebook's
+    /// moving-average update).</summary>
     protected virtual void AfterBackward() { }
+
+    /// <summary>The element-wise sum over the ranks of <paramref name="values"/> (a collective: every rank calls it
+    /// at the same point of <see cref="Loss"/>). With one process, the values.</summary>
+    protected double[] SumOverRanks(params double[] values)
+    {
+        World.AllreduceSum(values);
+        return values;
+    }
+
+    /// <summary>A random stream for randomness that only this rank's images use (dropout masks drawn inside a
+    /// forward pass): made from the seed, the step and the rank, so it needs no checkpoint and leaves
+    /// <see cref="Rng"/> in step on every rank. With one process it is <see cref="Rng"/> itself, so single-process
+    /// runs draw as before.</summary>
+    protected Rng LocalRng() => World.Size == 1 ? Rng
+        : new Rng((Opt.Seed ^ 0xD1B54A32D192ED03UL) * 0x9E3779B97F4A7C15UL + (ulong)Step * 1_000_003UL
+            + (ulong)World.Rank + 1);
 
     /// <summary>Validates the EMA weights (already copied into the eval model): the val loss, an extra text for the log
     /// line (e.g. ", PSNR 24.1 dB") and, when the trainer picks its best weights by another figure, that
@@ -144,9 +191,11 @@ public abstract class TrainingSession
         TrainOptions opt, TrainControl ctl)
     {
         opt.Validate();
+        Shard.Of(opt.Batch, ctl.Group.Rank, ctl.Group.Size);   // refuses a batch that does not split over the ranks
         EnsureNewRun(runDir);
+        ctl.Group.Barrier();   // every rank has looked before rank 0 writes
         var (train, val) = LoadSplits(opt, ctl);
-        ctl.Log?.Invoke($"data: {train.Count} train, {val.Count} val images at {opt.ImageSize}x{opt.ImageSize} "
+        ctl.RootLog?.Invoke($"data: {train.Count} train, {val.Count} val images at {opt.ImageSize}x{opt.ImageSize} "
             + $"from {opt.Data}");
         return (train, val);
     }
@@ -159,9 +208,11 @@ public abstract class TrainingSession
         ImageCaptionSet.LoadSplits(opt.Data, opt.ImageSize, new BadImagePolicy(ctl.Strict, ctl.Warn));
 
     /// <summary>Writes a new run's config.json, tokenizer/ (when the model has one) and train.json, each
-    /// atomically.</summary>
-    public static void WriteRunFiles(string runDir, string configJson, Text.BpeTokenizer? tokenizer, TrainOptions opt)
+    /// atomically (on rank 0 only).</summary>
+    public static void WriteRunFiles(string runDir, string configJson, Text.BpeTokenizer? tokenizer, TrainOptions opt,
+        TrainControl ctl)
     {
+        if (!ctl.IsRoot) return;
         Directory.CreateDirectory(runDir);
         AtomicFile.WriteAllText(Path.Combine(runDir, "config.json"), configJson);
         tokenizer?.Save(Path.Combine(runDir, "tokenizer"));
@@ -212,53 +263,101 @@ public abstract class TrainingSession
     public TrainResult Run(SafeTensorsFile? resumeFrom)
     {
         if (resumeFrom != null) Restore(resumeFrom);
+        if (World.Size > 1)
+        {   // the same start everywhere (initialisation is seeded alike; this makes it so whatever happened before)
+            foreach (var (_, p) in parameters) World.Broadcast(p.Span);
+            Ctl.RootLog?.Invoke($"data-parallel: {World.Describe}, {Shard.Count} of each batch of {Opt.Batch} "
+                + $"images per rank, {Engine.Kernels.Parallelism.Threads} threads each; gradient allreduce "
+                + $"{sync.BytesPerStep / 1048576.0:F1} MiB per step");
+            // mpiexec reports a rank that dies by its process id: this line says which rank that was
+            var who = Processes.Gather(World);
+            Ctl.RootLog?.Invoke("ranks: " + string.Join(", ", who.Select((w, r) => $"{r} = pid {w.Pid} on {w.Host}")));
+        }
         var clock = Stopwatch.StartNew();
         string reason = "reached --steps";
         long startStep = Step; var lastReport = clock.Elapsed;
         SetTraining(true);
+        bool interrupted = false;
+        var loop = new Stopwatch();   // forward, backward, allreduce and optimiser step: no validation or files
         while (Step < Opt.Steps)
         {
-            if (Ctl.Cancel.IsCancellationRequested) { reason = "interrupted"; break; }
             if (Ctl.StopAtStep > 0 && Step >= Ctl.StopAtStep) { reason = $"stopped at step {Step} as asked"; break; }
-            if (Ctl.MaxMinutes > 0 && clock.Elapsed.TotalMinutes >= Ctl.MaxMinutes) { reason =
-                $"time limit of {Ctl.MaxMinutes} minutes"; break; }
+            // Ctrl+C on any rank, or rank 0's clock, stops every rank, before the batch is drawn (so a resumed run
+            // continues the same stream)
+            bool cancel = Ctl.Cancel.IsCancellationRequested, late = World.Rank == 0 && Ctl.MaxMinutes > 0
+                && clock.Elapsed.TotalMinutes >= Ctl.MaxMinutes;
+            if (World.Size > 1)
+            {
+                var v = SumOverRanks(cancel ? 1 : 0, late ? 1 : 0);
+                cancel = v[0] > 0; late = v[1] > 0;
+            }
+            if (cancel || late) { interrupted = cancel; break; }
             float loss;
+            loop.Start();
             using (TensorScope.Begin())
             {
                 adam.ZeroGrad();
                 var l = Loss();
                 loss = l.Item();
+                if (World.Size > 1) loss = (float)SumOverRanks(loss)[0];   // the global batch's loss, on every rank
                 if (!float.IsFinite(loss))
                     throw new InvalidOperationException($"training diverged at step {Step + 1} (loss {loss}); resume "
                         + $"from the last checkpoint with a lower --lr");
                 l.Backward();
                 AfterBackward();
+                sync.Run();
                 GradClip.ClipByGlobalNorm(parameters.Select(p => p.Param), Opt.ClipNorm);
                 adam.LearningRate = lr.At(Step);
                 adam.StepOnce();
             }
+            loop.Stop();
             Step++;
             ema.Update(ema.WarmupDecay(Step));
             intervalLoss += loss; intervalCount++;
-            if (Ctl.Progress != null && (clock.Elapsed - lastReport).TotalSeconds >= 0.5 || Step == Opt.Steps)
+            if (Ctl.IsRoot && Ctl.Progress != null && ((clock.Elapsed - lastReport).TotalSeconds >= 0.5
+                || Step == Opt.Steps))
             {
                 lastReport = clock.Elapsed;
                 double ips = (Step - startStep) * Opt.Batch / clock.Elapsed.TotalSeconds;
-                Ctl.Progress?.Invoke(new TrainProgress(Step, Opt.Steps, (float)(intervalLoss / intervalCount), ips,
+                Ctl.Progress(new TrainProgress(Step, Opt.Steps, (float)(intervalLoss / intervalCount), ips,
                     TimeSpan.FromSeconds((Opt.Steps - Step) * Opt.Batch / Math.Max(ips, 1e-9))));
             }
             bool stop = false;
-            if (Step % Opt.ValEvery == 0 || Step == Opt.Steps) stop = ValidateAndKeepBest();
-            if (Step % Opt.CkptEvery == 0 || Step == Opt.Steps || stop) SaveCheckpoint();
+            if (Step % Opt.ValEvery == 0 || Step == Opt.Steps) stop = OnRoot(ValidateAndKeepBest);
+            if (Step % Opt.CkptEvery == 0 || Step == Opt.Steps || stop) OnRoot(SaveCheckpoint);
             if (stop) { reason = $"early stopping: no val improvement in {Opt.Patience} validations"; break; }
         }
+        if (interrupted) reason = "interrupted";
+        else if (reason == "reached --steps" && Step < Opt.Steps) reason = $"time limit of {Ctl.MaxMinutes} minutes";
         // interrupted mid-interval
-        if (Step % Opt.CkptEvery != 0 && Step != Opt.Steps && Step > startStep) SaveCheckpoint();
-        Ctl.Log?.Invoke($"stopped at step {Step}: {reason}; " + (bestStep < 0
+        if (Step % Opt.CkptEvery != 0 && Step != Opt.Steps && Step > startStep) OnRoot(SaveCheckpoint);
+        World.Barrier();   // no rank leaves before rank 0 has written the last checkpoint
+        if (Step > startStep)
+        {   // bench/distributed.sh reads this line
+            var inv = CultureInfo.InvariantCulture; long n = Step - startStep;
+            Ctl.RootLog?.Invoke($"timing: {n} steps in {clock.Elapsed.TotalSeconds.ToString("F1", inv)} s, "
+                + $"{(loop.Elapsed.TotalMilliseconds / n).ToString("F1", inv)} ms per training step" + (World.Size == 1
+                ? "" : $", of which gradient allreduce {(sync.Elapsed.TotalMilliseconds / n).ToString("F1", inv)} ms ("
+                + $"{(100 * sync.Elapsed.TotalSeconds / loop.Elapsed.TotalSeconds).ToString("F1", inv)} %)"));
+        }
+        Ctl.RootLog?.Invoke($"stopped at step {Step}: {reason}; " + (bestStep < 0
             ? $"no validation yet (the first is at step {Opt.ValEvery}), so no model/ was exported; --resume "
                 + $"continues the run"
             : $"best {BestBy} {bestVal:G5} at step {bestStep}"));
         return new TrainResult(Step, reason, bestVal, bestStep, Path.Combine(RunDir, ModelDir), BestBy);
+    }
+
+    /// <summary>Runs <paramref name="work"/> on rank 0 only (validation, files): the other ranks wait at the next
+    /// collective.</summary>
+    private void OnRoot(Action work) { if (World.Rank == 0) work(); }
+
+    /// <summary>Rank 0's answer of <paramref name="decide"/>, on every rank (the others do not run it).</summary>
+    private bool OnRoot(Func<bool> decide)
+    {
+        if (World.Size == 1) return decide();
+        var flag = new[] { World.Rank == 0 && decide() ? 1f : 0f };
+        World.Broadcast(flag);
+        return flag[0] > 0;
     }
 
     /// <summary>Validates the EMA weights; returns true to stop early.</summary>
@@ -269,8 +368,8 @@ public abstract class TrainingSession
         history.Add(new LossPoint(Step, intervalLoss / Math.Max(1, intervalCount), v));
         intervalLoss = 0; intervalCount = 0;
         double key = selectBy ?? v;
-        Ctl.Log?.Invoke($"step {Step}: train loss {history[^1].Train:G4}, val loss {v:G4}{extra}{(key < bestVal ? " "
-            + "(best)" : "")}");
+        Ctl.RootLog?.Invoke($"step {Step}: train loss {history[^1].Train:G4}, val loss {v:G4}{extra}"
+            + (key < bestVal ? " (best)" : ""));
         if (key < bestVal)
         {
             bestVal = key; bestStep = Step; badVals = 0;

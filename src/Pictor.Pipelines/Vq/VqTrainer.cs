@@ -42,8 +42,9 @@ public static class VqTrainer
         opt = opt with { Model = Family };
         var (train, val) = TrainingSession.BeginRun(runDir, opt, ctl);
         var model = new VqModel(opt.Preset, opt.ImageSize, VqModel.FromPreset(opt.Preset), new Rng(opt.Seed));
-        TrainingSession.WriteRunFiles(runDir, model.ToJson(), null, opt);
-        ctl.Log?.Invoke($"model: VQ-VAE preset {opt.Preset}, {model.Net.ParameterCount():N0} parameters and buffers, "
+        TrainingSession.WriteRunFiles(runDir, model.ToJson(), null, opt, ctl);
+        ctl.RootLog?.Invoke($"model: VQ-VAE preset {opt.Preset}, {model.Net.ParameterCount():N0} parameters and "
+            + $"buffers, "
             + $"{model.Config.Codes} codes of width {model.Config.CodeDim}, {model.Grid}x{model.Grid} "
             + $"tokens per image");
         return new Session(runDir, opt, model, train, val, ctl).Run(null);
@@ -61,7 +62,7 @@ public static class VqTrainer
             throw new FormatException($"{cfgPath} does not match preset '{opt.Preset}' at size {opt.ImageSize} of "
                 + $"{TrainingSession.TrainFile}; the run was edited or made by another Pictor version");
         var (train, val) = TrainingSession.LoadSplits(opt, ctl);
-        ctl.Log?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
+        ctl.RootLog?.Invoke($"resuming {runDir} from {Path.GetFileName(ckpt)}");
         return new Session(runDir, opt, model, train, val, ctl).Run(SafeTensorsFile.Read(ckpt));
     }
 
@@ -134,15 +135,33 @@ public static class VqTrainer
 
         protected override Tensor Loss()
         {
-            int size = Opt.ImageSize, per = 3 * size * size, b = Opt.Batch;
-            for (int i = 0; i < b; i++) train.Read(NextIndex(), x.AsSpan(i * per, per));
+            // the whole batch's order, the shard's images (i - o)
+            int size = Opt.ImageSize, per = 3 * size * size, o = Shard.Offset, b = Shard.Count;
+            for (int i = 0; i < Opt.Batch; i++)
+            {
+                int idx = NextIndex();
+                if (Shard.Contains(i)) train.Read(idx, x.AsSpan((i - o) * per, per));
+            }
             if (model.Net.Gumbel is { } g) g.Temperature = GumbelTemperature(Step, Opt.Steps);
-            var (_, _, _, loss, z, c) = model.Net.Forward(Tensor.FromArray(x, b, 3, size, size), Rng);
+            var (_, _, _, loss, z, c) = model.Net.Forward(Tensor.FromArray(x[..(b * per)], b, 3, size, size),
+                LocalRng());
             latent = z; codes = c;
-            return loss;
+            return World.Size == 1 ? loss : Ops.MulScalar(loss, Shard.Fraction);
         }
 
-        protected override void AfterBackward() => model.Net.Quantizer?.Update(latent!, codes!.Data, Rng);
+        /// <summary>The codebook's moving-average update, from the whole batch's latents and codes (gathered from
+        /// every rank, so every rank makes the same update, and the same restarts from <see cref="Rng"/>).</summary>
+        protected override void AfterBackward()
+        {
+            if (model.Net.Quantizer is not { } q) return;
+            if (World.Size == 1) { q.Update(latent!, codes!.Data, Rng); return; }
+            var z = latent!.ToArray(); var c = codes!.Data;                       // (M, D, h, w), (M, h, w)
+            var zAll = new float[World.Size * z.Length]; var cAll = new float[World.Size * c.Length];
+            World.Allgather(z, zAll);
+            World.Allgather(c.Select(k => (float)k).ToArray(), cAll);             // codes < 2^24: exact as floats
+            int[] shape = [Opt.Batch, .. latent.Shape[1..]];
+            q.Update(Tensor.FromArray(zAll, shape), cAll.Select(k => (int)k).ToArray(), Rng);
+        }
 
         protected override Validation Validate()
         {
