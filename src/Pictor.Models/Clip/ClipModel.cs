@@ -83,9 +83,9 @@ public sealed class ClipModel : Module
     /// / 2 with L = exp(t) I T^T [B, B]. The temperature is clamped at ln 100 first.
     /// Data-parallel (OpenCLIP's gathered features): <paramref name="images"/> and <paramref name="ids"/> are this
     /// rank's M pairs of the batch, <paramref name="gather"/> returns the embeddings of the whole batch [B, E] with
-    /// this rank's rows (and their gradient) in place, and every one of the <paramref name="ranks"/> ranks computes the same
-    /// loss; the gradient reaching this rank's encoders is then its part of the batch's, and t's is divided by the
-    /// ranks, so the gradients summed over the ranks are those of one process.</summary>
+    /// this rank's rows (and their gradient) in place, and every one of the <paramref name="ranks"/> ranks computes
+    /// the same loss; the gradient reaching this rank's encoders is then its part of the batch's, and t's is divided
+    /// by the ranks, so the gradients summed over the ranks are those of one process.</summary>
     public Tensor Loss(Tensor images, IntTensor ids, Func<Tensor, Tensor>? gather = null, int ranks = 1)
     {
         int m = images.Shape[0];
