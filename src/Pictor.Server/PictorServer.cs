@@ -141,8 +141,21 @@ public static class PictorServer
     {
         id = m.Name, @object = "model", created = 0, owned_by = "pictor", family = m.Family,
         size = $"{m.ImageSize}x{m.ImageSize}", default_sampler = m.DefaultSampler, default_steps = m.DefaultSteps,
-        default_guidance = m.DefaultGuidance, reranking = m.Clip != null,
+        default_guidance = m.DefaultGuidance, reranking = m.Clip != null, edits = Edits(m),
+        variations = Edits(m).Contains("img2img"),
     };
+
+    /// <summary>The edits the model's family runs (POST /v1/images/edits), by their metadata names.</summary>
+    private static string[] Edits(Pipelines.TextToImage m)
+    {
+        try
+        {
+            var editor = Pipelines.Editing.ImageEditors.For(m.Pipeline);
+            return Enum.GetValues<Imaging.Png.EditOperation>().Where(op => editor.Refuse(op, m.Pipeline) == null)
+                .Select(Imaging.Png.EditParameters.Name).ToArray();
+        }
+        catch (ArgumentException) { return []; }
+    }
 
     /// <summary>GET /v1/jobs/{id}/events: the job's progress as server-sent events (queued, started, progress with
     /// step, total and a base64 PNG preview, then done or failed). A job not admitted yet is waited for.</summary>
