@@ -5,8 +5,9 @@ namespace Pictor.Server;
 
 /// <summary>
 /// Seconds per work unit (one image's model call: a denoising step, or a DALL-E token) for each model, the rate the
-/// queue's Retry-After rests on. Measured before any job: at start each model draws one image for one step, twice
-/// (the first call pays for JIT compilation, the second is kept). Then each finished job of the model moves it (an
+/// queue's Retry-After rests on. Measured before any job: at start each model draws one image for two steps, twice
+/// (the first call pays for JIT compilation), and the second call's second step is kept (the first step also pays for
+/// encoding the prompt). Then each finished job of the model moves it (an
 /// exponential moving average, weight 0.3 on the newest), so batched and concurrent jobs correct the one-image
 /// calibration.
 /// </summary>
@@ -17,7 +18,7 @@ public sealed class WorkRate
     private readonly Dictionary<TextToImage, double> calibrated = [];
     private readonly Dictionary<TextToImage, int> finished = [];
 
-    /// <summary>Calibrates every model of <paramref name="models"/> (two one-step draws each).</summary>
+    /// <summary>Calibrates every model of <paramref name="models"/> (two two-step draws each).</summary>
     public WorkRate(ModelCatalog models)
     {
         ArgumentNullException.ThrowIfNull(models);
@@ -29,20 +30,23 @@ public sealed class WorkRate
         }
     }
 
-    /// <summary>The time to the first step of a one-image generation of the empty prompt with the model's defaults:
-    /// the progress report of step 1 stops it (a cancellation, as a client's disconnect does).</summary>
+    /// <summary>The time of the second step of a one-image generation of the empty prompt with the model's defaults:
+    /// the progress report of step 2 stops it (a cancellation, as a client's disconnect does).</summary>
     private static double Calibrate(TextToImage model)
     {
         var clock = Stopwatch.StartNew();
-        double seconds = double.NaN;
-        var first = new FirstStep(() =>
+        double first = double.NaN, seconds = double.NaN;
+        var steps = new Steps(step =>
         {
-            seconds = clock.Elapsed.TotalSeconds;
+            if (step == 1) first = clock.Elapsed.TotalSeconds;
+            if (step < 2) return;
+            seconds = clock.Elapsed.TotalSeconds - first;
             throw new OperationCanceledException("calibrated");
         });
-        try { model.Generate(new GenerationRequest("") { Count = 1 }, first); }
+        try { model.Generate(new GenerationRequest("") { Count = 1 }, steps); }
         catch (OperationCanceledException) when (!double.IsNaN(seconds)) { }
-        return double.IsNaN(seconds) ? clock.Elapsed.TotalSeconds : seconds;
+        // A model of one step in all: that step, prompt included.
+        return !double.IsNaN(seconds) ? seconds : !double.IsNaN(first) ? first : clock.Elapsed.TotalSeconds;
     }
 
     /// <summary>The model's seconds per unit: the calibration until a job of it finishes, then the moving
@@ -77,11 +81,8 @@ public sealed class WorkRate
         }
     }
 
-    private sealed class FirstStep(Action onFirst) : IProgress<GenerationProgress>
+    private sealed class Steps(Action<int> onStep) : IProgress<GenerationProgress>
     {
-        public void Report(GenerationProgress value)
-        {
-            if (value.Step >= 1) onFirst();
-        }
+        public void Report(GenerationProgress value) => onStep(value.Step);
     }
 }
