@@ -55,7 +55,7 @@ try {
   await cards(3);
   const varied = await decoded("#gallery .card:first-child img");
   const error = await page.$eval("#error", e => e.textContent);
-  await page.screenshot({ path: screenshot });
+  await page.screenshot({ path: screenshot, fullPage: true });
   console.log(JSON.stringify({ ok: image.width > 0 && edited.width > 0 && varied.width > 0 && !error
     && errors.length === 0 && outside.length === 0, image, edited, varied, progress, error, errors, outside }));
 } finally {
