@@ -135,7 +135,8 @@ public sealed record EditInput(EditOperation Operation, float[] Source, bool[]? 
                 + "64 to 191); use a hard mask (alpha 0 repaints, 255 keeps)");
         }
         else Check(soft <= SoftLimit * n, $"the mask is not binary: {soft} of {n} pixels are mid-grey (64 to 191), "
-            + "where thresholding at 128 would decide the edge; use a hard black-and-white mask (0 keeps, 255 repaints)");
+            + "where thresholding at 128 would decide the edge; use a hard black-and-white mask (0 keeps, "
+            + "255 repaints)");
         return m;
     }
 
