@@ -22,7 +22,7 @@ internal static class ServeVerb
         var deadline = CliOptions.Int("--deadline", "seconds a job may take, queueing included (then 503)", 300, 1,
             86_400);
         var c = new Command("serve", "Serve the models over HTTP: OpenAI's Images API (POST /v1/images/generations, "
-            + "GET /v1/models), progress events and a web page at /")
+            + "/v1/images/edits, /v1/images/variations, GET /v1/models), progress events and a web page at /")
         {
             models, host, port, workers, queue, key, deadline,
         };

@@ -2,12 +2,13 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http;
+using Pictor.Pipelines.Editing;
 
 namespace Pictor.Server;
 
 /// <summary>
-/// The OpenAI Images API routes: generations through the job queue, edits and variations refused while no model
-/// supports them, and the stored PNGs of "url" responses. Validation here, work in <see cref="JobQueue"/>, maths in
+/// The OpenAI Images API routes: generations, edits and variations through the job queue, and the stored PNGs of
+/// "url" responses. Validation here, work in <see cref="JobQueue"/>, maths in
 /// the library.
 /// </summary>
 internal static partial class ImagesApi
@@ -25,11 +26,41 @@ internal static partial class ImagesApi
     public static async Task Generations(HttpContext ctx, ModelCatalog models, ServerOptions options, JobQueue queue,
         ImageStore store)
     {
-        var body = await ReadBody(ctx.Request, options.MaxBodyBytes);
+        var body = await ReadBody(ctx.Request, options.MaxBodyBytes, "send a shorter prompt");
         var g = GenerationBody.Parse(body, models, options);
-        string id = JobId(ctx.Request);
-        var job = new Job(id, g.Model, g.Request, g.Steps, ctx.RequestAborted, options.Deadline);
-        ctx.Response.Headers[JobHeader] = id;
+        var job = Job.Generation(JobId(ctx.Request), g.Model, g.Request, g.Steps, ctx.RequestAborted,
+            options.Deadline);
+        await Answer(ctx, job, g.Url, queue, store);
+    }
+
+    /// <summary>POST /v1/images/edits (multipart): inpainting, image-to-image or DALL-E completion, chosen as
+    /// <see cref="EditBody"/> says; the PNGs carry the edit's metadata (source and mask hashes) for `pictor verify
+    /// --source --mask`.</summary>
+    public static async Task Edits(HttpContext ctx, ModelCatalog models, ServerOptions options, JobQueue queue,
+        ImageStore store)
+    {
+        var e = await EditBody.ReadEdit(ctx.Request, models, options);
+        await Answer(ctx, EditJob(ctx, e, options), e.Url, queue, store);
+    }
+
+    /// <summary>POST /v1/images/variations (multipart): no unCLIP model exists here, so a variation is image-to-image
+    /// from the empty prompt (the diffusion models' unconditional model, trained by caption dropout) at strength 0.6
+    /// unless told; a DALL-E model is refused with a 400.</summary>
+    public static async Task Variations(HttpContext ctx, ModelCatalog models, ServerOptions options,
+        JobQueue queue, ImageStore store)
+    {
+        var e = await EditBody.ReadVariation(ctx.Request, models, options);
+        await Answer(ctx, EditJob(ctx, e, options), e.Url, queue, store);
+    }
+
+    private static Job EditJob(HttpContext ctx, EditBody e, ServerOptions options) => new(JobId(ctx.Request),
+        e.Model, e.Units, (progress, token) => e.Model.Edit(e.Edit, progress, token), ctx.RequestAborted,
+        options.Deadline);
+
+    /// <summary>Admits the job (429 when full), waits for it and writes OpenAI's images response.</summary>
+    private static async Task Answer(HttpContext ctx, Job job, bool asUrl, JobQueue queue, ImageStore store)
+    {
+        ctx.Response.Headers[JobHeader] = job.Id;
         if (!queue.TryAdmit(job, out int retry))
             throw new ApiError(429, $"the server is busy: {queue.Running} running and {queue.Waiting} waiting jobs "
                 + $"fill its {queue.Workers} worker(s) and queue (--workers, --queue); retry after {retry} s",
@@ -48,22 +79,17 @@ internal static partial class ImagesApi
         }
         ctx.Response.Headers["Server-Timing"] = FormattableString.Invariant(
             $"queue;dur={job.Waited.TotalMilliseconds:0.0}, generate;dur={job.Took.TotalMilliseconds:0.0}");
+        var model = job.Model;
         var data = result.Images.Select(img =>
         {
             byte[] png = img.Image.ToPng(img.Parameters.ToPngText());
-            string? url = g.Url ? $"{ctx.Request.Scheme}://{ctx.Request.Host}/images/{store.Add(png)}.png" : null;
-            return new ImageData(g.Url ? null : Convert.ToBase64String(png), url, result.Prompt, img.Parameters.Seed,
-                img.ClipScore);
+            string? url = asUrl ? $"{ctx.Request.Scheme}://{ctx.Request.Host}/images/{store.Add(png)}.png" : null;
+            return new ImageData(asUrl ? null : Convert.ToBase64String(png), url, result.Prompt,
+                img.Parameters.Seed, img.ClipScore);
         }).ToList();
         await ctx.Response.WriteAsJsonAsync(new ImagesResponse(DateTimeOffset.UtcNow.ToUnixTimeSeconds(), data,
-            "png", $"{g.Model.ImageSize}x{g.Model.ImageSize}", g.Model.Name), Json, ctx.RequestAborted);
+            "png", $"{model.ImageSize}x{model.ImageSize}", model.Name), Json, ctx.RequestAborted);
     }
-
-    /// <summary>POST /v1/images/edits and /v1/images/variations: no model here edits yet, so a clear 400.</summary>
-    public static Task Unsupported(HttpContext ctx, string operation) => throw ApiError.BadRequest(
-        $"image {operation} are not supported by these models yet: Pictor's models draw from text only; use POST "
-            + "/v1/images/generations (with seed, steps and negative_prompt to steer the result)", "image",
-        "unsupported_operation");
 
     /// <summary>GET /images/{id}.png: a "url" response's PNG while it lasts.</summary>
     public static async Task StoredImage(HttpContext ctx, string id, ImageStore store)
@@ -76,10 +102,10 @@ internal static partial class ImagesApi
     }
 
     /// <summary>The body, read up to the limit: 413 past it, whether or not Content-Length says so first.</summary>
-    internal static async Task<ReadOnlyMemory<byte>> ReadBody(HttpRequest request, int limit)
+    internal static async Task<ReadOnlyMemory<byte>> ReadBody(HttpRequest request, int limit, string fix)
     {
         ApiError TooLarge(string size) => new(413, $"the request body is {size}, over this server's limit of {limit} "
-            + "bytes; send a shorter prompt", code: "request_too_large");
+            + $"bytes; {fix}", code: "request_too_large");
         if (request.ContentLength is long n && n > limit) throw TooLarge($"{n} bytes");
         using var ms = new MemoryStream();
         var buffer = new byte[16 * 1024];

@@ -7,10 +7,13 @@ namespace Pictor.Server;
 /// JSON data.</summary>
 public sealed record JobEvent(string Kind, object Data);
 
+/// <summary>What a job runs: the library call (a generation or an edit) with its progress and cancellation.</summary>
+public delegate GenerationResult JobWork(IProgress<GenerationProgress> progress, CancellationToken cancel);
+
 /// <summary>
-/// One admitted generation request: the model, the checked request, its cancellation (the client's disconnect, the
-/// deadline, shutdown) and the stream of progress events that any number of listeners follow. Work units (images x
-/// steps) size the Retry-After estimate.
+/// One admitted images request: the model, the library call it runs (<see cref="JobWork"/>), its cancellation (the
+/// client's disconnect, the deadline, shutdown) and the stream of progress events that any number of listeners
+/// follow. Work units (images x model calls) and the share done so far size the Retry-After estimate.
 /// </summary>
 public sealed class Job
 {
@@ -23,23 +26,29 @@ public sealed class Job
 
     private readonly Timer deadline;
 
+    /// <param name="units">Images drawn x model calls each: the job's size for the wait estimate.</param>
     /// <param name="cancel">The client's disconnect (RequestAborted).</param>
     /// <param name="limit">The deadline from admission; past it the job is cancelled.</param>
-    internal Job(string id, TextToImage model, GenerationRequest request, int steps, CancellationToken cancel,
-        TimeSpan limit)
+    internal Job(string id, TextToImage model, double units, JobWork work, CancellationToken cancel, TimeSpan limit)
     {
-        Id = id; Model = model; Request = request;
-        Units = Math.Max(1, Math.Max(request.Count, request.Candidates)) * (double)Math.Max(1, steps);
+        Id = id; Model = model; Work = work;
+        Units = Math.Max(1, units);
         Cancellation = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         deadline = new Timer(_ => Cancel($"the job passed its deadline of {limit.TotalSeconds:0.#} s (queueing "
             + "included); ask for fewer images or steps, or retry when the server is less busy"),
             null, limit, Timeout.InfiniteTimeSpan);
     }
 
+    /// <summary>A generation's job: request.Count (or Candidates) images of <paramref name="steps"/> steps.</summary>
+    internal static Job Generation(string id, TextToImage model, GenerationRequest request, int steps,
+        CancellationToken cancel, TimeSpan limit) =>
+        new(id, model, Math.Max(1, Math.Max(request.Count, request.Candidates)) * (double)Math.Max(1, steps),
+            (progress, token) => model.Generate(request, progress, token), cancel, limit);
+
     public string Id { get; }
     public TextToImage Model { get; }
-    public GenerationRequest Request { get; }
-    /// <summary>Images drawn x steps: how much work the job is, for the queue's wait estimate.</summary>
+    internal JobWork Work { get; }
+    /// <summary>Images drawn x model calls: how much work the job is, for the queue's wait estimate.</summary>
     public double Units { get; }
     internal CancellationTokenSource Cancellation { get; }
     /// <summary>Why the job was cancelled by the server (deadline, shutdown), when it was.</summary>
@@ -55,7 +64,25 @@ public sealed class Job
     public TimeSpan Waited { get; private set; }
     public TimeSpan Took { get; private set; }
 
-    internal void MarkStarted() => Waited = System.Diagnostics.Stopwatch.GetElapsedTime(admitted);
+    private long started;
+    private double fraction;
+
+    internal void MarkStarted()
+    {
+        Waited = System.Diagnostics.Stopwatch.GetElapsedTime(admitted);
+        Volatile.Write(ref started, System.Diagnostics.Stopwatch.GetTimestamp());
+    }
+
+    /// <summary>The share of its work a running job has done (its last step / total), and for how long it has run:
+    /// its own measured pace, for the wait estimate.</summary>
+    internal (double Fraction, TimeSpan Running) Pace()
+    {
+        long t = Volatile.Read(ref started);
+        return (Volatile.Read(ref fraction), t == 0 ? TimeSpan.Zero : System.Diagnostics.Stopwatch.GetElapsedTime(t));
+    }
+
+    internal void MarkProgress(int step, int total) =>
+        Volatile.Write(ref fraction, total > 0 ? Math.Clamp((double)step / total, 0, 1) : 0);
 
     internal void Cancel(string reason)
     {

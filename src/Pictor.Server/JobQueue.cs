@@ -7,8 +7,9 @@ namespace Pictor.Server;
 /// <summary>
 /// Bounded work: <see cref="ServerOptions.Workers"/> threads take jobs in order from a queue of at most
 /// <see cref="ServerOptions.Queue"/> waiting jobs. A job that does not fit is refused at once (the caller answers
-/// 429) with a wait estimated from the work admitted and the measured seconds per unit (an image's denoising step).
-/// Stopping refuses new work and cancels the jobs still waiting; running jobs finish.
+/// 429) with a wait estimated from the work admitted: a running job's remaining share at its own measured pace, a
+/// waiting job's units at its model's measured seconds per unit (<see cref="WorkRate"/>: a one-step calibration at
+/// start, then finished jobs). Stopping refuses new work and cancels the jobs still waiting; running jobs finish.
 /// </summary>
 public sealed class JobQueue : IDisposable
 {
@@ -17,14 +18,14 @@ public sealed class JobQueue : IDisposable
     private readonly Thread[] threads;
     private readonly object gate = new();
     private readonly int capacity;
+    private readonly List<Job> active = [];   // admitted and not ended, in order
     private int admitted, running;
-    private double admittedUnits;
-    private double secondsPerUnit = double.NaN;   // moving average of finished jobs; NaN until one finishes
     private bool accepting = true;
 
-    public JobQueue(ServerOptions options)
+    public JobQueue(ServerOptions options, ModelCatalog models)
     {
         ArgumentNullException.ThrowIfNull(options);
+        Rate = new WorkRate(models);
         Workers = options.Workers;
         capacity = options.Workers + options.Queue;
         threads = new Thread[Workers];
@@ -41,8 +42,8 @@ public sealed class JobQueue : IDisposable
     public int Running => Volatile.Read(ref running);
     public int Waiting => Math.Max(0, Volatile.Read(ref admitted) - Running);
     public bool Accepting => Volatile.Read(ref accepting);
-    /// <summary>Measured seconds per image-step (NaN before the first job ends).</summary>
-    public double SecondsPerUnit { get { lock (gate) return secondsPerUnit; } }
+    /// <summary>Each model's measured seconds per unit (an image's denoising step or token).</summary>
+    public WorkRate Rate { get; }
 
     /// <summary>A job by id while it waits or runs, and for a minute after it ended (late listeners).</summary>
     public Job? Find(string id) => jobs.GetValueOrDefault(id);
@@ -67,19 +68,33 @@ public sealed class JobQueue : IDisposable
             if (!jobs.TryAdd(job.Id, job))
                 throw ApiError.BadRequest($"job id '{job.Id}' is already in use; send a new one (or none: the "
                     + "server makes one)", "X-Pictor-Job-Id", "job_id_in_use");
-            admitted++; admittedUnits += job.Units;
+            admitted++; active.Add(job);
         }
         job.Publish(new JobEvent("queued", new { position = Waiting }));
         waiting.Add(job);
         return true;
     }
 
-    /// <summary>Seconds until the admitted work is done at the measured rate, shared by the workers; at least 1. Before
-    /// any job has finished, a running job's progress is not known, so one second per unit is assumed.</summary>
+    /// <summary>Seconds until the admitted work is done, shared by the workers; at least 1. A running job that has
+    /// reported a step goes on at its own pace (time so far x (1 - f) / f for a share f done); the others take their
+    /// units x their model's seconds per unit.</summary>
     private int EstimateWait()
     {
-        double rate = double.IsNaN(secondsPerUnit) ? 1.0 : secondsPerUnit;
-        return (int)Math.Clamp(Math.Ceiling(admittedUnits * rate / Workers), 1, 3600);
+        double seconds = 0;
+        foreach (var j in active)
+        {
+            var (f, ran) = j.Pace();
+            seconds += f > 0 && ran > TimeSpan.Zero ? ran.TotalSeconds * (1 - f) / f
+                : j.Units * (1 - f) * Rate.SecondsPerUnit(j.Model);
+        }
+        return (int)Math.Clamp(Math.Ceiling(seconds / Workers), 1, 3600);
+    }
+
+    /// <summary>The estimate a refused request would get now (the Retry-After of a 429), for /health and
+    /// tests.</summary>
+    public int EstimatedWait()
+    {
+        lock (gate) return EstimateWait();
     }
 
     /// <summary>Refuses new jobs and cancels the waiting ones (their callers answer 503); running jobs go on.</summary>
@@ -101,13 +116,13 @@ public sealed class JobQueue : IDisposable
                 var token = job.Cancellation.Token;
                 token.ThrowIfCancellationRequested();
                 job.Publish(new JobEvent("started", new { }));
-                var progress = new Reporter(p => job.Publish(Progress(p)));
-                var result = job.Model.Generate(job.Request, progress, token);
-                lock (gate)
+                var progress = new Reporter(p =>
                 {
-                    double perUnit = clock.Elapsed.TotalSeconds / job.Units;
-                    secondsPerUnit = double.IsNaN(secondsPerUnit) ? perUnit : 0.7 * secondsPerUnit + 0.3 * perUnit;
-                }
+                    job.MarkProgress(p.Step, p.Total);
+                    job.Publish(Progress(p));
+                });
+                var result = job.Work(progress, token);
+                Rate.Record(job.Model, job.Units, clock.Elapsed);
                 job.Succeed(result, clock.Elapsed);
             }
             catch (Exception e)
@@ -116,7 +131,7 @@ public sealed class JobQueue : IDisposable
             }
             finally
             {
-                lock (gate) { admitted--; admittedUnits -= job.Units; }
+                lock (gate) { admitted--; active.Remove(job); }
                 Interlocked.Decrement(ref running);
             }
         }

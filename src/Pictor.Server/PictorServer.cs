@@ -30,7 +30,8 @@ public static class PictorServer
         builder.WebHost.UseKestrel(k =>
         {
             k.Listen(Address(options.Host), options.Port);
-            k.Limits.MaxRequestBodySize = Math.Max(options.MaxBodyBytes, 1024 * 1024);
+            k.Limits.MaxRequestBodySize = Math.Max(Math.Max(options.MaxBodyBytes, options.MaxUploadBytes),
+                1024 * 1024);
         });
         builder.Services.AddPictor(options, models);
         var app = builder.Build();
@@ -107,8 +108,8 @@ public static class PictorServer
     public static IEndpointRouteBuilder MapPictor(this IEndpointRouteBuilder e)
     {
         e.MapPost("/v1/images/generations", ImagesApi.Generations);
-        e.MapPost("/v1/images/edits", (HttpContext ctx) => ImagesApi.Unsupported(ctx, "edits"));
-        e.MapPost("/v1/images/variations", (HttpContext ctx) => ImagesApi.Unsupported(ctx, "variations"));
+        e.MapPost("/v1/images/edits", ImagesApi.Edits);
+        e.MapPost("/v1/images/variations", ImagesApi.Variations);
         e.MapGet("/images/{id}.png", ImagesApi.StoredImage);
         e.MapGet("/v1/models", (ModelCatalog m) => Results.Json(new
         {
@@ -123,12 +124,16 @@ public static class PictorServer
         {
             status = q.Accepting ? "ok" : "stopping", models = m.Models.Select(x => x.Name), workers = q.Workers,
             running = q.Running, waiting = q.Waiting, capacity = q.Capacity,
-            seconds_per_step = double.IsNaN(q.SecondsPerUnit) ? (double?)null : q.SecondsPerUnit,
+            estimated_wait = q.EstimatedWait(),
+            seconds_per_step = m.Models.ToDictionary(x => x.Name, x => new
+            {
+                measured = q.Rate.SecondsPerUnit(x), calibrated = q.Rate.Calibrated(x), finished = q.Rate.Finished(x),
+            }),
         }, statusCode: q.Accepting ? 200 : 503));
         WebPage.Map(e);
         e.MapFallback((HttpContext ctx) => throw new ApiError(404, $"no route {ctx.Request.Method} "
-            + $"{ctx.Request.Path}; the API has POST /v1/images/generations, GET /v1/models, GET /health and "
-            + "GET /v1/jobs/{id}/events", code: "unknown_url"));
+            + $"{ctx.Request.Path}; the API has POST /v1/images/generations, /v1/images/edits and "
+            + "/v1/images/variations, GET /v1/models, GET /health and GET /v1/jobs/{id}/events", code: "unknown_url"));
         return e;
     }
 
@@ -136,8 +141,21 @@ public static class PictorServer
     {
         id = m.Name, @object = "model", created = 0, owned_by = "pictor", family = m.Family,
         size = $"{m.ImageSize}x{m.ImageSize}", default_sampler = m.DefaultSampler, default_steps = m.DefaultSteps,
-        default_guidance = m.DefaultGuidance, reranking = m.Clip != null,
+        default_guidance = m.DefaultGuidance, reranking = m.Clip != null, edits = Edits(m),
+        variations = Edits(m).Contains("img2img"),
     };
+
+    /// <summary>The edits the model's family runs (POST /v1/images/edits), by their metadata names.</summary>
+    private static string[] Edits(Pipelines.TextToImage m)
+    {
+        try
+        {
+            var editor = Pipelines.Editing.ImageEditors.For(m.Pipeline);
+            return Enum.GetValues<Imaging.Png.EditOperation>().Where(op => editor.Refuse(op, m.Pipeline) == null)
+                .Select(Imaging.Png.EditParameters.Name).ToArray();
+        }
+        catch (ArgumentException) { return []; }
+    }
 
     /// <summary>GET /v1/jobs/{id}/events: the job's progress as server-sent events (queued, started, progress with
     /// step, total and a base64 PNG preview, then done or failed). A job not admitted yet is waited for.</summary>

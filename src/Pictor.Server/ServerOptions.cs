@@ -31,6 +31,12 @@ public sealed record ServerOptions
     public int MaxSteps { get; init; } = 250;
     /// <summary>Bytes in a request body (413 past it).</summary>
     public int MaxBodyBytes { get; init; } = 64 * 1024;
+    /// <summary>Bytes in an edits or variations body, image, mask and fields together (413 past it; OpenAI's
+    /// dall-e-2 edits take a PNG under 4 MB).</summary>
+    public int MaxUploadBytes { get; init; } = 4 * 1024 * 1024;
+    /// <summary>Pixels a side of an uploaded image or mask (413 past it), read from its header before it is
+    /// decoded.</summary>
+    public int MaxImageSide { get; init; } = 1024;
     /// <summary>How long a progress stream waits for a job id it does not know yet (the page opens the stream before
     /// it posts the request).</summary>
     public TimeSpan EventsWait { get; init; } = TimeSpan.FromSeconds(30);

@@ -105,6 +105,34 @@ public class EditingTests
     }
 
     [Fact]
+    public void A_mask_with_transparency_repaints_where_alpha_is_zero_as_openai_reads_it()
+    {
+        var m = new TextToImage(PipelineTests.Tiny(), "tiny");
+        var src = Noise(16, 6);
+        var grey = Mask(16, (x, _) => x < 8);
+        var alpha = Noise(16, 7);   // colours are ignored once a mask has transparency
+        for (int i = 0; i < 256; i++) alpha.Rgba[4 * i + 3] = i % 16 < 8 ? (byte)0 : (byte)200;
+        var g = Request("ddim");
+        var byGrey = m.Edit(EditRequest.Inpaint(g, src, grey, resample: 0));
+        var byAlpha = m.Edit(EditRequest.Inpaint(g, src, alpha, resample: 0));
+        Assert.Equal(byGrey.Images[0].Image.Rgba, byAlpha.Images[0].Image.Rgba);
+        Assert.Equal(EditParameters.PixelHash(alpha), byAlpha.Images[0].Parameters.Edit!.MaskSha256);
+        // The source itself as the mask: its transparent pixels are the region to repaint.
+        var holed = Noise(16, 6);
+        for (int i = 0; i < 256; i++) if (i % 16 < 8) holed.Rgba[4 * i + 3] = 0;
+        Assert.Equal(byGrey.Images[1].Image.Rgba, m.Edit(EditRequest.Inpaint(g, holed, holed, resample: 0))
+            .Images[1].Image.Rgba);
+        var none = Mask(16, (_, _) => false);
+        none.Rgba[3] = 100;
+        Assert.Contains("no fully transparent pixel (alpha 0)",
+            Assert.Throws<ArgumentException>(() => m.Edit(EditRequest.Inpaint(g, src, none))).Message);
+        var soft = Mask(16, (_, _) => false);
+        for (int i = 0; i < 256; i++) soft.Rgba[4 * i + 3] = i == 0 ? (byte)0 : (byte)128;
+        Assert.Contains("255 of 256 pixels are half transparent",
+            Assert.Throws<ArgumentException>(() => m.Edit(EditRequest.Inpaint(g, src, soft))).Message);
+    }
+
+    [Fact]
     public void Edits_record_their_inputs_in_metadata_and_regenerate_from_them()
     {
         var m = new TextToImage(PipelineTests.Tiny(), "tiny");

@@ -122,19 +122,6 @@ public sealed class ApiTests : IDisposable
     }
 
     [Fact]
-    public async Task Edits_and_variations_are_a_clear_400()
-    {
-        foreach (var route in new[] { "edits", "variations" })
-        {
-            using var form = new MultipartFormDataContent { { new ByteArrayContent([1, 2, 3]), "image", "a.png" } };
-            var e = await Error(await client.PostAsync($"/v1/images/{route}", form), 400);
-            Assert.Contains($"image {route} are not supported by these models yet",
-                e.GetProperty("message").GetString());
-            Assert.Equal("unsupported_operation", e.GetProperty("code").GetString());
-        }
-    }
-
-    [Fact]
     public async Task Png_bytes_in_memory_are_the_bytes_save_writes()
     {
         var body = await ReadJson(await client.PostAsync("/v1/images/generations",

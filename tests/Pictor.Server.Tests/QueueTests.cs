@@ -111,6 +111,79 @@ public sealed class QueueTests
     }
 
     [Fact]
+    public async Task The_rate_is_calibrated_at_start_and_measured_by_finished_jobs()
+    {
+        using var factory = new PictorFactory(Options(), Tiny());
+        using var client = factory.CreateClient();
+        var rate = (await ReadJson(await client.GetAsync("/health"))).GetProperty("seconds_per_step")
+            .GetProperty("tiny");
+        double calibrated = rate.GetProperty("calibrated").GetDouble();
+        Assert.Equal(0, rate.GetProperty("finished").GetInt32());
+        Assert.Equal(calibrated, rate.GetProperty("measured").GetDouble());
+        Assert.InRange(calibrated, 1e-5, 1.0);   // a tiny model's step, timed: not a guessed second
+        Assert.True((await client.SendAsync(Post(new { prompt = "x", steps = 100 }))).IsSuccessStatusCode);
+        rate = (await ReadJson(await client.GetAsync("/health"))).GetProperty("seconds_per_step").GetProperty("tiny");
+        Assert.Equal(1, rate.GetProperty("finished").GetInt32());
+        // The one-step calibration predicts a one-image job's steps within a small factor.
+        double measured = rate.GetProperty("measured").GetDouble();
+        Assert.InRange(calibrated / measured, 0.2, 5);
+    }
+
+    [Fact]
+    public async Task Retry_after_before_any_job_has_finished_follows_the_running_jobs_measured_pace()
+    {
+        using var factory = new PictorFactory(Options(workers: 1, queue: 0), Tiny());
+        using var client = factory.CreateClient();
+        string job = Guid.NewGuid().ToString();
+        const int Steps = 400;
+        var progressed = ReadEvents(client, job, k => k == "progress");
+        var running = client.SendAsync(Post(new { prompt = "x", n = 24, steps = Steps }, job));
+        await progressed.WaitAsync(TimeSpan.FromSeconds(30));
+        await Task.Delay(1500);   // a share of the job done: its pace is measured
+        var clock = Stopwatch.StartNew();
+        var r = await client.SendAsync(Post(new { prompt = "x", steps = 10 }));
+        await Error(r, 429);
+        int retry = int.Parse(r.Headers.GetValues("Retry-After").Single(), CultureInfo.InvariantCulture);
+        var done = await running.WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.True(done.IsSuccessStatusCode);
+        double actual = clock.Elapsed.TotalSeconds;
+        Assert.True(retry >= actual / 3 && retry <= 3 * actual + 1,
+            $"Retry-After {retry} s, the running job finished {actual:0.0} s later");
+    }
+
+    [Fact]
+    public async Task Two_workers_run_two_jobs_of_one_model_at_once_with_the_librarys_images()
+    {
+        var models = Tiny();
+        using var factory = new PictorFactory(Options(workers: 2, queue: 0), models);
+        using var client = factory.CreateClient();
+        string a = Guid.NewGuid().ToString(), b = Guid.NewGuid().ToString();
+        var eventsA = ReadEvents(client, a, k => k is "done" or "failed");
+        var eventsB = ReadEvents(client, b, k => k is "done" or "failed");
+        var bodyA = new { prompt = "a small red circle", n = 3, steps = 150, seed = 11 };
+        var bodyB = new { prompt = "two blue squares", n = 2, steps = 150, seed = 40, sampler = "ddim" };
+        var ra = client.SendAsync(Post(bodyA, a));
+        var rb = client.SendAsync(Post(bodyB, b));
+        int most = 0;   // both ran at once: /health counts two running
+        while (!(ra.IsCompleted && rb.IsCompleted) && most < 2)
+            most = Math.Max(most, (await ReadJson(await client.GetAsync("/health"))).GetProperty("running").GetInt32());
+        Assert.Equal(2, most);
+        var pngsA = await Pngs(await ra);
+        var pngsB = await Pngs(await rb);
+        var seenA = await eventsA.WaitAsync(TimeSpan.FromSeconds(30));
+        var seenB = await eventsB.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(("done", "done"), (seenA[^1].Kind, seenB[^1].Kind));
+        var model = models.Default;
+        var libA = model.Generate(new Pipelines.GenerationRequest(bodyA.prompt) { Count = 3, Steps = 150, Seed = 11 });
+        var libB = model.Generate(new Pipelines.GenerationRequest(bodyB.prompt)
+        {
+            Count = 2, Steps = 150, Seed = 40, Sampler = "ddim",
+        });
+        for (int i = 0; i < 3; i++) Assert.Equal(libA.Images[i].Image.Rgba, Image.Load(pngsA[i]).Rgba);
+        for (int i = 0; i < 2; i++) Assert.Equal(libB.Images[i].Image.Rgba, Image.Load(pngsB[i]).Rgba);
+    }
+
+    [Fact]
     public async Task A_client_that_disconnects_cancels_its_job_within_a_step()
     {
         using var factory = new PictorFactory(Options(), Tiny());

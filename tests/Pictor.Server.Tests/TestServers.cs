@@ -9,8 +9,11 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Pictor.Engine;
+using Pictor.Imaging;
 using Pictor.Pipelines;
+using Pictor.Pipelines.Dalle;
 using Pictor.Pipelines.Diffusion;
+using Pictor.Pipelines.Vq;
 using Pictor.Text;
 
 namespace Pictor.Server.Tests;
@@ -33,6 +36,52 @@ internal static class TestServers
     }
 
     public static ModelCatalog Tiny() => new([new TextToImage(TinyPipeline(), "tiny")]);
+
+    /// <summary>Copied from tests/Pictor.Pipelines.Tests/EditingTests.cs (TinyDalle): a 16x16 DALL-E model on the
+    /// tiny VQ-VAE (a 4x4 token grid).</summary>
+    public static DallePipeline TinyDalle()
+    {
+        var tok = BpeTokenizer.Train(["a small red circle", "two blue squares", "a green triangle left of a white "
+            + "circle", "a large yellow square at the top"], 300);
+        var vq = new VqModel("tiny", 16, VqModel.FromPreset("tiny"), new Rng(2));
+        var setup = DalleSetup.FromPreset("tiny", 16, tok.VocabSize, 12, vq.Config.Codes, vq.Grid);
+        return new DallePipeline(setup, tok, vq, new Rng(3));
+    }
+
+    /// <summary>Random opaque pixels, the same for the same seed.</summary>
+    public static Image Noise(int size, ulong seed)
+    {
+        var img = new Image(size, size);
+        var rng = new Rng(seed);
+        for (int i = 0; i < img.Rgba.Length; i++) img.Rgba[i] = i % 4 == 3 ? (byte)255 : (byte)rng.NextInt(256);
+        return img;
+    }
+
+    /// <summary>A multipart form as OpenAI's clients send it: PNG files and text fields.</summary>
+    public static MultipartFormDataContent Form(Image? image, Image? mask = null, params (string, string)[] fields)
+    {
+        var form = new MultipartFormDataContent();
+        if (image != null) form.Add(PngPart(image.ToPng()), "image", "image.png");
+        if (mask != null) form.Add(PngPart(mask.ToPng()), "mask", "mask.png");
+        foreach (var (name, value) in fields) form.Add(new StringContent(value), name);
+        return form;
+    }
+
+    public static ByteArrayContent PngPart(byte[] png)
+    {
+        var part = new ByteArrayContent(png);
+        part.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+        return part;
+    }
+
+    /// <summary>The PNGs of an images response, checked for success.</summary>
+    public static async Task<List<byte[]>> Pngs(HttpResponseMessage r)
+    {
+        var body = await ReadJson(r);
+        Assert.True(r.IsSuccessStatusCode, body.ToString());
+        return body.GetProperty("data").EnumerateArray()
+            .Select(d => Convert.FromBase64String(d.GetProperty("b64_json").GetString()!)).ToList();
+    }
 
     /// <summary>Options for tests: limits high enough for long-running jobs that tests then cancel.</summary>
     public static ServerOptions Options(int workers = 1, int queue = 2) => new()

@@ -13,7 +13,8 @@ namespace Pictor.Pipelines.Editing;
 /// <param name="Operation">ImageToImage (diffusion: SDEdit), Inpaint (diffusion: RePaint) or Complete (DALL-E).</param>
 public sealed record EditRequest(EditOperation Operation, GenerationRequest Generation, Image Source)
 {
-    /// <summary>Inpainting: white (&gt;= 128) repaints, black keeps; greyscale, the model's size.</summary>
+    /// <summary>Inpainting, the model's size: opaque greyscale, white (&gt;= 128) repaints and black keeps; or, when
+    /// any pixel is transparent, OpenAI's convention: fully transparent (alpha 0) repaints, the rest keeps.</summary>
     public Image? Mask { get; init; }
     /// <summary>Image-to-image: how far toward noise the source goes, in (0, 1]; 1 = a plain generation.</summary>
     public float Strength { get; init; } = 0.6f;
@@ -100,27 +101,42 @@ public sealed record EditInput(EditOperation Operation, float[] Source, bool[]? 
         return area ? img.Resize(size, size) : img.ResizeNearest(size, size);
     }
 
-    /// <summary>A mask image to [H * W] repaint flags: greyscale and opaque, thresholded at 128, and not
+    /// <summary>A mask image to [H * W] repaint flags: opaque greyscale thresholded at 128, or, when any pixel is
+    /// transparent, its alpha (OpenAI's images/edits: alpha 0 repaints, colours ignored); either way not
     /// soft.</summary>
     internal static bool[] Binary(Image mask)
     {
         int n = mask.Width * mask.Height, soft = 0;
         var m = new bool[n];
+        bool byAlpha = false;
+        for (int i = 0; i < n && !byAlpha; i++) byAlpha = mask.Rgba[4 * i + 3] != 255;
         for (int i = 0; i < n; i++)
         {
             byte r = mask.Rgba[4 * i], g = mask.Rgba[4 * i + 1], b = mask.Rgba[4 * i + 2], a = mask.Rgba[4 * i + 3];
+            if (byAlpha)
+            {
+                if (a is >= 64 and < 192) soft++;
+                m[i] = a == 0;
+                continue;
+            }
             if (r != g || g != b)
                 Throw($"the mask is not one channel: pixel ({i % mask.Width}, {i / mask.Width}) is ({r}, {g}, {b}); "
                     + "a mask is greyscale, white (>= 128) repaints and black keeps; "
                     + "save it as grey or black and white");
-            if (a != 255)
-                Throw($"the mask has transparency (pixel ({i % mask.Width}, {i / mask.Width}) has alpha {a}); "
-                    + "a mask is opaque greyscale, white (>= 128) repaints and black keeps; flatten it onto black");
             if (r is >= 64 and < 192) soft++;
             m[i] = r >= 128;
         }
-        Check(soft <= SoftLimit * n, $"the mask is not binary: {soft} of {n} pixels are mid-grey (64 to 191), where "
-            + "thresholding at 128 would decide the edge; use a hard black-and-white mask (0 keeps, 255 repaints)");
+        if (byAlpha)
+        {
+            Check(m.Contains(true), "the mask has transparency but no fully transparent pixel (alpha 0), which is "
+                + "what repaints in a mask with an alpha channel; make the region to redraw fully transparent, or "
+                + "send an opaque greyscale mask (white repaints)");
+            Check(soft <= SoftLimit * n, $"the mask is not binary: {soft} of {n} pixels are half transparent (alpha "
+                + "64 to 191); use a hard mask (alpha 0 repaints, 255 keeps)");
+        }
+        else Check(soft <= SoftLimit * n, $"the mask is not binary: {soft} of {n} pixels are mid-grey (64 to 191), "
+            + "where thresholding at 128 would decide the edge; use a hard black-and-white mask (0 keeps, "
+            + "255 repaints)");
         return m;
     }
 
