@@ -51,7 +51,8 @@ public class EditsEvalTests
     public void The_ideal_edit_scores_on_a_and_b(int size)
     {
         var verdicts = EditsEval.CaseSet(size).Select(e => (V: EditsEval.Score(e, IdealEdit(e, size)), e)).ToList();
-        var wrong = verdicts.Where(p => !p.V.TargetOk || !p.V.OutsideOk).Select(p => Describe(p.V, IdealEdit(p.e, size)));
+        var wrong = verdicts.Where(p => !p.V.TargetOk || !p.V.OutsideOk)
+            .Select(p => Describe(p.V, IdealEdit(p.e, size)));
         Assert.Empty(wrong);
         Assert.All(verdicts, p => Assert.Equal(0, p.V.MaxChange));
     }
@@ -71,5 +72,29 @@ public class EditsEvalTests
         var removed = Shapes.Render(e.Scene with { Objects = [e.Scene.Objects[1]] }, 32);
         Assert.False(EditsEval.Score(e, removed).OutsideOk);
         Assert.True(EditsEval.Score(e, removed).MaxChange > 0);
+    }
+
+    [Fact]
+    public void The_plot_puts_a_high_and_b_low_where_their_strengths_are()
+    {
+        static EditsReport R(double a, double b) => new("img2img", new Accuracy(a, 60), new Accuracy(b, 60), 0, 0, []);
+        var img = EditsPlot.Render([0.9f, 0.3f], [R(0.9, 0.1), R(0.2, 0.7)], inpaint: null);
+        List<(int X, int Y)> Where(byte r, byte g, byte b) => Enumerable.Range(0, img.Width * img.Height)
+            .Where(i => img.Rgba[4 * i] == r && img.Rgba[4 * i + 1] == g && img.Rgba[4 * i + 2] == b)
+            .Select(i => (i % img.Width, i / img.Width)).ToList();
+        var a = Where(40, 90, 220); var b = Where(240, 130, 20);
+        Assert.NotEmpty(a); Assert.NotEmpty(b);
+        // Strength 0.3 is at 30 % of the x axis and 0.9 at 90 %; accuracy 1 at the top. (a) rises from 0.2 to 0.9:
+        // its leftmost pixels are low, its rightmost high; (b) falls from 0.7 to 0.1.
+        var aLeft = a.MinBy(p => p.X); var aRight = a.MaxBy(p => p.X);
+        var bLeft = b.MinBy(p => p.X); var bRight = b.MaxBy(p => p.X);
+        Assert.InRange(aLeft.X, 0.25 * img.Width, 0.35 * img.Width);
+        Assert.InRange(aRight.X, 0.85 * img.Width, 0.95 * img.Width);
+        Assert.True(aLeft.Y > aRight.Y && bLeft.Y < bRight.Y, $"a {aLeft}->{aRight}, b {bLeft}->{bRight}");
+        Assert.InRange(aRight.Y, 0, 0.2 * img.Height); Assert.InRange(bRight.Y, 0.75 * img.Height, img.Height);
+        var dotted = EditsPlot.Render([0.5f], [R(0.5, 0.5)], inpaint: R(0.95, 0.05));
+        Assert.NotEqual(img.Rgba, dotted.Rgba);
+        Assert.Contains("2 strengths for 1", Assert.Throws<ArgumentException>(() =>
+            EditsPlot.Render([0.3f, 0.5f], [R(1, 1)], null)).Message);
     }
 }
