@@ -32,6 +32,33 @@ public class EditsEvalTests
     [Theory]
     [InlineData(32)]
     [InlineData(64)]
+    public void Each_mask_covers_its_objects_box_and_no_pixel_of_another(int size)
+    {
+        static (int, int, int, int) Px(double[] b) => ((int)Math.Floor(b[0]), (int)Math.Floor(b[1]),
+            (int)Math.Ceiling(b[2]), (int)Math.Ceiling(b[3]));
+        int grown = 0;
+        foreach (var e in EditsEval.CaseSet(size))
+        {
+            var (tx0, ty0, tx1, ty1) = Px(e.Scene.Objects[e.Target].Bbox);
+            Assert.True(e.X0 <= Math.Max(0, tx0) && e.Y0 <= Math.Max(0, ty0) && e.X1 >= Math.Min(size, tx1)
+                && e.Y1 >= Math.Min(size, ty1), $"'{e.Prompt}': mask [{e.X0}, {e.Y0}, {e.X1}, {e.Y1}] misses the box");
+            foreach (var k in e.Scene.Objects.Where((_, i) => i != e.Target))
+            {
+                var (kx0, ky0, kx1, ky1) = Px(k.Bbox);
+                Assert.True(kx0 >= e.X1 || kx1 <= e.X0 || ky0 >= e.Y1 || ky1 <= e.Y0,
+                    $"'{e.Prompt}': mask [{e.X0}, {e.Y0}, {e.X1}, {e.Y1}] reaches [{kx0}, {ky0}, {kx1}, {ky1}]");
+            }
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++)
+                    Assert.Equal(x >= e.X0 && x < e.X1 && y >= e.Y0 && y < e.Y1 ? 255 : 0, e.Mask.Rgba[4 * (y * size + x)]);
+            if (e.X1 - e.X0 == tx1 - tx0 + 2 * EditsEval.Margin) grown++;
+        }
+        Assert.True(grown > EditsEval.Cases / 2, $"only {grown} masks have the full margin across");
+    }
+
+    [Theory]
+    [InlineData(32)]
+    [InlineData(64)]
     public void The_unedited_source_keeps_everything_outside_and_fails_the_edit(int size)
     {
         // Before (b) read the source, a kept triangle failed here: the scene places it by its box's centre, and the

@@ -7,7 +7,8 @@ using Pictor.Pipelines.Editing;
 namespace Pictor.Pipelines.Eval;
 
 /// <summary>One edit of the set: the rendered source scene, the object changed (its index), the new caption, the
-/// mask (the object's box grown by <see cref="EditsEval.Margin"/> pixels) and what the object should become.</summary>
+/// mask (<see cref="EditsEval.MaskBox"/>: the object's box grown by up to <see cref="EditsEval.Margin"/> pixels) and
+/// what the object should become.</summary>
 public sealed record EditCase(ShapeScene Scene, int Target, string Prompt, ShapeColour Colour, ShapeKind Shape,
     Image Source, Image Mask, int X0, int Y0, int X1, int Y1, bool ColourChange);
 
@@ -28,7 +29,8 @@ public sealed record EditsReport(string Label, Accuracy Target, Accuracy Outside
 /// Shapes.Render as the source. The object changed is the scene's last (a pair's second, after the relation); even
 /// cases change its colour, odd ones its shape, to the next choice of Rng(20261204) that is not its own (nor, for a
 /// colour, the other object's) and not a held-out colour-shape pair; the prompt is the scene's caption with the object
-/// renamed. The mask is the object's box grown by <see cref="Margin"/> px. Edit i uses seed i. Scored by <see
+/// renamed. The mask is the object's box grown by <see cref="Margin"/> px but not into another object's box
+/// (<see cref="MaskBox"/>). Edit i uses seed i. Scored by <see
 /// cref="ShapesChecker"/>: (a) target, (b) outside, (c) largest change outside the mask (<see cref="EditVerdict"/>).
 /// Inpainting is scored once; image-to-image at each strength (same prompts and seeds, no mask: (b) and (c) read the
 /// same region).
@@ -60,10 +62,7 @@ public static class EditsEval
                   + (scene.Position == null ? "" : " " + scene.Position)
                 : $"a {Shapes.Name(other!.Colour)} {Shapes.Name(other.Shape)} {scene.Relation} "
                   + $"a {Shapes.Name(c)} {Shapes.Name(s)}";
-            var b = o.Bbox;
-            int x0 = Math.Max(0, (int)Math.Floor(b[0]) - Margin), y0 = Math.Max(0, (int)Math.Floor(b[1]) - Margin);
-            int x1 = Math.Min(size, (int)Math.Ceiling(b[2]) + Margin);
-            int y1 = Math.Min(size, (int)Math.Ceiling(b[3]) + Margin);
+            var (x0, y0, x1, y1) = MaskBox(scene, t, size);
             var mask = Image.Solid(size, size, 0, 0, 0);
             for (int y = y0; y < y1; y++)
                 for (int x = x0; x < x1; x++)
@@ -74,6 +73,33 @@ public static class EditsEval
             list.Add(new EditCase(scene, t, prompt, c, s, Shapes.Render(scene, size), mask, x0, y0, x1, y1, colour));
         }
         return list;
+    }
+
+    /// <summary>The pixels [x0, x1) x [y0, y1) the mask repaints: the target's box (outward to whole pixels) grown by
+    /// <see cref="Margin"/>, except towards another object whose box (outward to whole pixels) it would reach, where
+    /// it stops there, on the axis along which the two boxes are further apart. The grammar keeps boxes only 1 px
+    /// apart, so a full margin could repaint a kept object's edge, which the model then redraws (it grew into the
+    /// repainted object in 2 of 60 edits), and that object would be neither inside the mask nor kept.</summary>
+    public static (int X0, int Y0, int X1, int Y1) MaskBox(ShapeScene scene, int target, int size)
+    {
+        var b = scene.Objects[target].Bbox;
+        int bx0 = (int)Math.Floor(b[0]), by0 = (int)Math.Floor(b[1]);
+        int bx1 = (int)Math.Ceiling(b[2]), by1 = (int)Math.Ceiling(b[3]);
+        int x0 = Math.Max(0, bx0 - Margin), y0 = Math.Max(0, by0 - Margin);
+        int x1 = Math.Min(size, bx1 + Margin), y1 = Math.Min(size, by1 + Margin);
+        foreach (var k in scene.Objects.Where((_, i) => i != target).Select(o => o.Bbox))
+        {
+            int kx0 = (int)Math.Floor(k[0]), ky0 = (int)Math.Floor(k[1]);
+            int kx1 = (int)Math.Ceiling(k[2]), ky1 = (int)Math.Ceiling(k[3]);
+            if (kx0 >= x1 || kx1 <= x0 || ky0 >= y1 || ky1 <= y0) continue;   // already clear of the mask
+            double gapX = Math.Max(k[0] - b[2], b[0] - k[2]), gapY = Math.Max(k[1] - b[3], b[1] - k[3]);
+            if (gapX >= gapY)
+            {
+                if (k[0] >= b[2]) x1 = Math.Max(bx1, Math.Min(x1, kx0)); else x0 = Math.Min(bx0, Math.Max(x0, kx1));
+            }
+            else if (k[1] >= b[3]) y1 = Math.Max(by1, Math.Min(y1, ky0)); else y0 = Math.Min(by0, Math.Max(y0, ky1));
+        }
+        return (x0, y0, x1, y1);
     }
 
     public static EditVerdict Score(EditCase e, Image edited)
