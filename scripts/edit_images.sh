@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the editing examples in docs/images/edit-*.png (docs/editing.md) from the shipped models. The mask,
-# docs/images/edit-mask.png (32x32, right half white: repaint), is an input and is not rewritten. Every output is
+# docs/images/edit-mask.png (32x32, right half white: repaint), is an input and is not rewritten, nor is
+# docs/images/edit-complete-rows.png (32x32, bottom half white), which only pictures --rows 4 of 8. Every output is
 # deterministic, and each carries metadata that 'pictor verify OUT --source SRC [--mask MASK]' regenerates.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

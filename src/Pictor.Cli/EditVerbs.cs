@@ -191,9 +191,16 @@ internal static class EditEvalVerb
         var strengths = CliOptions.Text("--strengths", "image-to-image strengths, comma-separated",
             fallback: "0.3,0.5,0.7,0.9");
         var grid = CliOptions.Text("--grid", "write the sources, masks and every edit as one grid PNG here");
+        var plot = CliOptions.Text("--plot", "write image-to-image's (a) and (b) against strength as a PNG plot here");
+        plot.Validators.Add(r =>
+        {
+            string? v = r.Tokens.Count > 0 ? r.Tokens[^1].Value : null;
+            if (v != null && !v.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+                r.AddError($"--plot must name a .png file, got '{v}'");
+        });
         var s = new GenerateVerbs.Sampling();
         var c = new Command("edits", "The shapes edit benchmark: inpaint one object's box with a changed colour or "
-            + "shape, and image-to-image at several strengths") { model, seed, resample, strengths, grid };
+            + "shape, and image-to-image at several strengths") { model, seed, resample, strengths, grid, plot };
         s.AddTo(c);
         c.SetAction(p =>
         {
@@ -224,6 +231,11 @@ internal static class EditEvalVerb
             Console.WriteLine("inpaint (a) by change: colour "
                 + $"{Pipelines.Eval.Accuracy.Of(colour.Select(v => v.TargetOk))}, "
                 + $"shape {Pipelines.Eval.Accuracy.Of(shape.Select(v => v.TargetOk))}");
+            if (p.GetValue(plot) is { } plotPath)
+            {
+                Pipelines.Eval.EditsPlot.Render(list, i2i, inp).Save(plotPath);
+                Console.WriteLine($"wrote {plotPath} ((a) blue, (b) orange against strength; inpainting's dotted)");
+            }
             if (p.GetValue(grid) is { } path)
             {
                 var set = inp.Verdicts.Select(v => v.Case).ToList();

@@ -55,5 +55,7 @@ public class EditCliTests
         Assert.Equal(2, r.Code);
         Assert.Contains("the mask is 48x48 but the model makes 32x32; resize it, or pass --resize", r.Err);
         Assert.Single(r.Err.Trim().Split('\n'));
+        r = Run("eval", "edits", "--model", "models/shapes", "--plot", "strength.svg");
+        Assert.Equal(2, r.Code); Assert.Contains("--plot must name a .png file, got 'strength.svg'", r.Err);
     }
 }

@@ -128,6 +128,30 @@ public class DalleTests
             Assert.NotEqual(DalleSampler.Generate(m, text, uncond, o with { CfgScale = 1f }, Rngs()), cached);
     }
 
+    [Theory]
+    [InlineData(1f)]   // unguided
+    [InlineData(3f)]   // classifier-free guidance
+    public void Completion_is_the_generation_loop_started_after_the_kept_codes(float cfg)
+    {
+        var m = new DalleTransformer(Tiny, new Rng(4));
+        var seq = Sequences(new Rng(6), 2);
+        var text = new IntTensor(seq.Data.Where((_, i) => i % Tiny.SeqLen < Tiny.TextLen).ToArray(), 2, Tiny.TextLen);
+        var nul = new int[2 * Tiny.TextLen]; nul[0] = 1; nul[1] = 2; nul[Tiny.TextLen] = 1; nul[Tiny.TextLen + 1] = 2;
+        var uncond = new IntTensor(nul, 2, Tiny.TextLen);
+        var o = new DalleSamplingOptions(0.9f, 5, 1f, cfg);
+        Rng[] Rngs() => [new Rng(10), new Rng(11)];
+        var none = new IntTensor([], 2, 0);   // P = 0: nothing kept, so a generation of the same generators
+        Assert.Equal(DalleSampler.Generate(m, text, uncond, o, Rngs()),
+            DalleCompletion.Complete(m, text, uncond, none, o, Rngs()));
+        var greedy = o with { Temperature = 0f };   // greedy: the kept half of a generation continues to the same rest
+        var g = DalleSampler.Generate(m, text, uncond, greedy, Rngs());
+        int n = Tiny.ImageLen, p = n / 2;
+        var half = new IntTensor(Enumerable.Range(0, 2).SelectMany(i => g.Skip(i * n).Take(p)).ToArray(), 2, p);
+        var done = new List<(int, int)>();
+        Assert.Equal(g, DalleCompletion.Complete(m, text, uncond, half, greedy, Rngs(), (d, t) => done.Add((d, t))));
+        Assert.Equal(Enumerable.Range(1, n - p).Select(d => (d, n - p)), done);   // progress counts drawn positions
+    }
+
     [Fact]
     public void Bad_input_is_a_clear_error()
     {

@@ -33,11 +33,19 @@ public static class DalleSampler
     /// <paramref name="onToken"/>, when given, is called after each position with (positions done, G*G); throwing from
     /// it (OperationCanceledException) stops the draw.</summary>
     public static int[] Generate(DalleTransformer model, IntTensor text, IntTensor? uncond, DalleSamplingOptions o,
-        IReadOnlyList<Rng> rngs, bool useCache = true, Action<int, int>? onToken = null)
+        IReadOnlyList<Rng> rngs, bool useCache = true, Action<int, int>? onToken = null) =>
+        Continue(model, text, uncond, new IntTensor([], text.Shape[0], 0), o, rngs, useCache, onToken);
+
+    /// <summary>The draw after a caption and P kept image codes, prefix [B, P] (P = 0 for a generation; <see
+    /// cref="DalleCompletion"/> checks P for a completion) -> codes [B, G*G] whose first P are the prefix. The first
+    /// forward fills the KV cache with the caption and the prefix; each later one adds a position. onToken gets
+    /// (positions drawn, G*G - P).</summary>
+    internal static int[] Continue(DalleTransformer model, IntTensor text, IntTensor? uncond, IntTensor prefix,
+        DalleSamplingOptions o, IReadOnlyList<Rng> rngs, bool useCache, Action<int, int>? onToken)
     {
         o.Validate();
         var c = model.Config;
-        int b = text.Shape[0], L = c.TextLen, total = c.SeqLen, v = c.Vocab, n = c.ImageLen;
+        int b = text.Shape[0], L = c.TextLen, total = c.SeqLen, v = c.Vocab, n = c.ImageLen, p = prefix.Shape[1];
         if (text.Shape.Length != 2 || text.Shape[1] != L)
             Throw.Argument($"captions must be [B, {L}] token ids, got {Shape.Format(text.Shape)}");
         bool cfg = o.CfgScale != 1f;
@@ -45,24 +53,32 @@ public static class DalleSampler
             Throw.Argument($"guided sampling needs unconditional captions [{b}, {L}]");
         if (rngs.Count != b) Throw.Argument($"{rngs.Count} generators for {b} rows");
         int rows = cfg ? 2 * b : b;
-        var seq = new int[rows * total];
+        var seq = new int[rows * total];   // (rows, L + G*G): caption, then image codes offset by the text vocabulary
+        var codes = new int[b * n];        // (B, G*G)
         for (int i = 0; i < b; i++)
         {
             Array.Copy(text.Data, i * L, seq, i * total, L);
             if (cfg) Array.Copy(uncond!.Data, i * L, seq, (b + i) * total, L);
+            for (int j = 0; j < p; j++)
+            {
+                int code = prefix.Data[i * p + j];
+                codes[i * n + j] = code;
+                seq[i * total + L + j] = c.TextVocab + code;
+                if (cfg) seq[(b + i) * total + L + j] = c.TextVocab + code;
+            }
         }
+        if (p == n) return codes;
         var draw = new ArSamplingOptions(o.Temperature, o.TopK, TopP: o.TopP);
         var guided = new float[c.ImageVocab];
-        var codes = new int[b * n];
         using var _ = Autograd.NoGrad();
         // each weight packed for GEMM once, not once per token
         using var packs = PackedWeights.Begin(model.Parameters());
         var cache = useCache ? model.NewCache(rows) : null;
-        for (int step = 0; step < n; step++)
+        for (int step = p; step < n; step++)
         {
             int len = L + step;
             using var scope = TensorScope.Begin();
-            int from = cache == null ? 0 : step == 0 ? 0 : len - 1, m = len - from;
+            int from = cache == null ? 0 : step == p ? 0 : len - 1, m = len - from;
             var ids = new int[rows * m];
             for (int r = 0; r < rows; r++) Array.Copy(seq, r * total + from, ids, r * m, m);
             // (rows, m, V)
@@ -84,7 +100,7 @@ public static class DalleSampler
                 seq[i * total + len] = c.TextVocab + code;
                 if (cfg) seq[(b + i) * total + len] = c.TextVocab + code;
             }
-            onToken?.Invoke(step + 1, n);
+            onToken?.Invoke(step + 1 - p, n - p);
         }
         return codes;
     }

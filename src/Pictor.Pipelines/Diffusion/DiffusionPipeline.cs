@@ -134,26 +134,51 @@ public sealed class DiffusionPipeline : ITextToImage
 
     /// <summary>
     /// Images [B, 3, H, W] in [-1, 1], row i for prompts[i]. Image i starts from noise drawn by Rng(seed + i), so an
-    /// image depends only on its own seed and the batch it was made in. With CFG scale s != 1 the conditional and
-    /// unconditional rows run as one batch of 2B (Ho and Salimans 2022, eq. 6): out = out_uncond + s (out_cond -
-    /// out_uncond); the negative prompt, when given, replaces the empty caption. Settings are assumed checked
-    /// (<see cref="SamplingSettings.Resolve"/>).
+    /// image depends only on its own seed and the batch it was made in; guidance as <see cref="Guided"/> says.
+    /// Settings are assumed checked (<see cref="SamplingSettings.Resolve"/>).
     /// </summary>
     public Tensor Sample(IReadOnlyList<string> prompts, SamplingSettings o, SampleStep? onStep = null)
     {
-        int b = prompts.Count, size = Config.ImageSize, per = 3 * size * size;
+        int b = prompts.Count, size = Config.ImageSize;
         System.Diagnostics.Debug.Assert(b >= 1 && Refuse(o) == null);
+        var model = Guided(prompts, o);
+        var sampler = Sampler.ByName(o.Sampler, o.Eta);
+        var x0 = sampler.Sample(Schedule, Config.Prediction, model, StartNoise(b, o.Seed), o.Steps,
+            SamplerRng(o.Seed), clip: true, onStep);
+        return Tensor.FromArray(x0, b, 3, size, size);
+    }
+
+    /// <summary>x_T [B, 3, H, W]: row i drawn from Rng(seed + i), the noise a generation of these seeds starts
+    /// from.</summary>
+    public float[] StartNoise(int b, ulong seed)
+    {
+        int per = 3 * Config.ImageSize * Config.ImageSize;
+        var xT = new float[b * per];
+        for (int i = 0; i < b; i++) new Rng(seed + (ulong)i).FillNormal(xT.AsSpan(i * per, per));
+        return xT;
+    }
+
+    /// <summary>The generator a sampler draws its per-step noise from (DDPM, DDIM with eta > 0).</summary>
+    public static Rng SamplerRng(ulong seed) => new(seed ^ 0x9E3779B97F4A7C15UL);
+
+    /// <summary>The UNet as the samplers see it, for B prompts: with CFG scale s != 1 the conditional and
+    /// unconditional rows run as one batch of 2B (Ho and Salimans 2022, eq. 6), out = out_uncond + s (out_cond -
+    /// out_uncond); the negative prompt, when given, replaces the empty caption. The captions are encoded once,
+    /// here. Generation and every edit (<see cref="Editing.DiffusionEditor"/>) sample through this one
+    /// delegate.</summary>
+    public Denoise Guided(IReadOnlyList<string> prompts, SamplingSettings o)
+    {
+        int b = prompts.Count, size = Config.ImageSize, per = 3 * size * size;
         bool cfg = o.Guidance != 1f;
         Train(false);
-        using var noGrad = Autograd.NoGrad();
         var captions = prompts.ToList();
         if (cfg) captions.AddRange(Enumerable.Repeat(o.NegativePrompt ?? "", b));
-        var (tokens, pooled) = EncodeText(Tokenize(captions));   // (B or 2B, S, Dc), (B or 2B, Dc)
-        var xT = new float[b * per];
-        for (int i = 0; i < b; i++) new Rng(o.Seed + (ulong)i).FillNormal(xT.AsSpan(i * per, per));
+        Tensor tokens; Tensor? pooled;
+        using (Autograd.NoGrad()) (tokens, pooled) = EncodeText(Tokenize(captions));   // (rows, S, Dc), (rows, Dc)
         int rows = cfg ? 2 * b : b;
-        Denoise model = (x, t) =>
+        return (x, t) =>
         {
+            using var noGrad = Autograd.NoGrad();
             using var scope = TensorScope.Begin();
             var xin = Tensor.Empty(rows, 3, size, size);
             x.CopyTo(xin.Span); if (cfg) x.CopyTo(xin.Span[(b * per)..]);
@@ -167,9 +192,5 @@ public sealed class DiffusionPipeline : ITextToImage
             }
             return r;
         };
-        var sampler = Sampler.ByName(o.Sampler, o.Eta);
-        var x0 = sampler.Sample(Schedule, Config.Prediction, model, xT, o.Steps,
-            new Rng(o.Seed ^ 0x9E3779B97F4A7C15UL), clip: true, onStep);
-        return Tensor.FromArray(x0, b, 3, size, size);
     }
 }
