@@ -267,7 +267,8 @@ public abstract class TrainingSession
         {   // the same start everywhere (initialisation is seeded alike; this makes it so whatever happened before)
             foreach (var (_, p) in parameters) World.Broadcast(p.Span);
             Ctl.RootLog?.Invoke($"data-parallel: {World.Describe}, {Shard.Count} of each batch of {Opt.Batch} "
-                + $"images per rank, {Engine.Kernels.Parallelism.Threads} threads each; gradient allreduce "
+                + $"images per rank, {Engine.Kernels.Parallelism.Threads} "
+                + (Engine.Kernels.Parallelism.Threads == 1 ? "thread" : "threads") + " each; gradient allreduce "
                 + $"{sync.BytesPerStep / 1048576.0:F1} MiB per step");
             // mpiexec reports a rank that dies by its process id: this line says which rank that was
             var who = Processes.Gather(World);
