@@ -6,6 +6,7 @@ using Pictor.Pipelines.Dalle;
 using Pictor.Pipelines.Diffusion;
 using Pictor.Pipelines.Distributed;
 using Pictor.Pipelines.Training;
+using Pictor.Pipelines.Vae;
 using Pictor.Pipelines.Vq;
 
 namespace Pictor.Cli;
@@ -24,6 +25,8 @@ internal static class TrainVerbs
             DalleSetup.PresetNames, new TrainOptions { Model = "dalle", Preset = "xs" }),
         Family("clip", "Contrastive text and image encoders (for reranking and evaluation)",
             ClipPipeline.PresetNames, new TrainOptions { Model = "clip", Preset = "xs" }),
+        Family("vae", "The conditional VAE baseline: one decoder call per image from its Gaussian prior",
+            VaePipeline.PresetNames, new TrainOptions { Model = "vae", Preset = "xs", Lr = 1e-3f }),
     };
 
     /// <summary>One family's 'train' verb: every option with that family's default, each mapped to its train.json field
@@ -168,6 +171,7 @@ internal static class TrainVerbs
                     "vqvae" => VqTrainer.Resume(resume, ctl, opt, given),
                     "dalle" => DalleTrainer.Resume(resume, ctl, opt, given),
                     "clip" => ClipTrainer.Resume(resume, ctl, opt, given),
+                    "vae" => VaeTrainer.Resume(resume, ctl, opt, given),
                     _ => DiffusionTrainer.Resume(resume, ctl, opt, given),
                 }
                 : family switch
@@ -175,6 +179,7 @@ internal static class TrainVerbs
                     "vqvae" => VqTrainer.Start(outDir!, opt, ctl),
                     "dalle" => DalleTrainer.Start(outDir!, opt, ctl),
                     "clip" => ClipTrainer.Start(outDir!, opt, ctl),
+                    "vae" => VaeTrainer.Start(outDir!, opt, ctl),
                     _ => DiffusionTrainer.Start(outDir!, opt, ctl),
                 };
             if (world.Rank != 0)

@@ -42,6 +42,7 @@ public class DistributedTests
     [InlineData("clip")]
     [InlineData("vqvae")]
     [InlineData("dalle")]
+    [InlineData("vae")]
     public void Two_ranks_train_the_same_weights_as_one_process_with_the_whole_batch(string family)
     {
         SkipWithoutMpi();

@@ -9,8 +9,8 @@ namespace Pictor.Pipelines.Training;
 /// </summary>
 public sealed record TrainOptions
 {
-    /// <summary>Which trainer made the run: "diffusion" (runs written before the field existed), "vqvae", "dalle" or
-    /// "clip".</summary>
+    /// <summary>Which trainer made the run: "diffusion" (runs written before the field existed), "vqvae", "dalle",
+    /// "clip" or "vae".</summary>
     public string Model { get; init; } = "diffusion";
     public string Data { get; init; } = "";
     /// <summary>DALL-E only: the VQ-VAE run or model directory whose tokens the transformer learns.</summary>
@@ -65,8 +65,9 @@ public sealed record TrainOptions
             "vqvae" => Vq.VqModel.PresetNames,
             "dalle" => Dalle.DalleSetup.PresetNames,
             "clip" => Clip.ClipPipeline.PresetNames,
+            "vae" => Vae.VaePipeline.PresetNames,
             _ => throw new ArgumentException($"unknown model family '{Model}' in the training options; use diffusion, "
-                + $"vqvae, dalle or clip"),
+                + $"vqvae, dalle, clip or vae"),
         };
         if (!presets.Contains(Preset))
         {

@@ -1,0 +1,159 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Pictor.Engine;
+using Pictor.Engine.IO;
+using Pictor.Models.Diffusion.Samplers;
+using Pictor.Models.Text;
+using Pictor.Models.Vae;
+using Pictor.Text;
+
+namespace Pictor.Pipelines.Vae;
+
+// Dimension legend: B batch, Z latent channels, h/w latent grid, H = W = image size.
+
+/// <summary>
+/// A conditional VAE ready to sample (the source documents' VAE baseline): BPE tokenizer and
+/// <see cref="ConditionalVae"/>. Sampling draws z ~ N(0, T^2 I) for temperature T (row i from Rng(seed + i)) and
+/// decodes it with the caption: one network call, no steps, no guidance. Model directory: config.json ("format":
+/// "pictor-vae"), tokenizer/, model.safetensors, weights.sha256.
+/// </summary>
+public sealed class VaePipeline : ITextToImage
+{
+    public const string Format = "pictor-vae", ConfigFile = "config.json", WeightsFile = "model.safetensors",
+        TokenizerDir = "tokenizer", SamplerName = "prior";
+    public const int Version = 1;
+    public static readonly string[] PresetNames = ["tiny", "xs"];
+
+    public string Preset { get; }
+    public BpeTokenizer Tokenizer { get; }
+    public ConditionalVae Model { get; }
+    public VaeConfig Config => Model.Config;
+    public string WeightsHash { get; private set; } = "unsaved";
+
+    public string Family => "vae";
+    public int ImageSize { get; }
+    public int TextContext => Config.Text.Context;
+    public string DefaultSampler => SamplerName;
+    /// <summary>One decoder call: the "steps" of its metadata.</summary>
+    public int DefaultSteps => 1;
+    public float DefaultGuidance => 1f;
+    /// <summary>Latent channels, grid side.</summary>
+    public (int Z, int Grid) Latent => (Config.Latent, ImageSize / Config.Downsample);
+
+    public VaePipeline(string preset, int imageSize, VaeConfig config, BpeTokenizer tokenizer, Rng rng)
+    {
+        if (tokenizer.VocabSize != config.Text.Vocab)
+            throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the VAE config says "
+                + $"vocab = {config.Text.Vocab}; use the tokenizer saved with the model");
+        if (imageSize % config.Downsample != 0)
+            throw new ArgumentException($"image size {imageSize} is not divisible by the VAE's downsampling "
+                + $"{config.Downsample}; use a multiple of it");
+        Preset = preset; ImageSize = imageSize; Tokenizer = tokenizer;
+        Model = new ConditionalVae(config, rng);
+    }
+
+    /// <summary>tiny: tests (16x16 -> 8 x 4 x 4); xs: the emoji baseline (32x32 -> 16 x 8 x 8, about 1.9 M
+    /// parameters with its text encoder).</summary>
+    public static VaeConfig FromPreset(string name, int vocab, int context) => name switch
+    {
+        "tiny" => new VaeConfig(new TextEncoderConfig(vocab, context, Layers: 1, Dim: 32, Heads: 2, OutDim: 32),
+            [8, 16, 16], Latent: 4, Groups: 4, KlWarmup: 10),
+        "xs" => new VaeConfig(new TextEncoderConfig(vocab, context, Layers: 2, Dim: 128, Heads: 4, OutDim: 128),
+            [64, 128, 128], Latent: 16, Groups: 8, KlWarmup: 1000),
+        _ => throw new ArgumentException($"unknown VAE preset '{name}'; use {string.Join(", ", PresetNames)}"),
+    };
+
+    /// <summary>Caption token ids [B, S]; too-long captions are an error unless <paramref name="truncate"/>.</summary>
+    public IntTensor Ids(IReadOnlyList<string> captions, bool truncate = false) =>
+        Tokenizer.EncodeBatch(captions, TextContext, truncate);
+
+    /// <inheritdoc/>
+    public string? Refuse(SamplingSettings s)
+    {
+        if (s.Sampler != SamplerName)
+            return $"a VAE decodes one latent drawn from its prior (sampler '{SamplerName}'); drop --sampler";
+        if (s.Steps != 1) return "a VAE draws an image in one decoder call; drop --steps (it is for diffusion models)";
+        if (s.Guidance != 1f || s.NegativePrompt != null)
+            return "a VAE has no classifier-free guidance; drop --cfg and --negative (use --temperature to trade "
+                + "variety for typical images)";
+        if (s.TopK != 0 || s.TopP != 1f) return "a VAE samples no tokens; drop --top-k and --top-p";
+        return null;
+    }
+
+    /// <summary>Images [B, 3, H, W] in [-1, 1]: row i decodes z ~ N(0, T^2 I) from Rng(seed + i) with prompts[i].
+    /// Settings are assumed checked.</summary>
+    public Tensor Sample(IReadOnlyList<string> prompts, SamplingSettings s, SampleStep? onStep = null)
+    {
+        int b = prompts.Count;
+        var (zc, g) = Latent;
+        int per = zc * g * g;
+        var z = new float[b * per];
+        for (int i = 0; i < b; i++)
+        {
+            var span = z.AsSpan(i * per, per);
+            new Rng(s.Seed + (ulong)i).FillNormal(span);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(span, s.Temperature, span);
+        }
+        Model.Train(false);
+        var img = Model.Generate(Ids(prompts), Tensor.FromArray(z, b, zc, g, g));     // (B, 3, H, W)
+        var y = img.Span;
+        for (int i = 0; i < y.Length; i++) y[i] = Math.Clamp(y[i], -1f, 1f);
+        onStep?.Invoke(1, 1, null);
+        return img;
+    }
+
+    // ------------------------------------------------------------------------------------------- save / load
+
+    private static readonly JsonSerializerOptions Json =
+        new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public string ToJson() => new JsonObject
+    {
+        ["format"] = Format, ["version"] = Version, ["preset"] = Preset, ["image_size"] = ImageSize,
+        ["model"] = JsonSerializer.SerializeToNode(Config, Json),
+    }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+
+    /// <summary>Reads config.json: (preset, image size, config).</summary>
+    public static (string Preset, int ImageSize, VaeConfig Config) ParseConfig(string json, string source)
+    {
+        try
+        {
+            var o = JsonNode.Parse(json)!.AsObject();
+            if ((string?)o["format"] != Format)
+                throw new FormatException($"{source} is not a {Format} config (format '{(string?)o["format"]}')");
+            int v = (int)o["version"]!;
+            if (v != Version)
+                throw new FormatException($"{source} has config version {v}; this Pictor reads version {Version}. "
+                    + "Update Pictor or retrain.");
+            var cfg = o["model"].Deserialize<VaeConfig>(Json) ?? throw new FormatException($"{source} has no model");
+            return ((string?)o["preset"] ?? "custom", (int)o["image_size"]!, cfg);
+        }
+        catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException)
+        {
+            throw new FormatException($"{source} is not a valid VAE config: {e.Message}");
+        }
+    }
+
+    /// <summary>Writes config.json, tokenizer/, model.safetensors and weights.sha256, each atomically.</summary>
+    public void Save(string dir)
+    {
+        Directory.CreateDirectory(dir);
+        AtomicFile.WriteAllText(Path.Combine(dir, ConfigFile), ToJson());
+        Tokenizer.Save(Path.Combine(dir, TokenizerDir));
+        Model.Save(Path.Combine(dir, WeightsFile), metadata: new Dictionary<string, string> { ["format"] = Format });
+        WeightsHash = ModelDirectory.HashFile(Path.Combine(dir, WeightsFile));
+        WeightsManifest.Write(dir);
+    }
+
+    public static VaePipeline Load(string dir) => Load(ModelDirectory.Open(dir, Format, "VAE model"));
+
+    public static VaePipeline Load(ModelDirectory m)
+    {
+        var (preset, size, cfg) = ParseConfig(m.ConfigJson, m.ConfigPath);
+        string weights = m.Require(WeightsFile);
+        var p = new VaePipeline(preset, size, cfg, BpeTokenizer.Load(m.Require(TokenizerDir)), new Rng(0));
+        p.Model.LoadStateDict(SafeTensorsFile.Read(weights));
+        p.WeightsHash = ModelDirectory.HashFile(weights);
+        return p;
+    }
+}
