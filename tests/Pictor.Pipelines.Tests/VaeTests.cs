@@ -40,11 +40,11 @@ public class VaeTests
         var vae = new VaePipeline("tiny", 16, VaePipeline.FromPreset("tiny", tok.VocabSize, 16), tok, new Rng(1));
         var rng = new Rng(2);
         var x = new float[2 * 3 * 16 * 16]; rng.FillUniform(x, -1f, 1f);
-        var (zc, g) = vae.Latent;
-        var eps = new float[2 * zc * g * g]; rng.FillNormal(eps);
+        int zc = vae.Latent;
+        var eps = new float[2 * zc]; rng.FillNormal(eps);
         var ids = vae.Ids(["a red circle", "a blue square"]);
         using var _ = Autograd.NoGrad();
-        var (_, _, kl) = vae.Model.Loss(Tensor.FromArray(x, 2, 3, 16, 16), ids, Tensor.FromArray(eps, 2, zc, g, g), 1f);
+        var (_, _, kl) = vae.Model.Loss(Tensor.FromArray(x, 2, 3, 16, 16), ids, Tensor.FromArray(eps, 2, zc), 1f);
         var (mu, logVar) = vae.Model.Encode(Tensor.FromArray(x, 2, 3, 16, 16), vae.Model.EncodeText(ids));
         var m = Ops.Contiguous(mu).ToArray(); var lv = Ops.Contiguous(logVar).ToArray();
         double expect = 0;

@@ -9,7 +9,7 @@ using Pictor.Text;
 
 namespace Pictor.Pipelines.Vae;
 
-// Dimension legend: B batch, Z latent channels, h/w latent grid, H = W = image size.
+// Dimension legend: B batch, Z latent width, H = W = image size.
 
 /// <summary>
 /// A conditional VAE ready to sample (the source documents' VAE baseline): BPE tokenizer and
@@ -37,8 +37,8 @@ public sealed class VaePipeline : ITextToImage
     /// <summary>One decoder call: the "steps" of its metadata.</summary>
     public int DefaultSteps => 1;
     public float DefaultGuidance => 1f;
-    /// <summary>Latent channels, grid side.</summary>
-    public (int Z, int Grid) Latent => (Config.Latent, ImageSize / Config.Downsample);
+    /// <summary>The latent vector's width Z.</summary>
+    public int Latent => Config.Latent;
 
     public VaePipeline(string preset, int imageSize, VaeConfig config, BpeTokenizer tokenizer, Rng rng)
     {
@@ -49,19 +49,18 @@ public sealed class VaePipeline : ITextToImage
             throw new ArgumentException($"image size {imageSize} is not divisible by the VAE's downsampling "
                 + $"{config.Downsample}; use a multiple of it");
         Preset = preset; ImageSize = imageSize; Tokenizer = tokenizer;
-        Model = new ConditionalVae(config, rng);
+        Model = new ConditionalVae(config, imageSize, rng);
     }
 
-    /// <summary>tiny: tests (16x16 -> 4 x 4 x 4); xs: the emoji baseline (32x32 -> 16 x 8 x 8, 2.5 M parameters
-    /// with its text encoder). The decoder's sigma sets the trade between sharp reconstructions and samples from the
-    /// prior that look like the data: at 0.1 the posterior spent about 1,300 nats per emoji and prior samples were
-    /// noise after 400 steps; xs takes 0.3 (docs/models/emoji-vae.md).</summary>
+    /// <summary>tiny: tests (16x16 to 8 numbers); xs: the emoji baseline (32x32 to 64 numbers). The decoder's sigma
+    /// sets the trade between sharp reconstructions and prior samples that look like the data; xs takes 0.3
+    /// (docs/models/emoji-vae.md).</summary>
     public static VaeConfig FromPreset(string name, int vocab, int context) => name switch
     {
         "tiny" => new VaeConfig(new TextEncoderConfig(vocab, context, Layers: 1, Dim: 32, Heads: 2, OutDim: 32),
-            [8, 16, 16], Latent: 4, Groups: 4, KlWarmup: 10),
+            [8, 16, 16], Latent: 8, Groups: 4, KlWarmup: 10),
         "xs" => new VaeConfig(new TextEncoderConfig(vocab, context, Layers: 2, Dim: 128, Heads: 4, OutDim: 128),
-            [64, 128, 128], Latent: 16, Groups: 8, Sigma: 0.3f, KlWarmup: 500),
+            [64, 128, 128], Latent: 64, Groups: 8, Sigma: 0.3f, KlWarmup: 500),
         _ => throw new ArgumentException($"unknown VAE preset '{name}'; use {string.Join(", ", PresetNames)}"),
     };
 
@@ -82,13 +81,12 @@ public sealed class VaePipeline : ITextToImage
         return null;
     }
 
-    /// <summary>Images [B, 3, H, W] in [-1, 1]: row i decodes z ~ N(0, T^2 I) from Rng(seed + i) with prompts[i].
+    /// <summary>Images [B, 3, H, W] in [-1, 1]: row i decodes z ~ N(0, T^2 I) [Z] from Rng(seed + i) with prompts[i].
     /// Settings are assumed checked.</summary>
     public Tensor Sample(IReadOnlyList<string> prompts, SamplingSettings s, SampleStep? onStep = null)
     {
         int b = prompts.Count;
-        var (zc, g) = Latent;
-        int per = zc * g * g;
+        int per = Latent;
         var z = new float[b * per];
         for (int i = 0; i < b; i++)
         {
@@ -97,7 +95,7 @@ public sealed class VaePipeline : ITextToImage
             System.Numerics.Tensors.TensorPrimitives.Multiply(span, s.Temperature, span);
         }
         Model.Train(false);
-        var img = Model.Generate(Ids(prompts), Tensor.FromArray(z, b, zc, g, g));     // (B, 3, H, W)
+        var img = Model.Generate(Ids(prompts), Tensor.FromArray(z, b, per));          // (B, 3, H, W)
         var y = img.Span;
         for (int i = 0; i < y.Length; i++) y[i] = Math.Clamp(y[i], -1f, 1f);
         onStep?.Invoke(1, 1, null);

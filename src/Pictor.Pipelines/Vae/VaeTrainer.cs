@@ -28,9 +28,8 @@ public static class VaeTrainer
         var vae = new VaePipeline(opt.Preset, opt.ImageSize, VaePipeline.FromPreset(opt.Preset, tok.VocabSize,
             opt.Context), tok, new Rng(opt.Seed));
         TrainingSession.WriteRunFiles(runDir, vae.ToJson(), tok, opt, ctl);
-        var (z, g) = vae.Latent;
-        ctl.RootLog?.Invoke($"model: VAE preset {opt.Preset}, {vae.Model.ParameterCount():N0} parameters, latent "
-            + $"{z}x{g}x{g}, KL weight {vae.Config.Beta} after {vae.Config.KlWarmup} warm-up steps");
+        ctl.RootLog?.Invoke($"model: VAE preset {opt.Preset}, {vae.Model.ParameterCount():N0} parameters, "
+            + $"{vae.Latent}-number latent, KL weight {vae.Config.Beta} after {vae.Config.KlWarmup} warm-up steps");
         return new Session(runDir, opt, vae, train, val, ctl).Run(null);
     }
 
@@ -72,9 +71,8 @@ public static class VaeTrainer
                 train.Count)
         {
             this.vae = vae; this.evalVae = evalVae; this.train = train; this.val = val;
-            var (z, g) = vae.Latent;
             x = new float[Shard.Count * 3 * opt.ImageSize * opt.ImageSize];
-            eps = new float[opt.Batch * z * g * g];   // the whole batch's noise (the stream is the same on all ranks)
+            eps = new float[opt.Batch * vae.Latent];   // the whole batch's noise (the stream is the same on all ranks)
         }
 
         protected override void SetTraining(bool on) => vae.Model.Train(on);
@@ -82,8 +80,7 @@ public static class VaeTrainer
         protected override Tensor Loss()
         {
             int size = Opt.ImageSize, per = 3 * size * size, o = Shard.Offset, b = Shard.Count;
-            var (zc, g) = vae.Latent;
-            int zper = zc * g * g;
+            int zper = vae.Latent;
             var captions = new string[b];
             for (int i = 0; i < Opt.Batch; i++)
             {
@@ -97,7 +94,7 @@ public static class VaeTrainer
             }
             Rng.FillNormal(eps);
             var (loss, _, _) = vae.Model.Loss(Tensor.FromArray(x, b, 3, size, size), vae.Ids(captions, truncate: true),
-                Tensor.FromArray(eps[(o * zper)..((o + b) * zper)], b, zc, g, g),
+                Tensor.FromArray(eps[(o * zper)..((o + b) * zper)], b, zper),
                 KlWeight(Step, vae.Config.Beta, vae.Config.KlWarmup));
             return World.Size == 1 ? loss : Ops.MulScalar(loss, Shard.Fraction);
         }
@@ -133,7 +130,7 @@ public static class VaeTrainer
         ulong seed)
     {
         int n = Math.Min(max, set.Count), size = set.Size, per = 3 * size * size;
-        var (zc, g) = model.Latent;
+        int zc = model.Latent;
         var rng = new Rng(seed);
         double recon = 0, kl = 0; const int chunk = 32;
         model.Model.Train(false);
@@ -141,14 +138,14 @@ public static class VaeTrainer
             for (int s = 0; s < n; s += chunk)
             {
                 int m = Math.Min(chunk, n - s);
-                var x = new float[m * per]; var eps = new float[m * zc * g * g];
+                var x = new float[m * per]; var eps = new float[m * zc];
                 for (int i = 0; i < m; i++) set.Read(s + i, x.AsSpan(i * per, per));
                 rng.FillNormal(eps);
                 using (TensorScope.Begin())
                 {
                     var caps = Enumerable.Range(s, m).Select(i => set.Captions[i][0]).ToList();
                     var (_, r, k) = model.Model.Loss(Tensor.FromArray(x, m, 3, size, size),
-                        model.Ids(caps, truncate: true), Tensor.FromArray(eps, m, zc, g, g), 1f);
+                        model.Ids(caps, truncate: true), Tensor.FromArray(eps, m, zc), 1f);
                     recon += r.Item() * m; kl += k.Item() * m;
                 }
             }
