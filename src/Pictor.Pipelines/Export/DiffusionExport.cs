@@ -109,7 +109,8 @@ internal static class DiffusionExport
         if (c.TryGetValue("temb", out var tl))
         {
             var lin = (Linear)tl;
-            if (temb == null) Refuse(path + ".temb", "Linear", "this ResBlock takes a time embedding; export passes none");
+            if (temb == null)
+                Refuse(path + ".temb", "Linear", "this ResBlock takes a time embedding and the graph has none");
             var tb = Linear(g, lin, path + ".temb", Silu(g, temb!), 2);                           // (B, Cout)
             h = g.Add(h, g.Reshape(tb, 0, lin.Out, 1, 1));
         }

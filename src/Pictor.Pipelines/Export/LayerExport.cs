@@ -118,8 +118,8 @@ internal static class LayerExport
         return g.Floats(m, t, t);
     }
 
-    /// <summary>The pre-LN transformer block (<see cref="ArBlock"/>): x + attn(LN(x)), then x + MLP(LN(x)). mask null is
-    /// bidirectional (the text encoder).</summary>
+    /// <summary>The pre-LN transformer block (<see cref="ArBlock"/>): x + attn(LN(x)), then x + MLP(LN(x)). A null
+    /// mask is bidirectional (the text encoder).</summary>
     public static string Block(OnnxGraph g, ArBlock block, string path, string x, string? mask)   // (B, T, D)
     {
         var c = Children(block, path, "ln1", "attn", "ln2", "mlp");

@@ -22,6 +22,8 @@ public static class OnnxExport
     public const string Format = "pictor-onnx";
     public const int Version = 1;
     public const string PipelineFile = "pipeline.json";
+    /// <summary>The default-domain opset of every exported graph.</summary>
+    public const int Opset = OnnxGraph.Opset;
 
     public static OnnxExportResult Export(string modelDir, string outDir)
     {
@@ -56,7 +58,8 @@ public static class OnnxExport
             ["format"] = Format,
             ["version"] = Version,
             ["family"] = "diffusion",
-            ["source"] = Path.GetFullPath(modelDir),
+            ["source"] = Path.GetFileName(Path.GetFullPath(modelDir)),
+            ["source_weights_hash"] = ModelDirectory.HashFile(Path.Combine(modelDir, ModelDirectory.WeightsFile)),
             ["opset"] = OnnxGraph.Opset,
             ["networks"] = Networks(nets, new()
             {

@@ -104,7 +104,8 @@ internal sealed class OnnxGraph
     public string Concat(int axis, params string[] xs) => Node("Concat", xs, attrs: [Int("axis", axis)]);
     public string Cast(string x, TensorProto.Types.DataType to) => Node("Cast", [x], attrs: [Int("to", (long)to)]);
 
-    /// <summary>Reshape to <paramref name="shape"/>; 0 copies the input's dimension (the batch), -1 is inferred.</summary>
+    /// <summary>Reshape to <paramref name="shape"/>; 0 copies the input's dimension (the batch), -1 is
+    /// inferred.</summary>
     public string Reshape(string x, params long[] shape) => Op("Reshape", x, Int64s(shape));
 
     /// <summary>Reshape to the runtime shape of another value (a Shape node's output).</summary>
