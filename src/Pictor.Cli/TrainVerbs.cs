@@ -246,7 +246,7 @@ internal static class TrainVerbs
                 foreach (var n in o.Networks)
                     Console.WriteLine($"wrote {Path.Combine(o.OutDir, n.File)}: {n.Bytes:N0} bytes, opset "
                         + $"{OnnxExport.Opset}, ops {string.Join(" ", n.Ops)}");
-                Console.WriteLine($"wrote {o.PipelineJson}: how the networks, scheduler and tokenizer fit");
+                Console.WriteLine($"wrote {o.PipelineJson}: how the networks fit together");
                 return 0;
             }
             var r = CheckpointExport.Export(p.GetValue(run)!, p.GetValue(step)!, p.GetValue(output)!);

@@ -1,5 +1,4 @@
 using Pictor.Models.Text;
-using Pictor.Models.Transformer;
 using Pictor.Models.Unet;
 using Pictor.Nn;
 using Pictor.Pipelines.Diffusion;
@@ -23,16 +22,9 @@ internal static class DiffusionExport
     {
         var cfg = enc.Config;
         var g = new OnnxGraph("pictor_text_encoder");
-        var c = Children(enc, "", [.. Enumerable.Range(0, cfg.Layers).Select(i => $"blocks.{i}"), "tok_emb", "ln_f",
-            "proj"]);
-        var state = enc.StateDict();
-        var ids = g.Input("ids", DataType.Int64, -1, cfg.Context);
-        var x = g.Gather(g.Weight("tok_emb.weight", ((Embedding)c["tok_emb"]).Weight), ids);   // (B, S, D)
-        x = g.Add(x, g.Weight("pos_emb", state["pos_emb"]));
-        for (int i = 0; i < cfg.Layers; i++) x = Block(g, (ArBlock)c[$"blocks.{i}"], $"blocks.{i}", x, null);
-        var tokens = Linear(g, (Linear)c["proj"], "proj", LayerNorm(g, (LayerNorm)c["ln_f"], "ln_f", x), 3);
+        var (tokens, pooled) = TextExport.Tower(g, enc, "", g.Input("ids", DataType.Int64, -1, cfg.Context));
         g.Output(tokens, "tokens", DataType.Float, -1, cfg.Context, cfg.OutDim);                  // (B, S, Dc)
-        g.Output(g.ReduceMean(tokens, false, 1), "pooled", DataType.Float, -1, cfg.OutDim);        // (B, Dc)
+        g.Output(pooled, "pooled", DataType.Float, -1, cfg.OutDim);                                // (B, Dc)
         return g;
     }
 

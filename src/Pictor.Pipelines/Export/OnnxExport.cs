@@ -1,7 +1,11 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Pictor.Models.Clip;
 using Pictor.Models.Diffusion;
+using Pictor.Pipelines.Clip;
+using Pictor.Pipelines.Dalle;
 using Pictor.Pipelines.Diffusion;
+using Pictor.Pipelines.Vq;
 
 namespace Pictor.Pipelines.Export;
 
@@ -31,8 +35,11 @@ public static class OnnxExport
         return m.Format switch
         {
             DiffusionConfig.Format => Diffusion(DiffusionPipeline.Load(m), m.Path, outDir),
-            _ => throw new NotSupportedException($"ONNX export: '{m.Path}' holds a {m.Format} model and only "
-                + $"{DiffusionConfig.Format} models have an ONNX writer yet; export a diffusion model (docs/onnx.md)"),
+            ClipPipeline.Format => Clip(ClipPipeline.Load(m.Path), m.Path, outDir),
+            DalleSetup.Format => Dalle(DallePipeline.Load(m), m.Path, outDir),
+            VqModel.Format => Vq(VqModel.Load(m.Path), m.Path, outDir),
+            _ => throw new NotSupportedException($"ONNX export: '{m.Path}' holds a '{m.Format}' model, which has no "
+                + "ONNX writer; export a pictor-diffusion, pictor-clip, pictor-dalle or pictor-vqvae model"),
         };
     }
 
@@ -53,49 +60,138 @@ public static class OnnxExport
         };
         var tok = CopyTokenizer(modelDir, outDir);
         bool shifted = cfg.ScheduleShift != 1;
-        var json = new JsonObject
+        var json = Header("diffusion", modelDir);
+        json["networks"] = Networks(nets, new()
         {
-            ["format"] = Format,
-            ["version"] = Version,
-            ["family"] = "diffusion",
-            ["source"] = Path.GetFileName(Path.GetFullPath(modelDir)),
-            ["source_weights_hash"] = ModelDirectory.HashFile(Path.Combine(modelDir, ModelDirectory.WeightsFile)),
-            ["opset"] = OnnxGraph.Opset,
-            ["networks"] = Networks(nets, new()
-            {
-                ["text_encoder"] = ($"ids int64 [batch, {cfg.Text.Context}]",
-                    $"tokens [batch, {cfg.Text.Context}, {cfg.Text.OutDim}], pooled [batch, {cfg.Text.OutDim}]"),
-                ["unet"] = ($"x [batch, 3, {cfg.ImageSize}, {cfg.ImageSize}], t [batch] (step index 0.."
-                    + $"{cfg.ScheduleSteps - 1} as float), context = text_encoder.tokens"
-                    + (cfg.Unet.PooledDim > 0 ? ", pooled = text_encoder.pooled" : ""),
-                    $"prediction [batch, 3, {cfg.ImageSize}, {cfg.ImageSize}]"),
-            }),
-            ["tokenizer"] = tok,
-            ["text_context"] = cfg.Text.Context,
-            ["image"] = new JsonObject
-            {
-                ["size"] = cfg.ImageSize, ["channels"] = 3,
-                ["range"] = "[-1, 1]; clip the sampler's x0 to it, then pixel = (x + 1) / 2 * 255",
-            },
-            ["scheduler"] = new JsonObject
-            {
-                ["schedule"] = "cosine (Nichol and Dhariwal 2021, eq. 17, s = 0.008, betas clipped to 0.999)",
-                ["train_steps"] = cfg.ScheduleSteps,
-                ["shift"] = cfg.ScheduleShift,
-                ["shift_rule"] = "abar' = abar / (abar + shift^2 (1 - abar))",
-                ["prediction"] = cfg.Prediction == Prediction.V ? "v" : "epsilon",
-                ["timestep_spacing"] = shifted ? "uniform in log-SNR" : "trailing",
-                ["default_sampler"] = p.DefaultSampler,
-                ["default_steps"] = p.DefaultSteps,
-                ["samplers"] = new JsonArray([.. DiffusionPipeline.SamplerNames.Select(n => (JsonNode?)n)]),
-            },
-            ["guidance"] = new JsonObject
-            {
-                ["default_scale"] = cfg.DefaultCfg,
-                ["unconditional_caption"] = "",
-                ["rule"] = "prediction = uncond + scale * (cond - uncond) (Ho and Salimans 2022, eq. 6)",
-            },
+            ["text_encoder"] = ($"ids int64 [batch, {cfg.Text.Context}]",
+                $"tokens [batch, {cfg.Text.Context}, {cfg.Text.OutDim}], pooled [batch, {cfg.Text.OutDim}]"),
+            ["unet"] = ($"x [batch, 3, {cfg.ImageSize}, {cfg.ImageSize}], t [batch] (step index 0.."
+                + $"{cfg.ScheduleSteps - 1} as float), context = text_encoder.tokens"
+                + (cfg.Unet.PooledDim > 0 ? ", pooled = text_encoder.pooled" : ""),
+                $"prediction [batch, 3, {cfg.ImageSize}, {cfg.ImageSize}]"),
+        });
+        json["tokenizer"] = tok;
+        json["text_context"] = cfg.Text.Context;
+        json["image"] = new JsonObject
+        {
+            ["size"] = cfg.ImageSize, ["channels"] = 3,
+            ["range"] = "[-1, 1]; clip the sampler's x0 to it, then pixel = (x + 1) / 2 * 255",
         };
+        json["scheduler"] = new JsonObject
+        {
+            ["schedule"] = "cosine (Nichol and Dhariwal 2021, eq. 17, s = 0.008, betas clipped to 0.999)",
+            ["train_steps"] = cfg.ScheduleSteps,
+            ["shift"] = cfg.ScheduleShift,
+            ["shift_rule"] = "abar' = abar / (abar + shift^2 (1 - abar))",
+            ["prediction"] = cfg.Prediction == Prediction.V ? "v" : "epsilon",
+            ["timestep_spacing"] = shifted ? "uniform in log-SNR" : "trailing",
+            ["default_sampler"] = p.DefaultSampler,
+            ["default_steps"] = p.DefaultSteps,
+            ["samplers"] = new JsonArray([.. DiffusionPipeline.SamplerNames.Select(n => (JsonNode?)n)]),
+        };
+        json["guidance"] = new JsonObject
+        {
+            ["default_scale"] = cfg.DefaultCfg,
+            ["unconditional_caption"] = "",
+            ["rule"] = "prediction = uncond + scale * (cond - uncond) (Ho and Salimans 2022, eq. 6)",
+        };
+        return Finish(outDir, nets, json);
+    }
+
+    /// <summary>CLIP: clip_text.onnx, clip_image.onnx, tokenizer/, pipeline.json (with the logit scale).</summary>
+    public static OnnxExportResult Clip(ClipPipeline p, string modelDir, string outDir)
+    {
+        var cfg = p.Config;
+        var text = ClipExport.Text(p.Model);
+        var image = ClipExport.Image(p.Model, p.ImageSize);
+        Directory.CreateDirectory(outDir);
+        var nets = new List<OnnxNetwork>
+        {
+            Write(text, "clip_text", outDir, "Pictor CLIP text tower: ids [B, S] int64 -> unit embedding [B, E]"),
+            Write(image, "clip_image", outDir, "Pictor CLIP image tower: image [B, 3, H, W] -> unit embedding [B, E]"),
+        };
+        var json = Header("clip", modelDir);
+        json["networks"] = Networks(nets, new()
+        {
+            ["clip_text"] = ($"ids int64 [batch, {cfg.Text.Context}]", $"embedding [batch, {cfg.EmbedDim}], unit"),
+            ["clip_image"] = ($"image [batch, 3, {p.ImageSize}, {p.ImageSize}] in [-1, 1] (pixel / 127.5 - 1)",
+                $"embedding [batch, {cfg.EmbedDim}], unit"),
+        });
+        json["tokenizer"] = CopyTokenizer(modelDir, outDir);
+        json["text_context"] = cfg.Text.Context;
+        json["logit_scale"] = MathF.Exp(Math.Min(p.Model.LogScale.Span[0], ClipModel.MaxLogScale));
+        json["score"] = "logit_scale * dot(image embedding, text embedding)";
+        return Finish(outDir, nets, json);
+    }
+
+    /// <summary>DALL-E: dalle_transformer.onnx (full-sequence forward), vq_decoder.onnx, tokenizer/,
+    /// pipeline.json.</summary>
+    public static OnnxExportResult Dalle(DallePipeline p, string modelDir, string outDir)
+    {
+        var t = p.Setup.Transformer;
+        var tr = DalleExport.Transformer(p.Transformer);
+        var dec = DalleExport.VqDecoder(p.Vq.Net, p.ImageSize);
+        Directory.CreateDirectory(outDir);
+        var nets = new List<OnnxNetwork>
+        {
+            Write(tr, "dalle_transformer", outDir, "Pictor DALL-E transformer: ids [B, T] int64 -> logits [B, T, V]"),
+            Write(dec, "vq_decoder", outDir, "Pictor VQ-VAE decoder: codes [B, G, G] int64 -> image [B, 3, H, W]"),
+        };
+        var json = Header("dalle", modelDir);
+        json["networks"] = Networks(nets, new()
+        {
+            ["dalle_transformer"] = ($"ids int64 [batch, {t.SeqLen}]: {t.TextLen} text slots (the tokenizer's ids), "
+                + $"then {t.ImageLen} image slots (code k as id {t.TextVocab} + k)",
+                $"logits [batch, {t.SeqLen}, {t.Vocab}]: position j predicts the token at j + 1 (causal)"),
+            ["vq_decoder"] = ($"codes int64 [batch, {t.Grid}, {t.Grid}] (0..{t.ImageVocab - 1}, raster order)",
+                $"image [batch, 3, {p.ImageSize}, {p.ImageSize}] in [-1, 1]"),
+        });
+        json["tokenizer"] = CopyTokenizer(modelDir, outDir);
+        json["sequence"] = new JsonObject
+        {
+            ["text_len"] = t.TextLen, ["text_vocab"] = t.TextVocab, ["image_vocab"] = t.ImageVocab,
+            ["grid"] = t.Grid,
+        };
+        json["sampling"] = new JsonObject
+        {
+            ["rule"] = "for image slot j = 0 .. G*G-1: logits at position text_len + j - 1, image ids only, "
+                + "temperature / top-k / top-p, guided as uncond + scale * (cond - uncond) over the empty caption; "
+                + "the graph has no KV cache, so each token reruns the sequence (later slots are masked)",
+            ["default_guidance"] = ((ITextToImage)p).DefaultGuidance,
+        };
+        return Finish(outDir, nets, json);
+    }
+
+    /// <summary>A VQ-VAE on its own: vq_decoder.onnx and pipeline.json.</summary>
+    public static OnnxExportResult Vq(VqModel vq, string modelDir, string outDir)
+    {
+        var dec = DalleExport.VqDecoder(vq.Net, vq.ImageSize);
+        Directory.CreateDirectory(outDir);
+        var nets = new List<OnnxNetwork>
+        {
+            Write(dec, "vq_decoder", outDir, "Pictor VQ-VAE decoder: codes [B, G, G] int64 -> image [B, 3, H, W]"),
+        };
+        var json = Header("vqvae", modelDir);
+        json["networks"] = Networks(nets, new()
+        {
+            ["vq_decoder"] = ($"codes int64 [batch, {vq.Grid}, {vq.Grid}]",
+                $"image [batch, 3, {vq.ImageSize}, {vq.ImageSize}] in [-1, 1]"),
+        });
+        return Finish(outDir, nets, json);
+    }
+
+    private static JsonObject Header(string family, string modelDir) => new()
+    {
+        ["format"] = Format,
+        ["version"] = Version,
+        ["family"] = family,
+        ["source"] = Path.GetFileName(Path.GetFullPath(modelDir)),
+        ["source_weights_hash"] = ModelDirectory.HashFile(Path.Combine(modelDir, ModelDirectory.WeightsFile)),
+        ["opset"] = OnnxGraph.Opset,
+    };
+
+    private static OnnxExportResult Finish(string outDir, List<OnnxNetwork> nets, JsonObject json)
+    {
         string path = Path.Combine(outDir, PipelineFile);
         File.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         return new OnnxExportResult(outDir, nets, path);

@@ -117,6 +117,10 @@ internal sealed class OnnxGraph
     public string ReduceMean(string x, bool keepDims, params long[] axes) =>
         Node("ReduceMean", [x], attrs: [Ints("axes", axes), Int("keepdims", keepDims ? 1 : 0)]);
 
+    /// <summary>ReduceSumSquare over <paramref name="axes"/> (an attribute at opset 17).</summary>
+    public string ReduceSumSquare(string x, bool keepDims, params long[] axes) =>
+        Node("ReduceSumSquare", [x], attrs: [Ints("axes", axes), Int("keepdims", keepDims ? 1 : 0)]);
+
     /// <summary>LayerNormalization over the last axis (standard from opset 17).</summary>
     public string LayerNormalization(string x, string scale, string bias, float eps) =>
         Node("LayerNormalization", [x, scale, bias], attrs: [Int("axis", -1), Float("epsilon", eps)]);
