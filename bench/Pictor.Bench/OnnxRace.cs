@@ -28,8 +28,8 @@ internal static class OnnxRace
     public static void Run(int iters, string models)
     {
         int threads = Parallelism.Threads;
-        Console.WriteLine($"# Pictor vs ONNX Runtime 1.32.0, {threads} threads each, GEMM {Gemm.Backend}, "
-            + $"alternating, {iters} iterations after 1 warm-up");
+        Console.WriteLine($"# Pictor vs ONNX Runtime 1.32.0, {threads} threads each, GEMM {Gemm.Backend}, ORT spinning "
+            + $"{(Spin ? "on" : "off")}, alternating, {iters} iterations after 1 warm-up");
         Console.WriteLine("| row | Pictor ms (min / median / max) | ORT ms (min / median / max) | Pictor / ORT "
             + "(median; min-max per iteration) |");
         Console.WriteLine("|---|---|---|---|");
@@ -57,10 +57,19 @@ internal static class OnnxRace
         finally { Directory.Delete(tmp, recursive: true); }
     }
 
-    private static InferenceSession Session(string path, int threads) => new(path, new SessionOptions
+    /// <summary>ORT_SPIN=0 turns off the spinning of ORT's intra-op threads after each run (on by default in
+    /// ORT; with two cores, a spinning thread takes CPU from the Pictor run that follows).</summary>
+    private static readonly bool Spin = Environment.GetEnvironmentVariable("ORT_SPIN") != "0";
+
+    private static InferenceSession Session(string path, int threads)
     {
-        IntraOpNumThreads = threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-    });
+        var o = new SessionOptions
+        {
+            IntraOpNumThreads = threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+        };
+        if (!Spin) o.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        return new InferenceSession(path, o);
+    }
 
     private static void UnetRow(string row, DiffusionPipeline p, InferenceSession ort, int b, int iters)
     {
