@@ -44,6 +44,7 @@ public static class Program
             case "unet-train-memory": ModelBench.UnetTrainMemory(32); return 0;
             case "unet-sample": ModelBench.UnetSample(16, 10, cfg: false, iters); return 0;
             case "dalle": DalleBench.Run(iters); return 0;
+            case "onnx-race": OnnxRace.Run(args.Length > 1 ? iters : 7, args.Length > 2 ? args[2] : "models"); return 0;
             case "conv": ConvBench.Run(args.Length > 1 ? iters : 7); return 0;
             case "text-probe": TextProbe.Run(args.Length > 1 ? args[1] : "models/shapes", args.Length > 2 ? int.Parse(args[2]) : 4000); return 0;
             case "transpose": TransposeBench.Run(args.Length > 1 ? iters : 21); return 0;

@@ -5,6 +5,7 @@ using Pictor.Pipelines.Clip;
 using Pictor.Pipelines.Dalle;
 using Pictor.Pipelines.Diffusion;
 using Pictor.Pipelines.Distributed;
+using Pictor.Pipelines.Export;
 using Pictor.Pipelines.Training;
 using Pictor.Pipelines.Vae;
 using Pictor.Pipelines.Vq;
@@ -221,19 +222,38 @@ internal static class TrainVerbs
     }
 
     /// <summary>'pictor export RUN --step N|best|last --out DIR': a model directory from one checkpoint's EMA
-    /// weights.</summary>
+    /// weights. 'pictor export MODEL_OR_RUN --format onnx --out DIR': the model's networks as ONNX graphs with
+    /// pipeline.json (docs/onnx.md).</summary>
     public static Command Export()
     {
-        var run = new Argument<string>("RUN") { Description = "a training run folder" };
-        var step = CliOptions.Text("--step", "which checkpoint: a step number, best or last", fallback: "last");
-        var output = CliOptions.Text("--out", "model folder to write", required: true);
-        var c = new Command("export",
-            "One checkpoint's EMA weights as a model directory (the run's model/ holds the best)")
+        var run = new Argument<string>("RUN")
         {
-            run, step, output,
+            Description = "a training run folder (or, with --format onnx, a model folder or run)",
+        };
+        var step = CliOptions.Text("--step", "which checkpoint: a step number, best or last", fallback: "last");
+        var format = CliOptions.Choice("--format",
+            "checkpoint: a model directory from one checkpoint; onnx: the model's networks as .onnx files",
+            "checkpoint", "checkpoint", "onnx");
+        var output = CliOptions.Text("--out", "folder to write", required: true);
+        var c = new Command("export",
+            "One checkpoint's EMA weights as a model directory (the run's model/ holds the best), or a model as ONNX")
+        {
+            run, step, format, output,
         };
         c.SetAction(p =>
         {
+            if (p.GetValue(format) == "onnx")
+            {
+                if (p.Given(step))
+                    throw new ArgumentException("--step picks a checkpoint for --format checkpoint; --format onnx "
+                        + "exports the model folder (a run's model/): export the checkpoint first, then that folder");
+                var o = OnnxExport.Export(p.GetValue(run)!, p.GetValue(output)!);
+                foreach (var n in o.Networks)
+                    Console.WriteLine($"wrote {Path.Combine(o.OutDir, n.File)}: {n.Bytes:N0} bytes, opset "
+                        + $"{OnnxExport.Opset}, ops {string.Join(" ", n.Ops)}");
+                Console.WriteLine($"wrote {o.PipelineJson}: how the networks fit together");
+                return 0;
+            }
             var r = CheckpointExport.Export(p.GetValue(run)!, p.GetValue(step)!, p.GetValue(output)!);
             Console.WriteLine($"wrote {r.OutDir}: {r.Tensors} tensors, the EMA weights of step {r.Step} "
                 + $"({Path.GetFileName(r.Checkpoint)})");

@@ -56,6 +56,10 @@ public abstract class Module
 
     public IEnumerable<Tensor> Parameters() => NamedParameters().Select(p => p.Param);
 
+    /// <summary>The direct children with their names, in registration order (what an exporter walks: the ONNX writer
+    /// maps each child it knows and refuses the rest by name).</summary>
+    public IReadOnlyList<(string Name, Module Child)> NamedChildren => children;
+
     /// <summary>True when <paramref name="t"/> was registered with <see cref="Buffer"/> here or in a child.</summary>
     public bool IsBuffer(Tensor t) => buffers.Contains(t) || children.Any(c => c.Child.IsBuffer(t));
 
