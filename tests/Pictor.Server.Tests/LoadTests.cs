@@ -43,7 +43,9 @@ public sealed class LoadTests(ITestOutputHelper output)
         }
         Assert.True(clock.Elapsed < TimeSpan.FromMinutes(2), $"the load took {clock.Elapsed}");
         Assert.Equal(concurrent * waves, ok + refused);
-        Assert.InRange(ok, 2 * waves, concurrent * waves - 1);   // each wave: at least capacity in, some refused
+        // each wave: at least one in (the whole capacity only when the worker takes the first job before the rest
+        // arrive, which a loaded host does not promise: 9 of 10 was seen at load average 10), some refused
+        Assert.InRange(ok, waves, concurrent * waves - 1);
         var health = await ReadJson(await client.GetAsync("/health"));
         Assert.Equal((0, 0), (health.GetProperty("running").GetInt32(), health.GetProperty("waiting").GetInt32()));
         long peak = Process.GetCurrentProcess().PeakWorkingSet64;
