@@ -78,6 +78,9 @@ internal static class GenerateVerbs
         var filmstrip = CliOptions.Text("--filmstrip",
             "also write the first drawn image's clean-image estimate every steps/--frames steps, left to right (PNG)");
         var frames = CliOptions.Int("--frames", "frames in the --filmstrip", 8, 1, 1000);
+        var budget = CliOptions.Text("--time-budget",
+            "diffusion: pick the step count that fits this wall-clock time (5s, 2m, 500ms), from a measured "
+            + "calibration; replaces --steps");
         filmstrip.Validators.Add(r =>
         {
             string? v = r.Tokens.Count > 0 ? r.Tokens[^1].Value : null;
@@ -88,6 +91,7 @@ internal static class GenerateVerbs
         var c = new Command("generate", "Generate images from a text prompt with any model family")
         {
             prompt, output, model, negative, seed, count, grid, truncate, candidates, keep, clip, filmstrip, frames,
+            budget,
         };
         s.AddTo(c);
         c.Validators.Add(r =>
@@ -111,6 +115,16 @@ internal static class GenerateVerbs
                 Count = reranked ? p.GetValue(keep) ?? 4 : p.GetValue(count),
                 Candidates = reranked ? p.GetValue(candidates) ?? 32 : 0,
             });
+            if (p.GetValue(budget) is { } text)
+            {
+                if (p.Given(s.Steps)) throw new ArgumentException("pass --steps or --time-budget, not both");
+                var limit = TimeBudget.Parse(text);
+                if (TimeBudget.Refuse(t2i) is { } no) throw new ArgumentException(no);
+                t2i.Resolve(request);   // the request's other values checked before the calibration runs
+                var fit = TimeBudget.Fit(t2i, request, limit, Program.Cancel);
+                Console.WriteLine(fit.ToString());
+                request = request with { Steps = fit.Steps };
+            }
             var (_, settings) = t2i.Resolve(request);   // every value checked before any work or progress display
             string? stripPath = p.GetValue(filmstrip);
             if (stripPath != null)
