@@ -3,6 +3,7 @@ using System.Globalization;
 using Pictor.Imaging;
 using Pictor.Imaging.Png;
 using Pictor.Pipelines;
+using Pictor.Pipelines.Inside;
 
 namespace Pictor.Cli;
 
@@ -74,10 +75,23 @@ internal static class GenerateVerbs
         var keep = CliOptions.IntOrModel("--keep", "CLIP reranking: how many of the candidates to keep (default 4)",
             1, GenerationRequest.MaxCount);
         var clip = CliOptions.Text("--clip", "CLIP model for reranking (default models/emoji-clip when present)");
+        var filmstrip = CliOptions.Text("--filmstrip",
+            "also write the first drawn image's clean-image estimate every steps/--frames steps, left to right (PNG)");
+        var frames = CliOptions.Int("--frames", "frames in the --filmstrip", 8, 1, 1000);
+        var budget = CliOptions.Text("--time-budget",
+            "diffusion: pick the step count that fits this wall-clock time (5s, 2m, 500ms), from a measured "
+            + "calibration; replaces --steps");
+        filmstrip.Validators.Add(r =>
+        {
+            string? v = r.Tokens.Count > 0 ? r.Tokens[^1].Value : null;
+            if (v != null && !v.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+                r.AddError($"--filmstrip must name a .png file, got '{v}'");
+        });
         var s = new Sampling();
         var c = new Command("generate", "Generate images from a text prompt with any model family")
         {
-            prompt, output, model, negative, seed, count, grid, truncate, candidates, keep, clip,
+            prompt, output, model, negative, seed, count, grid, truncate, candidates, keep, clip, filmstrip, frames,
+            budget,
         };
         s.AddTo(c);
         c.Validators.Add(r =>
@@ -101,12 +115,31 @@ internal static class GenerateVerbs
                 Count = reranked ? p.GetValue(keep) ?? 4 : p.GetValue(count),
                 Candidates = reranked ? p.GetValue(candidates) ?? 32 : 0,
             });
+            if (p.GetValue(budget) is { } text)
+            {
+                if (p.Given(s.Steps)) throw new ArgumentException("pass --steps or --time-budget, not both");
+                var limit = TimeBudget.Parse(text);
+                if (TimeBudget.Refuse(t2i) is { } no) throw new ArgumentException(no);
+                t2i.Resolve(request);   // the request's other values checked before the calibration runs
+                var fit = TimeBudget.Fit(t2i, request, limit, Program.Cancel);
+                Console.WriteLine(fit.ToString());
+                request = request with { Steps = fit.Steps };
+            }
             var (_, settings) = t2i.Resolve(request);   // every value checked before any work or progress display
+            string? stripPath = p.GetValue(filmstrip);
+            if (stripPath != null)
+            {
+                if (Filmstrip.Refuse(t2i) is { } why) throw new ArgumentException(why);
+                request = request with { PreviewEvery = Filmstrip.Every(settings.Steps, p.GetValue(frames)) };
+            }
+            Filmstrip? strip = null;
+            IProgress<GenerationProgress>? Listen(IProgress<GenerationProgress>? inner) =>
+                stripPath == null ? inner : strip = new Filmstrip(inner);
             int drawn = Math.Max(request.Count, request.Candidates);
             var result = drawn > 1
                 ? ConsoleProgress.Run($"generate {drawn} images", bar => t2i.Generate(request,
-                    new Reporter(g => bar.Update(g.Step, g.Total, settings.Sampler)), Program.Cancel))
-                : t2i.Generate(request, null, Program.Cancel);
+                    Listen(new Reporter(g => bar.Update(g.Step, g.Total, settings.Sampler))), Program.Cancel))
+                : t2i.Generate(request, Listen(null), Program.Cancel);
             foreach (var img in result.Images.Where(i => i.ClipScore != null))
                 Console.WriteLine(FormattableString.Invariant(
                     $"kept candidate {img.Index} (seed {img.Parameters.Seed}): CLIP score {100 * img.ClipScore:F1}"));
@@ -123,6 +156,12 @@ internal static class GenerateVerbs
                     result.Images[i].Save(f);
                     Console.WriteLine($"wrote {f}");
                 }
+            }
+            if (strip != null && stripPath != null)
+            {
+                strip.ToImage().Save(stripPath);
+                Console.WriteLine($"wrote {stripPath} ({strip.Frames.Count} frames, steps "
+                    + $"{string.Join(", ", strip.Frames.Select(f => f.Step))})");
             }
             return 0;
         });

@@ -29,7 +29,8 @@ public static class Program
         {
             GenerateVerbs.Generate(), GenerateVerbs.Verify(), TrainVerbs.Train(), TrainVerbs.Export(), EvalVerbs.Eval(),
             DataVerbs.Data(), DataVerbs.Tokenizer(), DataVerbs.ImageVerb(), DoctorVerbs.Doctor(), DoctorVerbs.Info(),
-            CompletionVerb.Completion(), ServeVerb.Serve(),
+            CompletionVerb.Completion(), ServeVerb.Serve(), InsideVerbs.Inspect(), InsideVerbs.Explain(),
+            TrainVerbs.Plan(),
             EditVerbs.Edit(), EditVerbs.Inpaint(), EditVerbs.Complete(),
         };
         root.Add(Verbose);

@@ -6,6 +6,7 @@ using Pictor.Pipelines.Dalle;
 using Pictor.Pipelines.Diffusion;
 using Pictor.Pipelines.Distributed;
 using Pictor.Pipelines.Export;
+using Pictor.Pipelines.Inside;
 using Pictor.Pipelines.Training;
 using Pictor.Pipelines.Vae;
 using Pictor.Pipelines.Vq;
@@ -16,23 +17,40 @@ namespace Pictor.Cli;
 /// went; 'pictor export': another step of a run as a model directory.</summary>
 internal static class TrainVerbs
 {
-    public static Command Train() => new("train", "Train a model from scratch, or --resume a run")
+    public static Command Train() => With(new Command("train", "Train a model from scratch, or --resume a run"),
+        Families(plan: false));
+
+    /// <summary>'pictor plan train FAMILY [the options of train]': the run's memory and time from a short measured
+    /// calibration (<see cref="TrainingPlanner"/>), and whether it fits --max-minutes.</summary>
+    public static Command Plan() => new("plan", "Estimate a run's cost before it starts")
     {
-        Family("diffusion", "Text-conditioned DDPM (UNet with cross-attention) on captioned images",
-            DiffusionConfig.PresetNames, new TrainOptions()),
-        Family("vqvae", "The DALL-E image tokenizer (VQ-VAE, or Gumbel-softmax dVAE with a dvae-* preset)",
-            VqModel.PresetNames, new TrainOptions { Model = "vqvae", Preset = "s", EmaDecay = 0f }),
-        Family("dalle", "The DALL-E transformer over text and image tokens (needs --vqvae)",
-            DalleSetup.PresetNames, new TrainOptions { Model = "dalle", Preset = "xs" }),
-        Family("clip", "Contrastive text and image encoders (for reranking and evaluation)",
-            ClipPipeline.PresetNames, new TrainOptions { Model = "clip", Preset = "xs" }),
-        Family("vae", "The conditional VAE baseline: one decoder call per image from its Gaussian prior",
-            VaePipeline.PresetNames, new TrainOptions { Model = "vae", Preset = "xs", Lr = 1e-3f }),
+        With(new Command("train", "Peak memory and time of 'pictor train FAMILY ...' from a few measured steps on "
+            + "this machine, and whether it fits --max-minutes (exit 1 when it does not)"), Families(plan: true)),
     };
+
+    private static Command With(Command c, Command[] children)
+    {
+        foreach (var child in children) c.Add(child);
+        return c;
+    }
+
+    private static Command[] Families(bool plan) =>
+    [
+        Family("diffusion", "Text-conditioned DDPM (UNet with cross-attention) on captioned images",
+            DiffusionConfig.PresetNames, new TrainOptions(), plan),
+        Family("vqvae", "The DALL-E image tokenizer (VQ-VAE, or Gumbel-softmax dVAE with a dvae-* preset)",
+            VqModel.PresetNames, new TrainOptions { Model = "vqvae", Preset = "s", EmaDecay = 0f }, plan),
+        Family("dalle", "The DALL-E transformer over text and image tokens (needs --vqvae)",
+            DalleSetup.PresetNames, new TrainOptions { Model = "dalle", Preset = "xs" }, plan),
+        Family("clip", "Contrastive text and image encoders (for reranking and evaluation)",
+            ClipPipeline.PresetNames, new TrainOptions { Model = "clip", Preset = "xs" }, plan),
+        Family("vae", "The conditional VAE baseline: one decoder call per image from its Gaussian prior",
+            VaePipeline.PresetNames, new TrainOptions { Model = "vae", Preset = "xs", Lr = 1e-3f }, plan),
+    ];
 
     /// <summary>One family's 'train' verb: every option with that family's default, each mapped to its train.json field
     /// so that --resume can refuse an option that differs from the run's.</summary>
-    private static Command Family(string family, string description, string[] presets, TrainOptions d)
+    private static Command Family(string family, string description, string[] presets, TrainOptions d, bool plan)
     {
         var fields = new List<(Option Option, string Field)>();
         T Add<T>(T o, string field) where T : Option { fields.Add((o, field)); return o; }
@@ -131,6 +149,16 @@ internal static class TrainVerbs
                 ValEvery = p.GetValue(valEvery), CkptEvery = p.GetValue(ckptEvery), Keep = p.GetValue(keep),
                 Patience = p.GetValue(patience), ValImages = p.GetValue(valImages), Seed = p.GetValue(seed),
             };
+            if (plan)
+            {
+                if (opt.Data == "")
+                    throw new ArgumentException($"'plan train {family}' needs --data DIR: the calibration trains "
+                        + "on it");
+                var made = ConsoleProgress.Run("calibrating", _ =>
+                    TrainingPlanner.Plan(opt, p.GetValue(maxMinutes), cancel: Program.Cancel));
+                Console.WriteLine(made.ToString());
+                return made.Fits ? 0 : 1;
+            }
             var given = fields.Where(f => p.Given(f.Option)).Select(f => f.Field).ToList();
             return Run(family, opt, p.GetValue(output), p.GetValue(resume), given, p.GetValue(maxMinutes),
                 p.GetValue(stopAt), p.GetValue(strict));

@@ -2,8 +2,8 @@ namespace Pictor.Imaging;
 
 /// <summary>
 /// The pixels every plot PNG is drawn with (the loss curve, the edit benchmark's strength sweep): an opaque pixel, a
-/// two-pixel-thick polyline, a filled square marker, and a 3x5 pixel font for axis labels (digits, '.', 'e', 'E', '-',
-/// '+'; other characters leave a gap). Everything clips at the image's edge.
+/// two-pixel-thick polyline, a filled square marker, and a 3x5 pixel font for labels (digits, letters in one case,
+/// '.', '-', '+', ',', ':', '/', '%', '(', ')'; other characters leave a gap). Everything clips at the image's edge.
 /// </summary>
 public static class PlotDrawing
 {
@@ -43,7 +43,7 @@ public static class PlotDrawing
     {
         foreach (char c in s)
         {
-            if (Font.TryGetValue(c, out var rows))
+            if (Font.TryGetValue(c, out var rows) || Letters.TryGetValue(char.ToUpperInvariant(c), out rows))
                 for (int ry = 0; ry < 5; ry++)
                     for (int rx = 0; rx < 3; rx++)
                         if ((rows[ry] >> (2 - rx) & 1) != 0) Set(img, x + rx, y + ry, 60, 60, 60);
@@ -60,5 +60,18 @@ public static class PlotDrawing
             ['9'] = [7, 5, 7, 1, 7],
         ['.'] = [0, 0, 0, 0, 2], ['-'] = [0, 0, 7, 0, 0], ['E'] = [7, 4, 7, 4, 7], ['e'] = [7, 4, 7, 4, 7],
             ['+'] = [0, 2, 7, 2, 0],
+    };
+
+    // Letters A-Z (lower case drawn the same), and a little punctuation.
+    private static readonly Dictionary<char, int[]> Letters = new()
+    {
+        ['A'] = [2, 5, 7, 5, 5], ['B'] = [6, 5, 6, 5, 6], ['C'] = [3, 4, 4, 4, 3], ['D'] = [6, 5, 5, 5, 6],
+        ['F'] = [7, 4, 7, 4, 4], ['G'] = [3, 4, 5, 5, 3], ['H'] = [5, 5, 7, 5, 5], ['I'] = [7, 2, 2, 2, 7],
+        ['J'] = [1, 1, 1, 5, 2], ['K'] = [5, 5, 6, 5, 5], ['L'] = [4, 4, 4, 4, 7], ['M'] = [5, 7, 7, 5, 5],
+        ['N'] = [6, 5, 5, 5, 5], ['O'] = [2, 5, 5, 5, 2], ['P'] = [6, 5, 6, 4, 4], ['Q'] = [2, 5, 5, 6, 3],
+        ['R'] = [6, 5, 6, 5, 5], ['S'] = [3, 4, 2, 1, 6], ['T'] = [7, 2, 2, 2, 2], ['U'] = [5, 5, 5, 5, 7],
+        ['V'] = [5, 5, 5, 5, 2], ['W'] = [5, 5, 7, 7, 5], ['X'] = [5, 5, 2, 5, 5], ['Y'] = [5, 5, 2, 2, 2],
+        ['Z'] = [7, 1, 2, 4, 7], [','] = [0, 0, 0, 2, 4], [':'] = [0, 2, 0, 2, 0], ['/'] = [1, 1, 2, 4, 4],
+        ['%'] = [5, 1, 2, 4, 5], ['('] = [1, 2, 2, 2, 1], [')'] = [4, 2, 2, 2, 4],
     };
 }

@@ -46,6 +46,7 @@ public class DalleTrainerTests
         Assert.NotEqual(a, pipe.Pipeline.Generate(o with { Seed = 5 }).ToArray());
         Assert.Contains("is a diffusion sampler", Assert.Throws<ArgumentException>(() => pipe.Pipeline.Generate(o with { Sampler = "ddim" })).Message);
         Assert.True(Directory.Exists(Path.Combine(run, "model", DallePipeline.VqDir)));    // the model directory is self-contained
+        Assert.True(File.Exists(Path.Combine(run, VqTrainer.CodebookFile)));   // the training tokens' codebook use
     }
 
     [Theory]

@@ -42,6 +42,10 @@ public class VqTrainerTests
         Assert.InRange(report.Psnr, 10.0, 60.0);
         Assert.InRange(report.Used, 2.0 / 32, 1.0);                    // restarts keep more than one entry alive
         Assert.InRange(report.Perplexity, 1.5, 32.0);
+        Assert.Equal(report.Perplexity, report.Codebook.Perplexity, 9);   // the health report counts the same codes
+        Assert.Equal(report.Codebook.Codes - report.Codebook.Used, report.Codebook.Dead);
+        Assert.Equal(32 - (int)Math.Round(report.Used * 32), (int)metrics["dead_codes"]!);
+        Assert.True(File.Exists(Path.Combine(run, VqTrainer.CodebookFile)));
 
         var x = new float[2 * 3 * 16 * 16];
         val.Read(0, x.AsSpan(0, 768)); val.Read(1, x.AsSpan(768, 768));

@@ -4,6 +4,7 @@ using Pictor.Imaging;
 using Pictor.Pipelines.Dalle;
 using Pictor.Pipelines.Vq;
 using Pictor.Text;
+using Pictor.Pipelines.Inside;
 using Pictor.Pipelines.Training;
 
 namespace Pictor.Pipelines.Dalle;
@@ -100,6 +101,11 @@ public static class DalleTrainer
             trainCodes = EncodeAll(pipe.Vq, train); valCodes = EncodeAll(pipe.Vq, val);
             ctl.RootLog?.Invoke($"tokenized {train.Count + val.Count} images with the VQ-VAE in "
                 + $"{clock.Elapsed.TotalSeconds:F1} s");
+            // What the transformer will learn from: a tokenizer that uses few of its codes caps what it can draw.
+            var health = CodebookHealth.FromCodes(trainCodes, pipe.Vq.Net.Config.Codes,
+                $"{trainCodes.Length} training tokens");
+            ctl.RootLog?.Invoke($"VQ codebook on the training images: {health}");
+            if (World.Rank == 0) health.Histogram().Save(Path.Combine(runDir, VqTrainer.CodebookFile));
         }
 
         protected override void SetTraining(bool on) => pipe.Transformer.Train(on);

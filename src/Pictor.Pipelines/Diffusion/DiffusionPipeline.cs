@@ -165,8 +165,11 @@ public sealed class DiffusionPipeline : ITextToImage
     /// unconditional rows run as one batch of 2B (Ho and Salimans 2022, eq. 6), out = out_uncond + s (out_cond -
     /// out_uncond); the negative prompt, when given, replaces the empty caption. The captions are encoded once,
     /// here. Generation and every edit (<see cref="Editing.DiffusionEditor"/>) sample through this one
-    /// delegate.</summary>
-    public Denoise Guided(IReadOnlyList<string> prompts, SamplingSettings o)
+    /// delegate. <paramref name="onMaps"/>, when given, hears each call's cross-attention probabilities (every
+    /// AttnBlock's [rows, heads, h*w, S], conditional rows first; pooled buffers, valid only during the call), which
+    /// are then computed from recorded ops instead of the fused kernel (<see cref="Inside.AttentionMaps"/>).</summary>
+    public Denoise Guided(IReadOnlyList<string> prompts, SamplingSettings o,
+        Action<IReadOnlyList<Tensor>>? onMaps = null)
     {
         int b = prompts.Count, size = Config.ImageSize, per = 3 * size * size;
         bool cfg = o.Guidance != 1f;
@@ -183,7 +186,9 @@ public sealed class DiffusionPipeline : ITextToImage
             var xin = Tensor.Empty(rows, 3, size, size);
             x.CopyTo(xin.Span); if (cfg) x.CopyTo(xin.Span[(b * per)..]);
             var ts = new float[rows]; Array.Fill(ts, t);
-            var outp = Unet.Forward(xin, ts, tokens, pooled).Span;   // (rows, 3, H, W)
+            var maps = onMaps == null ? null : new List<Tensor>();
+            var outp = Unet.Forward(xin, ts, tokens, pooled, maps).Span;   // (rows, 3, H, W)
+            if (maps != null) onMaps!(maps);
             var r = outp[..(b * per)].ToArray();
             if (cfg)
             {

@@ -37,7 +37,18 @@ public sealed record LossPoint(long Step, double Train, double Val);
 /// <param name="BestBy">What <paramref name="BestVal"/> is: "val loss", or the trainer's own criterion (CLIP: retrieval
 /// error).</param>
 public sealed record TrainResult(long Step, string StopReason, double BestVal, long BestStep, string ModelDir,
-    string BestBy = "val loss");
+    string BestBy = "val loss")
+{
+    /// <summary>Seconds per training step of this call (forward, backward, allreduce and optimiser step; no
+    /// validation or files); 0 when it took no step.</summary>
+    public double SecondsPerStep { get; init; }
+    /// <summary>The most steps whose times <see cref="StepSeconds"/> keeps.</summary>
+    public const int MaxStepTimes = 1000;
+    /// <summary>Each step's seconds in this call, in order, for its first <see cref="MaxStepTimes"/> steps.</summary>
+    public IReadOnlyList<double> StepSeconds { get; init; } = [];
+    /// <summary>Seconds this call spent validating and writing checkpoints (with their sample grids).</summary>
+    public double EventSeconds { get; init; }
+}
 
 /// <summary>One validation of the EMA weights.</summary>
 /// <param name="Loss">The val loss (plotted, logged).</param>
@@ -280,6 +291,8 @@ public abstract class TrainingSession
         SetTraining(true);
         bool interrupted = false;
         var loop = new Stopwatch();   // forward, backward, allreduce and optimiser step: no validation or files
+        var events = new Stopwatch();   // validation and checkpoints
+        var stepSeconds = new List<double>(); double before = 0;   // the first MaxStepTimes steps' times
         while (Step < Opt.Steps)
         {
             if (Ctl.StopAtStep > 0 && Step >= Ctl.StopAtStep) { reason = $"stopped at step {Step} as asked"; break; }
@@ -312,6 +325,8 @@ public abstract class TrainingSession
                 adam.StepOnce();
             }
             loop.Stop();
+            if (stepSeconds.Count < TrainResult.MaxStepTimes) stepSeconds.Add(loop.Elapsed.TotalSeconds - before);
+            before = loop.Elapsed.TotalSeconds;
             Step++;
             ema.Update(ema.WarmupDecay(Step));
             intervalLoss += loss; intervalCount++;
@@ -324,8 +339,10 @@ public abstract class TrainingSession
                     TimeSpan.FromSeconds((Opt.Steps - Step) * Opt.Batch / Math.Max(ips, 1e-9))));
             }
             bool stop = false;
+            events.Start();
             if (Step % Opt.ValEvery == 0 || Step == Opt.Steps) stop = OnRoot(ValidateAndKeepBest);
             if (Step % Opt.CkptEvery == 0 || Step == Opt.Steps || stop) OnRoot(SaveCheckpoint);
+            events.Stop();
             if (stop) { reason = $"early stopping: no val improvement in {Opt.Patience} validations"; break; }
         }
         if (interrupted) reason = "interrupted";
@@ -345,7 +362,11 @@ public abstract class TrainingSession
             ? $"no validation yet (the first is at step {Opt.ValEvery}), so no model/ was exported; --resume "
                 + $"continues the run"
             : $"best {BestBy} {bestVal:G5} at step {bestStep}"));
-        return new TrainResult(Step, reason, bestVal, bestStep, Path.Combine(RunDir, ModelDir), BestBy);
+        return new TrainResult(Step, reason, bestVal, bestStep, Path.Combine(RunDir, ModelDir), BestBy)
+        {
+            SecondsPerStep = Step > startStep ? loop.Elapsed.TotalSeconds / (Step - startStep) : 0,
+            StepSeconds = stepSeconds, EventSeconds = events.Elapsed.TotalSeconds,
+        };
     }
 
     /// <summary>Runs <paramref name="work"/> on rank 0 only (validation, files): the other ranks wait at the next

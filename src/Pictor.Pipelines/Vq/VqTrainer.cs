@@ -4,6 +4,7 @@ using Pictor.Engine;
 using Pictor.Engine.IO;
 using Pictor.Imaging;
 using Pictor.Pipelines.Vq;
+using Pictor.Pipelines.Inside;
 using Pictor.Pipelines.Training;
 
 namespace Pictor.Pipelines.Vq;
@@ -14,10 +15,13 @@ namespace Pictor.Pipelines.Vq;
 /// as with [0, 1] pixels and peak 1), in dB.</param>
 /// <param name="Perplexity">exp(entropy) of the code histogram over all val tokens (the codebook size at most).</param>
 /// <param name="Used">Fraction of codebook entries used at least once.</param>
-public sealed record VqReport(int Images, double Mse, double Psnr, double Perplexity, double Used)
+/// <param name="Codebook">The val codes' usage: counts, dead entries, the histogram (<see cref="CodebookHealth"/>).
+/// </param>
+public sealed record VqReport(int Images, double Mse, double Psnr, double Perplexity, double Used,
+    CodebookHealth Codebook)
 {
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"PSNR {Psnr:F2} dB, perplexity {Perplexity:F1}, codes used {Used:P0}");
+        $"PSNR {Psnr:F2} dB, perplexity {Perplexity:F1}, codes used {Used:P0}, dead {Codebook.Dead}");
 }
 
 /// <summary>
@@ -25,16 +29,16 @@ public sealed record VqReport(int Images, double Mse, double Psnr, double Perple
 /// sg[e]||^2 by AdamW on the encoder and decoder; after each backward the codebook takes its moving-average step and
 /// dead entries restart from the batch's latents (<see cref="Models.Vq.VectorQuantizer.Update"/>). Captions are not
 /// used. The loop is <see cref="TrainingSession"/>; validation reports reconstruction PSNR and codebook use (the best
-/// one also as RUN/model/metrics.json), and each checkpoint saves a reconstruction grid (val images above,
-/// reconstructions below). The EMA of weights is off by default for this trainer (--ema 0): the codebook is itself a
-/// moving average, and an averaged encoder would not match it. The discrete-VAE presets (dvae-*) train DALL-E's
-/// Gumbel-softmax tokenizer instead: loss = MSE + kl_weight KL(q || uniform), codebook trained by the optimiser,
-/// temperature annealed by
-/// <see cref="GumbelTemperature"/>.
+/// one also as RUN/model/metrics.json; the latest usage histogram as RUN/codebook.png), and each checkpoint saves a
+/// reconstruction grid (val images above, reconstructions below). The EMA of weights is off by default for this
+/// trainer (--ema 0): the codebook is itself a moving average, and an averaged encoder would not match it. The
+/// discrete-VAE presets (dvae-*) train DALL-E's Gumbel-softmax tokenizer instead: loss = MSE + kl_weight KL(q ||
+/// uniform), codebook trained by the optimiser, temperature annealed by <see cref="GumbelTemperature"/>.
 /// </summary>
 public static class VqTrainer
 {
-    public const string Family = "vqvae", CheckpointFormat = "pictor-vqvae-checkpoint", MetricsFile = "metrics.json";
+    public const string Family = "vqvae", CheckpointFormat = "pictor-vqvae-checkpoint", MetricsFile = "metrics.json",
+        CodebookFile = "codebook.png";
     private const int GridImages = 8;
 
     public static TrainResult Start(string runDir, TrainOptions opt, TrainControl ctl)
@@ -106,7 +110,8 @@ public static class VqTrainer
                 }
             }
         var (perplexity, used) = model.Net.Usage(codes.ToArray());
-        return new VqReport(n, sse / ((double)n * per), psnr / n, perplexity, used);
+        return new VqReport(n, sse / ((double)n * per), psnr / n, perplexity, used,
+            CodebookHealth.FromCodes(codes.ToArray(), model.Net.Config.Codes, $"{codes.Count} val tokens"));
     }
 
     private sealed class Session : TrainingSession
@@ -166,6 +171,7 @@ public static class VqTrainer
         protected override Validation Validate()
         {
             var r = last = Evaluate(evalModel, val, Opt.ValImages);
+            r.Codebook.Histogram().Save(Path.Combine(RunDir, CodebookFile));   // the val codes' usage, this step
             return new(r.Mse, ", " + r);
         }
 
@@ -177,7 +183,7 @@ public static class VqTrainer
             AtomicFile.WriteAllText(Path.Combine(dir, MetricsFile), new JsonObject
             {
                 ["step"] = Step, ["val_images"] = r.Images, ["val_mse"] = r.Mse, ["psnr_db"] = r.Psnr,
-                    ["perplexity"] = r.Perplexity, ["codes_used"] = r.Used,
+                    ["perplexity"] = r.Perplexity, ["codes_used"] = r.Used, ["dead_codes"] = r.Codebook.Dead,
             }.ToJsonString());
         }
 
