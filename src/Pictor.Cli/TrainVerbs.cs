@@ -8,6 +8,7 @@ using Pictor.Pipelines.Distributed;
 using Pictor.Pipelines.Export;
 using Pictor.Pipelines.Inside;
 using Pictor.Pipelines.Training;
+using Pictor.Pipelines.Unclip;
 using Pictor.Pipelines.Vae;
 using Pictor.Pipelines.Vq;
 
@@ -46,6 +47,12 @@ internal static class TrainVerbs
             ClipPipeline.PresetNames, new TrainOptions { Model = "clip", Preset = "xs" }, plan),
         Family("vae", "The conditional VAE baseline: one decoder call per image from its Gaussian prior",
             VaePipeline.PresetNames, new TrainOptions { Model = "vae", Preset = "xs", Lr = 1e-3f }, plan),
+        Family("decoder", "unCLIP's decoder: a UNet drawing an image from its CLIP image embedding (needs "
+            + "--clip-model)", UnclipConfig.PresetNames, new TrainOptions { Model = "decoder", Preset = "xs",
+                Lr = 1e-3f }, plan),
+        Family("prior", "unCLIP's prior: a transformer from a caption's CLIP text encoding to a CLIP image "
+            + "embedding (needs --clip-model; --decoder DIR makes its model generate)", UnclipConfig.PresetNames,
+            new TrainOptions { Model = "prior", Preset = "xs", Lr = 3e-4f, Batch = 64 }, plan),
     ];
 
     /// <summary>One family's 'train' verb: every option with that family's default, each mapped to its train.json field
@@ -102,7 +109,7 @@ internal static class TrainVerbs
         c.Add(output); c.Add(resume); c.Add(maxMinutes); c.Add(stopAt); c.Add(strict);
 
         // Family-only options: the others' verbs do not take them (an unknown option there).
-        Option<string>? vqvae = null;
+        Option<string>? vqvae = null, clipModel = null, decoder = null;
         Option<float>? dropout = null, noiseShift = null, hflip = null, minSnr = null,
             grounding = null, placement = null;
         if (family == "dalle")
@@ -112,6 +119,12 @@ internal static class TrainVerbs
             c.Add(dropout = Add(CliOptions.Float("--dropout", "embedding and residual dropout", d.Dropout, 0f, 0.99f),
                 "dropout"));
         }
+        if (family is "prior" or "decoder")
+            c.Add(clipModel = Add(CliOptions.Text("--clip-model",
+                "the CLIP model whose image embeddings unCLIP learns (frozen; copied into the run)"), "clip"));
+        if (family == "prior")
+            c.Add(decoder = Add(CliOptions.Text("--decoder",
+                "a decoder model ('train decoder' run's model/) that each exported model includes"), "decoder"));
         if (family == "diffusion")
         {
             c.Add(noiseShift = Add(CliOptions.Float("--noise-shift",
@@ -135,7 +148,8 @@ internal static class TrainVerbs
             string? Full(Option<string>? o) => o != null && p.GetValue(o) is { } v ? Path.GetFullPath(v) : null;
             var opt = new TrainOptions
             {
-                Model = family, Data = Full(data) ?? "", Vqvae = Full(vqvae) ?? "", Preset = p.GetValue(preset)!,
+                Model = family, Data = Full(data) ?? "", Vqvae = Full(vqvae) ?? "", Clip = Full(clipModel) ?? "",
+                Decoder = Full(decoder) ?? "", Preset = p.GetValue(preset)!,
                 ImageSize = p.GetValue(size), Context = p.GetValue(context), Vocab = p.GetValue(vocab),
                 Batch = p.GetValue(batch), Steps = p.GetValue(steps), Lr = p.GetValue(lr), MinLr = p.GetValue(minLr),
                 Warmup = p.GetValue(warmup), WeightDecay = p.GetValue(wd), ClipNorm = p.GetValue(clip),
@@ -201,6 +215,8 @@ internal static class TrainVerbs
                     "dalle" => DalleTrainer.Resume(resume, ctl, opt, given),
                     "clip" => ClipTrainer.Resume(resume, ctl, opt, given),
                     "vae" => VaeTrainer.Resume(resume, ctl, opt, given),
+                    "decoder" => DecoderTrainer.Resume(resume, ctl, opt, given),
+                    "prior" => PriorTrainer.Resume(resume, ctl, opt, given),
                     _ => DiffusionTrainer.Resume(resume, ctl, opt, given),
                 }
                 : family switch
@@ -209,6 +225,8 @@ internal static class TrainVerbs
                     "dalle" => DalleTrainer.Start(outDir!, opt, ctl),
                     "clip" => ClipTrainer.Start(outDir!, opt, ctl),
                     "vae" => VaeTrainer.Start(outDir!, opt, ctl),
+                    "decoder" => DecoderTrainer.Start(outDir!, opt, ctl),
+                    "prior" => PriorTrainer.Start(outDir!, opt, ctl),
                     _ => DiffusionTrainer.Start(outDir!, opt, ctl),
                 };
             if (world.Rank != 0)

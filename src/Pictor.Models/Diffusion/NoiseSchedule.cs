@@ -2,9 +2,10 @@ using Pictor.Engine;
 
 namespace Pictor.Models.Diffusion;
 
-/// <summary>What the denoiser predicts: the noise (Ho et al. 2020) or the velocity v = alpha eps - sigma x0
-/// (Salimans and Ho 2022, "Progressive distillation", section 4).</summary>
-public enum Prediction { Epsilon, V }
+/// <summary>What the denoiser predicts: the noise (Ho et al. 2020), the velocity v = alpha eps - sigma x0
+/// (Salimans and Ho 2022, "Progressive distillation", section 4), or the clean sample x0 itself (unCLIP's prior,
+/// Ramesh et al. 2022, section 2.2: "we find it better to predict the unnoised z_i directly").</summary>
+public enum Prediction { Epsilon, V, X0 }
 
 /// <summary>
 /// Discrete forward process q(x_t | x_0) = N(alpha_t x_0, sigma_t^2 I), alpha_t = sqrt(abar_t), sigma_t = sqrt(1 -
@@ -62,11 +63,12 @@ public sealed class NoiseSchedule
         }
     }
 
-    /// <summary>The training target for <paramref name="p"/>: eps, or v = alpha_t eps - sigma_t x0.</summary>
+    /// <summary>The training target for <paramref name="p"/>: eps, v = alpha_t eps - sigma_t x0, or x0.</summary>
     public void Target(Prediction p, ReadOnlySpan<float> x0, ReadOnlySpan<float> eps,
         ReadOnlySpan<int> t, Span<float> target)
     {
         if (p == Prediction.Epsilon) { eps.CopyTo(target); return; }
+        if (p == Prediction.X0) { x0.CopyTo(target); return; }
         int per = x0.Length / t.Length;
         for (int b = 0; b < t.Length; b++)
         {
@@ -78,6 +80,7 @@ public sealed class NoiseSchedule
     /// <summary>
     /// From a model output at step t (all rows share t) to the clean-image estimate x0 and the noise estimate eps.
     /// eps-prediction: x0 = (x - sigma eps) / alpha. v-prediction: x0 = alpha x - sigma v, eps = sigma x + alpha v.
+    /// x0-prediction: eps = (x - alpha x0) / sigma.
     /// With <paramref name="clip"/>, x0 is clamped to [-1, 1] and eps recomputed from it, so both stay consistent.
     /// </summary>
     public (float[] X0, float[] Eps) Split(Prediction p, ReadOnlySpan<float> x, ReadOnlySpan<float> output, int t,
@@ -89,6 +92,7 @@ public sealed class NoiseSchedule
         {
             double e, c;
             if (p == Prediction.Epsilon) { e = output[i]; c = (x[i] - sg * e) / a; }
+            else if (p == Prediction.X0) { c = output[i]; e = (x[i] - a * c) / sg; }
             else { c = a * x[i] - sg * output[i]; e = sg * x[i] + a * output[i]; }
             if (clip && (c > 1 || c < -1)) { c = Math.Clamp(c, -1, 1); e = (x[i] - a * c) / sg; }
             x0[i] = (float)c; eps[i] = (float)e;

@@ -71,27 +71,13 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
             ["format"] = Format, ["version"] = Version, ["preset"] = Preset, ["image_size"] = ImageSize,
             ["prediction"] = Prediction == Prediction.V ? "v" : "epsilon", ["schedule"] = "cosine", ["schedule_steps"] =
                 ScheduleSteps, ["schedule_shift"] = ScheduleShift,
-            ["unet"] = new JsonObject
-            {
-                ["channels"] = new JsonArray(u.Channels.Select(c => (JsonNode)c).ToArray()),
-                ["attention"] = new JsonArray(u.Attention.Select(c => (JsonNode)c).ToArray()),
-                ["blocks_per_level"] = u.BlocksPerLevel, ["context_dim"] = u.ContextDim, ["heads"] = u.Heads,
-                    ["head_dim"] = u.HeadDim,
-                ["time_dim"] = u.TimeDim, ["time_sinusoid_dim"] = u.TimeSinusoidDim, ["groups"] = u.Groups,
-                    ["image_channels"] = u.ImageChannels,
-                ["pooled_dim"] = u.PooledDim, ["coord_channels"] = u.CoordChannels,
-                    ["resblock_coords"] = u.ResBlockCoords,
-            },
+            ["unet"] = UnetToJson(u),
             ["text"] = new JsonObject
             {
                 ["vocab"] = t.Vocab, ["context"] = t.Context, ["layers"] = t.Layers, ["dim"] = t.Dim,
                     ["heads"] = t.Heads, ["out_dim"] = t.OutDim,
             },
         };
-        // Written only when set, so configs of models without it stay byte-identical to what earlier versions wrote.
-        if (u.TokenSlopes) o["unet"]!["token_slopes"] = true;
-        if (u.TokenBlobs) o["unet"]!["token_blobs"] = true;
-        if (u.TokenPlaces) o["unet"]!["token_places"] = true;
         if (DefaultCfg != StandardCfg) o["default_cfg"] = DefaultCfg;
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
@@ -110,16 +96,7 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
                     + $"Update Pictor or retrain.");
             var u = o["unet"]!.AsObject(); var t = o["text"]!.AsObject();
             RefuseRemovedFields(o, source);
-            var unet = new UnetConfig(u["channels"]!.AsArray().Select(n => (int)n!).ToArray(), u["attention"]!.AsArray()
-                .Select(n => (bool)n!).ToArray(),
-                (int)u["blocks_per_level"]!, (int)u["context_dim"]!, (int)u["heads"]!, (int)u["head_dim"]!,
-                    (int)u["time_dim"]!,
-                (int)u["time_sinusoid_dim"]!, (int)u["groups"]!, (int)u["image_channels"]!, (int)u["pooled_dim"]!,
-                CoordChannels: (bool?)u["coord_channels"] ?? false,   // absent in configs written before it existed
-                ResBlockCoords: (bool?)u["resblock_coords"] ?? false,
-                TokenSlopes: (bool?)u["token_slopes"] ?? false,
-                TokenBlobs: (bool?)u["token_blobs"] ?? false,
-                TokenPlaces: (bool?)u["token_places"] ?? false);
+            var unet = UnetFromJson(u);
             if (unet.TokenBlobs && !unet.TokenPlaces)   // blobs with centres of their own: preset xs-blob
                 throw new FormatException(
                     RemovedPresets.FieldMessage(source, "unet.token_blobs without unet.token_places", "xs-blob"));
@@ -146,6 +123,41 @@ public sealed record DiffusionConfig(string Preset, int ImageSize, UnetConfig Un
                 : $"{source} is not a valid model config: {e.Message}");
         }
     }
+
+    /// <summary>A UNet config as config.json's "unet" object (shared by every family whose network is the
+    /// UNet).</summary>
+    internal static JsonObject UnetToJson(UnetConfig u)
+    {
+        var o = new JsonObject
+        {
+            ["channels"] = new JsonArray(u.Channels.Select(c => (JsonNode)c).ToArray()),
+            ["attention"] = new JsonArray(u.Attention.Select(c => (JsonNode)c).ToArray()),
+            ["blocks_per_level"] = u.BlocksPerLevel, ["context_dim"] = u.ContextDim, ["heads"] = u.Heads,
+                ["head_dim"] = u.HeadDim,
+            ["time_dim"] = u.TimeDim, ["time_sinusoid_dim"] = u.TimeSinusoidDim, ["groups"] = u.Groups,
+                ["image_channels"] = u.ImageChannels,
+            ["pooled_dim"] = u.PooledDim, ["coord_channels"] = u.CoordChannels,
+                ["resblock_coords"] = u.ResBlockCoords,
+        };
+        // Written only when set, so configs of models without it stay byte-identical to what earlier versions wrote.
+        if (u.TokenSlopes) o["token_slopes"] = true;
+        if (u.TokenBlobs) o["token_blobs"] = true;
+        if (u.TokenPlaces) o["token_places"] = true;
+        return o;
+    }
+
+    /// <summary>The "unet" object of a config.json (<see cref="UnetToJson"/>).</summary>
+    internal static UnetConfig UnetFromJson(JsonObject u) =>
+        new(u["channels"]!.AsArray().Select(n => (int)n!).ToArray(), u["attention"]!.AsArray()
+            .Select(n => (bool)n!).ToArray(),
+            (int)u["blocks_per_level"]!, (int)u["context_dim"]!, (int)u["heads"]!, (int)u["head_dim"]!,
+                (int)u["time_dim"]!,
+            (int)u["time_sinusoid_dim"]!, (int)u["groups"]!, (int)u["image_channels"]!, (int)u["pooled_dim"]!,
+            CoordChannels: (bool?)u["coord_channels"] ?? false,   // absent in configs written before it existed
+            ResBlockCoords: (bool?)u["resblock_coords"] ?? false,
+            TokenSlopes: (bool?)u["token_slopes"] ?? false,
+            TokenBlobs: (bool?)u["token_blobs"] ?? false,
+            TokenPlaces: (bool?)u["token_places"] ?? false);
 
     /// <summary>A config that sets a field only a removed preset wrote is refused, naming the field, the preset and the
     /// commit where its code can still be read (<see cref="RemovedPresets"/>).</summary>

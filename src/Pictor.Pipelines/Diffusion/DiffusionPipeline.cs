@@ -171,29 +171,42 @@ public sealed class DiffusionPipeline : ITextToImage
     public Denoise Guided(IReadOnlyList<string> prompts, SamplingSettings o,
         Action<IReadOnlyList<Tensor>>? onMaps = null)
     {
-        int b = prompts.Count, size = Config.ImageSize, per = 3 * size * size;
+        int b = prompts.Count, size = Config.ImageSize;
         bool cfg = o.Guidance != 1f;
         Train(false);
         var captions = prompts.ToList();
         if (cfg) captions.AddRange(Enumerable.Repeat(o.NegativePrompt ?? "", b));
         Tensor tokens; Tensor? pooled;
         using (Autograd.NoGrad()) (tokens, pooled) = EncodeText(Tokenize(captions));   // (rows, S, Dc), (rows, Dc)
+        return GuidedRows(Unet, tokens, pooled, b, size, o.Guidance, onMaps);
+    }
+
+    /// <summary>The UNet with classifier-free guidance for B images whose conditioning is already encoded: rows 0..B-1
+    /// of <paramref name="tokens"/> [rows, S, Dc] and <paramref name="pooled"/> [rows, Dp] are the conditional ones
+    /// and, when <paramref name="guidance"/> != 1, rows B..2B-1 the unconditional ones (Ho and Salimans 2022, eq. 6:
+    /// out = out_uncond + s (out_cond - out_uncond)). Every UNet family samples through it (text, unCLIP's
+    /// embeddings).</summary>
+    internal static Denoise GuidedRows(UnetModel unet, Tensor tokens, Tensor? pooled, int b, int size, float guidance,
+        Action<IReadOnlyList<Tensor>>? onMaps = null)
+    {
+        int per = unet.Config.ImageChannels * size * size, ch = unet.Config.ImageChannels;
+        bool cfg = guidance != 1f;
         int rows = cfg ? 2 * b : b;
         return (x, t) =>
         {
             using var noGrad = Autograd.NoGrad();
             using var scope = TensorScope.Begin();
-            var xin = Tensor.Empty(rows, 3, size, size);
+            var xin = Tensor.Empty(rows, ch, size, size);
             x.CopyTo(xin.Span); if (cfg) x.CopyTo(xin.Span[(b * per)..]);
             var ts = new float[rows]; Array.Fill(ts, t);
             var maps = onMaps == null ? null : new List<Tensor>();
-            var outp = Unet.Forward(xin, ts, tokens, pooled, maps).Span;   // (rows, 3, H, W)
+            var outp = unet.Forward(xin, ts, tokens, pooled, maps).Span;   // (rows, C, H, W)
             if (maps != null) onMaps!(maps);
             var r = outp[..(b * per)].ToArray();
             if (cfg)
             {
                 var u = outp[(b * per)..];
-                for (int i = 0; i < r.Length; i++) r[i] = u[i] + o.Guidance * (r[i] - u[i]);
+                for (int i = 0; i < r.Length; i++) r[i] = u[i] + guidance * (r[i] - u[i]);
             }
             return r;
         };

@@ -10,11 +10,17 @@ namespace Pictor.Pipelines.Training;
 public sealed record TrainOptions
 {
     /// <summary>Which trainer made the run: "diffusion" (runs written before the field existed), "vqvae", "dalle",
-    /// "clip" or "vae".</summary>
+    /// "clip", "vae", or unCLIP's "prior" and "decoder".</summary>
     public string Model { get; init; } = "diffusion";
     public string Data { get; init; } = "";
     /// <summary>DALL-E only: the VQ-VAE run or model directory whose tokens the transformer learns.</summary>
     public string Vqvae { get; init; } = "";
+    /// <summary>unCLIP prior and decoder only: the CLIP model directory whose embeddings they learn (frozen; copied
+    /// into the run).</summary>
+    public string Clip { get; init; } = "";
+    /// <summary>unCLIP prior only: a decoder model directory (a decoder run's model/) copied into each exported model,
+    /// so the prior run's model/ generates from text; "" exports the prior alone.</summary>
+    public string Decoder { get; init; } = "";
     public string Preset { get; init; } = "xs";
     public int ImageSize { get; init; } = 32;
     public int Context { get; init; } = 16;          // text tokens, bos and eos included
@@ -64,10 +70,11 @@ public sealed record TrainOptions
             "diffusion" => Diffusion.DiffusionConfig.PresetNames,
             "vqvae" => Vq.VqModel.PresetNames,
             "dalle" => Dalle.DalleSetup.PresetNames,
-            "clip" => Clip.ClipPipeline.PresetNames,
+            "clip" => Pipelines.Clip.ClipPipeline.PresetNames,
             "vae" => Vae.VaePipeline.PresetNames,
+            "prior" or "decoder" => Unclip.UnclipConfig.PresetNames,
             _ => throw new ArgumentException($"unknown model family '{Model}' in the training options; use diffusion, "
-                + $"vqvae, dalle, clip or vae"),
+                + $"vqvae, dalle, clip, vae, prior or decoder"),
         };
         if (!presets.Contains(Preset))
         {
@@ -77,6 +84,10 @@ public sealed record TrainOptions
         }
         Check(Model != "dalle"
             || Vqvae != "", "'train dalle' needs --vqvae RUN (a VQ-VAE trained with 'pictor train vqvae')");
+        Check(Model is not ("prior" or "decoder") || Clip != "",
+            $"'train {Model}' needs --clip-model DIR (the CLIP whose embeddings unCLIP works in, e.g. models/emoji-clip)");
+        Check(Decoder == "" || Model == "prior",
+            "--decoder is used by 'train prior' only (the decoder its exported model includes)");
         Check(Batch is >= 1 and <= 4096, "--batch must be between 1 and 4096");
         Check(Steps >= 1, "--steps must be at least 1");
         Check(ImageSize is >= 8 and <= 256 && ImageSize % 8 == 0, "--size must be a multiple of 8 between 8 and 256");
