@@ -3,6 +3,7 @@ using Pictor.Imaging;
 using Pictor.Imaging.Png;
 using Pictor.Pipelines;
 using Pictor.Pipelines.Editing;
+using Pictor.Pipelines.Unclip;
 
 namespace Pictor.Cli;
 
@@ -161,7 +162,8 @@ internal static class EditVerbs
 
     /// <summary>verify's regeneration: a plain generation from its metadata alone, an edit from its metadata and the
     /// source (and mask) it names.</summary>
-    public static Image Regenerate(TextToImage t2i, GenerationParameters g, string? source, string? mask)
+    public static Image Regenerate(TextToImage t2i, GenerationParameters g, string? source, string? mask,
+        string? source2 = null)
     {
         if (g.Edit == null)
         {
@@ -175,6 +177,12 @@ internal static class EditVerbs
                 + "source "
                 + "it was made from with --source IMAGE.png"
                 + (g.Edit.MaskSha256 != null ? " and its --mask MASK.png" : ""));
+        if (g.Edit.Operation is EditOperation.Vary or EditOperation.Interpolate)
+            return t2i.RegenerateVariation(g, LoadPng(source, "source image"),
+                source2 == null ? null : LoadPng(source2, "second image"));
+        if (source2 != null)
+            throw new ArgumentException("--source2 is an interpolation's second image; this image is an "
+                + $"{EditParameters.Name(g.Edit.Operation)} edit, so leave it out");
         return t2i.RegenerateEdit(g, LoadPng(source, "source image"), mask == null ? null : LoadPng(mask, "mask"));
     }
 }

@@ -176,12 +176,14 @@ internal static class GenerateVerbs
     {
         var file = new Argument<string>("FILE") { Description = "a PNG written by 'pictor generate'" };
         var model = CliOptions.Text("--model", "the model that made it (default: the one its metadata names)");
-        var source = CliOptions.Text("--source", "an edited image's source PNG (pictor edit, inpaint, complete)");
+        var source = CliOptions.Text("--source",
+            "an edited image's source PNG (pictor edit, inpaint, complete, vary; interpolate's first image)");
         var mask = CliOptions.Text("--mask", "an inpainted image's mask PNG");
+        var source2 = CliOptions.Text("--source2", "an interpolation's second image (pictor interpolate A B)");
         var c = new Command("verify",
             "Regenerate an image from its PNG metadata and compare pixels (exit 1 if they differ)")
         {
-            file, model, source, mask,
+            file, model, source, mask, source2,
         };
         c.SetAction(p =>
         {
@@ -193,7 +195,7 @@ internal static class GenerateVerbs
             string name = p.GetValue(model) ?? g.Model ?? DefaultModel;
             var t2i = TextToImage.Load(ResolveModel(name));
             t2i.Name = name;
-            var again = EditVerbs.Regenerate(t2i, g, p.GetValue(source), p.GetValue(mask));
+            var again = EditVerbs.Regenerate(t2i, g, p.GetValue(source), p.GetValue(mask), p.GetValue(source2));
             var mine = Image.Load(File.ReadAllBytes(path));
             if (again.Width != mine.Width || again.Height != mine.Height)
             {

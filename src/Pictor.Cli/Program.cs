@@ -31,7 +31,7 @@ public static class Program
             DataVerbs.Data(), DataVerbs.Tokenizer(), DataVerbs.ImageVerb(), DoctorVerbs.Doctor(), DoctorVerbs.Info(),
             CompletionVerb.Completion(), ServeVerb.Serve(), InsideVerbs.Inspect(), InsideVerbs.Explain(),
             TrainVerbs.Plan(),
-            EditVerbs.Edit(), EditVerbs.Inpaint(), EditVerbs.Complete(),
+            EditVerbs.Edit(), EditVerbs.Inpaint(), EditVerbs.Complete(), UnclipVerbs.Vary(), UnclipVerbs.Interpolate(),
         };
         root.Add(Verbose);
         return root;

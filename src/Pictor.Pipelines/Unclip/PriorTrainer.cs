@@ -96,7 +96,7 @@ public static class PriorTrainer
             return World.Size == 1 ? loss : Ops.MulScalar(loss, Shard.Fraction);
         }
 
-        protected override string BestBy => "val cosine";
+        protected override string BestBy => "val cosine distance (1 - cosine)";
 
         protected override Validation Validate()
         {
@@ -127,7 +127,7 @@ public static class PriorTrainer
                 }
             double cos = SampledCosine(Math.Min(CosineCaptions, val.Count));
             return new(sum / n, string.Create(CultureInfo.InvariantCulture,
-                $", sampled-embedding cosine with the caption's image {cos:F4}"), Key: -cos);
+                $", sampled-embedding cosine with the caption's image {cos:F4}"), Key: 1 - cos);
         }
 
         /// <summary>Mean cosine between the EMA prior's sampled embedding for the first val captions and their own
