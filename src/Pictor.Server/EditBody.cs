@@ -5,6 +5,7 @@ using Pictor.Imaging.Decoding;
 using Pictor.Imaging.Png;
 using Pictor.Pipelines;
 using Pictor.Pipelines.Editing;
+using Pictor.Pipelines.Unclip;
 
 namespace Pictor.Server;
 
@@ -21,11 +22,15 @@ namespace Pictor.Server;
 /// image's own fully transparent pixels are the region to repaint, and an image with none is image-to-image (SDEdit)
 /// at strength 0.6 unless told. A DALL-E model completes an image from its top token rows: rows=K, or a mask (or an
 /// image) transparent over exactly the bottom rows. A variation is image-to-image from the empty prompt (the models
-/// are trained with caption dropout, so it is their unconditional model) at strength 0.6, for diffusion models only:
-/// no unCLIP model exists here.
+/// are trained with caption dropout, so it is their unconditional model) at strength 0.6 for a diffusion model; an
+/// unCLIP model makes true variations instead (its decoder from the image's CLIP embedding, <see
+/// cref="Variations.Vary"/>).
 /// </remarks>
 public sealed record EditBody(TextToImage Model, EditRequest Edit, bool Url, double Units)
 {
+    /// <summary>What the job runs when it is not <see cref="Edit"/> (an unCLIP variation); null: the edit.</summary>
+    public JobWork? Run { get; init; }
+
     /// <summary>Image-to-image's default strength (edits without a mask, and variations): the source's layout
     /// survives, its details are redrawn.</summary>
     public const float DefaultStrength = 0.6f;
@@ -45,6 +50,10 @@ public sealed record EditBody(TextToImage Model, EditRequest Edit, bool Url, dou
         var f = new FormFields(form);
         BodyFields.CheckKnown(f, EditKnown);
         var g = GenerationBody.Read(f, models, limits);
+        if (g.Model.Pipeline is UnclipPipeline)
+            throw ApiError.BadRequest($"model '{g.Model.Name}' (unclip) does not edit: its decoder reads image "
+                + "embeddings, not masks or prompts over an image; POST /v1/images/variations for its variations, or "
+                + "edit with a diffusion model (" + Diffusion(models) + ")", "model", "unsupported_operation");
         var source = ReadPng(form.Files.GetFile("image") ?? form.Files.GetFile("image[]"), "image", limits)
             ?? throw ApiError.BadRequest("the image is missing; send the PNG to edit as the file field \"image\" "
                 + "(curl -F image=@in.png)", "image", "missing_parameter");
@@ -63,6 +72,7 @@ public sealed record EditBody(TextToImage Model, EditRequest Edit, bool Url, dou
         var f = new FormFields(form);
         BodyFields.CheckKnown(f, VariationKnown);
         var g = GenerationBody.Read(f, models, limits, promptless: true);
+        if (g.Model.Pipeline is UnclipPipeline unclip) return UnclipVariation(g, unclip, form, f, limits);
         if (ImageEditors.For(g.Model.Pipeline).Refuse(EditOperation.ImageToImage, g.Model.Pipeline) != null)
             throw ApiError.BadRequest($"model '{g.Model.Name}' ({g.Model.Family}) cannot make variations: Pictor makes "
                 + "a variation as image-to-image from the empty prompt, which needs a diffusion model ("
@@ -122,6 +132,28 @@ public sealed record EditBody(TextToImage Model, EditRequest Edit, bool Url, dou
         return EditRequest.ImageToImage(g, source, strength ?? DefaultStrength);
     }
 
+    /// <summary>An unCLIP model's variations: the image's CLIP embedding decoded from new noise (any image size; no
+    /// strength, since nothing of the source's pixels is kept).</summary>
+    private static EditBody UnclipVariation(GenerationBody g, UnclipPipeline unclip, IFormCollection form,
+        FormFields f, ServerOptions limits)
+    {
+        if (f.Float("strength") != null)
+            throw ApiError.BadRequest($"model '{g.Model.Name}' (unclip) makes variations from the image's CLIP "
+                + "embedding, not by image-to-image: drop strength", "strength", "unsupported_parameter");
+        var source = ReadPng(form.Files.GetFile("image"), "image", limits)
+            ?? throw ApiError.BadRequest("the image is missing; send the PNG to vary as the file field \"image\" "
+                + "(curl -F image=@in.png)", "image", "missing_parameter");
+        var request = g.Request;
+        SamplingSettings s;
+        try { (_, s) = SamplingSettings.Resolve(request with { Prompt = "" }, unclip); }
+        catch (ArgumentException x) { throw GenerationBody.FromLibrary(x); }
+        var placeholder = EditRequest.ImageToImage(request, source, 1f);   // recorded only; Run does the work
+        return new EditBody(g.Model, placeholder, g.Url, request.Count * (double)s.Steps)
+        {
+            Run = (progress, token) => g.Model.Vary(source, request, progress, token),
+        };
+    }
+
     /// <summary>The edit checked against the model, and its size in work units (images x model calls).</summary>
     private static EditBody Checked(GenerationBody g, EditRequest edit)
     {
@@ -169,7 +201,7 @@ public sealed record EditBody(TextToImage Model, EditRequest Edit, bool Url, dou
 
     private static string Diffusion(ModelCatalog models)
     {
-        var names = models.Models.Where(m => ImageEditors.For(m.Pipeline).TokenRows(m.Pipeline) == 0)
+        var names = models.Models.Where(m => m.Family == "diffusion")
             .Select(m => m.Name).ToList();
         return names.Count == 0 ? "none on this server" : "here: " + string.Join(", ", names);
     }

@@ -43,9 +43,9 @@ internal static partial class ImagesApi
         await Answer(ctx, EditJob(ctx, e, options), e.Url, queue, store);
     }
 
-    /// <summary>POST /v1/images/variations (multipart): no unCLIP model exists here, so a variation is image-to-image
-    /// from the empty prompt (the diffusion models' unconditional model, trained by caption dropout) at strength 0.6
-    /// unless told; a DALL-E model is refused with a 400.</summary>
+    /// <summary>POST /v1/images/variations (multipart): an unCLIP model decodes the image's CLIP embedding from new
+    /// noise (DALL-E 2's variations); a diffusion model makes image-to-image from the empty prompt (its unconditional
+    /// model, trained by caption dropout) at strength 0.6 unless told; a DALL-E model is refused with a 400.</summary>
     public static async Task Variations(HttpContext ctx, ModelCatalog models, ServerOptions options,
         JobQueue queue, ImageStore store)
     {
@@ -54,7 +54,7 @@ internal static partial class ImagesApi
     }
 
     private static Job EditJob(HttpContext ctx, EditBody e, ServerOptions options) => new(JobId(ctx.Request),
-        e.Model, e.Units, (progress, token) => e.Model.Edit(e.Edit, progress, token), ctx.RequestAborted,
+        e.Model, e.Units, e.Run ?? ((progress, token) => e.Model.Edit(e.Edit, progress, token)), ctx.RequestAborted,
         options.Deadline);
 
     /// <summary>Admits the job (429 when full), waits for it and writes OpenAI's images response.</summary>

@@ -142,7 +142,7 @@ public static class PictorServer
         id = m.Name, @object = "model", created = 0, owned_by = "pictor", family = m.Family,
         size = $"{m.ImageSize}x{m.ImageSize}", default_sampler = m.DefaultSampler, default_steps = m.DefaultSteps,
         default_guidance = m.DefaultGuidance, reranking = m.Clip != null, edits = Edits(m),
-        variations = Edits(m).Contains("img2img"),
+        variations = m.Pipeline is Pipelines.Unclip.UnclipPipeline || Edits(m).Contains("img2img"),
     };
 
     /// <summary>The edits the model's family runs (POST /v1/images/edits), by their metadata names.</summary>

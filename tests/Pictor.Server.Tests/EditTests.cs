@@ -2,6 +2,7 @@ using Pictor.Imaging;
 using Pictor.Imaging.Png;
 using Pictor.Pipelines;
 using Pictor.Pipelines.Editing;
+using Pictor.Pipelines.Unclip;
 using static Pictor.Server.Tests.TestServers;
 
 namespace Pictor.Server.Tests;
@@ -14,9 +15,10 @@ public sealed class EditTests
 {
     private static readonly TextToImage Model = new(TinyPipeline(), "tiny");
     private static readonly TextToImage Dalle = new(TinyDalle(), "tiny-dalle");
+    private static readonly TextToImage Unclip = new(TinyUnclip(), "tiny-unclip");
 
     private static PictorFactory Server(ServerOptions? options = null) =>
-        new(options ?? Options(), new ModelCatalog([Model, Dalle]));
+        new(options ?? Options(), new ModelCatalog([Model, Dalle, Unclip]));
 
     /// <summary>An image as the server reads it: through a PNG.</summary>
     private static Image ViaPng(Image img) => Image.Load(img.ToPng());
@@ -78,6 +80,33 @@ public sealed class EditTests
             Assert.Equal(library.Images[1].Image.Rgba, Image.Load(pngs[1]).Rgba);
             Assert.Equal(Image.Load(pngs[1]).Rgba, Model.RegenerateEdit(m, src, null).Rgba);
         }
+    }
+
+    [Fact]
+    public async Task An_unclip_models_variations_decode_the_images_clip_embedding()
+    {
+        using var factory = Server();
+        var client = factory.CreateClient();
+        var src = Noise(24, 6);   // any size: the CLIP reads it resized
+        var r = await client.PostAsync("/v1/images/variations", Form(src, null, ("model", "tiny-unclip"),
+            ("seed", "4"), ("n", "2"), ("steps", "5"), ("response_format", "b64_json")));
+        var body = await ReadJson(r);
+        Assert.True(r.IsSuccessStatusCode, body.ToString());
+        var pngs = await Pngs(r);
+        var library = Unclip.Vary(ViaPng(src), new GenerationRequest("") { Seed = 4, Count = 2, Steps = 5 });
+        Assert.Equal(library.Images[1].Image.Rgba, Image.Load(pngs[1]).Rgba);
+        var g = Meta(pngs[1]);
+        Assert.Equal((EditOperation.Vary, true), (g.Edit!.Operation, g.Edit.Resized));
+        var e = await Error(await client.PostAsync("/v1/images/variations", Form(src, null, ("model", "tiny-unclip"),
+            ("strength", "0.5"))), 400);
+        Assert.Contains("drop strength", e.GetProperty("message").GetString());
+        e = await Error(await client.PostAsync("/v1/images/edits", Form(src, null, ("model", "tiny-unclip"),
+            ("prompt", "a small red circle"))), 400);
+        Assert.Contains("does not edit", e.GetProperty("message").GetString());
+        var models = await ReadJson(await client.GetAsync("/v1/models"));
+        var row = models.GetProperty("data").EnumerateArray().Single(m => m.GetProperty("id").GetString() == "tiny-unclip");
+        Assert.True(row.GetProperty("variations").GetBoolean());
+        Assert.Equal(0, row.GetProperty("edits").GetArrayLength());
     }
 
     [Fact]

@@ -11,8 +11,10 @@ using Microsoft.Extensions.Logging;
 using Pictor.Engine;
 using Pictor.Imaging;
 using Pictor.Pipelines;
+using Pictor.Pipelines.Clip;
 using Pictor.Pipelines.Dalle;
 using Pictor.Pipelines.Diffusion;
+using Pictor.Pipelines.Unclip;
 using Pictor.Pipelines.Vq;
 using Pictor.Text;
 
@@ -46,6 +48,16 @@ internal static class TestServers
         var vq = new VqModel("tiny", 16, VqModel.FromPreset("tiny"), new Rng(2));
         var setup = DalleSetup.FromPreset("tiny", 16, tok.VocabSize, 12, vq.Config.Codes, vq.Grid);
         return new DallePipeline(setup, tok, vq, new Rng(3));
+    }
+
+    /// <summary>A 16x16 unCLIP model in memory: a tiny CLIP on the same captions and the tiny prior and
+    /// decoder (untrained: the tests check plumbing and determinism, not pictures).</summary>
+    public static UnclipPipeline TinyUnclip()
+    {
+        var tok = BpeTokenizer.Train(["a small red circle", "two blue squares", "a green triangle left of a white "
+            + "circle", "a large yellow square at the top"], 300);
+        var clip = new ClipPipeline("tiny", 16, ClipPipeline.FromPreset("tiny", tok.VocabSize, 12), tok, new Rng(4));
+        return new UnclipPipeline(UnclipConfig.FromPreset("tiny", clip, ""), clip, new Rng(5));
     }
 
     /// <summary>Random opaque pixels, the same for the same seed.</summary>

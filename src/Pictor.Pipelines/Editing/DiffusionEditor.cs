@@ -17,10 +17,14 @@ namespace Pictor.Pipelines.Editing;
 public sealed class DiffusionEditor : IImageEditor
 {
     /// <inheritdoc/>
-    public string? Refuse(EditOperation op, ITextToImage model) => op == EditOperation.Complete
-        ? "completion keeps token rows, which only a DALL-E model has; for a diffusion model use inpaint with a mask "
-          + "over the rows to redraw (pictor inpaint), or pass --model models/emoji-dalle"
-        : null;
+    public string? Refuse(EditOperation op, ITextToImage model) => op switch
+    {
+        EditOperation.Complete => "completion keeps token rows, which only a DALL-E model has; for a diffusion model "
+            + "use inpaint with a mask over the rows to redraw (pictor inpaint), or pass --model models/emoji-dalle",
+        EditOperation.Vary or EditOperation.Interpolate => $"{EditParameters.Name(op)} decodes CLIP image "
+            + "embeddings, which only an unCLIP model does (pictor vary/interpolate --model models/emoji-unclip)",
+        _ => null,
+    };
 
     public int TokenRows(ITextToImage model) => 0;
 
