@@ -53,6 +53,13 @@ public class UnclipTests
         var err = Assert.Throws<ArgumentException>(() =>
             t2i.Generate(new GenerationRequest("a red circle") { NegativePrompt = "blue" }));
         Assert.Contains("no negative prompt", err.Message);
+        // 'pictor export RUN --step N' writes the prior part and keeps the decoder the run was given
+        string exported = Path.Combine(Directory.CreateTempSubdirectory("pictor-export").FullName, "m");
+        CheckpointExport.Export(run, "60", exported);
+        var fromStep = TextToImage.Load(exported);
+        Assert.Equal(2, fromStep.Generate(new GenerationRequest("a red circle") { Count = 2 }).Images.Count);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(run, "model", UnclipPipeline.DecoderFile)),
+            File.ReadAllBytes(Path.Combine(exported, UnclipPipeline.DecoderFile)));
     }
 
     /// <summary>Eight two-colour images (top half one colour, bottom half another), the same in train/ and

@@ -40,9 +40,15 @@ public sealed record ModelReport(string Path, string Format, string? Preset, int
     {
         var m = ModelDirectory.Open(dir);
         var config = JsonNode.Parse(m.ConfigJson);
-        string weights = m.Require(ModelDirectory.WeightsFile);
+        // one weights file, or unCLIP's two (its prior's and decoder's, hashed in that order as its pipeline does)
+        bool single = File.Exists(System.IO.Path.Combine(m.Path, ModelDirectory.WeightsFile));
+        string[] parts = single ? [] : new[] { Unclip.UnclipPipeline.PriorFile, Unclip.UnclipPipeline.DecoderFile }
+            .Select(f => System.IO.Path.Combine(m.Path, f)).Where(File.Exists).ToArray();
+        string weights = single || parts.Length == 0 ? m.Require(ModelDirectory.WeightsFile) : parts[0];
         var file = SafeTensorsFile.Read(weights);
-        var modules = file.Tensors.GroupBy(t => ModuleOf(t.Name))
+        var tensors = single ? file.Tensors.ToList()
+            : parts.SelectMany(f => SafeTensorsFile.Read(f).Tensors).ToList();
+        var modules = tensors.GroupBy(t => ModuleOf(t.Name))
             .Select(g => new ModuleSize(g.Key, g.Count(), g.Sum(t => (long)t.Numel))).ToList();
         string tokDir = System.IO.Path.Combine(m.Path, ModelDirectory.TokenizerDir);
         TokenizerSummary? tok = null;
@@ -55,7 +61,7 @@ public sealed record ModelReport(string Path, string Format, string? Preset, int
             .Where(d => File.Exists(System.IO.Path.Combine(d, ModelDirectory.ConfigFile))
                 && File.Exists(System.IO.Path.Combine(d, ModelDirectory.WeightsFile)))
             .Select(d => Of(d, WeightsManifest.Verify(m.Path))).ToList();
-        string hash = subs.Count == 0 ? ModelDirectory.HashFile(weights)
+        string hash = !single ? ModelDirectory.HashFiles(parts) : subs.Count == 0 ? ModelDirectory.HashFile(weights)
             : ModelDirectory.HashFiles([weights, .. subs.Select(s => System.IO.Path.Combine(s.Path,
                 ModelDirectory.WeightsFile))]);
         bool hasManifest = File.Exists(System.IO.Path.Combine(m.Path, WeightsManifest.FileName));

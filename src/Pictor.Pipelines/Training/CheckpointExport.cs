@@ -33,8 +33,16 @@ public static class CheckpointExport
             throw new FileNotFoundException($"'{runDir}' has no {TrainingSession.TrainFile}; pass a training run "
                 + $"directory (the --out of 'pictor train ...')");
         string template = Path.Combine(runDir, TrainingSession.ModelDir);
-        if (!File.Exists(Path.Combine(template, WeightsFile)))
-            throw new FileNotFoundException($"'{runDir}' has no {TrainingSession.ModelDir}/{WeightsFile} yet: a run "
+        // the file the run trains: model.safetensors, or the unCLIP part (the other part, if any, is copied)
+        string trainPath = Path.Combine(runDir, TrainingSession.TrainFile);
+        string trained = TrainOptions.FromJson(File.ReadAllText(trainPath), trainPath).Model switch
+        {
+            "decoder" => Unclip.UnclipPipeline.DecoderFile,
+            "prior" => Unclip.UnclipPipeline.PriorFile,
+            _ => WeightsFile,
+        };
+        if (!File.Exists(Path.Combine(template, trained)))
+            throw new FileNotFoundException($"'{runDir}' has no {TrainingSession.ModelDir}/{trained} yet: a run "
                 + $"writes it at its first validation (every --val-every steps); resume the run past one first");
         string ckpt = CheckpointPath(runDir, which);
         string fullOut = Path.GetFullPath(outDir);
@@ -43,7 +51,7 @@ public static class CheckpointExport
                 + $"that one first");
         if (File.Exists(fullOut)) throw new IOException($"'{outDir}' is a file; pick a folder name for --out");
 
-        var model = SafeTensorsFile.Read(Path.Combine(template, WeightsFile));
+        var model = SafeTensorsFile.Read(Path.Combine(template, trained));
         var check = SafeTensorsFile.Read(ckpt);
         var w = new SafeTensorsWriter();
         foreach (var t in model.Tensors)
@@ -68,8 +76,8 @@ public static class CheckpointExport
             $".{Path.GetFileName(fullOut)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
-            CopyTree(template, tmp, top: true);
-            w.Write(Path.Combine(tmp, WeightsFile), model.Metadata);
+            CopyTree(template, tmp, top: true, trained);
+            w.Write(Path.Combine(tmp, trained), model.Metadata);
             WeightsManifest.Write(tmp);   // the exported weights, so `pictor doctor` accepts the folder
             AtomicFile.WriteAllText(Path.Combine(tmp, ProvenanceFile), new JsonObject
             {
@@ -122,15 +130,16 @@ public static class CheckpointExport
     /// <summary>Copies a folder; at the top level, not the files the export writes or leaves out (a sub-model's own
     /// weights, DALL-E's vqvae/model.safetensors, are copied). Hidden files (an interrupted write's temp) are
     /// skipped.</summary>
-    private static void CopyTree(string from, string to, bool top)
+    private static void CopyTree(string from, string to, bool top, string weights)
     {
         Directory.CreateDirectory(to);
         foreach (var f in Directory.GetFiles(from))
         {
             string name = Path.GetFileName(f);
-            if (!(top && Skipped.Contains(name)) && !name.StartsWith('.')) File.Copy(f, Path.Combine(to, name));
+            if (!(top && (Skipped.Contains(name) || name == weights)) && !name.StartsWith('.'))
+                File.Copy(f, Path.Combine(to, name));
         }
         foreach (var d in Directory.GetDirectories(from))
-            CopyTree(d, Path.Combine(to, Path.GetFileName(d)), top: false);
+            CopyTree(d, Path.Combine(to, Path.GetFileName(d)), top: false, weights);
     }
 }
