@@ -4,6 +4,7 @@ using Pictor.Imaging;
 using Pictor.Imaging.Datasets;
 using Pictor.Pipelines;
 using Pictor.Pipelines.Clip;
+using Pictor.Pipelines.Editing;
 using Pictor.Pipelines.Eval;
 using Pictor.Pipelines.Training;
 
@@ -17,7 +18,7 @@ internal static class EvalVerbs
     public static Command Eval()
         => new("eval", "Evaluate a model: the shapes benchmark, or CLIP metrics on val prompts")
     {
-        Shapes(), Clip(), EditEvalVerb.Edits(),
+        Shapes(), Clip(), EditEvalVerb.Edits(), VariationsVerb(),
     };
 
     private static Command Shapes()
@@ -68,6 +69,45 @@ internal static class EvalVerbs
                 Image.Grid(images, 15).Save(g);
                 Console.WriteLine($"wrote {g} (prompt order as in the report)");
             }
+            return 0;
+        });
+        return c;
+    }
+
+    /// <summary>'pictor eval variations': how close an image's variations stay to it, by a judge CLIP.</summary>
+    private static Command VariationsVerb()
+    {
+        var model = CliOptions.Text("--model", "an unCLIP or diffusion model", required: true);
+        var clip = CliOptions.Text("--clip", "the CLIP model that judges", required: true);
+        var data = CliOptions.Text("--data", "dataset folder whose val/ images are varied", required: true);
+        var images = CliOptions.Int("--images", "val images to vary", 88, 2, 100_000);
+        var count = CliOptions.Int("--count", "variations per image", 4, 1, GenerationRequest.MaxCount, "-n");
+        var strength = CliOptions.Float("--strength", "a diffusion model's image-to-image strength",
+            EditRequest.DefaultStrength, 0.01f, 1f);
+        var s = new GenerateVerbs.Sampling();
+        var c = new Command("variations",
+            "Variation faithfulness: CLIP image similarity of inputs and their variations, against random val pairs")
+        {
+            model, clip, data, images, count, strength,
+        };
+        s.AddTo(c);
+        c.SetAction(p =>
+        {
+            string name = p.GetValue(model)!, dataDir = p.GetValue(data)!;
+            var t2i = TextToImage.Load(GenerateVerbs.ResolveModel(name));
+            t2i.Name = name;
+            var judge = ClipPipeline.Load(GenerateVerbs.ResolveModel(p.GetValue(clip)!));
+            string valDir = Path.Combine(dataDir, "val");
+            if (!Directory.Exists(valDir))
+                throw new DirectoryNotFoundException($"'{dataDir}' has no val/ folder; pass --data with a dataset made "
+                    + "by 'pictor data emoji'");
+            var val = new ImageCaptionSet(CaptionedImages.ReadImageFolder(valDir), t2i.ImageSize);
+            var r = ConsoleProgress.Run("eval variations", bar => VariationEval.Run(t2i, judge, val,
+                p.GetValue(images), p.GetValue(count), s.Request(p, new GenerationRequest("")), p.GetValue(strength),
+                (d, n) => bar.Update(d, n)));
+            Console.WriteLine($"pictor eval variations: {name} ({t2i.Family}, {t2i.WeightsHash}) on {r.Images} val "
+                + $"images of {dataDir}, {r.Variations} variations each, judged by {p.GetValue(clip)}");
+            Console.WriteLine(r.Table());
             return 0;
         });
         return c;

@@ -33,7 +33,7 @@ public sealed record EditBody(TextToImage Model, EditRequest Edit, bool Url, dou
 
     /// <summary>Image-to-image's default strength (edits without a mask, and variations): the source's layout
     /// survives, its details are redrawn.</summary>
-    public const float DefaultStrength = 0.6f;
+    public const float DefaultStrength = EditRequest.DefaultStrength;
 
     private static readonly string[] EditFields = ["image", "image[]", "mask", "strength", "resample", "rows",
         "resize", "input_fidelity"];

@@ -121,6 +121,11 @@ public class UnclipTests
         string say = $"MSE from the own embedding {string.Join(" ", own.Select(v => v.ToString("F3")))}, from "
             + $"another's {string.Join(" ", other.Select(v => v.ToString("F3")))}";
         Assert.True(wins >= 7 && own.Average() < 0.8 * other.Average(), say);
+        // the evaluation's figures: its variations stay nearer their input than two different images are
+        var ev = Eval.VariationEval.Run(TextToImage.Load(Path.Combine(decoder, "model")), pipe.Clip, train, 8, 2,
+            new GenerationRequest("") { Steps = 10 });
+        Assert.True(ev.Faithfulness > ev.RandomPairs + 0.05, ev.Table());
+        Assert.InRange(ev.Diversity, -1, 1);
     }
 
     [Fact]

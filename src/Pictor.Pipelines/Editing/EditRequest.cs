@@ -27,6 +27,9 @@ public sealed record EditRequest(EditOperation Operation, GenerationRequest Gene
     public bool Resize { get; init; }
 
     public const int DefaultResample = 2, MaxResample = 50;
+    /// <summary>Image-to-image's default strength where a caller names none (the server's edits without a mask and a
+    /// diffusion model's variations): the source's layout survives, its details are redrawn.</summary>
+    public const float DefaultStrength = 0.6f;
 
     public static EditRequest ImageToImage(GenerationRequest g, Image source, float strength) =>
         new(EditOperation.ImageToImage, g, source) { Strength = strength };
