@@ -49,7 +49,10 @@ internal static class UnclipVerbs
         {
             var t2i = LoadModel(p.GetValue(model)!);
             var source = EditVerbs.LoadPng(p.GetValue(image)!, "source image");
-            var request = s.Request(p, new GenerationRequest("") { Seed = p.GetValue(seed), Count = p.GetValue(count) });
+            var request = s.Request(p, new GenerationRequest("")
+            {
+                Seed = p.GetValue(seed), Count = p.GetValue(count),
+            });
             var result = ConsoleProgress.Run("vary", bar => t2i.Vary(source, request,
                 new Reporter(g => bar.Update(g.Step, g.Total, "decoder")), Program.Cancel));
             Write(result, p.GetValue(output)!, p.GetValue(grid) ? result.Grid() : null);

@@ -50,8 +50,8 @@ public sealed class DiffusionPrior : Module
         outProj = Child("out", new Linear(rng, cfg.Dim, cfg.EmbedDim));
     }
 
-    /// <summary>zt [B, E] noised (scaled) image embeddings at steps t [B], text tokens [B, S, E], text embeddings [B, E]
-    /// -> the clean image embedding's estimate [B, E] (scaled).</summary>
+    /// <summary>zt [B, E] noised (scaled) image embeddings at steps t [B], text tokens [B, S, E], text embeddings
+    /// [B, E] -> the clean image embedding's estimate [B, E] (scaled).</summary>
     public Tensor Forward(Tensor zt, ReadOnlySpan<float> t, Tensor textTokens, Tensor textEmbedding)
     {
         var c = Config;

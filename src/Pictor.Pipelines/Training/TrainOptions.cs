@@ -85,7 +85,8 @@ public sealed record TrainOptions
         Check(Model != "dalle"
             || Vqvae != "", "'train dalle' needs --vqvae RUN (a VQ-VAE trained with 'pictor train vqvae')");
         Check(Model is not ("prior" or "decoder") || Clip != "",
-            $"'train {Model}' needs --clip-model DIR (the CLIP whose embeddings unCLIP works in, e.g. models/emoji-clip)");
+            $"'train {Model}' needs --clip-model DIR (the CLIP whose embeddings unCLIP works in, e.g. "
+                + "models/emoji-clip)");
         Check(Decoder == "" || Model == "prior",
             "--decoder is used by 'train prior' only (the decoder its exported model includes)");
         Check(Batch is >= 1 and <= 4096, "--batch must be between 1 and 4096");

@@ -73,7 +73,8 @@ public static class DecoderTrainer
 
         protected override Tensor Loss()
         {
-            int size = Opt.ImageSize, per = 3 * size * size, o = Shard.Offset, b = Shard.Count, e = pipe.Config.EmbedDim;
+            int size = Opt.ImageSize, per = 3 * size * size, o = Shard.Offset, b = Shard.Count,
+                e = pipe.Config.EmbedDim;
             // drawn for the whole batch, computed for the shard's images (i - o) only
             for (int i = 0; i < Opt.Batch; i++)
             {

@@ -37,7 +37,8 @@ internal static class UnclipRun
     /// <summary>An existing run: its options, newest checkpoint, RUN/clip and config.json, which must still be the
     /// preset's for that CLIP.</summary>
     public static (TrainOptions Options, UnclipPipeline Pipe, string ClipDir, ImageCaptionSet Train,
-        ImageCaptionSet Val, string Checkpoint) Reopen(string runDir, string family, TrainControl ctl, TrainOptions? given, IEnumerable<string>? fields)
+        ImageCaptionSet Val, string Checkpoint) Reopen(string runDir, string family, TrainControl ctl,
+            TrainOptions? given, IEnumerable<string>? fields)
     {
         var (opt, ckpt) = TrainingSession.OpenRun(runDir, family, given, fields);
         string runClip = Path.Combine(runDir, ClipDir), cfgPath = Path.Combine(runDir, UnclipPipeline.ConfigFile);
@@ -81,8 +82,8 @@ internal static class UnclipRun
         var cfg = UnclipConfig.FromJson(m.ConfigJson, m.ConfigPath);
         if (cfg.ShapeKey() != pipe.Config.ShapeKey())
             throw new ArgumentException($"the decoder in {m.Path} was trained with another preset or CLIP than this "
-                + $"prior ({cfg.Preset}, CLIP {cfg.ClipHash} against {pipe.Config.Preset}, CLIP {pipe.Config.ClipHash});"
-                + " train both with the same --preset and --clip-model");
+                + $"prior ({cfg.Preset}, CLIP {cfg.ClipHash} against {pipe.Config.Preset}, CLIP "
+                + $"{pipe.Config.ClipHash}); train both with the same --preset and --clip-model");
         var f = SafeTensorsFile.Read(m.Require(UnclipPipeline.DecoderFile));
         var other = new UnclipPipeline(cfg, pipe.Clip, new Rng(0));
         other.LoadPart(f, "", prior: false);

@@ -51,7 +51,8 @@ public static class Variations
             throw new ArgumentException("an interpolation makes one image per frame from one seed; leave the count "
                 + "(-n) at 1 and set --frames");
         var (fa, ra) = Fit(a, pipe.ImageSize); var (fb, rb) = Fit(b, pipe.ImageSize);
-        var ea = pipe.ImageEmbeddings(fa.ToTensor().Reshape1()); var eb = pipe.ImageEmbeddings(fb.ToTensor().Reshape1());
+        var ea = pipe.ImageEmbeddings(fa.ToTensor().Reshape1());
+        var eb = pipe.ImageEmbeddings(fb.ToTensor().Reshape1());
         int width = ea.Length;
         var rows = new float[frames * width];
         for (int i = 0; i < frames; i++)
