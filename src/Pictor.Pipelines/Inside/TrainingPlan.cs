@@ -147,7 +147,9 @@ public static class TrainingPlanner
         ClipTrainer.Family => ClipTrainer.Start(run, o, ctl),
         DiffusionTrainer.Family => DiffusionTrainer.Start(run, o, ctl),
         Vae.VaeTrainer.Family => Vae.VaeTrainer.Start(run, o, ctl),
-        _ => throw new ArgumentException($"unknown model family '{o.Model}'; plan diffusion, vqvae, dalle, clip or "
-            + "vae"),
+        Unclip.DecoderTrainer.Family => Unclip.DecoderTrainer.Start(run, o, ctl),
+        Unclip.PriorTrainer.Family => Unclip.PriorTrainer.Start(run, o, ctl),
+        _ => throw new ArgumentException($"unknown model family '{o.Model}'; plan diffusion, vqvae, dalle, clip, "
+            + "vae, decoder or prior"),
     };
 }
