@@ -91,18 +91,9 @@ public sealed class TextToImage
         CancellationToken cancel = default)
     {
         var (prompt, s) = Resolve(request);
-        int drawn = request.Candidates > 0 ? request.Candidates : request.Count, size = ImageSize,
-            per = 3 * size * size;
+        int drawn = request.Candidates > 0 ? request.Candidates : request.Count, size = ImageSize;
         cancel.ThrowIfCancellationRequested();
-        SampleStep onStep = (done, total, x0) =>
-        {
-            cancel.ThrowIfCancellationRequested();
-            if (progress == null) return;
-            bool preview = x0 != null && request.PreviewEvery > 0
-                && (done % request.PreviewEvery == 0 || done == total);
-            progress.Report(new GenerationProgress(done, total,
-                preview ? Image.FromTensor(Tensor.FromArray(x0.AsSpan(0, per).ToArray(), 3, size, size)) : null));
-        };
+        var onStep = StepReporter(request.PreviewEvery, size, progress, cancel);
         var x = Pipeline.Sample(Enumerable.Repeat(prompt, drawn).ToList(), s, onStep);   // (N, 3, H, W)
         var all = Enumerable.Range(0, drawn)
             .Select(i => new GeneratedImage(Image.FromTensor(Ops.Reshape(Ops.Narrow(x, 0, i, 1), 3, size, size)),
@@ -117,6 +108,24 @@ public sealed class TextToImage
             kept = Rerank.Best(scores, request.Count).Select(b => all[b.Index] with { ClipScore = b.Score }).ToList();
         }
         return new GenerationResult(prompt, s, kept, drawn, Parameters(prompt, s, drawn, -1));
+    }
+
+    /// <summary>What a sampler calls after each step for a caller's progress and cancellation: it stops the work
+    /// (OperationCanceledException) once <paramref name="cancel"/> is set, and reports the step, with the first image's
+    /// clean-image estimate every <paramref name="previewEvery"/> steps and at the last (0: no previews). Generation,
+    /// every edit and unCLIP's variations report through it.</summary>
+    public static SampleStep StepReporter(int previewEvery, int size, IProgress<GenerationProgress>? progress,
+        CancellationToken cancel)
+    {
+        int per = 3 * size * size;
+        return (done, total, x0) =>
+        {
+            cancel.ThrowIfCancellationRequested();
+            if (progress == null) return;
+            bool preview = x0 != null && previewEvery > 0 && (done % previewEvery == 0 || done == total);
+            progress.Report(new GenerationProgress(done, total,
+                preview ? Image.FromTensor(Tensor.FromArray(x0.AsSpan(0, per).ToArray(), 3, size, size)) : null));
+        };
     }
 
     /// <summary>The metadata of image <paramref name="index"/> of a batch of <paramref name="batch"/> (-1: the grid of

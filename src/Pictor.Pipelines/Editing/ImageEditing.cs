@@ -37,22 +37,15 @@ public static class ImageEditing
     /// from seed Seed + i. Inpainting composites the result with the source outside the mask in 8-bit pixels, so the
     /// kept region is the source exactly. Progress and cancellation as in <see cref="TextToImage.Generate"/>.
     /// </summary>
-    /// <remarks>The batch, preview and reranking steps are copied from <see cref="TextToImage.Generate"/>.</remarks>
+    /// <remarks>The batch and reranking steps are copied from <see cref="TextToImage.Generate"/>.</remarks>
     public static GenerationResult Edit(this TextToImage model, EditRequest request,
         IProgress<GenerationProgress>? progress = null, CancellationToken cancel = default)
     {
         var (prompt, s, e) = model.ResolveEdit(request);
         var g = request.Generation;
-        int drawn = g.Candidates > 0 ? g.Candidates : g.Count, size = model.ImageSize, per = 3 * size * size;
+        int drawn = g.Candidates > 0 ? g.Candidates : g.Count, size = model.ImageSize;
         cancel.ThrowIfCancellationRequested();
-        SampleStep onStep = (done, total, x0) =>
-        {
-            cancel.ThrowIfCancellationRequested();
-            if (progress == null) return;
-            bool preview = x0 != null && g.PreviewEvery > 0 && (done % g.PreviewEvery == 0 || done == total);
-            progress.Report(new GenerationProgress(done, total,
-                preview ? Image.FromTensor(Tensor.FromArray(x0.AsSpan(0, per).ToArray(), 3, size, size)) : null));
-        };
+        var onStep = TextToImage.StepReporter(g.PreviewEvery, size, progress, cancel);
         var editor = ImageEditors.For(model.Pipeline);
         var x = editor.Edit(model.Pipeline, Enumerable.Repeat(prompt, drawn).ToList(), s, e, onStep);   // (N, 3, H, W)
         GenerationParameters Meta(int i) => model.Parameters(prompt, s, drawn, i) with { Edit = e.Metadata };

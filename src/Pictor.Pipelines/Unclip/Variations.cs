@@ -140,17 +140,9 @@ public static class Variations
         GenerationRequest request, EditParameters edit, bool sameSeed, IProgress<GenerationProgress>? progress,
         CancellationToken cancel)
     {
-        int n = request.Count, size = pipe.ImageSize, per = 3 * size * size;
+        int n = request.Count, size = pipe.ImageSize;
         cancel.ThrowIfCancellationRequested();
-        SampleStep onStep = (done, total, x0) =>
-        {
-            cancel.ThrowIfCancellationRequested();
-            if (progress == null) return;
-            bool preview = x0 != null && request.PreviewEvery > 0
-                && (done % request.PreviewEvery == 0 || done == total);
-            progress.Report(new GenerationProgress(done, total,
-                preview ? Image.FromTensor(Tensor.FromArray(x0.AsSpan(0, per).ToArray(), 3, size, size)) : null));
-        };
+        var onStep = TextToImage.StepReporter(request.PreviewEvery, size, progress, cancel);
         var x = pipe.Decode(rows, s, onStep, sameSeed);                             // (N, 3, H, W)
         GenerationParameters Meta(int i) => model.Parameters("", s, n, i) with
         {
