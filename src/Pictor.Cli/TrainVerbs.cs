@@ -6,6 +6,7 @@ using Pictor.Pipelines.Dalle;
 using Pictor.Pipelines.Diffusion;
 using Pictor.Pipelines.Distributed;
 using Pictor.Pipelines.Export;
+using Pictor.Pipelines.Gan;
 using Pictor.Pipelines.Inside;
 using Pictor.Pipelines.Training;
 using Pictor.Pipelines.Unclip;
@@ -47,6 +48,10 @@ internal static class TrainVerbs
             ClipPipeline.PresetNames, new TrainOptions { Model = "clip", Preset = "xs" }, plan),
         Family("vae", "The conditional VAE baseline: one decoder call per image from its Gaussian prior",
             VaePipeline.PresetNames, new TrainOptions { Model = "vae", Preset = "xs", Lr = 1e-3f }, plan),
+        Family("gan", "The conditional GAN baseline: hinge loss, spectral norm, projection discriminator, TTUR, "
+            + "DiffAugment", GanPipeline.PresetNames, new TrainOptions { Model = "gan", Preset = "xs", Lr = 1e-4f,
+                MinLr = 1e-4f, DiscriminatorLr = 4e-4f, Warmup = 0, WeightDecay = 0f, ClipNorm = 10f,
+                CaptionDropout = 0f, Patience = 0, Batch = 64 }, plan),
         Family("decoder", "unCLIP's decoder: a UNet drawing an image from its CLIP image embedding (needs "
             + "--clip-model)", UnclipConfig.PresetNames, new TrainOptions { Model = "decoder", Preset = "xs",
                 Lr = 1e-3f }, plan),
@@ -111,7 +116,10 @@ internal static class TrainVerbs
         // Family-only options: the others' verbs do not take them (an unknown option there).
         Option<string>? vqvae = null, clipModel = null, decoder = null;
         Option<float>? dropout = null, noiseShift = null, hflip = null, minSnr = null,
-            grounding = null, placement = null;
+            grounding = null, placement = null, dLr = null;
+        if (family == "gan")
+            c.Add(dLr = Add(CliOptions.Float("--d-lr", "the discriminator's peak learning rate (two time-scales)",
+                d.DiscriminatorLr, 1e-8f, 1f), "discriminator_lr"));
         if (family == "dalle")
         {
             c.Add(vqvae = Add(CliOptions.Text("--vqvae", "the VQ-VAE run or model whose tokens the transformer learns"),
@@ -152,6 +160,7 @@ internal static class TrainVerbs
                 Decoder = Full(decoder) ?? "", Preset = p.GetValue(preset)!,
                 ImageSize = p.GetValue(size), Context = p.GetValue(context), Vocab = p.GetValue(vocab),
                 Batch = p.GetValue(batch), Steps = p.GetValue(steps), Lr = p.GetValue(lr), MinLr = p.GetValue(minLr),
+                DiscriminatorLr = dLr == null ? d.DiscriminatorLr : p.GetValue(dLr),
                 Warmup = p.GetValue(warmup), WeightDecay = p.GetValue(wd), ClipNorm = p.GetValue(clip),
                 EmaDecay = p.GetValue(ema), CaptionDropout = p.GetValue(captionDropout),
                 Dropout = dropout == null ? d.Dropout : p.GetValue(dropout),
@@ -215,6 +224,7 @@ internal static class TrainVerbs
                     "dalle" => DalleTrainer.Resume(resume, ctl, opt, given),
                     "clip" => ClipTrainer.Resume(resume, ctl, opt, given),
                     "vae" => VaeTrainer.Resume(resume, ctl, opt, given),
+                    "gan" => GanTrainer.Resume(resume, ctl, opt, given),
                     "decoder" => DecoderTrainer.Resume(resume, ctl, opt, given),
                     "prior" => PriorTrainer.Resume(resume, ctl, opt, given),
                     _ => DiffusionTrainer.Resume(resume, ctl, opt, given),
@@ -225,6 +235,7 @@ internal static class TrainVerbs
                     "dalle" => DalleTrainer.Start(outDir!, opt, ctl),
                     "clip" => ClipTrainer.Start(outDir!, opt, ctl),
                     "vae" => VaeTrainer.Start(outDir!, opt, ctl),
+                    "gan" => GanTrainer.Start(outDir!, opt, ctl),
                     "decoder" => DecoderTrainer.Start(outDir!, opt, ctl),
                     "prior" => PriorTrainer.Start(outDir!, opt, ctl),
                     _ => DiffusionTrainer.Start(outDir!, opt, ctl),

@@ -92,12 +92,14 @@ public static class Doctor
             case DiffusionConfig.Format: return Describe(format, DiffusionPipeline.Load(dir));
             case DalleSetup.Format: return Describe(format, DallePipeline.Load(dir));
             case Vae.VaePipeline.Format: return Describe(format, Vae.VaePipeline.Load(dir));
+            case Gan.GanPipeline.Format: return Describe(format, Gan.GanPipeline.Load(dir));
             case Unclip.UnclipPipeline.Format: return Describe(format, Unclip.UnclipPipeline.Load(dir));
             case ClipPipeline.Format: return $"{format}, {ClipPipeline.Load(dir).ImageSize}px images";
             case VqModel.Format: return $"{format}, {VqModel.Load(dir).ImageSize}px images";
             default:
                 throw new FormatException($"{Path.Combine(dir, "config.json")} has format '{format}'; Pictor reads "
                                           + $"{DiffusionConfig.Format}, {DalleSetup.Format}, {Vae.VaePipeline.Format}, "
+                                          + $"{Gan.GanPipeline.Format}, "
                                           + $"{Unclip.UnclipPipeline.Format}, {ClipPipeline.Format} "
                                           + $"and {VqModel.Format} models");
         }

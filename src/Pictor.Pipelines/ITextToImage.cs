@@ -11,7 +11,7 @@ namespace Pictor.Pipelines;
 /// settings.</summary>
 public interface ITextToImage
 {
-    /// <summary>"diffusion", "dalle" or "vae".</summary>
+    /// <summary>"diffusion", "dalle", "vae", "gan" or "unclip".</summary>
     string Family { get; }
     int ImageSize { get; }
     /// <summary>First 10 hex digits of the SHA-256 of the weights (A1111's "Model hash" style).</summary>

@@ -57,6 +57,7 @@ public sealed class TextToImage
             DalleSetup.Format => DallePipeline.Load(m),
             DiffusionConfig.Format => DiffusionPipeline.Load(m),
             Vae.VaePipeline.Format => Vae.VaePipeline.Load(m),
+            Gan.GanPipeline.Format => Gan.GanPipeline.Load(m),
             Unclip.UnclipPipeline.Format => Unclip.UnclipPipeline.Load(m),
             Vq.VqModel.Format
                 => throw new ArgumentException($"'{dir}' is a VQ-VAE image tokenizer, not a text-to-image "
@@ -65,7 +66,8 @@ public sealed class TextToImage
                 => throw new ArgumentException($"'{dir}' is a CLIP model, which scores images but does not "
                 + "draw them; pass it as the reranker (--clip) and a diffusion or DALL-E model as the model"),
             _ => throw new FormatException($"{m.ConfigPath} has format '{m.Format}'; Pictor generates from "
-                + $"{DiffusionConfig.Format}, {DalleSetup.Format}, {Vae.VaePipeline.Format} and "
+                + $"{DiffusionConfig.Format}, {DalleSetup.Format}, {Vae.VaePipeline.Format}, "
+                + $"{Gan.GanPipeline.Format} and "
                 + $"{Unclip.UnclipPipeline.Format} models"),
         };
         return new TextToImage(pipe, dir, clip == null ? null : ClipPipeline.Load(clip));

@@ -47,6 +47,9 @@ public class PyTorchGoldenTests
     [Fact] public void Embedding() => Golden("embedding", ["w"], t => Ops.Embedding(Ints("embedding", "ids"), t["w"]));
     [Fact] public void Gather() => Golden("gather", ["x"], t => Ops.Gather(t["x"], 2, Ints("gather", "i")));
     [Fact] public void Mse() => Golden("mse", ["a", "b"], t => Ops.MseLoss(t["a"], t["b"]));
+    [Fact] public void Spectral_norm_with_three_power_steps() => Golden("spectral_norm", ["w"], t =>
+        Ops.SpectralNorm(t["w"], G.GetTensor("spectral_norm.u0"), G.GetTensor("spectral_norm.v0"), 3));
+    [Fact] public void Leaky_relu() => Golden("leaky_relu", ["x"], t => Ops.LeakyRelu(t["x"], 0.1f));
     [Fact] public void Sum_mean_max() => Golden("sum_mean_max", ["x"], t => Ops.Add(Ops.Add(Ops.Sum(t["x"], [1]), Ops.Mean(t["x"], [1])), Ops.Max(t["x"], 1)));
 
     [Fact] public void Add_broadcast() => Golden("add_broadcast", ["a", "b"], t => Ops.Add(t["a"], t["b"]));

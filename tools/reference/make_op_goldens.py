@@ -93,6 +93,22 @@ case("permute_expand", {"x": randn(2, 3, 1)}, lambda x: x.expand(2, 3, 5).permut
 case("dropout_mask", {"x": randn(4, 6)}, lambda x, m: x * m.to(x.dtype) / 0.75,
      ints={"m": (rng.random((4, 6)) >= 0.25).astype(np.int64)})
 
+def spectral_norm(w, u0, v0, iterations):
+    # PyTorch's own parametrisation (torch.nn.utils.parametrizations.spectral_norm's module), its buffers set to ours
+    sn = torch.nn.utils.parametrizations._SpectralNorm(w.detach(), n_power_iterations=iterations, dim=0, eps=1e-12)
+    with torch.no_grad():
+        sn._u.copy_(torch.tensor(u0.astype(np.float64)))
+        sn._v.copy_(torch.tensor(v0.astype(np.float64)))
+    sn.train()
+    return sn(w)
+
+
+sn_u, sn_v = randn(6), randn(18)
+out["spectral_norm.u0"], out["spectral_norm.v0"] = sn_u, sn_v
+case("spectral_norm", {"w": randn(6, 2, 3, 3)}, lambda w: spectral_norm(w, sn_u, sn_v, 3))
+
+case("leaky_relu", {"x": randn(50)}, lambda x: F.leaky_relu(x, 0.1))
+
 path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "ops_golden.safetensors")
 st.save(path, out, {"made_by": "tools/reference/make_op_goldens.py", "torch": torch.__version__})
 print(f"wrote {len(out)} tensors to {os.path.normpath(path)}")

@@ -71,6 +71,12 @@ public static class OpCases
             var x = Map(Randn(7, true, 3, 17), v => MathF.Abs(v) < 0.05f ? v + 0.2f : v);   // no kink within h of 0
             return OpOracle.Check("relu", [x], t => Ops.Relu(t[0]), d => RefOps.Map(d[0], v => Math.Max(0, v)), 2e-6);
         });
+        Add("leaky relu", [nameof(Ops.LeakyRelu)], () =>
+        {
+            var x = Map(Randn(8, true, 3, 17), v => MathF.Abs(v) < 0.05f ? v + 0.2f : v);   // no kink within h of 0
+            return OpOracle.Check("leaky relu", [x], t => Ops.LeakyRelu(t[0], 0.1f),
+                d => RefOps.Map(d[0], v => v > 0 ? v : 0.1 * v), 2e-6);
+        });
         Unary("silu", nameof(Ops.Silu), Ops.Silu, RefOps.Silu);
         Unary("gelu", nameof(Ops.Gelu), t => Ops.Gelu(t), RefOps.Gelu);
         Unary("gelu tanh", nameof(Ops.Gelu), t => Ops.Gelu(t, tanhApproximation: true), RefOps.GeluTanh);
@@ -179,6 +185,15 @@ public static class OpCases
             t => Ops.Gather(t[0], 1, new IntTensor(gatherIndex, 2, 1, 4)),
             d => RefOps.Gather(d[0], 1, gatherIndex, [2, 1, 4])));
         int[] ids = [5, 0, 3, 3];
+        Add("spectral norm", [nameof(Ops.SpectralNorm)], () =>
+        {   // the gradient holds u and v constant (as PyTorch), so the check takes no power step; the steps are
+            // checked against PyTorch (PyTorchGoldenTests) and by sigma -> 1 (NnTests)
+            var w = Randn(75, true, 4, 2, 3, 3); var u = Randn(76, false, 4); var v = Randn(77, false, 18);
+            using (Autograd.NoGrad()) Ops.SpectralNorm(w, u, v, 3);   // unit u and v near the top singular pair
+            double[] ud = u.ToArray().Select(a => (double)a).ToArray(), vd = v.ToArray().Select(a => (double)a).ToArray();
+            return OpOracle.Check("spectral norm", [w], t => Ops.SpectralNorm(t[0], u, v, 0),
+                d => RefOps.SpectralNorm(d[0], ud, vd, 0));
+        });
         Add("embedding", [nameof(Ops.Embedding)], () => OpOracle.Check("embedding", [Randn(74, true, 6, 5)],
             t => Ops.Embedding(new IntTensor(ids, 4), t[0]), d => RefOps.Embedding(ids, d[0])));
 

@@ -150,6 +150,16 @@ public static partial class Ops
         // dX = dY [x > 0]
         static (x, y, dY, dX) => { for (int i = 0; i < x.Length; i++) if (x[i] > 0f) dX[i] += dY[i]; });
 
+    /// <summary>Leaky ReLU: y = x for x > 0, else slope x. PyTorch: torch.nn.functional.leaky_relu.</summary>
+    public static Tensor LeakyRelu(Tensor a, float slope)
+    {
+        if (!(slope is >= 0f and < 1f)) Throw.Argument($"leaky relu slope must be in [0, 1), got {slope}");
+        return Unary(a, "LeakyRelu",
+            (x, y) => { for (int i = 0; i < x.Length; i++) y[i] = x[i] > 0f ? x[i] : slope * x[i]; },
+            // dX = dY (x > 0 ? 1 : slope)
+            (x, y, dY, dX) => { for (int i = 0; i < x.Length; i++) dX[i] += x[i] > 0f ? dY[i] : slope * dY[i]; });
+    }
+
     /// <summary>SiLU (swish): y = x * sigmoid(x). PyTorch: torch.nn.functional.silu.</summary>
     public static Tensor Silu(Tensor a) => Unary(a, "Silu", Activations.SiluForward, Activations.SiluBackward);
 

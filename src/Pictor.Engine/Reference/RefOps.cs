@@ -314,6 +314,29 @@ public static class RefOps
         return new D(r, indexShape);
     }
 
+    /// <summary>Spectral normalisation (Ops.SpectralNorm): <paramref name="iterations"/> power steps on copies of u [O]
+    /// and v [K], then W / (u^T W v), W read as [O, K].</summary>
+    public static D SpectralNorm(D w, double[] u0, double[] v0, int iterations)
+    {
+        int o = w.S[0], k = w.V.Length / o;
+        double[] u = (double[])u0.Clone(), v = (double[])v0.Clone();
+        static void Unit(double[] x)
+        {
+            double n = Math.Max(Math.Sqrt(x.Sum(a => a * a)), 1e-12);
+            for (int i = 0; i < x.Length; i++) x[i] /= n;
+        }
+        for (int it = 0; it < iterations; it++)
+        {
+            for (int j = 0; j < k; j++) { double s = 0; for (int i = 0; i < o; i++) s += w.V[i * k + j] * u[i]; v[j] = s; }
+            Unit(v);
+            for (int i = 0; i < o; i++) { double s = 0; for (int j = 0; j < k; j++) s += w.V[i * k + j] * v[j]; u[i] = s; }
+            Unit(u);
+        }
+        double sigma = 0;
+        for (int i = 0; i < o; i++) for (int j = 0; j < k; j++) sigma += u[i] * w.V[i * k + j] * v[j];
+        return new D(w.V.Select(a => a / sigma).ToArray(), w.S);
+    }
+
     /// <summary>q [B, H, Tq, Dh], k [B, H, Tk, Dh], v [B, H, Tk, Dv] -> [B, H, Tq, Dv]; causal aligned to the end;
     /// pad [B*Tk] true = hidden.</summary>
     public static D Attention(D q, D k, D v, bool causal, bool[]? pad)

@@ -65,31 +65,32 @@ public sealed class AdamW
         }
     }
 
-    /// <summary>Adds the optimiser state to a checkpoint writer under "optim.".</summary>
-    public void SaveState(SafeTensorsWriter w, Dictionary<string, string> meta)
+    /// <summary>Adds the optimiser state to a checkpoint writer under <paramref name="prefix"/> ("optim.", or
+    /// another for a second optimiser in the same checkpoint).</summary>
+    public void SaveState(SafeTensorsWriter w, Dictionary<string, string> meta, string prefix = "optim.")
     {
-        meta["optim.step"] = Step.ToString();
-        meta["optim.lr"] = LearningRate.ToString("R");
+        meta[prefix + "step"] = Step.ToString();
+        meta[prefix + "lr"] = LearningRate.ToString("R");
         foreach (var (n, p, m, v, _) in groups)
         {
-            w.Add("optim.m." + n, m, p.Shape);
-            w.Add("optim.v." + n, v, p.Shape);
+            w.Add(prefix + "m." + n, m, p.Shape);
+            w.Add(prefix + "v." + n, v, p.Shape);
         }
     }
 
-    public void LoadState(SafeTensorsFile f)
+    public void LoadState(SafeTensorsFile f, string prefix = "optim.")
     {
         long step = 0;
-        if (!f.Metadata.TryGetValue("optim.step", out var s) || !long.TryParse(s, out step))
-            Throw.Argument($"'{f.Source}' has no optimiser state (metadata optim.step); it is not a "
-                + $"training checkpoint");
+        if (!f.Metadata.TryGetValue(prefix + "step", out var s) || !long.TryParse(s, out step))
+            Throw.Argument($"'{f.Source}' has no optimiser state (metadata {prefix}step); it is not a "
+                + $"training checkpoint of this trainer");
         Step = step;
-        if (f.Metadata.TryGetValue("optim.lr", out var lr))
+        if (f.Metadata.TryGetValue(prefix + "lr", out var lr))
             LearningRate = float.Parse(lr, System.Globalization.CultureInfo.InvariantCulture);
         foreach (var (n, p, m, v, _) in groups)
         {
-            f.ReadFloat32("optim.m." + n).CopyTo(m, 0);
-            f.ReadFloat32("optim.v." + n).CopyTo(v, 0);
+            f.ReadFloat32(prefix + "m." + n).CopyTo(m, 0);
+            f.ReadFloat32(prefix + "v." + n).CopyTo(v, 0);
         }
     }
 }

@@ -147,9 +147,10 @@ public static class TrainingPlanner
         ClipTrainer.Family => ClipTrainer.Start(run, o, ctl),
         DiffusionTrainer.Family => DiffusionTrainer.Start(run, o, ctl),
         Vae.VaeTrainer.Family => Vae.VaeTrainer.Start(run, o, ctl),
+        Gan.GanTrainer.Family => Gan.GanTrainer.Start(run, o, ctl),
         Unclip.DecoderTrainer.Family => Unclip.DecoderTrainer.Start(run, o, ctl),
         Unclip.PriorTrainer.Family => Unclip.PriorTrainer.Start(run, o, ctl),
         _ => throw new ArgumentException($"unknown model family '{o.Model}'; plan diffusion, vqvae, dalle, clip, "
-            + "vae, decoder or prior"),
+            + "vae, gan, decoder or prior"),
     };
 }

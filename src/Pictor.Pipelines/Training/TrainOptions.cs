@@ -10,7 +10,7 @@ namespace Pictor.Pipelines.Training;
 public sealed record TrainOptions
 {
     /// <summary>Which trainer made the run: "diffusion" (runs written before the field existed), "vqvae", "dalle",
-    /// "clip", "vae", or unCLIP's "prior" and "decoder".</summary>
+    /// "clip", "vae", "gan", or unCLIP's "prior" and "decoder".</summary>
     public string Model { get; init; } = "diffusion";
     public string Data { get; init; } = "";
     /// <summary>DALL-E only: the VQ-VAE run or model directory whose tokens the transformer learns.</summary>
@@ -29,6 +29,9 @@ public sealed record TrainOptions
     // the cosine decay's length; early stopping or --max-minutes may end sooner
     public int Steps { get; init; } = 20_000;
     public float Lr { get; init; } = 5e-4f;
+    /// <summary>GAN only: the discriminator's peak learning rate (two time-scales; 0 = none, for the other
+    /// families).</summary>
+    public float DiscriminatorLr { get; init; }
     public float MinLr { get; init; } = 5e-5f;
     public int Warmup { get; init; } = 200;
     public float WeightDecay { get; init; } = 0.01f;
@@ -72,9 +75,10 @@ public sealed record TrainOptions
             "dalle" => Dalle.DalleSetup.PresetNames,
             "clip" => Pipelines.Clip.ClipPipeline.PresetNames,
             "vae" => Vae.VaePipeline.PresetNames,
+            "gan" => Gan.GanPipeline.PresetNames,
             "prior" or "decoder" => Unclip.UnclipConfig.PresetNames,
             _ => throw new ArgumentException($"unknown model family '{Model}' in the training options; use diffusion, "
-                + $"vqvae, dalle, clip, vae, prior or decoder"),
+                + $"vqvae, dalle, clip, vae, gan, prior or decoder"),
         };
         if (!presets.Contains(Preset))
         {
@@ -89,6 +93,10 @@ public sealed record TrainOptions
                 + "models/emoji-clip)");
         Check(Decoder == "" || Model == "prior",
             "--decoder is used by 'train prior' only (the decoder its exported model includes)");
+        Check(Model != "gan" || DiscriminatorLr > 0 && float.IsFinite(DiscriminatorLr),
+            "'train gan' needs a positive --d-lr (the discriminator's learning rate)");
+        Check(Model == "gan" || DiscriminatorLr == 0,
+            $"--d-lr is used by 'train gan' only; 'train {Model}' has no discriminator (leave it out)");
         Check(Batch is >= 1 and <= 4096, "--batch must be between 1 and 4096");
         Check(Steps >= 1, "--steps must be at least 1");
         Check(ImageSize is >= 8 and <= 256 && ImageSize % 8 == 0, "--size must be a multiple of 8 between 8 and 256");

@@ -31,8 +31,15 @@ public sealed record TrainControl(double MaxMinutes = 0, long StopAtStep = 0, Ca
 public sealed record TrainProgress(long Step, long TotalSteps, float Loss, double ImagesPerSecond, TimeSpan Eta);
 
 /// <summary>One validation point of the loss curves: mean train loss since the previous point, and the val
-/// loss.</summary>
-public sealed record LossPoint(long Step, double Train, double Val);
+/// loss; with an <see cref="Adversary"/>, also its mean loss since the previous point (else NaN).</summary>
+public sealed record LossPoint(long Step, double Train, double Val, double Adversary = double.NaN);
+
+/// <summary>A second network trained against the trained one, by its own AdamW, before each of its steps (a GAN's
+/// discriminator): its parameters (and buffers, saved with the checkpoint under "adversary."), its peak learning rate
+/// (it follows the same warm-up and cosine shape, scaled: two time-scales, Heusel et al. 2017) and both optimisers'
+/// Adam betas.</summary>
+public sealed record Adversary(IReadOnlyList<(string Name, Tensor Param)> Parameters, float Lr, float Beta1 = 0.9f,
+    float Beta2 = 0.999f);
 
 /// <param name="BestBy">What <paramref name="BestVal"/> is: "val loss", or the trainer's own criterion (CLIP: retrieval
 /// error).</param>
@@ -104,15 +111,22 @@ public abstract class TrainingSession
     private int badVals;
     private readonly List<LossPoint> history = new();
     private double intervalLoss; private int intervalCount;
+    private readonly Adversary? adversary;
+    private readonly AdamW? adversaryAdam;
+    private readonly GradientSync? adversarySync;
+    private readonly List<Tensor> trainable, adversaryTrainable;
+    private double intervalAdversary;
+    private const string AdversaryPrefix = "adversary.", AdversaryOptim = "adversary_optim.";
 
     /// <param name="format">The checkpoint's "format" metadata (refuses another trainer's checkpoint).</param>
     /// <param name="parameters">The trained model's parameters (and buffers), dotted names.</param>
     /// <param name="evalParameters">A second copy of the model with the same names: EMA weights go there for
     /// validation, samples and export.</param>
     /// <param name="trainCount">Images in the train split (the epoch order is a permutation of them).</param>
+    /// <param name="adversary">A network trained against this one (<see cref="AdversaryLoss"/>), or null.</param>
     protected TrainingSession(string runDir, TrainOptions opt, TrainControl ctl, string format,
         IEnumerable<(string Name, Tensor Param)> parameters, IEnumerable<(string Name, Tensor Param)> evalParameters,
-            int trainCount)
+            int trainCount, Adversary? adversary = null)
     {
         RunDir = runDir; Opt = opt; Ctl = ctl; this.format = format; this.trainCount = trainCount;
         this.parameters = parameters.ToList(); this.evalParameters = evalParameters.ToList();
@@ -120,8 +134,19 @@ public abstract class TrainingSession
         Shard = Shard.Of(opt.Batch, World.Rank, World.Size);
         sync = new GradientSync(World, this.parameters.Select(p => p.Param));
         // No weight decay on biases, norms, embeddings and positions (1-D tensors and embedding tables).
-        adam = new AdamW(this.parameters, new AdamWConfig(opt.Lr, WeightDecay: opt.WeightDecay),
-            noDecay: (n, p) => p.Rank == 1 || n.Contains("emb", StringComparison.Ordinal));
+        Func<string, Tensor, bool> noDecay = (n, p) => p.Rank == 1 || n.Contains("emb", StringComparison.Ordinal);
+        float beta1 = adversary?.Beta1 ?? 0.9f, beta2 = adversary?.Beta2 ?? 0.999f;
+        adam = new AdamW(this.parameters, new AdamWConfig(opt.Lr, beta1, beta2, WeightDecay: opt.WeightDecay),
+            noDecay);
+        trainable = this.parameters.Select(p => p.Param).Where(p => p.RequiresGrad).ToList();
+        this.adversary = adversary;
+        adversaryTrainable = adversary?.Parameters.Select(p => p.Param).Where(p => p.RequiresGrad).ToList() ?? [];
+        if (adversary != null)
+        {
+            adversaryAdam = new AdamW(adversary.Parameters, new AdamWConfig(adversary.Lr, beta1, beta2,
+                WeightDecay: opt.WeightDecay), noDecay);
+            adversarySync = new GradientSync(World, adversary.Parameters.Select(p => p.Param));
+        }
         ema = new Ema(this.parameters, opt.EmaDecay);
         lr = new WarmupCosine(opt.Lr, opt.MinLr, opt.Warmup, opt.Steps);
         Rng = new Rng(opt.Seed + 1);
@@ -139,6 +164,13 @@ public abstract class TrainingSession
     /// <see cref="Shard.Fraction"/>, or, for a mean over a varying count, the shard's sum over the global count from
     /// <see cref="SumOverRanks"/>).</summary>
     protected abstract Tensor Loss();
+
+    /// <summary>With an <see cref="Adversary"/>: its loss for one step, taken before each <see cref="Loss"/> (a
+    /// GAN's discriminator loss), under the same contract as <see cref="Loss"/> (this rank's share of the global
+    /// batch); the trained network's parameters are frozen meanwhile, and the adversary's during <see cref="Loss"/>.
+    /// </summary>
+    protected virtual Tensor AdversaryLoss() =>
+        throw new InvalidOperationException("this trainer has no adversary");
 
     /// <summary>After backward, before the gradients are summed over the ranks, clipped and stepped (a VQ codebook's
     /// moving-average update).</summary>
@@ -308,15 +340,28 @@ public abstract class TrainingSession
             if (cancel || late) { interrupted = cancel; break; }
             float loss;
             loop.Start();
+            if (adversary != null)
+            {
+                SetFrozen(trainable, true);
+                using (TensorScope.Begin())
+                {
+                    adversaryAdam!.ZeroGrad();
+                    var la = AdversaryLoss();
+                    intervalAdversary += StepLoss(la, "the adversary's loss");
+                    la.Backward();
+                    adversarySync!.Run();
+                    GradClip.ClipByGlobalNorm(adversaryTrainable, Opt.ClipNorm);
+                    adversaryAdam.LearningRate = lr.At(Step) * adversary.Lr / Opt.Lr;
+                    adversaryAdam.StepOnce();
+                }
+                SetFrozen(trainable, false);
+                SetFrozen(adversaryTrainable, true);
+            }
             using (TensorScope.Begin())
             {
                 adam.ZeroGrad();
                 var l = Loss();
-                loss = l.Item();
-                if (World.Size > 1) loss = (float)SumOverRanks(loss)[0];   // the global batch's loss, on every rank
-                if (!float.IsFinite(loss))
-                    throw new InvalidOperationException($"training diverged at step {Step + 1} (loss {loss}); resume "
-                        + $"from the last checkpoint with a lower --lr");
+                loss = StepLoss(l, "loss");
                 l.Backward();
                 AfterBackward();
                 sync.Run();
@@ -324,6 +369,7 @@ public abstract class TrainingSession
                 adam.LearningRate = lr.At(Step);
                 adam.StepOnce();
             }
+            if (adversary != null) SetFrozen(adversaryTrainable, false);
             loop.Stop();
             if (stepSeconds.Count < TrainResult.MaxStepTimes) stepSeconds.Add(loop.Elapsed.TotalSeconds - before);
             before = loop.Elapsed.TotalSeconds;
@@ -369,6 +415,22 @@ public abstract class TrainingSession
         };
     }
 
+    /// <summary>The global batch's value of a step's loss, on every rank; a non-finite one stops the run.</summary>
+    private float StepLoss(Tensor l, string what)
+    {
+        float v = l.Item();
+        if (World.Size > 1) v = (float)SumOverRanks(v)[0];
+        if (!float.IsFinite(v))
+            throw new InvalidOperationException($"training diverged at step {Step + 1} ({what} {v}); resume from the "
+                + $"last checkpoint with a lower --lr");
+        return v;
+    }
+
+    private static void SetFrozen(List<Tensor> ps, bool frozen)
+    {
+        foreach (var p in ps) p.RequiresGrad = !frozen;
+    }
+
     /// <summary>Runs <paramref name="work"/> on rank 0 only (validation, files): the other ranks wait at the next
     /// collective.</summary>
     private void OnRoot(Action work) { if (World.Rank == 0) work(); }
@@ -387,10 +449,12 @@ public abstract class TrainingSession
     {
         CopyEma();
         var (v, extra, selectBy) = Validate();
-        history.Add(new LossPoint(Step, intervalLoss / Math.Max(1, intervalCount), v));
-        intervalLoss = 0; intervalCount = 0;
+        history.Add(new LossPoint(Step, intervalLoss / Math.Max(1, intervalCount), v,
+            adversary == null ? double.NaN : intervalAdversary / Math.Max(1, intervalCount)));
+        intervalLoss = 0; intervalCount = 0; intervalAdversary = 0;
         double key = selectBy ?? v;
-        Ctl.RootLog?.Invoke($"step {Step}: train loss {history[^1].Train:G4}, val loss {v:G4}{extra}"
+        Ctl.RootLog?.Invoke($"step {Step}: train loss {history[^1].Train:G4}"
+            + (adversary == null ? "" : $", adversary loss {history[^1].Adversary:G4}") + $", val loss {v:G4}{extra}"
             + (key < bestVal ? " (best)" : ""));
         if (key < bestVal)
         {
@@ -421,8 +485,11 @@ public abstract class TrainingSession
         SaveSamples(Path.Combine(RunDir, "samples", $"step-{Step:D7}.png"));
         SetTraining(true);
         if (history.Count > 0) LossPlot.Render(history).Save(Path.Combine(RunDir, "loss.png"));
-        AtomicFile.WriteAllText(Path.Combine(RunDir, "log.csv"), "step,train_loss,val_loss\n" +
-            string.Concat(history.Select(h => FormattableString.Invariant($"{h.Step},{h.Train:G6},{h.Val:G6}\n"))));
+        AtomicFile.WriteAllText(Path.Combine(RunDir, "log.csv"), adversary == null
+            ? "step,train_loss,val_loss\n" + string.Concat(history.Select(h =>
+                FormattableString.Invariant($"{h.Step},{h.Train:G6},{h.Val:G6}\n")))
+            : "step,train_loss,adversary_loss,val_loss\n" + string.Concat(history.Select(h =>
+                FormattableString.Invariant($"{h.Step},{h.Train:G6},{h.Adversary:G6},{h.Val:G6}\n"))));
     }
 
     private void WriteCheckpoint(string path)
@@ -438,9 +505,16 @@ public abstract class TrainingSession
             ["rng"] = string.Join(",", Rng.GetState()), ["best_val"] = bestVal.ToString("R", inv),
             ["best_step"] = bestStep.ToString(inv), ["bad_vals"] = badVals.ToString(inv),
             ["interval_loss"] = intervalLoss.ToString("R", inv), ["interval_count"] = intervalCount.ToString(inv),
-            ["history"] = JsonSerializer.Serialize(history.Select(h => new[] { h.Step, h.Train, h.Val })),
+            ["history"] = JsonSerializer.Serialize(history.Select(h => adversary == null
+                ? new[] { h.Step, h.Train, h.Val } : new[] { h.Step, h.Train, h.Val, h.Adversary })),
         };
         adam.SaveState(w, meta);
+        if (adversary != null)
+        {
+            foreach (var (n, p) in adversary.Parameters) w.Add(AdversaryPrefix + n, p);
+            meta["interval_adversary"] = intervalAdversary.ToString("R", inv);
+            adversaryAdam!.SaveState(w, meta, AdversaryOptim);
+        }
         w.Write(path, meta);
     }
 
@@ -454,19 +528,29 @@ public abstract class TrainingSession
         if (Get("format") != format)
             throw new FormatException($"'{f.Source}' is a '{m["format"]}' file, not a {format}; resume it with the "
                 + $"trainer that made it");
-        foreach (var (n, p) in parameters)
+        void Load(IEnumerable<(string Name, Tensor Param)> ps, string prefix)
         {
-            if (!f.Contains("model." + n))
-                throw new FormatException($"'{f.Source}' has no tensor 'model.{n}'; it was saved from a different "
-                    + $"model (compare config.json) or is truncated");
-            var v = f.ReadFloat32("model." + n);
-            if (v.Length != p.Numel)
-                throw new FormatException($"'{f.Source}': tensor 'model.{n}' has {v.Length} values, the model expects "
-                    + $"{p.Numel}; the config changed since the checkpoint");
-            v.CopyTo(p.Span);
+            foreach (var (n, p) in ps)
+            {
+                if (!f.Contains(prefix + n))
+                    throw new FormatException($"'{f.Source}' has no tensor '{prefix}{n}'; it was saved from a different "
+                        + $"model (compare config.json) or is truncated");
+                var v = f.ReadFloat32(prefix + n);
+                if (v.Length != p.Numel)
+                    throw new FormatException($"'{f.Source}': tensor '{prefix}{n}' has {v.Length} values, the model "
+                        + $"expects {p.Numel}; the config changed since the checkpoint");
+                v.CopyTo(p.Span);
+            }
         }
+        Load(parameters, "model.");
         ema.LoadState(f);
         adam.LoadState(f);
+        if (adversary != null)
+        {
+            Load(adversary.Parameters, AdversaryPrefix);
+            adversaryAdam!.LoadState(f, AdversaryOptim);
+            intervalAdversary = double.Parse(Get("interval_adversary"), CultureInfo.InvariantCulture);
+        }
         var inv = CultureInfo.InvariantCulture;
         Step = long.Parse(Get("step"), inv); epoch = long.Parse(Get("epoch"), inv); pos = int.Parse(Get("pos"), inv);
         Rng.SetState(Get("rng").Split(',').Select(s => ulong.Parse(s, inv)).ToArray());
@@ -474,7 +558,7 @@ public abstract class TrainingSession
         badVals = int.Parse(Get("bad_vals"), inv);
         intervalLoss = double.Parse(Get("interval_loss"), inv); intervalCount = int.Parse(Get("interval_count"), inv);
         foreach (var h in JsonSerializer.Deserialize<double[][]>(Get("history"))!)
-            history.Add(new LossPoint((long)h[0], h[1], h[2]));
+            history.Add(new LossPoint((long)h[0], h[1], h[2], h.Length > 3 ? h[3] : double.NaN));
         order = EpochOrder(Opt.Seed, epoch, trainCount);
         if (pos > order.Length)
             throw new FormatException($"checkpoint '{f.Source}' is at position {pos} of an epoch of {order.Length} "
