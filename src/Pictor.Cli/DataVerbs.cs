@@ -63,22 +63,28 @@ internal static class DataVerbs
             var mode = p.GetValue(split) == "emoji" ? EmojiSplit.Emoji : EmojiSplit.Style;
             var cats = p.GetValue(categories)?.Split(',',
                 StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-            string[] tgz;
-            if (p.GetValue(from) is { } f) tgz = EmojiDataset.FindTarballs(f);
-            else
-            {
-                var cache = Path.Combine(Path.GetTempPath(), "pictor-npm");
-                Console.Error.WriteLine($"npm pack {string.Join(" ", EmojiDataset.Packages)} -> {cache}");
-                tgz = EmojiDataset.NpmPack(cache);
-            }
-            var s = EmojiDataset.Build(tgz[0], tgz[1], tgz[2], dir, m => Console.Error.WriteLine(m), mode,
-                new EmojiSelection(cats, p.GetValue(skin) == "all"));
+            var s = MakeEmoji(dir, p.GetValue(from), mode, new EmojiSelection(cats, p.GetValue(skin) == "all"));
             Console.WriteLine($"wrote {s.Train} train and {s.Val} val images of {s.Emoji} emoji to {dir} "
                 + $"({s.SkippedUnlabelled} images without an emojibase label skipped); see "
                     + $"{Path.Combine(dir, "ATTRIBUTION.md")}");
             return 0;
         });
         return c;
+    }
+
+    /// <summary>Builds an emoji dataset in <paramref name="dir"/> from the npm tarballs in <paramref name="from"/>, or
+    /// packed from npm when null (progress on standard error).</summary>
+    public static EmojiDataset.Summary MakeEmoji(string dir, string? from, EmojiSplit mode, EmojiSelection selection)
+    {
+        string[] tgz;
+        if (from != null) tgz = EmojiDataset.FindTarballs(from);
+        else
+        {
+            var cache = Path.Combine(Path.GetTempPath(), "pictor-npm");
+            Console.Error.WriteLine($"npm pack {string.Join(" ", EmojiDataset.Packages)} -> {cache}");
+            tgz = EmojiDataset.NpmPack(cache);
+        }
+        return EmojiDataset.Build(tgz[0], tgz[1], tgz[2], dir, m => Console.Error.WriteLine(m), mode, selection);
     }
 
     private static Command Pack()

@@ -18,8 +18,75 @@ internal static class EvalVerbs
     public static Command Eval()
         => new("eval", "Evaluate a model: the shapes benchmark, or CLIP metrics on val prompts")
     {
-        Shapes(), Clip(), EditEvalVerb.Edits(), VariationsVerb(),
+        Shapes(), Clip(), EditEvalVerb.Edits(), VariationsVerb(), Families(),
     };
+
+    /// <summary>The emoji categories of the shipped emoji models' data (data/emoji-faf), which 'eval families' makes
+    /// when it is missing.</summary>
+    private static readonly string[] FafCategories = ["Smileys & Emotion", "Animals & Nature", "Food & Drink"];
+
+    /// <summary>'pictor eval families': every shipped emoji model on the same val prompts and seeds, one table and one
+    /// grid (<see cref="FamilyEval"/>).</summary>
+    private static Command Families()
+    {
+        var models = CliOptions.Text("--models", "folder of model folders; those named --prefix* are compared",
+            fallback: "models");
+        var prefix = CliOptions.Text("--prefix", "compare the models whose folder name starts with this",
+            fallback: "emoji");
+        var clip = CliOptions.Text("--clip", "the CLIP model that judges (left out of the table)",
+            fallback: "models/emoji-clip");
+        var data = CliOptions.Text("--data", "dataset folder whose val/ gives the prompts and real images (made "
+            + "with the shipped models' emoji categories when it is the default and missing)",
+            fallback: "data/emoji-faf");
+        var images = CliOptions.Int("--images", "val prompts to generate for", 88, 2, 100_000);
+        var candidates = CliOptions.Int("--candidates", "captions ranked per image for R-precision", 100, 2, 100_000);
+        var rerank = CliOptions.Int("--rerank", "DALL-E's second row: best of this many by the judge (1 = none)", 8,
+            1, GenerationRequest.MaxCount);
+        var gridRows = CliOptions.Int("--grid-prompts", "prompts (rows) in the grid", 6, 1, 64);
+        var grid = CliOptions.Text("--grid", "write the grid here: one column per model, then the real image");
+        var report = CliOptions.Text("--report", "write the table as JSON here");
+        var c = new Command("families",
+            "Every model family side by side: R-precision, CLIP score, FD, speed, training time, parameters, a grid")
+        {
+            models, prefix, clip, data, images, candidates, rerank, gridRows, grid, report,
+        };
+        c.SetAction(p =>
+        {
+            var judge = ClipPipeline.Load(GenerateVerbs.ResolveModel(p.GetValue(clip)!));
+            string dataDir = GenerateVerbs.ResolveModel(p.GetValue(data)!), valDir = Path.Combine(dataDir, "val");
+            if (!Directory.Exists(valDir))
+            {
+                if (p.Given(data))
+                    throw new DirectoryNotFoundException($"'{dataDir}' has no val/ folder; pass --data with a dataset "
+                        + "made by 'pictor data emoji'");
+                Console.Error.WriteLine($"{dataDir} is missing: making it (the shipped emoji models' data, about a "
+                    + "minute)");
+                DataVerbs.MakeEmoji(dataDir, null, EmojiSplit.Style, new EmojiSelection(FafCategories, false));
+            }
+            var val = new ImageCaptionSet(CaptionedImages.ReadImageFolder(valDir), judge.ImageSize);
+            var entries = FamilyEval.Discover(GenerateVerbs.ResolveModel(p.GetValue(models)!), p.GetValue(prefix)!,
+                judge.ImageSize, p.GetValue(rerank));
+            var (r, picture) = ConsoleProgress.Run("eval families", bar => FamilyEval.Run(entries, judge,
+                p.GetValue(clip)!, val, p.GetValue(data)!, p.GetValue(images), p.GetValue(candidates),
+                p.GetValue(gridRows), (name, d, n) => bar.Update(d, n, name)));
+            Console.WriteLine($"pictor eval families: {r.Rows.Count} models on {r.Images} val prompts of "
+                + $"{p.GetValue(data)} (seed = prompt index), judged by {p.GetValue(clip)}; each model's default "
+                + "sampling");
+            Console.WriteLine(r.Table());
+            if (p.GetValue(grid) is { } g)
+            {
+                picture.Save(g);
+                Console.WriteLine($"wrote {g}: columns {string.Join(", ", r.Rows.Select(x => x.Entry.Name))}, real");
+            }
+            if (p.GetValue(report) is { } rep)
+            {
+                AtomicFile.WriteAllText(rep, r.ToJson());
+                Console.WriteLine($"wrote {rep}");
+            }
+            return 0;
+        });
+        return c;
+    }
 
     private static Command Shapes()
     {

@@ -252,8 +252,7 @@ internal static class TrainVerbs
             Console.WriteLine(r.BestStep < 0
                 ? $"stopped at step {r.Step} ({r.StopReason}) before the first validation: no model exported yet; "
                     + $"continue with 'pictor train {family} --resume RUN'"
-                : $"stopped at step {r.Step} ({r.StopReason}); best {r.BestBy} {r.BestVal:G5} at step {r.BestStep}; "
-                    + $"model: {r.ModelDir}");
+                : $"stopped at step {r.Step} ({r.StopReason}); {r.Summary}; model: {r.ModelDir}");
             return 0;
         }
         catch (Exception e) when (world.Size > 1 && e is not OperationCanceledException)

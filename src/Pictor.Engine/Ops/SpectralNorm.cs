@@ -7,7 +7,8 @@ public static partial class Ops
     /// Algorithm 1): the weight divided by an estimate of its largest singular value. The weight is read as a matrix
     /// W [O, K] (its first axis against the rest: a convolution's [O, I, kh, kw] is [O, I kh kw]); u [O] and v [K] are
     /// the power iteration's vectors, updated in place by <paramref name="iterations"/> steps
-    ///     v = W^T u / ||W^T u||,   u = W v / ||W v||      (norms floored at 1e-12, as torch.nn.functional.normalize)
+    ///     u = W v / ||W v||,   v = W^T u / ||W^T u||      (norms floored at 1e-12, as torch.nn.functional.normalize;
+    ///                                                     u first, as PyTorch's _power_method)
     /// and then, with u and v held constant,
     ///     sigma = u^T W v,   y = W / sigma.
     /// Gradient (u, v constant, as PyTorch's torch.nn.utils.parametrizations.spectral_norm):
@@ -19,19 +20,19 @@ public static partial class Ops
     /// <param name="v">[K], K = the product of the weight's other axes: the right one.</param>
     public static Tensor SpectralNorm(Tensor weight, Tensor u, Tensor v, int iterations)
     {
-        if (weight.Rank < 2) Throw.Argument($"spectral norm needs a weight of rank 2 or more, got "
-            + $"{Shape.Format(weight.Shape)}");
+        if (weight.Rank < 2)
+            Throw.Argument($"spectral norm needs a weight of rank 2 or more, got {Shape.Format(weight.Shape)}");
         int o = weight.Shape[0], k = weight.Numel / o;
         if (u.Numel != o || v.Numel != k)
-            Throw.Argument($"spectral norm of a {Shape.Format(weight.Shape)} weight needs u of {o} and v of {k} values, "
-                + $"got {u.Numel} and {v.Numel}");
+            Throw.Argument($"spectral norm of a {Shape.Format(weight.Shape)} weight needs u of {o} and v of {k} "
+                + $"values, got {u.Numel} and {v.Numel}");
         if (iterations < 0) Throw.Argument($"spectral norm: iterations must be 0 or more, got {iterations}");
         var w = Contiguous(weight);
         var W = w.Span; var U = u.Span; var V = v.Span;
         for (int it = 0; it < iterations; it++)
         {
-            MatTVec(W, U, V, o, k); Normalize(V);
             MatVec(W, V, U, o, k); Normalize(U);
+            MatTVec(W, U, V, o, k); Normalize(V);
         }
         var wv = new float[o];
         MatVec(W, V, wv, o, k);

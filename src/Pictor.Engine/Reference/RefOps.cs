@@ -327,10 +327,20 @@ public static class RefOps
         }
         for (int it = 0; it < iterations; it++)
         {
-            for (int j = 0; j < k; j++) { double s = 0; for (int i = 0; i < o; i++) s += w.V[i * k + j] * u[i]; v[j] = s; }
-            Unit(v);
-            for (int i = 0; i < o; i++) { double s = 0; for (int j = 0; j < k; j++) s += w.V[i * k + j] * v[j]; u[i] = s; }
+            for (int i = 0; i < o; i++)
+            {
+                double s = 0;
+                for (int j = 0; j < k; j++) s += w.V[i * k + j] * v[j];
+                u[i] = s;
+            }
             Unit(u);
+            for (int j = 0; j < k; j++)
+            {
+                double s = 0;
+                for (int i = 0; i < o; i++) s += w.V[i * k + j] * u[i];
+                v[j] = s;
+            }
+            Unit(v);
         }
         double sigma = 0;
         for (int i = 0; i < o; i++) for (int j = 0; j < k; j++) sigma += u[i] * w.V[i * k + j] * v[j];

@@ -24,7 +24,7 @@ public sealed class SpectralWeight : Module
         Weight = Param("weight", weight);
         int o = weight.Shape[0];
         U = Buffer("u", rng.Randn(o));
-        V = Buffer("v", Tensor.Zeros(weight.Numel / o));
+        V = Buffer("v", rng.Randn(weight.Numel / o));
         using (Autograd.NoGrad()) Ops.SpectralNorm(Weight, U, V, InitialSteps);
     }
 

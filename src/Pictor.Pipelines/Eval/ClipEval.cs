@@ -46,7 +46,7 @@ public static class ClipEval
 {
     public static ClipEvalReport Run(ITextToImage model, ClipPipeline clip, ImageCaptionSet val, SamplingSettings o,
         int images = 100, int candidates = 100,
-        int batch = 32, Action<int, int>? progress = null, int rerank = 1)
+        int batch = 32, Action<int, int>? progress = null, int rerank = 1, Action<float[]>? onImages = null)
     {
         if (rerank < 1)
             throw new ArgumentException($"--rerank must be at least 1 (candidates per prompt), got {rerank}");
@@ -90,6 +90,7 @@ public static class ClipEval
             }
         double secondsPerImage = clock.Elapsed.TotalSeconds / n;
         Quantize(gen);
+        onImages?.Invoke(gen);   // [n, 3, H, W] in [-1, 1], as scored
         var real = new float[n * per];
         for (int i = 0; i < n; i++) val.Read(i, real.AsSpan(i * per, per));
 

@@ -173,10 +173,10 @@ public static class GanTrainer
             var s = Scores(evalGan, disc, val, train, Opt.ValImages, Opt.Seed + 77);
             return new(s.ValHinge, string.Create(CultureInfo.InvariantCulture,
                 $" (discriminator hinge on val; mean D: val real {s.ValReal:F3}, train real {s.TrainReal:F3}, "
-                + $"EMA fake {s.Fake:F3})"), Key: -Step);
+                + $"EMA fake {s.Fake:F3})"));
         }
 
-        protected override string BestBy => "latest step (a GAN has no val loss that tracks quality)";
+        protected override bool KeepsLatest => true;
 
         protected override void ExportModel(string dir) => evalGan.Save(dir);
 

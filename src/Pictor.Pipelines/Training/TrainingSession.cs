@@ -55,6 +55,12 @@ public sealed record TrainResult(long Step, string StopReason, double BestVal, l
     public IReadOnlyList<double> StepSeconds { get; init; } = [];
     /// <summary>Seconds this call spent validating and writing checkpoints (with their sample grids).</summary>
     public double EventSeconds { get; init; }
+    /// <summary>The trainer keeps its latest validated weights rather than the best (a GAN): <see cref="BestStep"/>
+    /// is the latest validation's step.</summary>
+    public bool KeepsLatest { get; init; }
+    /// <summary>One line for the end of a run: which weights model/ holds.</summary>
+    public string Summary => KeepsLatest ? $"model/ holds the EMA weights of step {BestStep}, the latest validation"
+        : $"best {BestBy} {BestVal:G5} at step {BestStep}";
 }
 
 /// <summary>One validation of the EMA weights.</summary>
@@ -116,6 +122,9 @@ public abstract class TrainingSession
     private readonly GradientSync? adversarySync;
     private readonly List<Tensor> trainable, adversaryTrainable;
     private double intervalAdversary;
+    private double trainedBefore;                  // seconds of the segments before this call (from the checkpoint)
+    private readonly Stopwatch runClock = new();
+    private double TrainedSeconds => trainedBefore + runClock.Elapsed.TotalSeconds;
     private const string AdversaryPrefix = "adversary.", AdversaryOptim = "adversary_optim.";
 
     /// <param name="format">The checkpoint's "format" metadata (refuses another trainer's checkpoint).</param>
@@ -200,6 +209,10 @@ public abstract class TrainingSession
     /// <summary>The name of what picks the best weights (exported model, best.safetensors) and drives early stopping:
     /// <see cref="Validation.Key"/>, lower is better.</summary>
     protected virtual string BestBy => "val loss";
+
+    /// <summary>Whether every validation's weights become model/ and best.safetensors (a GAN, whose val figures do not
+    /// follow image quality): the latest is kept, and there is no early stopping.</summary>
+    protected virtual bool KeepsLatest => false;
 
     /// <summary>Writes the eval model (EMA weights) as a model directory.</summary>
     protected abstract void ExportModel(string dir);
@@ -318,6 +331,7 @@ public abstract class TrainingSession
             Ctl.RootLog?.Invoke("ranks: " + string.Join(", ", who.Select((w, r) => $"{r} = pid {w.Pid} on {w.Host}")));
         }
         var clock = Stopwatch.StartNew();
+        runClock.Restart();
         string reason = "reached --steps";
         long startStep = Step; var lastReport = clock.Elapsed;
         SetTraining(true);
@@ -404,15 +418,17 @@ public abstract class TrainingSession
                 ? "" : $", of which gradient allreduce {(sync.Elapsed.TotalMilliseconds / n).ToString("F1", inv)} ms ("
                 + $"{(100 * sync.Elapsed.TotalSeconds / loop.Elapsed.TotalSeconds).ToString("F1", inv)} %)"));
         }
-        Ctl.RootLog?.Invoke($"stopped at step {Step}: {reason}; " + (bestStep < 0
-            ? $"no validation yet (the first is at step {Opt.ValEvery}), so no model/ was exported; --resume "
-                + $"continues the run"
-            : $"best {BestBy} {bestVal:G5} at step {bestStep}"));
-        return new TrainResult(Step, reason, bestVal, bestStep, Path.Combine(RunDir, ModelDir), BestBy)
+        var result = new TrainResult(Step, reason, bestVal, bestStep, Path.Combine(RunDir, ModelDir), BestBy)
         {
+            KeepsLatest = KeepsLatest,
             SecondsPerStep = Step > startStep ? loop.Elapsed.TotalSeconds / (Step - startStep) : 0,
             StepSeconds = stepSeconds, EventSeconds = events.Elapsed.TotalSeconds,
         };
+        Ctl.RootLog?.Invoke($"stopped at step {Step}: {reason}; " + (bestStep < 0
+            ? $"no validation yet (the first is at step {Opt.ValEvery}), so no model/ was exported; --resume "
+                + $"continues the run"
+            : result.Summary));
+        return result;
     }
 
     /// <summary>The global batch's value of a step's loss, on every rank; a non-finite one stops the run.</summary>
@@ -452,15 +468,18 @@ public abstract class TrainingSession
         history.Add(new LossPoint(Step, intervalLoss / Math.Max(1, intervalCount), v,
             adversary == null ? double.NaN : intervalAdversary / Math.Max(1, intervalCount)));
         intervalLoss = 0; intervalCount = 0; intervalAdversary = 0;
-        double key = selectBy ?? v;
+        double key = KeepsLatest ? -Step : selectBy ?? v;
         Ctl.RootLog?.Invoke($"step {Step}: train loss {history[^1].Train:G4}"
             + (adversary == null ? "" : $", adversary loss {history[^1].Adversary:G4}") + $", val loss {v:G4}{extra}"
-            + (key < bestVal ? " (best)" : ""));
+            + (key < bestVal && !KeepsLatest ? " (best)" : ""));
         if (key < bestVal)
         {
             bestVal = key; bestStep = Step; badVals = 0;
             WriteCheckpoint(Path.Combine(RunDir, BestFile));
             ExportModel(Path.Combine(RunDir, ModelDir));
+            new TrainingRecord(TrainedSeconds / 60, $"pictor train {Opt.Model} --preset {Opt.Preset}: step {Step} of "
+                + $"batch {Opt.Batch} on {World.Size} {(World.Size == 1 ? "process" : "ranks")}"
+                + (Opt.Model == "prior" ? " (this run only)" : "")).Write(Path.Combine(RunDir, ModelDir));
             return false;
         }
         badVals++;
@@ -504,6 +523,7 @@ public abstract class TrainingSession
             ["epoch"] = epoch.ToString(inv), ["pos"] = pos.ToString(inv),
             ["rng"] = string.Join(",", Rng.GetState()), ["best_val"] = bestVal.ToString("R", inv),
             ["best_step"] = bestStep.ToString(inv), ["bad_vals"] = badVals.ToString(inv),
+            ["trained_seconds"] = TrainedSeconds.ToString("R", inv),
             ["interval_loss"] = intervalLoss.ToString("R", inv), ["interval_count"] = intervalCount.ToString(inv),
             ["history"] = JsonSerializer.Serialize(history.Select(h => adversary == null
                 ? new[] { h.Step, h.Train, h.Val } : new[] { h.Step, h.Train, h.Val, h.Adversary })),
@@ -533,8 +553,8 @@ public abstract class TrainingSession
             foreach (var (n, p) in ps)
             {
                 if (!f.Contains(prefix + n))
-                    throw new FormatException($"'{f.Source}' has no tensor '{prefix}{n}'; it was saved from a different "
-                        + $"model (compare config.json) or is truncated");
+                    throw new FormatException($"'{f.Source}' has no tensor '{prefix}{n}'; it was saved from a "
+                        + $"different model (compare config.json) or is truncated");
                 var v = f.ReadFloat32(prefix + n);
                 if (v.Length != p.Numel)
                     throw new FormatException($"'{f.Source}': tensor '{prefix}{n}' has {v.Length} values, the model "
@@ -556,6 +576,7 @@ public abstract class TrainingSession
         Rng.SetState(Get("rng").Split(',').Select(s => ulong.Parse(s, inv)).ToArray());
         bestVal = double.Parse(Get("best_val"), inv); bestStep = long.Parse(Get("best_step"), inv);
         badVals = int.Parse(Get("bad_vals"), inv);
+        trainedBefore = m.TryGetValue("trained_seconds", out var ts) ? double.Parse(ts, inv) : 0;   // older: none
         intervalLoss = double.Parse(Get("interval_loss"), inv); intervalCount = int.Parse(Get("interval_count"), inv);
         foreach (var h in JsonSerializer.Deserialize<double[][]>(Get("history"))!)
             history.Add(new LossPoint((long)h[0], h[1], h[2], h.Length > 3 ? h[3] : double.NaN));
