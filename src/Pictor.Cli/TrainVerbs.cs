@@ -215,6 +215,8 @@ internal static class TrainVerbs
         });
         // under mpiexec: one rank of a data-parallel run; rank 0 alone prints and writes
         using var world = Cluster.FromEnvironment();
+        string command = "pictor " + string.Join(" ", Environment.GetCommandLineArgs().Skip(1)
+            .Select(a => a.Contains(' ') || a.Length == 0 ? $"'{a}'" : a));
         try
         {
             TrainResult Train(TrainControl ctl) => resume != null
@@ -242,13 +244,14 @@ internal static class TrainVerbs
                 };
             if (world.Rank != 0)
             {
-                Train(new TrainControl(maxMinutes, stopAt, cts.Token, Strict: strict, Warn: _ => { }, World: world));
+                Train(new TrainControl(maxMinutes, stopAt, cts.Token, Strict: strict, Warn: _ => { }, World: world,
+                    Command: command));
                 return 0;
             }
             var r = ConsoleProgress.Run("step", bar => Train(new TrainControl(maxMinutes, stopAt, cts.Token, bar.Log,
                 t => bar.Update(t.Step, t.TotalSteps, string.Create(CultureInfo.InvariantCulture,
                     $"loss {t.Loss:F4}  {t.ImagesPerSecond:F1} img/s  ETA {t.Eta:hh\\:mm\\:ss}")),
-                Strict: strict, Warn: bar.Log, World: world)));
+                Strict: strict, Warn: bar.Log, World: world, Command: command)));
             Console.WriteLine(r.BestStep < 0
                 ? $"stopped at step {r.Step} ({r.StopReason}) before the first validation: no model exported yet; "
                     + $"continue with 'pictor train {family} --resume RUN'"

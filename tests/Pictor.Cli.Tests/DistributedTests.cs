@@ -43,6 +43,7 @@ public class DistributedTests
     [InlineData("vqvae")]
     [InlineData("dalle")]
     [InlineData("vae")]
+    [InlineData("gan")]
     public void Two_ranks_train_the_same_weights_as_one_process_with_the_whole_batch(string family)
     {
         SkipWithoutMpi();
@@ -59,13 +60,18 @@ public class DistributedTests
         // the loss curve (train and val at every step) and the weights after 5 steps
         var (c1, c2) = (LossCurve(one), LossCurve(two));
         Assert.Equal(5, c1.Count);
+        // a GAN's two networks step against each other, so float rounding of the split batch grows faster; its
+        // generator loss is a mean score near 0, where relative error is large for the same absolute one; and with
+        // Adam's beta1 = 0 a first step moves a weight by lr times the sign of its gradient, which rounding can flip
+        // where the gradient is near 0 (a wrong split of the batch would still be off by far more: a factor of 2)
+        double tol = family == "gan" ? 1e-4 : 1e-5, wtol = family == "gan" ? 1e-3 : 1e-5;
         for (int i = 0; i < c1.Count; i++)
         {
-            Assert.True(Close(c1[i].Train, c2[i].Train, 1e-5), $"{family} step {i + 1}: train loss {c1[i].Train} vs {c2[i].Train}");
-            Assert.True(Close(c1[i].Val, c2[i].Val, 1e-5), $"{family} step {i + 1}: val loss {c1[i].Val} vs {c2[i].Val}");
+            Assert.True(Close(c1[i].Train, c2[i].Train, tol), $"{family} step {i + 1}: train loss {c1[i].Train} vs {c2[i].Train}");
+            Assert.True(Close(c1[i].Val, c2[i].Val, tol), $"{family} step {i + 1}: val loss {c1[i].Val} vs {c2[i].Val}");
         }
         var worst = WorstRelative(Checkpoint(one, 5), Checkpoint(two, 5));
-        Assert.True(worst.Rel <= 1e-5, $"{family}: weights differ by {worst.Rel:G3} relative in {worst.Name}");
+        Assert.True(worst.Rel <= wtol, $"{family}: weights differ by {worst.Rel:G3} relative in {worst.Name}");
     }
 
     [SkippableFact]

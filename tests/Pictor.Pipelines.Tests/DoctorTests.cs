@@ -132,7 +132,7 @@ public class DoctorTests
     {
         string models = Path.Combine(Fixtures.Dir, "..", "..", "models");
         var dirs = Directory.GetDirectories(models);
-        Assert.Equal(["emoji", "emoji-clip", "emoji-dalle", "emoji-unclip", "emoji-vae", "shapes"], dirs.Select(Path.GetFileName).Order());
+        Assert.Equal(["emoji", "emoji-clip", "emoji-dalle", "emoji-gan", "emoji-unclip", "emoji-vae", "shapes"], dirs.Select(Path.GetFileName).Order());
         foreach (var d in dirs)
         {
             var (ok, detail) = WeightsManifest.Verify(d);

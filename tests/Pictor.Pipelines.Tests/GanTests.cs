@@ -209,3 +209,35 @@ public class FamilyEvalTests
         Assert.Contains("| real val images |", table);
     }
 }
+
+/// <summary>training.json: what every export records of the run that made it.</summary>
+[Collection("BufferPool")]
+public class TrainingRecordTests
+{
+    [Fact]
+    public void An_export_records_the_command_step_time_and_a_hash_of_the_data_that_changes_with_it()
+    {
+        string data = TrainerTests.Data.Value, run = TrainerTests.NewRun();
+        VaeTrainer.Start(run, new TrainOptions { Model = "vae", Data = data, Preset = "tiny", ImageSize = 16,
+            Context = 12, Batch = 4, Steps = 4, ValEvery = 2, CkptEvery = 2, Keep = 1, ValImages = 4, Patience = 0 },
+            new TrainControl(Command: "pictor train vae --preset tiny"));
+        var rec = TrainingRecord.Read(run)!;
+        Assert.Equal("pictor train vae --preset tiny", rec.Command);
+        Assert.Equal(4, rec.Step);                                       // the latest export: the best, here the last
+        Assert.True(rec.Minutes > 0);
+        Assert.Equal(TrainingRecord.DataHash(data), rec.DataSha256);
+        Assert.Contains("pictor train vae --preset tiny", Inside.ModelReport.Of(run).ToText());
+        // a changed caption file in a copy of the data: another hash
+        string copy = Directory.CreateTempSubdirectory("pictor-data-").FullName;
+        foreach (var f in Directory.EnumerateFiles(data, "*", SearchOption.AllDirectories))
+        {
+            string to = Path.Combine(copy, Path.GetRelativePath(data, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(f, to);
+        }
+        Assert.Equal(rec.DataSha256, TrainingRecord.DataHash(copy));
+        string meta = Path.Combine(copy, "val", "metadata.jsonl");
+        File.AppendAllText(meta, "\n");
+        Assert.NotEqual(rec.DataSha256, TrainingRecord.DataHash(copy));
+    }
+}

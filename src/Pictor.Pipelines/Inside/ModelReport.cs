@@ -101,12 +101,13 @@ public sealed record ModelReport(string Path, string Format, string? Preset, int
             "training's moving-average code counts");
     }
 
-    /// <summary>What the run recorded: export.json in the folder (an export), and train.json and log.csv in the run
-    /// folder above (a run's model/). Null when nothing was recorded (the shipped models: see their doc
-    /// page).</summary>
+    /// <summary>What the run recorded: training.json (<see cref="TrainingRecord"/>) and export.json in the folder (an
+    /// export), and train.json and log.csv in the run folder above (a run's model/). Null when nothing was
+    /// recorded.</summary>
     private static JsonObject? TrainingOf(string dir)
     {
         var o = new JsonObject();
+        if (ReadJson(System.IO.Path.Combine(dir, TrainingRecord.FileName)) is { } record) o["record"] = record;
         if (ReadJson(System.IO.Path.Combine(dir, CheckpointExport.ProvenanceFile)) is { } export)
         {
             o["export"] = export;
@@ -175,6 +176,14 @@ public sealed record ModelReport(string Path, string Format, string? Preset, int
             sb.Append(inv, $"{indent}  tokenizer  byte-level BPE, {t.Vocab} tokens ({t.Merges} merges)")
                 .Append(t.Normalise ? ", text normalised (NFC, whitespace)\n" : "\n");
         if (Codebook is { } cb) sb.Append(inv, $"{indent}  codebook   {cb}\n");
+        if (Training?["record"] is JsonObject rec)
+        {
+            string? data = (string?)rec["data_sha256"], cmd = (string?)rec["command"];
+            sb.Append(inv, $"{indent}  trained    {(double?)rec["minutes"] ?? 0:F1} min: {(string?)rec["detail"]}")
+                .Append(cmd != null ? $"; command: {cmd}" : "")
+                .Append(data != null ? $"; data {(string?)rec["data"]} sha256 {data[..Math.Min(10, data.Length)]}" : "")
+                .Append('\n');
+        }
         if (Training is { } tr)
             sb.Append(inv, $"{indent}  training   {tr.ToJsonString()}\n");
         if (Metrics is { } me) sb.Append(inv, $"{indent}  metrics    {me.ToJsonString()}\n");

@@ -16,9 +16,11 @@ namespace Pictor.Pipelines.Training;
 /// <param name="Warn">Where the warning line for each skipped image goes; null: standard error.</param>
 /// <param name="World">The processes that train together (data-parallel, <see cref="Cluster.FromEnvironment"/> under
 /// mpiexec); null: this process alone. Rank 0 alone logs, reports progress and writes files.</param>
+/// <param name="Command">The command line that started this call (the CLI's), recorded in each exported model's
+/// training.json.</param>
 public sealed record TrainControl(double MaxMinutes = 0, long StopAtStep = 0, CancellationToken Cancel = default,
     Action<string>? Log = null, Action<TrainProgress>? Progress = null, bool Strict = false,
-    Action<string>? Warn = null, ICollective? World = null)
+    Action<string>? Warn = null, ICollective? World = null, string? Command = null)
 {
     /// <summary>The world, never null.</summary>
     public ICollective Group => World ?? SingleProcess.Instance;
@@ -125,6 +127,7 @@ public abstract class TrainingSession
     private double trainedBefore;                  // seconds of the segments before this call (from the checkpoint)
     private readonly Stopwatch runClock = new();
     private double TrainedSeconds => trainedBefore + runClock.Elapsed.TotalSeconds;
+    private string? dataHash;                      // of Opt.Data, at the first export
     private const string AdversaryPrefix = "adversary.", AdversaryOptim = "adversary_optim.";
 
     /// <param name="format">The checkpoint's "format" metadata (refuses another trainer's checkpoint).</param>
@@ -477,9 +480,14 @@ public abstract class TrainingSession
             bestVal = key; bestStep = Step; badVals = 0;
             WriteCheckpoint(Path.Combine(RunDir, BestFile));
             ExportModel(Path.Combine(RunDir, ModelDir));
+            dataHash ??= TrainingRecord.DataHash(Opt.Data);
             new TrainingRecord(TrainedSeconds / 60, $"pictor train {Opt.Model} --preset {Opt.Preset}: step {Step} of "
                 + $"batch {Opt.Batch} on {World.Size} {(World.Size == 1 ? "process" : "ranks")}"
-                + (Opt.Model == "prior" ? " (this run only)" : "")).Write(Path.Combine(RunDir, ModelDir));
+                + (Opt.Model == "prior" ? " (this run only)" : ""))
+            {
+                Command = Ctl.Command, Step = Step, Data = Opt.Data, DataSha256 = dataHash,
+                Written = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
+            }.Write(Path.Combine(RunDir, ModelDir));
             return false;
         }
         badVals++;
