@@ -24,8 +24,9 @@ internal static class InsideVerbs
         var seed = CliOptions.ULong("--seed", "seed of the image", 0);
         var cell = CliOptions.Int("--cell", "pixels per map in the picture", 64, 16, 512);
         var s = new GenerateVerbs.Sampling();
-        var c = new Command("explain", "Per-word cross-attention maps of a diffusion model at each resolution, "
-            + "averaged over the sampling steps") { prompt, output, model, seed, cell };
+        var c = new Command("explain", "Per-word attention maps: a diffusion model's cross-attention at each "
+            + "resolution, averaged over the sampling steps, or which words each DALL-E image token read")
+            { prompt, output, model, seed, cell };
         s.AddTo(c);
         c.SetAction(p =>
         {
@@ -38,8 +39,8 @@ internal static class InsideVerbs
             e.ToImage(p.GetValue(cell)).Save(outPath);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"words {string.Join(" | ", e.Words)}; "
                 + $"resolutions {string.Join(", ", e.Levels.Select(l => $"{l.Resolution}x{l.Resolution}"))}; "
-                + $"{100 * e.WordShare:F1} % of the cross-attention went to the words (the rest to bos, eos, "
-                + $"padding)"));
+                + $"{100 * e.WordShare:F1} % of the attention to the caption went to the words (the rest to bos, "
+                + $"eos, padding)"));
             Console.WriteLine($"wrote {outPath}");
             return 0;
         });

@@ -3,7 +3,8 @@ using Pictor.TestSupport;
 
 namespace Pictor.Pipelines.Tests;
 
-/// <summary>`pictor explain` on the shipped shapes model: per-word maps at each attention resolution.</summary>
+/// <summary>`pictor explain` on the shipped shapes and DALL-E models: per-word maps at each attention resolution, or
+/// on the DALL-E token grid.</summary>
 public class AttentionMapsTests
 {
     private static string ModelDir(string name) =>
@@ -36,8 +37,24 @@ public class AttentionMapsTests
     }
 
     [Fact]
-    public void A_dalle_model_is_refused_with_the_fix() =>
-        Assert.Contains("use a diffusion model",
-            Assert.Throws<ArgumentException>(() => AttentionMaps.Explain(TextToImage.Load(ModelDir("emoji-dalle")),
+    public void Dalle_maps_are_per_image_token_sum_to_one_over_words_and_the_image_is_generates()
+    {
+        var model = TextToImage.Load(ModelDir("emoji-dalle"));
+        var request = new GenerationRequest("grinning face, noto style") { Seed = 7 };
+        var e = AttentionMaps.Explain(model, request);
+        Assert.Equal(["grinning", "face", ",", "noto", "style"], e.Words);
+        var level = Assert.Single(e.Levels);
+        Assert.Equal(8, level.Resolution);                               // the 8x8 token grid
+        for (int u = 0; u < 64; u++) Assert.Equal(1.0, level.Maps.Sum(m => (double)m[u]), 5);
+        Assert.InRange(e.WordShare, 0.01, 0.999);
+        Assert.Contains(level.Maps.SelectMany(m => m), v => Math.Abs(v - 1.0 / e.Words.Count) > 0.05);
+        // the tokens are drawn as generate draws them: the same image, exactly
+        Assert.Equal(model.Generate(request).Images[0].Image.Rgba, e.Image.Rgba);
+    }
+
+    [Fact]
+    public void A_model_without_attention_over_words_is_refused_with_the_fix() =>
+        Assert.Contains("use a diffusion or DALL-E model",
+            Assert.Throws<ArgumentException>(() => AttentionMaps.Explain(TextToImage.Load(ModelDir("emoji-vae")),
                 new GenerationRequest("grinning face, noto style"))).Message);
 }

@@ -65,13 +65,14 @@ public sealed class DalleTransformer : Module
 
     /// <summary>ids [B, T] (positions 0..T-1) -> logits [B, T, V]. Training may pass a dropout probability and the
     /// rng for its masks: embedding and residual dropout, as GPT-2 (none by default, and never when
-    /// sampling).</summary>
-    public Tensor Forward(IntTensor ids, float dropout = 0f, Rng? rng = null)
+    /// sampling). With <paramref name="attention"/>, each block's attention probabilities [B, H, T, T] are added to
+    /// it, in block order (from recorded ops: the logits equal the fused kernel's up to rounding).</summary>
+    public Tensor Forward(IntTensor ids, float dropout = 0f, Rng? rng = null, List<Tensor>? attention = null)
     {
         CheckIds(ids, 0);
         if (dropout is < 0f or >= 1f) Throw.Argument($"dropout must be in [0, 1), got {dropout}");
         var x = ArBlock.Drop(Ops.Add(tokEmb.Forward(ids), Positions(0, ids.Shape[1])), dropout, rng);   // (B, T, D)
-        foreach (var b in blocks) x = b.Forward(x, p: dropout, dropout: rng);
+        foreach (var b in blocks) x = b.Forward(x, p: dropout, dropout: rng, probabilities: attention);
         return head.Forward(lnF.Forward(x));                                    // (B, T, V)
     }
 

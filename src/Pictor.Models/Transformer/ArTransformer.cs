@@ -45,10 +45,13 @@ public sealed class ArBlock : Module
 
     /// <summary>Causal for the AR transformer; bidirectional (causal: false) for the text encoder. With a
     /// <paramref name="dropout"/> rng and probability p > 0, each branch's output is dropped out before its residual
-    /// add (GPT-2's residual dropout; training only: samplers pass none).</summary>
-    public Tensor Forward(Tensor x, bool causal = true, float p = 0f, Rng? dropout = null)   // (B, T, D) -> (B, T, D)
+    /// add (GPT-2's residual dropout; training only: samplers pass none).
+    /// With <paramref name="probabilities"/>, the attention's probabilities [B, H, T, T] are added to it.</summary>
+    public Tensor Forward(Tensor x, bool causal = true, float p = 0f, Rng? dropout = null,
+        List<Tensor>? probabilities = null)   // (B, T, D) -> (B, T, D)
     {
-        x = Ops.AddInPlace(Drop(attn.Forward(ln1.Forward(x), causal: causal), p, dropout), x);
+        x = Ops.AddInPlace(Drop(attn.Forward(ln1.Forward(x), causal: causal, probabilities: probabilities), p,
+            dropout), x);
         return Ops.AddInPlace(Drop(mlp.Forward(ln2.Forward(x)), p, dropout), x);
     }
 

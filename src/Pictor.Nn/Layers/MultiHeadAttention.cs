@@ -33,7 +33,8 @@ public sealed class MultiHeadAttention : Module
     /// <summary>x [B, T, D], context [B, S, Dc] (null for self-attention) -> [B, T, D]. With <paramref
     /// name="probabilities"/>, the attention is computed from recorded ops (logits, softmax, product) instead of the
     /// fused kernel, and its probabilities [B, H, T, S] are added to the list as a tensor that gradients flow through
-    /// (a loss on where each query looks: <c>GroundingLoss</c>); the output is the fused kernel's up to
+    /// (a loss on where each query looks: <c>GroundingLoss</c>; a DALL-E explanation, causal); the output is the fused
+    /// kernel's up to
     /// rounding.</summary>
     public Tensor Forward(Tensor x, Tensor? context = null, bool causal = false, bool[]? keyPaddingMask = null,
         List<Tensor>? probabilities = null)
@@ -47,16 +48,27 @@ public sealed class MultiHeadAttention : Module
         if (probabilities == null) o = Ops.ScaledDotProductAttention(q, k, v, causal, keyPaddingMask);
         else
         {
-            if (causal || keyPaddingMask != null)
-                Throw.Argument("attention probabilities are kept only for unmasked attention (a UNet's "
-                    + "cross-attention); leave out causal and keyPaddingMask");
+            if (keyPaddingMask != null)
+                Throw.Argument("attention probabilities are kept only without a key padding mask; leave it out");
             // (B, H, T, S)
-            var p = Ops.Softmax(Ops.MulScalar(Ops.MatMul(q, Ops.Transpose(k, 2, 3)), 1f / MathF.Sqrt(HeadDim)), -1);
+            var logits = Ops.MulScalar(Ops.MatMul(q, Ops.Transpose(k, 2, 3)), 1f / MathF.Sqrt(HeadDim));
+            if (causal) logits = Ops.Add(logits, CausalMask(q.Shape[2], k.Shape[2]));
+            var p = Ops.Softmax(logits, -1);
             probabilities.Add(p);
             // (B, H, T, Dh)
             o = Ops.MatMul(p, v);
         }
         return Out.Forward(MergeHeads(o));     // (B, T, D)
+    }
+
+    /// <summary>[T, S]: 0 where query i may see key j (j &lt;= i + S - T, the mask aligned to the end, as the fused
+    /// kernel's), else -1e30.</summary>
+    private static Tensor CausalMask(int t, int s)
+    {
+        var m = new float[t * s];
+        for (int i = 0; i < t; i++)
+            for (int j = i + s - t + 1; j < s; j++) m[i * s + j] = -1e30f;
+        return Tensor.FromArray(m, t, s);
     }
 
     /// <summary>Causal self-attention for new tokens x [B, T, D] that attend to everything in <paramref name="cache"/>

@@ -83,7 +83,12 @@ public sealed class DallePipeline : ITextToImage
     /// <summary>Images [B, 3, H, W] in [-1, 1]: row i draws its tokens with Rng(seed + i) after prompts[i], guided by
     /// the negative prompt (or the empty caption) when the CFG scale is not 1, and the VQ-VAE decodes them. Settings
     /// are assumed checked (<see cref="SamplingSettings.Resolve"/>); onStep hears of each token (x0 null).</summary>
-    public Tensor Sample(IReadOnlyList<string> prompts, SamplingSettings o, SampleStep? onStep = null)
+    public Tensor Sample(IReadOnlyList<string> prompts, SamplingSettings o, SampleStep? onStep = null) =>
+        SampleCodes(prompts, o, onStep).Images;
+
+    /// <summary>As <see cref="Sample"/>, also returning the image codes [B * G * G] the VQ-VAE decoded.</summary>
+    public (Tensor Images, int[] Codes) SampleCodes(IReadOnlyList<string> prompts, SamplingSettings o,
+        SampleStep? onStep = null)
     {
         var s = new DalleSamplingOptions(o.Temperature, o.TopK, o.TopP, o.Guidance);
         int b = prompts.Count;
@@ -99,7 +104,7 @@ public sealed class DallePipeline : ITextToImage
         var img = Vq.Net.Decode(new IntTensor(codes, b, g, g));
         var y = img.Span;
         for (int i = 0; i < y.Length; i++) y[i] = Math.Clamp(y[i], -1f, 1f);
-        return img;
+        return (img, codes);
     }
 
     // ------------------------------------------------------------------------------------------- save / load

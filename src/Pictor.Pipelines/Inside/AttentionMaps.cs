@@ -90,9 +90,10 @@ public static class AttentionMaps
     public static string? Refuse(TextToImage model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return model.Pipeline is DiffusionPipeline ? null
-            : $"explain reads a diffusion UNet's cross-attention, but '{model.Name}' is a {model.Family} model; use a "
-                + "diffusion model (models/emoji, models/shapes)";
+        return model.Pipeline is DiffusionPipeline or Dalle.DallePipeline ? null
+            : $"explain reads a diffusion UNet's cross-attention or a DALL-E transformer's attention, but "
+                + $"'{model.Name}' is a {model.Family} model; use a diffusion or DALL-E model (models/emoji, "
+                + "models/emoji-dalle)";
     }
 
     /// <summary>Draws request.Prompt once (seed request.Seed; Count and Candidates are ignored) and returns its
@@ -102,6 +103,7 @@ public static class AttentionMaps
     {
         if (Refuse(model) is { } why) throw new ArgumentException(why);
         ArgumentNullException.ThrowIfNull(request);
+        if (model.Pipeline is Dalle.DallePipeline dalle) return ExplainDalle(model, dalle, request);
         var p = (DiffusionPipeline)model.Pipeline;
         var (prompt, s) = model.Resolve(request with { Count = 1, Candidates = 0 });
         int context = p.TextContext, size = p.Config.ImageSize;
@@ -129,27 +131,70 @@ public static class AttentionMaps
             .ToList();
         var keep = positions.Select((ps, i) => (ps, i)).Where(z => z.ps.Length > 0).Select(z => z.i).ToList();
         double words = 0, all = 0;
-        var levels = new List<WordMaps>();
-        foreach (var (r, acc) in sums.OrderByDescending(kv => kv.Key))
-        {
-            int t = r * r;
-            var maps = keep.Select(_ => new float[t]).ToArray();
-            for (int u = 0; u < t; u++)
-            {
-                double total = 0;
-                var per = new double[keep.Count];
-                for (int k = 0; k < keep.Count; k++)
-                {
-                    foreach (int sIdx in positions[keep[k]]) per[k] += acc[u * context + sIdx];
-                    total += per[k];
-                }
-                for (int sIdx = 0; sIdx < context; sIdx++) all += acc[u * context + sIdx];
-                words += total;
-                for (int k = 0; k < keep.Count; k++) maps[k][u] = (float)(per[k] / Math.Max(total, 1e-30));
-            }
-            levels.Add(new WordMaps(r, maps));
-        }
+        var levels = sums.OrderByDescending(kv => kv.Key)
+            .Select(kv => PerWord(kv.Key, kv.Value, context, positions, keep, ref words, ref all)).ToList();
         return new AttentionExplanation(prompt, s, image, keep.Select(k => spans[k].Word).ToList(), levels,
+            all > 0 ? words / all : 0);
+    }
+
+    /// <summary>One resolution's per-word maps from attention sums acc [r*r, S] (row u: what pixel u gave each text
+    /// position): word w's share of the words' attention at each pixel; adds to the words' and all positions'
+    /// totals.</summary>
+    private static WordMaps PerWord(int r, double[] acc, int context, List<int[]> positions, List<int> keep,
+        ref double words, ref double all)
+    {
+        int t = r * r;
+        var maps = keep.Select(_ => new float[t]).ToArray();
+        for (int u = 0; u < t; u++)
+        {
+            double total = 0;
+            var per = new double[keep.Count];
+            for (int k = 0; k < keep.Count; k++)
+            {
+                foreach (int sIdx in positions[keep[k]]) per[k] += acc[u * context + sIdx];
+                total += per[k];
+            }
+            for (int sIdx = 0; sIdx < context; sIdx++) all += acc[u * context + sIdx];
+            words += total;
+            for (int k = 0; k < keep.Count; k++) maps[k][u] = (float)(per[k] / Math.Max(total, 1e-30));
+        }
+        return new WordMaps(r, maps);
+    }
+
+    /// <summary>DALL-E: the image is drawn as 'generate' draws it (KV cache, guidance); then one full-sequence forward
+    /// of [caption; its image codes] keeps every block's causal self-attention. Image token j is predicted at position
+    /// L - 1 + j (L text positions), so that query's attention to the caption positions, summed over heads and
+    /// blocks, is what token j read; per word and normalised over the words at each token as for the UNet, on the
+    /// G x G token grid.</summary>
+    private static AttentionExplanation ExplainDalle(TextToImage model, Dalle.DallePipeline p, GenerationRequest request)
+    {
+        var (prompt, s) = model.Resolve(request with { Count = 1, Candidates = 0 });
+        var (img, codes) = p.SampleCodes([prompt], s);
+        var image = Image.FromTensor(Ops.Reshape(img, 3, p.ImageSize, p.ImageSize));
+        var cfg = p.Setup.Transformer;
+        int context = cfg.TextLen, n = cfg.SeqLen, g = cfg.Grid;
+        var attention = new List<Tensor>();
+        using (Autograd.NoGrad())
+            p.Transformer.Forward(p.Sequences(p.Tokenize([prompt]), codes), attention: attention);
+        var acc = new double[g * g * context];   // (G*G image tokens, L text positions)
+        foreach (var a in attention)             // (1, H, T, T)
+        {
+            var v = (a.IsContiguous ? a : Ops.Contiguous(a)).Span;
+            int heads = a.Shape[1];
+            for (int hd = 0; hd < heads; hd++)
+                for (int j = 0; j < g * g; j++)
+                {
+                    int row = (hd * n + context - 1 + j) * n;
+                    for (int sIdx = 0; sIdx < context; sIdx++) acc[j * context + sIdx] += v[row + sIdx];
+                }
+        }
+        var spans = p.Tokenizer.WordSpans(prompt);
+        var positions = spans.Select(w => Enumerable.Range(1 + w.Start, w.Count).Where(i => i < context - 1).ToArray())
+            .ToList();
+        var keep = positions.Select((ps, i) => (ps, i)).Where(z => z.ps.Length > 0).Select(z => z.i).ToList();
+        double words = 0, all = 0;
+        var level = PerWord(g, acc, context, positions, keep, ref words, ref all);
+        return new AttentionExplanation(prompt, s, image, keep.Select(k => spans[k].Word).ToList(), [level],
             all > 0 ? words / all : 0);
     }
 }
