@@ -20,8 +20,8 @@ namespace Pictor.Pipelines.Gan;
 /// </summary>
 public sealed class GanPipeline : ITextToImage
 {
-    public const string Format = "pictor-gan", ConfigFile = "config.json", WeightsFile = "model.safetensors",
-        TokenizerDir = "tokenizer", SamplerName = "prior";
+    public const string Format = "pictor-gan", ConfigFile = OneCallModel.ConfigFile,
+        WeightsFile = OneCallModel.WeightsFile, TokenizerDir = OneCallModel.TokenizerDir, SamplerName = "prior";
     public const int Version = 1;
     public static readonly string[] PresetNames = ["tiny", "xs"];
 
@@ -88,76 +88,37 @@ public sealed class GanPipeline : ITextToImage
     /// Settings are assumed checked.</summary>
     public Tensor Sample(IReadOnlyList<string> prompts, SamplingSettings s, SampleStep? onStep = null)
     {
-        int b = prompts.Count;
-        int per = Latent;
-        var z = new float[b * per];
-        for (int i = 0; i < b; i++)
-        {
-            var span = z.AsSpan(i * per, per);
-            new Rng(s.Seed + (ulong)i).FillNormal(span);
-            System.Numerics.Tensors.TensorPrimitives.Multiply(span, s.Temperature, span);
-        }
+        var z = OneCallModel.PriorNoise(prompts.Count, Latent, s.Seed, s.Temperature);     // (B, Z)
         Model.Train(false);
-        var img = Model.Generate(Ids(prompts), Tensor.FromArray(z, b, per));          // (B, 3, H, W)
+        var img = Model.Generate(Ids(prompts), z);          // (B, 3, H, W)
         onStep?.Invoke(1, 1, null);
         return img;
     }
 
     // ------------------------------------------------------------------------------------------- save / load
 
-    private static readonly JsonSerializerOptions Json =
-        new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
-
-    public string ToJson() => new JsonObject
-    {
-        ["format"] = Format, ["version"] = Version, ["preset"] = Preset, ["image_size"] = ImageSize,
-        ["model"] = JsonSerializer.SerializeToNode(Config, Json),
-    }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    public string ToJson() => OneCallModel.ToJson(Format, Version, Preset, ImageSize, Config);
 
     /// <summary>Reads config.json: (preset, config).</summary>
     public static (string Preset, GanConfig Config) ParseConfig(string json, string source)
     {
-        try
-        {
-            var o = JsonNode.Parse(json)!.AsObject();
-            if ((string?)o["format"] != Format)
-                throw new FormatException($"{source} is not a {Format} config (format '{(string?)o["format"]}')");
-            int v = (int)o["version"]!;
-            if (v != Version)
-                throw new FormatException($"{source} has config version {v}; this Pictor reads version {Version}. "
-                    + "Update Pictor or retrain.");
-            var cfg = o["model"].Deserialize<GanConfig>(Json) ?? throw new FormatException($"{source} has no model");
-            if ((int?)o["image_size"] != cfg.ImageSize)
-                throw new FormatException($"{source} says image_size {(int?)o["image_size"]} but its generator draws "
-                    + $"{cfg.ImageSize}x{cfg.ImageSize}; the file was edited: restore it from the model");
-            return ((string?)o["preset"] ?? "custom", cfg);
-        }
-        catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException)
-        {
-            throw new FormatException($"{source} is not a valid GAN config: {e.Message}");
-        }
+        var (preset, size, cfg) = OneCallModel.Parse<GanConfig>(json, source, Format, Version, "GAN");
+        if (size != cfg.ImageSize)
+            throw new FormatException($"{source} says image_size {size} but its generator draws "
+                + $"{cfg.ImageSize}x{cfg.ImageSize}; the file was edited: restore it from the model");
+        return (preset, cfg);
     }
 
     /// <summary>Writes config.json, tokenizer/, model.safetensors and weights.sha256, each atomically.</summary>
-    public void Save(string dir)
-    {
-        Directory.CreateDirectory(dir);
-        AtomicFile.WriteAllText(Path.Combine(dir, ConfigFile), ToJson());
-        Tokenizer.Save(Path.Combine(dir, TokenizerDir));
-        Model.Save(Path.Combine(dir, WeightsFile), metadata: new Dictionary<string, string> { ["format"] = Format });
-        WeightsHash = ModelDirectory.HashFile(Path.Combine(dir, WeightsFile));
-        WeightsManifest.Write(dir);
-    }
+    public void Save(string dir) => WeightsHash = OneCallModel.Save(dir, ToJson(), Tokenizer, Model, Format);
 
     public static GanPipeline Load(string dir) => Load(ModelDirectory.Open(dir, Format, "GAN model"));
 
     public static GanPipeline Load(ModelDirectory m)
     {
         var (preset, cfg) = ParseConfig(m.ConfigJson, m.ConfigPath);
-        string weights = m.Require(WeightsFile);
         var p = new GanPipeline(preset, cfg, BpeTokenizer.Load(m.Require(TokenizerDir)), new Rng(0));
-        p.Model.LoadStateDict(SafeTensorsFile.Read(weights));
-        p.WeightsHash = ModelDirectory.HashFile(weights);
+        p.WeightsHash = OneCallModel.LoadWeights(m, p.Model);
         return p;
     }
 }

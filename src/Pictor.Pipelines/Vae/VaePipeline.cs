@@ -19,8 +19,8 @@ namespace Pictor.Pipelines.Vae;
 /// </summary>
 public sealed class VaePipeline : ITextToImage
 {
-    public const string Format = "pictor-vae", ConfigFile = "config.json", WeightsFile = "model.safetensors",
-        TokenizerDir = "tokenizer", SamplerName = "prior";
+    public const string Format = "pictor-vae", ConfigFile = OneCallModel.ConfigFile,
+        WeightsFile = OneCallModel.WeightsFile, TokenizerDir = OneCallModel.TokenizerDir, SamplerName = "prior";
     public const int Version = 1;
     public static readonly string[] PresetNames = ["tiny", "xs"];
 
@@ -85,17 +85,9 @@ public sealed class VaePipeline : ITextToImage
     /// Settings are assumed checked.</summary>
     public Tensor Sample(IReadOnlyList<string> prompts, SamplingSettings s, SampleStep? onStep = null)
     {
-        int b = prompts.Count;
-        int per = Latent;
-        var z = new float[b * per];
-        for (int i = 0; i < b; i++)
-        {
-            var span = z.AsSpan(i * per, per);
-            new Rng(s.Seed + (ulong)i).FillNormal(span);
-            System.Numerics.Tensors.TensorPrimitives.Multiply(span, s.Temperature, span);
-        }
+        var z = OneCallModel.PriorNoise(prompts.Count, Latent, s.Seed, s.Temperature);     // (B, Z)
         Model.Train(false);
-        var img = Model.Generate(Ids(prompts), Tensor.FromArray(z, b, per));          // (B, 3, H, W)
+        var img = Model.Generate(Ids(prompts), z);          // (B, 3, H, W)
         var y = img.Span;
         for (int i = 0; i < y.Length; i++) y[i] = Math.Clamp(y[i], -1f, 1f);
         onStep?.Invoke(1, 1, null);
@@ -104,56 +96,22 @@ public sealed class VaePipeline : ITextToImage
 
     // ------------------------------------------------------------------------------------------- save / load
 
-    private static readonly JsonSerializerOptions Json =
-        new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
-
-    public string ToJson() => new JsonObject
-    {
-        ["format"] = Format, ["version"] = Version, ["preset"] = Preset, ["image_size"] = ImageSize,
-        ["model"] = JsonSerializer.SerializeToNode(Config, Json),
-    }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    public string ToJson() => OneCallModel.ToJson(Format, Version, Preset, ImageSize, Config);
 
     /// <summary>Reads config.json: (preset, image size, config).</summary>
-    public static (string Preset, int ImageSize, VaeConfig Config) ParseConfig(string json, string source)
-    {
-        try
-        {
-            var o = JsonNode.Parse(json)!.AsObject();
-            if ((string?)o["format"] != Format)
-                throw new FormatException($"{source} is not a {Format} config (format '{(string?)o["format"]}')");
-            int v = (int)o["version"]!;
-            if (v != Version)
-                throw new FormatException($"{source} has config version {v}; this Pictor reads version {Version}. "
-                    + "Update Pictor or retrain.");
-            var cfg = o["model"].Deserialize<VaeConfig>(Json) ?? throw new FormatException($"{source} has no model");
-            return ((string?)o["preset"] ?? "custom", (int)o["image_size"]!, cfg);
-        }
-        catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException)
-        {
-            throw new FormatException($"{source} is not a valid VAE config: {e.Message}");
-        }
-    }
+    public static (string Preset, int ImageSize, VaeConfig Config) ParseConfig(string json, string source) =>
+        OneCallModel.Parse<VaeConfig>(json, source, Format, Version, "VAE");
 
     /// <summary>Writes config.json, tokenizer/, model.safetensors and weights.sha256, each atomically.</summary>
-    public void Save(string dir)
-    {
-        Directory.CreateDirectory(dir);
-        AtomicFile.WriteAllText(Path.Combine(dir, ConfigFile), ToJson());
-        Tokenizer.Save(Path.Combine(dir, TokenizerDir));
-        Model.Save(Path.Combine(dir, WeightsFile), metadata: new Dictionary<string, string> { ["format"] = Format });
-        WeightsHash = ModelDirectory.HashFile(Path.Combine(dir, WeightsFile));
-        WeightsManifest.Write(dir);
-    }
+    public void Save(string dir) => WeightsHash = OneCallModel.Save(dir, ToJson(), Tokenizer, Model, Format);
 
     public static VaePipeline Load(string dir) => Load(ModelDirectory.Open(dir, Format, "VAE model"));
 
     public static VaePipeline Load(ModelDirectory m)
     {
         var (preset, size, cfg) = ParseConfig(m.ConfigJson, m.ConfigPath);
-        string weights = m.Require(WeightsFile);
         var p = new VaePipeline(preset, size, cfg, BpeTokenizer.Load(m.Require(TokenizerDir)), new Rng(0));
-        p.Model.LoadStateDict(SafeTensorsFile.Read(weights));
-        p.WeightsHash = ModelDirectory.HashFile(weights);
+        p.WeightsHash = OneCallModel.LoadWeights(m, p.Model);
         return p;
     }
 }
