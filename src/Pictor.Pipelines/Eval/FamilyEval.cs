@@ -49,7 +49,7 @@ public sealed record FamilyReport(IReadOnlyList<FamilyRow> Rows, int Images, str
         return sb.ToString();
     }
 
-    private static string Rate(double v) => v.ToString(v >= 100 ? "F0" : v >= 10 ? "F1" : "F2",
+    private static string Rate(double v) => v.ToString(v >= 99.5 ? "F0" : v >= 9.995 ? "F1" : "F2",
         CultureInfo.InvariantCulture);
 
     public string ToJson() => new JsonObject
