@@ -73,6 +73,7 @@ internal static class EvalVerbs
                 + $"{p.GetValue(data)} (seed = prompt index), judged by {p.GetValue(clip)}; each model's default "
                 + "sampling");
             Console.WriteLine(r.Table());
+            Console.WriteLine(r.SamplingLine);
             if (p.GetValue(grid) is { } g)
             {
                 picture.Save(g);

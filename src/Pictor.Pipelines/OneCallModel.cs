@@ -16,7 +16,8 @@ internal static class OneCallModel
 {
     public const string ConfigFile = "config.json", WeightsFile = "model.safetensors", TokenizerDir = "tokenizer";
 
-    public static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    public static readonly JsonSerializerOptions Json =
+        new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     /// <summary>[B, Z] noise: row i from Rng(seed + i), times the temperature.</summary>
     public static Tensor PriorNoise(int b, int width, ulong seed, float temperature)

@@ -176,8 +176,8 @@ public class CliTests
         Assert.True(File.Exists(Path.Combine(run, "model", "metrics.json")));
         r = Run("train", "vqvae", "--data", data, "--out", Path.Combine(dir, "vq2"), "--preset", "xs");
         Assert.Equal(2, r.Code); Assert.Contains("--preset must be one of tiny, s", r.Err);
-        r = Run("train", "gan", "--data", data);
-        Assert.Equal(2, r.Code); Assert.Contains("unknown verb 'gan' for 'train'; use diffusion, vqvae, dalle, clip", r.Err);
+        r = Run("train", "stylegan", "--data", data);
+        Assert.Equal(2, r.Code); Assert.Contains("unknown verb 'stylegan' for 'train'; use diffusion, vqvae, dalle, clip", r.Err);
 
         // DALL-E on the tokenizer: train, generate with token-sampling knobs, verify from the PNG metadata.
         string dalle = Path.Combine(dir, "dalle");

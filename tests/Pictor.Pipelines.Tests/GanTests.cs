@@ -205,7 +205,8 @@ public class FamilyEvalTests
         Assert.True(report.Rows.All(r => r.TrainingMinutes > 0), "every trainer writes training.json");
         Assert.Equal((3 * 16 + 4 * 2, 2 * 16 + 3 * 2), (grid.Width, grid.Height));
         string table = report.Table();
-        Assert.Contains("| gan | emoji-gan | one network call |", table);
+        Assert.Contains("| gan | emoji-gan | ", table);
+        Assert.Contains("emoji-gan one network call", report.SamplingLine);
         Assert.Contains("| real val images |", table);
     }
 }

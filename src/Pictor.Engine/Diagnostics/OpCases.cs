@@ -190,7 +190,8 @@ public static class OpCases
             // checked against PyTorch (PyTorchGoldenTests) and by sigma -> 1 (NnTests)
             var w = Randn(75, true, 4, 2, 3, 3); var u = Randn(76, false, 4); var v = Randn(77, false, 18);
             using (Autograd.NoGrad()) Ops.SpectralNorm(w, u, v, 3);   // unit u and v near the top singular pair
-            double[] ud = u.ToArray().Select(a => (double)a).ToArray(), vd = v.ToArray().Select(a => (double)a).ToArray();
+            double[] ud = u.ToArray().Select(a => (double)a).ToArray(),
+                vd = v.ToArray().Select(a => (double)a).ToArray();
             return OpOracle.Check("spectral norm", [w], t => Ops.SpectralNorm(t[0], u, v, 0),
                 d => RefOps.SpectralNorm(d[0], ud, vd, 0));
         });

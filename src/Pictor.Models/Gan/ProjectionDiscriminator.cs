@@ -9,9 +9,9 @@ namespace Pictor.Models.Gan;
 
 /// <summary>
 /// The conditional GAN's discriminator, with a projection head for the caption (Miyato and Koyama 2018, "cGANs with
-/// Projection Discriminator", eq. 3): features phi(x) [B, F] from a stack of spectrally normalised convolutions (SNGAN's
-/// "standard CNN", Miyato et al. 2018: at each level a 3x3 convolution and a 4x4 stride-2 one, leaky ReLU 0.1), summed
-/// over the pixels; then
+/// Projection Discriminator", eq. 3): features phi(x) [B, F] from a stack of spectrally normalised convolutions
+/// (SNGAN's "standard CNN", Miyato et al. 2018: at each level a 3x3 convolution and a 4x4 stride-2 one, leaky ReLU
+/// 0.1), summed over the pixels; then
 ///     D(x, y) = psi(phi(x)) + y_proj^T phi(x),
 /// psi a linear layer, y_proj = V t(y) for the caption's pooled vector t(y) from the discriminator's own text encoder
 /// (the paper's class embedding, for a caption). Every weight but the text encoder's is spectrally normalised.

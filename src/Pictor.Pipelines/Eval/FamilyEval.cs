@@ -29,25 +29,29 @@ public sealed record FamilyRow(FamilyEntry Entry, string Family, string Sampling
 /// <summary>The family table and what it was measured on.</summary>
 public sealed record FamilyReport(IReadOnlyList<FamilyRow> Rows, int Images, string Judge, string Data)
 {
-    /// <summary>The markdown table (README and bench/RESULTS.md), one row per model, then the real val images.
-    /// </summary>
+    /// <summary>The markdown table (the README's), one row per model, then the real val images; each model's
+    /// sampling is in <see cref="SamplingLine"/>.</summary>
     public string Table()
     {
         var inv = CultureInfo.InvariantCulture;
-        var sb = new StringBuilder("| family | model | sampling | R-precision | CLIP score | FD | images/s | "
-            + "training | parameters |\n|---|---|---|---|---|---|---|---|---|\n");
+        var sb = new StringBuilder("| family | model | R-precision | CLIP score | FD | images/s | "
+            + "training | parameters |\n|---|---|---|---|---|---|---|---|\n");
         foreach (var r in Rows)
-            sb.Append(string.Create(inv, $"| {r.Family} | {r.Entry.Name} | {r.Sampling} | {r.Report.RPrecision:F3} | "
+            sb.Append(string.Create(inv, $"| {r.Family} | {r.Entry.Name} | {r.Report.RPrecision:F3} | "
                 + $"{r.Report.ClipScore:F2} | {r.Report.Fd:F4} | {Rate(r.ImagesPerSecond)} | "
                 + $"{(r.TrainingMinutes is { } m ? $"{m:F0} min" : "?")} | {r.Parameters / 1e6:F1} M |\n"));
         if (Rows.Count > 0)
         {
             var real = Rows[0].Report;
-            sb.Append(string.Create(inv, $"| real val images | | | {real.RealRPrecision:F3} | {real.RealClipScore:F2} "
+            sb.Append(string.Create(inv, $"| real val images | | {real.RealRPrecision:F3} | {real.RealClipScore:F2} "
                 + $"| 0 | | | |\n"));
         }
         return sb.ToString();
     }
+
+    /// <summary>"sampling: emoji dpm++ 20 steps, CFG 3; ...": each model's default sampling, one line.</summary>
+    public string SamplingLine => "sampling: " + string.Join("; ", Rows.Where(r => r.Entry.Rerank == 1)
+        .Select(r => $"{r.Entry.Name} {r.Sampling}"));
 
     private static string Rate(double v) => v.ToString(v >= 99.5 ? "F0" : v >= 9.995 ? "F1" : "F2",
         CultureInfo.InvariantCulture);

@@ -76,7 +76,8 @@ public sealed class GanPipeline : ITextToImage
     {
         if (s.Sampler != SamplerName)
             return $"a GAN maps one noise vector drawn from its prior (sampler '{SamplerName}'); drop --sampler";
-        if (s.Steps != 1) return "a GAN draws an image in one generator call; drop --steps (it is for diffusion models)";
+        if (s.Steps != 1)
+            return "a GAN draws an image in one generator call; drop --steps (it is for diffusion models)";
         if (s.Guidance != 1f || s.NegativePrompt != null)
             return "a GAN has no classifier-free guidance; drop --cfg and --negative (use --temperature below 1 to "
                 + "trade variety for typical images)";

@@ -166,7 +166,8 @@ public static class AttentionMaps
     /// L - 1 + j (L text positions), so that query's attention to the caption positions, summed over heads and
     /// blocks, is what token j read; per word and normalised over the words at each token as for the UNet, on the
     /// G x G token grid.</summary>
-    private static AttentionExplanation ExplainDalle(TextToImage model, Dalle.DallePipeline p, GenerationRequest request)
+    private static AttentionExplanation ExplainDalle(TextToImage model, Dalle.DallePipeline p,
+        GenerationRequest request)
     {
         var (prompt, s) = model.Resolve(request with { Count = 1, Candidates = 0 });
         var (img, codes) = p.SampleCodes([prompt], s);
