@@ -112,18 +112,14 @@ public static class DalleTrainer
 
         protected override Tensor Loss()
         {
-            // drawn for the whole batch, computed for the shard's images (i - o) only
-            int o = Shard.Offset, b = Shard.Count;
+            // drawn for the whole batch, computed for the shard's images only
+            int b = Shard.Count;
             var captions = new string[b]; var codes = new int[b * g2];
-            for (int i = 0; i < Opt.Batch; i++)
+            var batch = DrawBatch(train);
+            for (int i = 0; i < b; i++)
             {
-                int idx = NextIndex();
-                var caps = train.Captions[idx];
-                string cap = caps[Rng.NextInt(caps.Count)];
-                string caption = Rng.NextFloat() < Opt.CaptionDropout ? "" : cap;
-                if (!Shard.Contains(i)) continue;
-                captions[i - o] = caption;
-                Array.Copy(trainCodes, idx * g2, codes, (i - o) * g2, g2);
+                captions[i] = batch[i].Caption;
+                Array.Copy(trainCodes, batch[i].Index * g2, codes, i * g2, g2);
             }
             var seq = pipe.Sequences(pipe.Tokenize(captions, truncate: true), codes);
             int padId = pipe.Tokenizer.PadId;

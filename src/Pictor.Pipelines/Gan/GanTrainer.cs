@@ -1,7 +1,6 @@
 using System.Globalization;
 using Pictor.Engine;
 using Pictor.Engine.IO;
-using Pictor.Imaging;
 using Pictor.Models.Gan;
 using Pictor.Pipelines.Training;
 using Pictor.Text;
@@ -135,16 +134,12 @@ public static class GanTrainer
         /// step), fakes from new noise without gradients, one forward over [real; fake].</summary>
         protected override Tensor AdversaryLoss()
         {
-            int size = Opt.ImageSize, per = 3 * size * size, o = Shard.Offset, b = Shard.Count;
-            for (int i = 0; i < Opt.Batch; i++)
+            int size = Opt.ImageSize, per = 3 * size * size, b = Shard.Count;
+            var batch = DrawBatch(train);
+            for (int i = 0; i < b; i++)
             {
-                int idx = NextIndex();
-                var caps = train.Captions[idx];
-                string cap = caps[Rng.NextInt(caps.Count)];
-                string caption = Rng.NextFloat() < Opt.CaptionDropout ? "" : cap;
-                if (!Shard.Contains(i)) continue;
-                train.Read(idx, x.AsSpan((i - o) * per, per));
-                captions[i - o] = caption;
+                train.Read(batch[i].Index, x.AsSpan(i * per, per));
+                captions[i] = batch[i].Caption;
             }
             var ids = gan.Ids(captions, truncate: true);
             var fake = gan.Model.Generate(ids, Noise());                                   // (B, 3, H, W)
@@ -181,16 +176,8 @@ public static class GanTrainer
         protected override void ExportModel(string dir) => evalGan.Save(dir);
 
         /// <summary>Fixed val prompts, seeds 0..7, temperature 1, EMA weights.</summary>
-        protected override void SaveSamples(string path)
-        {
-            var prompts = val.Captions.Select(c => evalGan.Tokenizer.Fit(c[0], evalGan.TextContext)).Distinct()
-                .Take(SamplePrompts).ToList();
-            var imgs = evalGan.Sample(prompts, new SamplingSettings(GanPipeline.SamplerName, 1, 1f));
-            int s = Opt.ImageSize;
-            Image.Grid(Enumerable.Range(0, prompts.Count)
-                .Select(i => Image.FromTensor(Ops.Reshape(Ops.Narrow(imgs, 0, i, 1), 3, s, s))).ToList(), prompts.Count)
-                .Save(path, [new("prompts", string.Join("\n", prompts))]);
-        }
+        protected override void SaveSamples(string path) => SavePromptRow(evalGan, val, SamplePrompts,
+            new SamplingSettings(GanPipeline.SamplerName, 1, 1f), path);
     }
 
     /// <summary>What the discriminator makes of real and generated images.</summary>

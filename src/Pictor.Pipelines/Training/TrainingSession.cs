@@ -235,6 +235,38 @@ public abstract class TrainingSession
         return order[pos++];
     }
 
+    /// <summary>Draws the global batch as every plain trainer does, the same draws on every rank: for each image, the
+    /// next index in epoch order, one of its captions, and the empty caption with probability --caption-dropout.
+    /// Returns this rank's images (its <see cref="Shard"/>, in order) with their captions.</summary>
+    protected (int Index, string Caption)[] DrawBatch(ImageCaptionSet set)
+    {
+        var mine = new (int, string)[Shard.Count];
+        for (int i = 0; i < Opt.Batch; i++)
+        {
+            int idx = NextIndex();
+            var caps = set.Captions[idx];
+            string cap = caps[Rng.NextInt(caps.Count)];
+            string caption = Rng.NextFloat() < Opt.CaptionDropout ? "" : cap;
+            if (Shard.Contains(i)) mine[i - Shard.Offset] = (idx, caption);
+        }
+        return mine;
+    }
+
+    /// <summary>A checkpoint's picture for a one-call model: one image for each of the first distinct val captions
+    /// (fitted to the context; seeds 0.., the model's <paramref name="settings"/>), in a row, the prompts in the PNG.
+    /// </summary>
+    protected static void SavePromptRow(ITextToImage model, ImageCaptionSet val, int count, SamplingSettings settings,
+        string path)
+    {
+        var prompts = val.Captions.Select(c => model.Tokenizer.Fit(c[0], model.TextContext)).Distinct()
+            .Take(count).ToList();
+        var imgs = model.Sample(prompts, settings);                                       // (P, 3, H, W)
+        int s = model.ImageSize;
+        Imaging.Image.Grid(Enumerable.Range(0, prompts.Count)
+            .Select(i => Imaging.Image.FromTensor(Ops.Reshape(Ops.Narrow(imgs, 0, i, 1), 3, s, s))).ToList(),
+            prompts.Count).Save(path, [new("prompts", string.Join("\n", prompts))]);
+    }
+
     /// <summary>A seeded permutation of 0..count-1 for one epoch (Fisher-Yates).</summary>
     public static int[] EpochOrder(ulong seed, long epoch, int count)
     {

@@ -1,7 +1,6 @@
 using System.Globalization;
 using Pictor.Engine;
 using Pictor.Engine.IO;
-using Pictor.Imaging;
 using Pictor.Pipelines.Training;
 using Pictor.Text;
 
@@ -81,16 +80,12 @@ public static class VaeTrainer
         {
             int size = Opt.ImageSize, per = 3 * size * size, o = Shard.Offset, b = Shard.Count;
             int zper = vae.Latent;
+            var batch = DrawBatch(train);
             var captions = new string[b];
-            for (int i = 0; i < Opt.Batch; i++)
+            for (int i = 0; i < b; i++)
             {
-                int idx = NextIndex();
-                var caps = train.Captions[idx];
-                string cap = caps[Rng.NextInt(caps.Count)];
-                string caption = Rng.NextFloat() < Opt.CaptionDropout ? "" : cap;
-                if (!Shard.Contains(i)) continue;
-                train.Read(idx, x.AsSpan((i - o) * per, per));
-                captions[i - o] = caption;
+                train.Read(batch[i].Index, x.AsSpan(i * per, per));
+                captions[i] = batch[i].Caption;
             }
             Rng.FillNormal(eps);
             var (loss, _, _) = vae.Model.Loss(Tensor.FromArray(x, b, 3, size, size), vae.Ids(captions, truncate: true),
@@ -111,16 +106,8 @@ public static class VaeTrainer
         protected override void ExportModel(string dir) => evalVae.Save(dir);
 
         /// <summary>Fixed val prompts, seeds 0..7, temperature 1, EMA weights.</summary>
-        protected override void SaveSamples(string path)
-        {
-            var prompts = val.Captions.Select(c => evalVae.Tokenizer.Fit(c[0], evalVae.TextContext)).Distinct()
-                .Take(SamplePrompts).ToList();
-            var imgs = evalVae.Sample(prompts, new SamplingSettings(VaePipeline.SamplerName, 1, 1f));
-            int s = Opt.ImageSize;
-            Image.Grid(Enumerable.Range(0, prompts.Count)
-                .Select(i => Image.FromTensor(Ops.Reshape(Ops.Narrow(imgs, 0, i, 1), 3, s, s))).ToList(), prompts.Count)
-                .Save(path, [new("prompts", string.Join("\n", prompts))]);
-        }
+        protected override void SaveSamples(string path) => SavePromptRow(evalVae, val, SamplePrompts,
+            new SamplingSettings(VaePipeline.SamplerName, 1, 1f), path);
     }
 
     /// <summary>The negative ELBO of <paramref name="model"/> on the first <paramref name="max"/> images of
